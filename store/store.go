@@ -1,0 +1,126 @@
+// Package store keeps tokengate's state: refresh tokens, revocations, signing keys and single-use
+// records. Each capability is a small interface named by its users; memory.go and bolt.go implement
+// them all (redis.go will too). Every operation that enforces "once" is atomic within one backend,
+// across goroutines and, for shared backends, across processes.
+//
+// Error contract: ErrNotFound, ErrReused and ErrExists describe the data; any other error is a
+// technical fault (disk, network) that the caller reports as 503/500 and never as a client mistake.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such record, or it has expired, been used up, or its family is dead.
+	ErrNotFound = errors.New("store: not found")
+	// ErrReused: a refresh token that was already rotated was presented again (RFC 9700 §4.14.2).
+	// The store has killed its family in the same atomic step.
+	ErrReused = errors.New("store: refresh token reused")
+)
+
+// RefreshToken is a stored refresh token. The token itself is never stored: records are keyed by
+// a hash of it, which the caller computes.
+type RefreshToken struct {
+	// FamilyID names the chain of rotations that began with one grant. Access tokens carry it, so
+	// killing a family needs no list of its access tokens.
+	FamilyID string `json:"family_id"`
+	// ClientID is the client the token was issued to.
+	ClientID string `json:"client_id"`
+	// ExpiresAt ends this token; the store may forget it afterwards.
+	ExpiresAt time.Time `json:"expires_at"`
+	// Grant is the caller's own encoding of what was granted (subject, scope, claims); opaque here.
+	Grant []byte `json:"grant"`
+}
+
+// RefreshTokens stores refresh tokens and rotates them exactly once.
+type RefreshTokens interface {
+	// CreateRefreshToken stores a new live token under hash.
+	CreateRefreshToken(ctx context.Context, hash string, t RefreshToken) error
+	// RefreshToken returns the live token stored under hash. It returns ErrNotFound when the token is
+	// unknown, expired, or its family is revoked, and ErrReused (killing the family) when the token
+	// was rotated already.
+	RefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// RotateRefreshToken, in one atomic step, marks the live token under oldHash as rotated (kept
+	// until it expires, so a later reuse is detected) and stores next under newHash. When oldHash
+	// was rotated already it kills the family and returns ErrReused; when it is unknown, expired or
+	// its family is dead, ErrNotFound. Of concurrent rotations of one token exactly one succeeds;
+	// the others get ErrReused.
+	RotateRefreshToken(ctx context.Context, oldHash, newHash string, next RefreshToken) error
+}
+
+// RevocationKind says what a Revocation names.
+type RevocationKind string
+
+const (
+	// RevokedToken names one access token by its jti.
+	RevokedToken RevocationKind = "jti"
+	// RevokedFamily names a refresh family (or a code's grant): its refresh tokens fail and every
+	// access token carrying its id is refused.
+	RevokedFamily RevocationKind = "family"
+)
+
+// Revocation is one entry of the deny-list that bearer_auth keeps in memory.
+type Revocation struct {
+	Kind RevocationKind `json:"kind"`
+	ID   string         `json:"id"`
+	// Until is when the entry may be forgotten: the expiry of the last token it could concern.
+	Until time.Time `json:"until"`
+}
+
+// Revocations is the deny-list. Entries are written once and read in order, so each instance can
+// follow the list with a cursor instead of reading the store per request.
+type Revocations interface {
+	// Revoke adds r to the list. Revoking a family also makes its refresh tokens fail.
+	Revoke(ctx context.Context, r Revocation) error
+	// RevocationsSince returns the unexpired entries added after cursor, in order, and the cursor to
+	// pass next time. Cursor 0 reads the whole list.
+	RevocationsSince(ctx context.Context, cursor uint64) ([]Revocation, uint64, error)
+}
+
+// SigningKey is a private signing key as the store keeps it.
+type SigningKey struct {
+	// ID is the key's kid.
+	ID string `json:"kid"`
+	// Alg is the JWS algorithm it signs with: ES256, RS256, PS256 or EdDSA.
+	Alg string `json:"alg"`
+	// PEM is the private key, PKCS#8.
+	PEM []byte `json:"pem"`
+	// SignsFrom is when it becomes the key that signs; it is published in the JWKS before then.
+	SignsFrom time.Time `json:"signs_from"`
+}
+
+// SigningKeys keeps the generated signing keys so that a restart, a reload and every instance on a
+// shared store sign with the same keys.
+type SigningKeys interface {
+	// AddSigningKey stores k in slot unless the slot is taken, and returns the key the slot holds
+	// afterwards: k, or the one another instance stored first (create-if-absent, then read back).
+	AddSigningKey(ctx context.Context, slot string, k SigningKey) (SigningKey, error)
+	// SigningKeys returns every stored key by slot.
+	SigningKeys(ctx context.Context) (map[string]SigningKey, error)
+	// DeleteSigningKey forgets the key in slot (a retired key whose tokens have all expired).
+	DeleteSigningKey(ctx context.Context, slot string) error
+}
+
+// OneTime keeps values that may be taken once: authorization codes, device codes, and the ids of
+// assertions that must not be replayed.
+type OneTime interface {
+	// PutOnce stores value under key until exp. It returns false, storing nothing, when the key is
+	// already present (a replayed assertion id, a colliding code).
+	PutOnce(ctx context.Context, key string, value []byte, exp time.Time) (bool, error)
+	// Take atomically reads and deletes the value under key: of concurrent takes exactly one gets
+	// it, the others ErrNotFound.
+	Take(ctx context.Context, key string) ([]byte, error)
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	RefreshTokens
+	Revocations
+	SigningKeys
+	OneTime
+	// Close releases the backend (the bolt file lock, the Redis pool).
+	Close() error
+}

@@ -1,0 +1,162 @@
+package tokens
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// KeySet is the keys tokengate publishes and signs with: the current one, the next (published before
+// it signs, because clients cache the JWKS) and the retired ones whose tokens have not all expired.
+// It is immutable and safe for concurrent use; a rotation builds a new KeySet.
+type KeySet struct {
+	// keys is ordered by SignsFrom, earliest first.
+	keys []*keyEntry
+	byID map[string]*keyEntry
+	jwks []byte
+	algs []string
+}
+
+// keyEntry is a Key with everything signing and verifying need that does not depend on the request,
+// computed once (see HARD-PARTS "Signing cost").
+type keyEntry struct {
+	Key
+	method jwt.SigningMethod
+	public crypto.PublicKey
+	// accessHeader and idHeader are the encoded JWS headers of access and ID tokens followed by
+	// the "." that separates them from the payload (RFC 7515 §7.1).
+	accessHeader string
+	idHeader     string
+	// atHash is the hash OIDC Core §3.1.3.6 uses for at_hash with this key's alg.
+	atHash crypto.Hash
+}
+
+// NewKeySet checks every key (alg fits the key, a non-empty kid unique in the set) and precomputes
+// the JWKS and the JWS headers.
+func NewKeySet(keys ...Key) (*KeySet, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("tokens: a key set needs at least one key")
+	}
+	s := &KeySet{byID: make(map[string]*keyEntry, len(keys))}
+	published := make([]publishedJWK, 0, len(keys))
+	for _, k := range keys {
+		if k.ID == "" {
+			return nil, errors.New("tokens: a key has no kid")
+		}
+		if _, dup := s.byID[k.ID]; dup {
+			return nil, fmt.Errorf("tokens: kid %q is used by two keys", k.ID)
+		}
+		pub, err := publicJWK(k.Alg, k.Signer)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k.ID, err)
+		}
+		e, err := newKeyEntry(k)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k.ID, err)
+		}
+		s.keys = append(s.keys, e)
+		s.byID[k.ID] = e
+		if !slices.Contains(s.algs, k.Alg) {
+			s.algs = append(s.algs, k.Alg)
+		}
+		published = append(published, publishedJWK{Kid: k.ID, Alg: k.Alg, Use: "sig", jwk: pub})
+	}
+	slices.SortStableFunc(s.keys, func(a, b *keyEntry) int { return a.SignsFrom.Compare(b.SignsFrom) })
+	slices.Sort(s.algs)
+	jwks, err := json.Marshal(struct {
+		Keys []publishedJWK `json:"keys"`
+	}{published})
+	if err != nil {
+		return nil, fmt.Errorf("tokens: encode JWKS: %w", err)
+	}
+	s.jwks = jwks
+	return s, nil
+}
+
+// publishedJWK is one member of the JWKS: public parts only (RFC 7517 §4, §5).
+type publishedJWK struct {
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+	jwk
+}
+
+func newKeyEntry(k Key) (*keyEntry, error) {
+	e := &keyEntry{Key: k, public: k.Signer.Public(), atHash: crypto.SHA256}
+	switch k.Alg {
+	case ES256:
+		e.method = jwt.SigningMethodES256
+	case RS256:
+		e.method = jwt.SigningMethodRS256
+	case PS256:
+		e.method = jwt.SigningMethodPS256
+	case EdDSA:
+		e.method = jwt.SigningMethodEdDSA
+		// OIDC Core 1.0 errata set 2, §3.1.3.6: Ed25519 hashes with SHA-512.
+		e.atHash = crypto.SHA512
+	}
+	var err error
+	if e.accessHeader, err = encodeHeader(k, "at+jwt"); err != nil {
+		return nil, err
+	}
+	if e.idHeader, err = encodeHeader(k, "JWT"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// encodeHeader encodes the JWS protected header and appends the "." that follows it.
+func encodeHeader(k Key, typ string) (string, error) {
+	h, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{k.Alg, k.ID, typ})
+	if err != nil {
+		return "", fmt.Errorf("tokens: encode header: %w", err)
+	}
+	return b64.EncodeToString(h) + ".", nil
+}
+
+// Signing returns the key that signs at now: the one with the latest SignsFrom not after now, or the
+// earliest key when none has started yet (a fresh install whose first key was dated ahead).
+func (s *KeySet) Signing(now time.Time) Key {
+	return s.signing(now).Key
+}
+
+func (s *KeySet) signing(now time.Time) *keyEntry {
+	cur := s.keys[0]
+	for _, e := range s.keys[1:] {
+		if e.SignsFrom.After(now) {
+			break
+		}
+		cur = e
+	}
+	return cur
+}
+
+// Lookup returns the key named kid.
+func (s *KeySet) Lookup(kid string) (Key, bool) {
+	e, ok := s.byID[kid]
+	if !ok {
+		return Key{}, false
+	}
+	return e.Key, true
+}
+
+// JWKS returns the RFC 7517 JWK Set document {"keys":[...]}: for each key its kid, kty, alg,
+// use "sig" and public members only. It is encoded once; each call returns a fresh copy.
+func (s *KeySet) JWKS() []byte {
+	return slices.Clone(s.jwks)
+}
+
+// Algs returns the distinct algorithms of the set's keys, sorted (for discovery's
+// *_signing_alg_values_supported).
+func (s *KeySet) Algs() []string {
+	return slices.Clone(s.algs)
+}

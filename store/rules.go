@@ -1,0 +1,110 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The rules below are shared by every backend, so that each one only decides how records are kept,
+// never what presenting a token means.
+
+// errHashTaken reports a refresh token hash that is already stored. 256 random bits never collide,
+// so this is a caller's fault; overwriting instead could bring a rotated token back to life.
+var errHashTaken = errors.New("store: refresh token hash already stored")
+
+// refreshRecord is a refresh token as stored.
+type refreshRecord struct {
+	RefreshToken
+	// Rotated marks a token exchanged already. It is kept until ExpiresAt so that a second use is
+	// recognised as reuse (RFC 9700 §4.14.2) instead of passing for an unknown token.
+	Rotated bool `json:"rotated,omitempty"`
+}
+
+// family is what the store knows of a refresh family: how long its tokens live and whether it is dead.
+type family struct {
+	// Expires is the latest ExpiresAt among the family's refresh tokens.
+	Expires time.Time `json:"expires"`
+	// Dead is set once the family is revoked; it never returns to life.
+	Dead bool `json:"dead,omitempty"`
+	// DeadUntil is the latest Until among the family's entries in the revocation log.
+	DeadUntil time.Time `json:"dead_until,omitzero"`
+}
+
+// forgetAt is when the record may go: its tokens have all expired, and so has its log entry.
+func (f *family) forgetAt() time.Time { return later(f.Expires, f.DeadUntil) }
+
+// grow notes a member token that expires at exp.
+func (f *family) grow(exp time.Time) { f.Expires = later(f.Expires, exp) }
+
+// revoke marks the family dead until at least until. It reports whether the revocation must be
+// appended to the log: not when an entry lasting as long is there already, so that repeated
+// revocations (or a burst of reuses) do not grow the list every instance reads.
+func (f *family) revoke(until time.Time) bool {
+	if f.Dead && !until.After(f.DeadUntil) {
+		return false
+	}
+	f.Dead = true
+	f.DeadUntil = later(f.DeadUntil, until)
+	return true
+}
+
+// killedBy marks the family dead because rec was presented after its rotation. The entry lasts
+// until the family's last refresh token expires: no token it issued may be honoured before then.
+// The bool says whether the entry must be appended to the log.
+func (f *family) killedBy(rec refreshRecord) (Revocation, bool) {
+	r := Revocation{Kind: RevokedFamily, ID: rec.FamilyID, Until: later(f.Expires, rec.ExpiresAt)}
+	return r, f.revoke(r.Until)
+}
+
+// presented says what presenting a refresh token means: nil when it is live, ErrReused when it was
+// rotated already (the caller then kills the family, RFC 9700 §4.14.2), ErrNotFound otherwise.
+// Reuse is checked before the family's death so that, of concurrent rotations, all the losers see
+// ErrReused even though the first of them has killed the family already.
+func presented(rec refreshRecord, found bool, fam family, now time.Time) error {
+	switch {
+	case !found || expired(rec.ExpiresAt, now):
+		return ErrNotFound
+	case rec.Rotated:
+		return ErrReused
+	case fam.Dead:
+		return ErrNotFound
+	}
+	return nil
+}
+
+// checkRotation refuses a rotation that would move a token out of its family: the new token would
+// escape the family's revocation.
+func checkRotation(old refreshRecord, next RefreshToken) error {
+	if next.FamilyID != old.FamilyID {
+		return fmt.Errorf("store: rotation must keep family %q, got %q", old.FamilyID, next.FamilyID)
+	}
+	return nil
+}
+
+// checkRevocation refuses entries that no reader could match.
+func checkRevocation(r Revocation) error {
+	if r.Kind != RevokedToken && r.Kind != RevokedFamily {
+		return fmt.Errorf("store: unknown revocation kind %q", r.Kind)
+	}
+	if r.ID == "" {
+		return errors.New("store: revocation without id")
+	}
+	return nil
+}
+
+// oneTime is a value stored by PutOnce.
+type oneTime struct {
+	Value     []byte    `json:"value"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// expired reports whether something valid until exp is gone at now: exp itself is too late.
+func expired(exp, now time.Time) bool { return !now.Before(exp) }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// TestBoltDurable: everything written is there after closing and reopening the file, and a
+// rotated token is still rotated (a restart never brings a used refresh token back).
+func TestBoltDurable(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "tokengate.db")
+	s, err := OpenBolt(path, c.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
+	mustCreate(t, s, "x", grant("f2", time.Hour))
+	revoked := []Revocation{
+		{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Hour)},
+		{Kind: RevokedFamily, ID: "f2", Until: t0.Add(time.Hour)},
+	}
+	for _, r := range revoked {
+		mustRevoke(t, s, r)
+	}
+	key := SigningKey{ID: "k1", Alg: "ES256", PEM: []byte("pem"), SignsFrom: t0}
+	if _, err := s.AddSigningKey(ctx, "current", key); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "code", ok, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTestBoltAt(t, path, c.now)
+	if got, err := s.RefreshToken(ctx, "b"); err != nil || !reflect.DeepEqual(got, grant("f1", time.Hour)) {
+		t.Errorf("RefreshToken(%q) after reopen = %+v, %v, want %+v", "b", got, err, grant("f1", time.Hour))
+	}
+	if _, err := s.RefreshToken(ctx, "x"); err != ErrNotFound {
+		t.Errorf("RefreshToken(%q) of a revoked family after reopen = %v, want %v", "x", err, ErrNotFound)
+	}
+	if rs, _ := revocations(t, s, 0); !reflect.DeepEqual(rs, revoked) {
+		t.Errorf("RevocationsSince(0) after reopen = %+v, want %+v", rs, revoked)
+	}
+	if keys, err := s.SigningKeys(ctx); err != nil || !reflect.DeepEqual(keys, map[string]SigningKey{"current": key}) {
+		t.Errorf("SigningKeys() after reopen = %+v, %v, want %+v", keys, err, key)
+	}
+	if v, err := s.Take(ctx, "code"); err != nil || string(v) != "grant" {
+		t.Errorf("Take(%q) after reopen = %q, %v, want %q", "code", v, err, "grant")
+	}
+	if _, err := s.RefreshToken(ctx, "a"); err != ErrReused {
+		t.Errorf("RefreshToken(%q) after reopen = %v, want %v", "a", err, ErrReused)
+	}
+	// The sequence survives too: a new entry is not numbered over an old one.
+	mustRevoke(t, s, Revocation{Kind: RevokedToken, ID: "jti-2", Until: t0.Add(time.Hour)})
+	if rs, _ := revocations(t, s, 0); len(rs) != 4 {
+		t.Errorf("RevocationsSince(0) = %+v, want 4 entries", rs)
+	}
+}
+
+func openTestBoltAt(t *testing.T, path string, now func() time.Time) *Bolt {
+	t.Helper()
+	s, err := OpenBolt(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// TestBoltLocked: a second opener of the same file fails after the lock timeout instead of hanging.
+func TestBoltLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokengate.db")
+	openTestBoltAt(t, path, newClock().now)
+	start := time.Now()
+	s, err := openBolt(path, newClock().now, 50*time.Millisecond)
+	if err == nil {
+		s.Close()
+		t.Fatalf("openBolt(%q) while open = nil error, want a lock timeout", path)
+	}
+	if !errors.Is(err, bolterrors.ErrTimeout) {
+		t.Errorf("openBolt(%q) = %v, want %v", path, err, bolterrors.ErrTimeout)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("openBolt(%q) took %v, want about the 50ms timeout", path, d)
+	}
+}
+
+// TestBoltPermissions: the file holds signing keys, so only its owner may read it.
+func TestBoltPermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data", "tokengate")
+	path := filepath.Join(dir, "tokengate.db")
+	openTestBoltAt(t, path, newClock().now)
+	for _, p := range []string{dir, path} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("mode of %s = %v, want no access for group and others", p, perm)
+		}
+	}
+}
+
+// TestBoltRefusalsDoNotWrite: presenting made-up or used values commits no transaction, so a
+// flood of them costs reads, not fsyncs.
+func TestBoltRefusalsDoNotWrite(t *testing.T) {
+	c := newClock()
+	s := openTestBolt(t, c.now).(*Bolt)
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
+	mustCreate(t, s, "short", grant("f2", time.Minute))
+	if _, err := s.RefreshToken(ctx, "a"); err != ErrReused { // kills f1: one write
+		t.Fatalf("RefreshToken(%q) = %v, want %v", "a", err, ErrReused)
+	}
+	if ok, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Hour)); !ok || err != nil {
+		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "jti", ok, err)
+	}
+	c.advance(time.Minute)
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"unknown refresh token", func() error { _, err := s.RefreshToken(ctx, "nope"); return err }, ErrNotFound},
+		{"rotation of an unknown token", func() error { return s.RotateRefreshToken(ctx, "nope", "n", grant("f1", time.Hour)) }, ErrNotFound},
+		{"rotation of an expired token", func() error { return s.RotateRefreshToken(ctx, "short", "n", grant("f2", time.Hour)) }, ErrNotFound},
+		{"reuse in a dead family", func() error { return s.RotateRefreshToken(ctx, "a", "n", grant("f1", time.Hour)) }, ErrReused},
+		{"member of a dead family", func() error { return s.RotateRefreshToken(ctx, "b", "n", grant("f1", time.Hour)) }, ErrNotFound},
+		{"unknown code", func() error { _, err := s.Take(ctx, "nope"); return err }, ErrNotFound},
+		{"replayed assertion id", func() error {
+			if ok, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Hour)); ok || err != nil {
+				return fmt.Errorf("PutOnce = %v, %v", ok, err)
+			}
+			return nil
+		}, nil},
+	}
+	for _, tt := range tests {
+		before := txID(t, s)
+		if err := tt.call(); err != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, err, tt.want)
+		}
+		if after := txID(t, s); after != before {
+			t.Errorf("%s committed %d transactions, want 0", tt.name, after-before)
+		}
+	}
+}
+
+// txID returns the id of the last committed write transaction.
+func txID(t *testing.T, s *Bolt) int {
+	t.Helper()
+	var id int
+	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// BenchmarkBoltRotate measures durable rotations per second with 32 concurrent clients, each
+// rotating its own chain.
+func BenchmarkBoltRotate(b *testing.B) {
+	s, err := OpenBolt(filepath.Join(b.TempDir(), "tokengate.db"), time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var chains atomic.Int64
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		chain := chains.Add(1)
+		fam := fmt.Sprintf("f%d", chain)
+		rt := RefreshToken{FamilyID: fam, ClientID: "client", ExpiresAt: time.Now().Add(time.Hour), Grant: []byte(`{"sub":"alice","scope":"openid offline_access"}`)}
+		old := fmt.Sprintf("%s-0", fam)
+		if err := s.CreateRefreshToken(ctx, old, rt); err != nil {
+			b.Error(err)
+			return
+		}
+		for i := 1; pb.Next(); i++ {
+			next := fmt.Sprintf("%s-%d", fam, i)
+			if err := s.RotateRefreshToken(ctx, old, next, rt); err != nil {
+				b.Error(err)
+				return
+			}
+			old = next
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rotations/s")
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -51,6 +52,8 @@ type Bolt struct {
 	now  func() time.Time
 	stop chan struct{}
 	done chan struct{}
+	// closing makes a second Close harmless instead of a panic on the closed stop channel.
+	closing sync.Once
 	// sweepFrom holds, per bucket, the key the next purge starts at. Only purge touches it, inside
 	// a write transaction, which bolt runs one at a time.
 	sweepFrom map[string][]byte
@@ -98,7 +101,7 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 
 // Close stops the purge and releases the file.
 func (s *Bolt) Close() error {
-	close(s.stop)
+	s.closing.Do(func() { close(s.stop) })
 	<-s.done
 	return s.db.Close()
 }

@@ -3,7 +3,7 @@
 // them all (redis.go will too). Every operation that enforces "once" is atomic within one backend,
 // across goroutines and, for shared backends, across processes.
 //
-// Error contract: ErrNotFound, ErrReused and ErrExists describe the data; any other error is a
+// Error contract: ErrNotFound and ErrReused describe the data; any other error is a
 // technical fault (disk, network) that the caller reports as 503/500 and never as a client mistake.
 package store
 
@@ -47,7 +47,7 @@ type RefreshTokens interface {
 	// until it expires, so a later reuse is detected) and stores next under newHash. When oldHash
 	// was rotated already it kills the family and returns ErrReused; when it is unknown, expired or
 	// its family is dead, ErrNotFound. Of concurrent rotations of one token exactly one succeeds;
-	// the others get ErrReused.
+	// the others get ErrReused. next must keep the old token's FamilyID.
 	RotateRefreshToken(ctx context.Context, oldHash, newHash string, next RefreshToken) error
 }
 

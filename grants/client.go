@@ -1,0 +1,101 @@
+package grants
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/tokengate/tokengate/credential"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Client is a registered client, as a `client` block of the Caddyfile declares it.
+type Client struct {
+	// ID is the client_id, matched byte for byte.
+	ID string
+	// Secrets are the accepted secrets; empty for a public client.
+	Secrets []*Secret
+	// Public clients (native apps, SPAs) have no secret.
+	Public bool
+	// AuthMethod is how a confidential client authenticates; "" means client_secret_basic, which
+	// is interchangeable with client_secret_post.
+	AuthMethod string
+	// Grants are the grant names it may use (see KnownGrant).
+	Grants []string
+	// Scopes are what it may ask for; asking for none means all of them.
+	Scopes []string
+	// Audience is the aud of its access tokens; empty means the issuer.
+	Audience []string
+	// RedirectURIs are matched exactly.
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	// AccessTokenTTL overrides the server's when not zero.
+	AccessTokenTTL time.Duration
+	// Claims are static claims added to every token issued to it.
+	Claims map[string]string
+	// IdentityProviders names the `users` blocks it may use; empty means only the default one.
+	IdentityProviders []string
+	// PKCEPlain allows code_challenge_method plain.
+	PKCEPlain bool
+	// IntrospectAny lets it introspect every token, not only its own.
+	IntrospectAny bool
+}
+
+// allows reports whether the client registered the grant.
+func (c *Client) allows(grant string) bool { return slices.Contains(c.Grants, grant) }
+
+// Secret is one accepted client secret: a bcrypt hash or, for secrets injected from the
+// environment, plaintext.
+type Secret struct {
+	hash []byte
+	// plain is kept as a SHA-256 digest so the comparison is constant-time whatever the lengths.
+	plain [sha256.Size]byte
+}
+
+// NewSecret parses a configured secret: a bcrypt hash as `caddy hash-password` prints it, or
+// plaintext.
+func NewSecret(configured string) (*Secret, error) {
+	if configured == "" {
+		return nil, errors.New("empty client secret")
+	}
+	if credential.IsBcryptHash(configured) {
+		return &Secret{hash: []byte(configured)}, nil
+	}
+	return &Secret{plain: sha256.Sum256([]byte(configured))}, nil
+}
+
+// cost is what checking this secret costs in bcrypt terms (0 for plaintext).
+func (s *Secret) cost() int {
+	if s.hash == nil {
+		return 0
+	}
+	c, _ := bcrypt.Cost(s.hash)
+	return c
+}
+
+func (s *Secret) matches(ctx context.Context, checker *credential.Checker, clientID, presented string) (bool, error) {
+	if s.hash != nil {
+		return checker.Check(ctx, s.hash, clientID, presented)
+	}
+	digest := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(digest[:], s.plain[:]) == 1, nil
+}
+
+// The grant names a `grants` line takes, and the grant_type each stands for on the wire.
+var wireGrantTypes = map[string]string{
+	"client_credentials": "client_credentials",
+	"password":           "password",
+	"refresh_token":      "refresh_token",
+}
+
+// KnownGrant reports whether name is a grant this release implements.
+func KnownGrant(name string) bool {
+	_, ok := wireGrantTypes[name]
+	return ok
+}
+
+// WireGrantType returns the grant_type value that stands for the grant name.
+func WireGrantType(name string) string { return wireGrantTypes[name] }

@@ -1,0 +1,149 @@
+package grants
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client authentication methods (RFC 6749 §2.3, OIDC Core §9).
+const (
+	AuthSecretBasic = "client_secret_basic"
+	AuthSecretPost  = "client_secret_post"
+	AuthSecretJWT   = "client_secret_jwt"
+	AuthPrivateKey  = "private_key_jwt"
+	AuthNone        = "none"
+)
+
+// presentedCredentials is what a request offers to prove which client sent it.
+type presentedCredentials struct {
+	clientID string
+	secret   string
+	basic    bool
+}
+
+// clientAuthFailed is the one answer for an unknown client, a wrong secret and a missing one, so
+// none of them tells an attacker more than the others.
+func clientAuthFailed(basic bool) *Error {
+	return &Error{Code: CodeInvalidClient, Description: "client authentication failed", triedBasic: basic}
+}
+
+// readCredentials collects the client's credentials from the Authorization header and the body,
+// refusing requests that mix methods.
+func readCredentials(r *http.Request, f form) (presentedCredentials, *Error) {
+	var c presentedCredentials
+	if scheme, payload, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Basic") {
+		c.basic = true
+		id, secret, ok := decodeBasic(payload)
+		if !ok {
+			return c, clientAuthFailed(true)
+		}
+		c.clientID, c.secret = id, secret
+	}
+	_, hasAssertion := f["client_assertion"]
+	bodySecret, hasBodySecret := f["client_secret"]
+	// RFC 6749 §2.3: a client must not use more than one authentication method in a request.
+	if (c.basic && (hasBodySecret || hasAssertion)) || (hasBodySecret && hasAssertion) {
+		return c, errorf(CodeInvalidRequest, "more than one client authentication method was used")
+	}
+	if bodyID, ok := f["client_id"]; ok {
+		// RFC 7521 §4.2: a client_id that contradicts the authenticated one is an error.
+		if c.basic && bodyID != c.clientID {
+			return c, errorf(CodeInvalidRequest, "client_id does not match the authenticated client")
+		}
+		c.clientID = bodyID
+	}
+	if hasAssertion {
+		// Client assertions (RFC 7523 §2.2) arrive in a later release.
+		return c, clientAuthFailed(false)
+	}
+	if hasBodySecret {
+		c.secret = bodySecret
+	}
+	return c, nil
+}
+
+// decodeBasic reads RFC 6749 §2.3.1 Basic credentials: base64 of id ":" secret, each
+// form-urlencoded first.
+func decodeBasic(payload string) (id, secret string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
+	if err != nil {
+		return "", "", false
+	}
+	encID, encSecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	id, err1 := url.QueryUnescape(encID)
+	secret, err2 := url.QueryUnescape(encSecret)
+	if err1 != nil || err2 != nil || id == "" {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+// authenticateClient returns the client a token request comes from, or the error to answer.
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form, now time.Time) (*Client, *Error) {
+	creds, err := readCredentials(r, f)
+	if err != nil {
+		return nil, err
+	}
+	if creds.clientID == "" {
+		return nil, clientAuthFailed(creds.basic)
+	}
+	if wait, blocked := s.limits.clients.Blocked(creds.clientID, now); blocked {
+		return nil, tooManyAttempts(wait)
+	}
+	client, known := s.clients[creds.clientID]
+	ok, fault := s.checkClientSecret(ctx, client, known, creds)
+	if fault != nil {
+		return nil, fault
+	}
+	if !ok {
+		s.limits.clients.Fail(creds.clientID, now)
+		return nil, clientAuthFailed(creds.basic)
+	}
+	return client, nil
+}
+
+func (s *Server) checkClientSecret(ctx context.Context, client *Client, known bool, creds presentedCredentials) (bool, *Error) {
+	if !known {
+		// Cost what a wrong secret costs, so timing does not tell which clients exist.
+		if err := s.limits.secrets.CheckMissing(ctx, s.secretCost, creds.secret); err != nil {
+			return false, unavailable(err)
+		}
+		return false, nil
+	}
+	if client.Public {
+		// A public client proves nothing (Basic with an empty secret is how some libraries send its id);
+		// one that sends a secret is confused or an impostor.
+		return creds.secret == "", nil
+	}
+	switch client.AuthMethod {
+	case "", AuthSecretBasic, AuthSecretPost:
+	default:
+		// A client registered for a JWT method must use it (SECURITY B21).
+		return false, nil
+	}
+	if creds.secret == "" {
+		return false, nil
+	}
+	for _, secret := range client.Secrets {
+		ok, err := secret.matches(ctx, s.limits.secrets, client.ID, creds.secret)
+		if err != nil {
+			return false, unavailable(err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func tooManyAttempts(wait time.Duration) *Error {
+	return &Error{Code: CodeTemporarilyUnavail, Description: "too many failed attempts; retry later",
+		Status: http.StatusTooManyRequests, RetryAfter: max(wait, time.Second)}
+}

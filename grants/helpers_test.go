@@ -1,0 +1,207 @@
+package grants
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
+	"golang.org/x/crypto/bcrypt"
+)
+
+const issuer = "https://auth.example.com"
+
+// fixture is a Server over a memory store with a clock the test moves.
+type fixture struct {
+	t        *testing.T
+	srv      *Server
+	store    *store.Memory
+	verifier *tokens.Verifier
+	revoked  int
+
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *fixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+func bcryptHash(t *testing.T, secret string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func secrets(t *testing.T, configured ...string) []*Secret {
+	t.Helper()
+	var out []*Secret
+	for _, c := range configured {
+		s, err := NewSecret(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// newFixture registers:
+//   - app: confidential (bcrypt secret "app-secret"), every grant, two identity providers
+//   - plain: confidential, a plaintext secret full of characters Basic must form-encode
+//   - spa: public, password and refresh_token
+//   - other: confidential, password and refresh_token
+//   - pwonly: confidential, password only
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0)}
+	f.store = store.NewMemory(f.clock)
+	signer, err := tokens.GenerateKey(tokens.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tokens.NewKey(tokens.ES256, signer, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := tokens.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keySource := func() *tokens.KeySet { return keys }
+	f.verifier = tokens.NewVerifier(issuer, keySource, f.clock)
+
+	main, err := identity.NewStatic([]identity.StaticUser{
+		{Username: "alice", Hash: bcryptHash(t, "alice-pw"), Claims: map[string]string{"email": "alice@example.com"}, Tenants: []string{"acme"}},
+		{Username: "carol", Hash: bcryptHash(t, "carol-pw")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partners, err := identity.NewStatic([]identity.StaticUser{{Username: "bob", Hash: bcryptHash(t, "bob-pw")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"client_credentials", "password", "refresh_token"}
+	f.srv, err = New(Config{
+		Issuer: issuer,
+		Clients: []*Client{
+			{ID: "app", Secrets: secrets(t, bcryptHash(t, "app-secret")), Grants: all,
+				Scopes: []string{"openid", "profile", "offline_access", "api.read", "api.write"}, Audience: []string{"api"},
+				Claims: map[string]string{"tier": "gold"}, IdentityProviders: []string{"main", "partners"}},
+			{ID: "plain", Secrets: secrets(t, "p:%+& secret"), Grants: []string{"client_credentials"}, Scopes: []string{"api.read"}},
+			{ID: "spa", Public: true, Grants: []string{"password", "refresh_token"}, Scopes: []string{"openid", "offline_access", "api.read"}},
+			{ID: "other", Secrets: secrets(t, "other-secret"), Grants: []string{"password", "refresh_token"}, Scopes: []string{"offline_access", "api.read"}},
+			{ID: "pwonly", Secrets: secrets(t, "pwonly-secret"), Grants: []string{"password"}, Scopes: []string{"api.read"}},
+		},
+		IdentityProviders: []IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
+		Store:             f.store,
+		Minter:            tokens.NewMinter(issuer, keySource, f.clock),
+		OnRevoke:          func(context.Context) { f.revoked++ },
+		Now:               f.clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// request is one token request.
+type request struct {
+	method      string
+	contentType string
+	target      string
+	body        string
+	basic       [2]string // id, secret: form-encoded then Base64 as RFC 6749 §2.3.1 says
+	header      map[string]string
+}
+
+type response struct {
+	status int
+	header http.Header
+	raw    string
+	json   map[string]any
+}
+
+func (r *response) str(name string) string {
+	s, _ := r.json[name].(string)
+	return s
+}
+
+func (f *fixture) do(req request) *response {
+	f.t.Helper()
+	if req.method == "" {
+		req.method = http.MethodPost
+	}
+	if req.contentType == "" {
+		req.contentType = "application/x-www-form-urlencoded"
+	}
+	if req.target == "" {
+		req.target = "/connect/token"
+	}
+	r := httptest.NewRequest(req.method, req.target, strings.NewReader(req.body))
+	r.Header.Set("Content-Type", req.contentType)
+	if req.basic[0] != "" {
+		cred := url.QueryEscape(req.basic[0]) + ":" + url.QueryEscape(req.basic[1])
+		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
+	}
+	for k, v := range req.header {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	f.srv.ServeHTTP(w, r)
+	resp := &response{status: w.Code, header: w.Header(), raw: w.Body.String()}
+	json.Unmarshal(w.Body.Bytes(), &resp.json)
+	return resp
+}
+
+// post sends form values with the app client's Basic credentials.
+func (f *fixture) post(values url.Values) *response {
+	f.t.Helper()
+	return f.do(request{body: values.Encode(), basic: [2]string{"app", "app-secret"}})
+}
+
+func (f *fixture) expectError(what string, resp *response, status int, code string) {
+	f.t.Helper()
+	if resp.status != status || resp.str("error") != code {
+		f.t.Errorf("%s: %d %s, want %d %s", what, resp.status, resp.raw, status, code)
+	}
+	if resp.header.Get("Cache-Control") != "no-store" {
+		f.t.Errorf("%s: Cache-Control = %q, want no-store", what, resp.header.Get("Cache-Control"))
+	}
+}
+
+func (f *fixture) expectOK(what string, resp *response) {
+	f.t.Helper()
+	if resp.status != http.StatusOK || resp.str("access_token") == "" {
+		f.t.Fatalf("%s: %d %s, want 200 with a token", what, resp.status, resp.raw)
+	}
+}
+
+func vals(kv ...string) url.Values {
+	v := url.Values{}
+	for i := 0; i < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v
+}

@@ -1,0 +1,159 @@
+package grants
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
+)
+
+// grant is what was granted: what a token response is made from, and what a refresh token
+// remembers (JSON in store.RefreshToken.Grant).
+type grant struct {
+	Subject string   `json:"sub"`
+	Scope   []string `json:"scope"`
+	// Claims are the user's (and their tenant); the client's static claims are added at minting,
+	// so a reload that changes them applies to refreshed tokens too.
+	Claims map[string]any `json:"claims,omitempty"`
+	// User is set when a person authenticated, not only the client: only then is there an ID token.
+	User     bool      `json:"user,omitempty"`
+	AuthTime time.Time `json:"auth_time,omitzero"`
+
+	// familyID and familyExpires are set when the grant has a refresh family: its access tokens
+	// carry the family id as gid and never outlive the family.
+	familyID      string
+	familyExpires time.Time
+}
+
+// tokenResponse is RFC 6749 §5.1's successful response.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// respond issues the tokens for g: a new refresh family when the client may refresh and asked for
+// offline_access, an access token, and an ID token for a person who asked for openid.
+func (s *Server) respond(ctx context.Context, req *tokenRequest, g *grant) (*tokenResponse, *Error) {
+	var refresh string
+	if req.client.allows("refresh_token") && slices.Contains(g.Scope, scopeOfflineAccess) {
+		var err *Error
+		if refresh, err = s.startFamily(ctx, req, g); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.mint(req, g, g.Scope)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = refresh
+	return resp, nil
+}
+
+// startFamily stores the first refresh token of a new family.
+func (s *Server) startFamily(ctx context.Context, req *tokenRequest, g *grant) (string, *Error) {
+	g.familyID = randomToken()
+	g.familyExpires = req.now.Add(s.cfg.RefreshTokenTTL)
+	raw, record, err := newRefreshToken(req.client.ID, g)
+	if err != nil {
+		return "", serverFault(err)
+	}
+	if err := s.cfg.Store.CreateRefreshToken(ctx, hashToken(raw), record); err != nil {
+		return "", unavailable(err)
+	}
+	return raw, nil
+}
+
+// newRefreshToken makes a refresh token for g's family: 256 random bits, base64url (RFC 6749
+// §10.10 asks for at least 128, and VSCHAR only). The whole family expires together, so a family
+// revocation that lasts until the family's end covers every token of it.
+func newRefreshToken(clientID string, g *grant) (string, store.RefreshToken, error) {
+	payload, err := json.Marshal(g)
+	if err != nil {
+		return "", store.RefreshToken{}, err
+	}
+	return randomToken(), store.RefreshToken{
+		FamilyID:  g.familyID,
+		ClientID:  clientID,
+		ExpiresAt: g.familyExpires,
+		Grant:     payload,
+	}, nil
+}
+
+// mint signs the access token (and ID token) for g, narrowed to scope.
+func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenResponse, *Error) {
+	c := req.client
+	ttl := c.AccessTokenTTL
+	if ttl == 0 {
+		ttl = s.cfg.AccessTokenTTL
+	}
+	if !g.familyExpires.IsZero() {
+		ttl = min(ttl, g.familyExpires.Sub(req.now))
+	}
+	audience := c.Audience
+	if len(audience) == 0 {
+		audience = []string{s.cfg.Issuer}
+	}
+	claims := make(map[string]any, len(c.Claims)+len(g.Claims))
+	for k, v := range c.Claims {
+		claims[k] = v
+	}
+	for k, v := range g.Claims {
+		claims[k] = v
+	}
+	scopeParam := strings.Join(scope, " ")
+	access, _, exp, err := s.cfg.Minter.AccessToken(tokens.AccessToken{
+		Subject:  g.Subject,
+		ClientID: c.ID,
+		Scope:    scopeParam,
+		GrantID:  g.familyID,
+		Audience: audience,
+		Claims:   claims,
+		TTL:      ttl,
+	})
+	if err != nil {
+		return nil, serverFault(err)
+	}
+	resp := &tokenResponse{
+		AccessToken: access,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(exp.Sub(req.now).Round(time.Second) / time.Second),
+		Scope:       scopeParam,
+	}
+	if g.User && slices.Contains(scope, scopeOpenID) {
+		resp.IDToken, err = s.cfg.Minter.IDToken(tokens.IDToken{
+			Subject:     g.Subject,
+			ClientID:    c.ID,
+			AccessToken: access,
+			AuthTime:    g.AuthTime,
+			Claims:      g.Claims,
+			TTL:         ttl,
+		})
+		if err != nil {
+			return nil, serverFault(err)
+		}
+	}
+	return resp, nil
+}
+
+func randomToken() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// hashToken is the key a refresh token is stored under: the store never sees the token itself.
+func hashToken(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}

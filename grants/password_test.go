@@ -1,0 +1,123 @@
+package grants
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPassword(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name   string
+		form   []string
+		status int
+		code   string
+	}{
+		{"right password", []string{"username", "alice", "password", "alice-pw"}, 200, ""},
+		{"missing username", []string{"password", "alice-pw"}, 400, CodeInvalidRequest},
+		{"missing password", []string{"username", "alice"}, 400, CodeInvalidRequest},
+		{"empty password", []string{"username", "alice", "password", ""}, 400, CodeInvalidRequest},
+		{"wrong password", []string{"username", "carol", "password", "nope"}, 400, CodeInvalidGrant},
+		{"unknown user", []string{"username", "mallory", "password", "nope"}, 400, CodeInvalidGrant},
+		{"user of another identity provider", []string{"username", "bob", "password", "bob-pw"}, 400, CodeInvalidGrant},
+		{"idp picks the provider", []string{"username", "bob", "password", "bob-pw", "acr_values", "idp:partners"}, 200, ""},
+		{"unknown idp", []string{"username", "bob", "password", "bob-pw", "acr_values", "idp:ldap"}, 400, CodeInvalidRequest},
+		{"the user's tenant", []string{"username", "alice", "password", "alice-pw", "acr_values", "tenant:acme"}, 200, ""},
+		{"a foreign tenant", []string{"username", "alice", "password", "alice-pw", "acr_values", "tenant:globex"}, 400, CodeInvalidGrant},
+		{"disallowed scope", []string{"username", "alice", "password", "alice-pw", "scope", "admin"}, 400, CodeInvalidScope},
+	} {
+		resp := f.post(vals(append([]string{"grant_type", "password"}, tc.form...)...))
+		if tc.status == 200 {
+			f.expectOK(tc.name, resp)
+		} else {
+			f.expectError(tc.name, resp, tc.status, tc.code)
+		}
+	}
+	// Wrong password and unknown user answer alike (RFC 6749 §4.3.2, SECURITY E55).
+	wrong := f.post(vals("grant_type", "password", "username", "carol", "password", "x"))
+	unknown := f.post(vals("grant_type", "password", "username", "nobody", "password", "x"))
+	if wrong.raw != unknown.raw {
+		t.Errorf("wrong password %q, unknown user %q: want identical", wrong.raw, unknown.raw)
+	}
+}
+
+// A client without identity_providers may use only the first users block.
+func TestDefaultIdentityProviderOnly(t *testing.T) {
+	f := newFixture(t)
+	resp := f.do(request{body: vals("grant_type", "password", "username", "bob", "password", "bob-pw", "acr_values", "idp:partners").Encode(),
+		basic: [2]string{"other", "other-secret"}})
+	f.expectError("another provider", resp, 400, CodeInvalidRequest)
+	resp = f.do(request{body: vals("grant_type", "password", "username", "carol", "password", "carol-pw").Encode(),
+		basic: [2]string{"other", "other-secret"}})
+	f.expectOK("default provider", resp)
+}
+
+func TestPasswordTokens(t *testing.T) {
+	f := newFixture(t)
+	resp := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw",
+		"scope", "openid offline_access api.read", "acr_values", "tenant:acme"))
+	f.expectOK("password", resp)
+	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims.Subject != "alice" || claims.ClientID != "app" || claims.Scope != "openid offline_access api.read" ||
+		claims.All["email"] != "alice@example.com" || claims.All["tenant"] != "acme" || claims.All["tier"] != "gold" ||
+		claims.GrantID == "" || len(claims.Audience) != 1 || claims.Audience[0] != "api" {
+		t.Errorf("access token claims = %+v", claims)
+	}
+	if got := len(resp.str("refresh_token")); got < 43 {
+		t.Errorf("refresh token has %d characters, want 256 bits (43 base64url characters)", got)
+	}
+	if resp.str("id_token") == "" {
+		t.Error("no id_token for openid")
+	}
+	// Without offline_access, no refresh token; without openid, no ID token.
+	resp = f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw", "scope", "api.read"))
+	if resp.str("refresh_token") != "" || resp.str("id_token") != "" {
+		t.Errorf("scope api.read got %s", resp.raw)
+	}
+}
+
+// RFC 6749 §4.3.2 / SPEC "Throttling": from the 10th wrong password for one username, 429 with
+// Retry-After, and then the right password is 429 too, never invalid_grant. Other users go on.
+func TestPasswordGuessingIsThrottled(t *testing.T) {
+	f := newFixture(t)
+	guess := func(user, pw string) *response {
+		return f.post(vals("grant_type", "password", "username", user, "password", pw))
+	}
+	for i := 1; i < 10; i++ {
+		f.expectError("wrong password", guess("alice", "guess"), 400, CodeInvalidGrant)
+	}
+	resp := guess("alice", "guess")
+	if resp.status != http.StatusTooManyRequests || resp.header.Get("Retry-After") == "" {
+		t.Fatalf("10th wrong password: %d Retry-After %q, want 429 with Retry-After", resp.status, resp.header.Get("Retry-After"))
+	}
+	if resp := guess("alice", "alice-pw"); resp.status != http.StatusTooManyRequests {
+		t.Fatalf("right password while throttled: %d %s, want 429", resp.status, resp.raw)
+	}
+	f.expectOK("another user", guess("carol", "carol-pw"))
+	// Never forever: after the window the right password works.
+	f.advance(5 * time.Minute)
+	f.expectOK("after the window", guess("alice", "alice-pw"))
+}
+
+// One address guessing many usernames is throttled too, but far later than one username.
+func TestAddressThrottleIsFarLater(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < 150; i++ {
+		resp := f.post(vals("grant_type", "password", "username", "user"+strings.Repeat("x", i%50)+string(rune('a'+i/50)), "password", "guess"))
+		if resp.status != 400 {
+			t.Fatalf("guess %d from one address: %d, want 400 (the address limit is far higher)", i, resp.status)
+		}
+	}
+	var throttled bool
+	for i := 0; i < 100 && !throttled; i++ {
+		throttled = f.post(vals("grant_type", "password", "username", "u"+strings.Repeat("y", i), "password", "guess")).status == http.StatusTooManyRequests
+	}
+	if !throttled {
+		t.Fatal("250 wrong passwords from one address were never throttled")
+	}
+}

@@ -1,0 +1,70 @@
+package grants
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/tokengate/tokengate/store"
+)
+
+// refreshToken runs RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every use returns a new refresh
+// token; presenting a rotated one kills the whole family, and the gate refuses its access tokens.
+func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
+	presented, ok := req.form["refresh_token"]
+	if !ok {
+		return nil, errorf(CodeInvalidRequest, "refresh_token is missing")
+	}
+	oldHash := hashToken(presented)
+	record, err := s.cfg.Store.RefreshToken(ctx, oldHash)
+	if err != nil {
+		return nil, s.refreshLookupFailed(ctx, err)
+	}
+	// §6: the token must have been issued to this client. Another client's attempt uses nothing up.
+	if record.ClientID != req.client.ID {
+		return nil, invalidRefreshToken()
+	}
+	var g grant
+	if err := json.Unmarshal(record.Grant, &g); err != nil {
+		return nil, serverFault(err)
+	}
+	g.familyID, g.familyExpires = record.FamilyID, record.ExpiresAt
+	// §6: the new scope may narrow the original, never widen it; the refresh token keeps the
+	// original, so a later refresh without scope gets it all back.
+	scope, scopeErr := grantedScope(req.form, g.Scope)
+	if scopeErr != nil {
+		return nil, scopeErr
+	}
+	raw, next, err := newRefreshToken(req.client.ID, &g)
+	if err != nil {
+		return nil, serverFault(err)
+	}
+	if err := s.cfg.Store.RotateRefreshToken(ctx, oldHash, hashToken(raw), next); err != nil {
+		return nil, s.refreshLookupFailed(ctx, err)
+	}
+	resp, mintErr := s.mint(req, &g, scope)
+	if mintErr != nil {
+		return nil, mintErr
+	}
+	resp.RefreshToken = raw
+	return resp, nil
+}
+
+// refreshLookupFailed answers a refresh token the store would not hand over.
+func (s *Server) refreshLookupFailed(ctx context.Context, err error) *Error {
+	switch {
+	case errors.Is(err, store.ErrReused):
+		// The store killed the family; the gate must hear of it before the next request.
+		if s.cfg.OnRevoke != nil {
+			s.cfg.OnRevoke(ctx)
+		}
+		return invalidRefreshToken()
+	case errors.Is(err, store.ErrNotFound):
+		return invalidRefreshToken()
+	}
+	return unavailable(err)
+}
+
+func invalidRefreshToken() *Error {
+	return errorf(CodeInvalidGrant, "the refresh token is invalid, expired or revoked")
+}

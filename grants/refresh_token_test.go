@@ -1,0 +1,143 @@
+package grants
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// login returns a password grant's response for alice with a refresh token.
+func (f *fixture) login(scope string) *response {
+	f.t.Helper()
+	resp := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw", "scope", scope))
+	f.expectOK("login", resp)
+	if resp.str("refresh_token") == "" {
+		f.t.Fatalf("login with %q: no refresh token: %s", scope, resp.raw)
+	}
+	return resp
+}
+
+func (f *fixture) refresh(token string, extra ...string) *response {
+	f.t.Helper()
+	return f.post(vals(append([]string{"grant_type", "refresh_token", "refresh_token", token}, extra...)...))
+}
+
+// SECURITY.md D42-D44: rotation, and reuse of a rotated token kills the family.
+func TestRefreshRotationAndReuse(t *testing.T) {
+	f := newFixture(t)
+	first := f.login("openid offline_access api.read").str("refresh_token")
+	second := f.refresh(first)
+	f.expectOK("refresh", second)
+	if second.str("refresh_token") == "" || second.str("refresh_token") == first {
+		t.Fatalf("refresh did not rotate: %s", second.raw)
+	}
+	if second.str("id_token") == "" {
+		t.Error("a refresh of an openid grant returned no id_token")
+	}
+	third := f.refresh(second.str("refresh_token"))
+	f.expectOK("second refresh", third)
+
+	f.expectError("a rotated token", f.refresh(first), 400, CodeInvalidGrant)
+	if f.revoked == 0 {
+		t.Error("reuse did not tell the gate to refresh its deny-list")
+	}
+	f.expectError("the newest token after reuse", f.refresh(third.str("refresh_token")), 400, CodeInvalidGrant)
+	// The family's access tokens are revoked too: the store says so for the gate.
+	claims, err := f.verifier.VerifyAccessToken(third.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revocations, _, _ := f.store.RevocationsSince(t.Context(), 0)
+	if len(revocations) != 1 || revocations[0].ID != claims.GrantID {
+		t.Errorf("revocations after reuse = %+v, want the family %q", revocations, claims.GrantID)
+	}
+}
+
+// SECURITY.md D45-D46.
+func TestRefreshScope(t *testing.T) {
+	f := newFixture(t)
+	token := f.login("offline_access api.read api.write").str("refresh_token")
+	f.expectError("wider scope", f.refresh(token, "scope", "api.read openid"), 400, CodeInvalidScope)
+	narrowed := f.refresh(token, "scope", "api.read")
+	f.expectOK("narrower scope", narrowed)
+	if narrowed.str("scope") != "api.read" {
+		t.Errorf("narrowed scope = %q, want api.read", narrowed.str("scope"))
+	}
+	full := f.refresh(narrowed.str("refresh_token"))
+	f.expectOK("refresh without scope", full)
+	if full.str("scope") != "offline_access api.read api.write" {
+		t.Errorf("scope after a narrowed refresh = %q, want the original grant's", full.str("scope"))
+	}
+}
+
+// SECURITY.md D47-D49.
+func TestRefreshTokenBinding(t *testing.T) {
+	f := newFixture(t)
+	login := f.login("openid offline_access api.read")
+	token := login.str("refresh_token")
+	byOther := f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", token).Encode(), basic: [2]string{"other", "other-secret"}})
+	f.expectError("another client's token", byOther, 400, CodeInvalidGrant)
+	f.expectOK("the owner after another client tried", f.refresh(token))
+
+	f.expectError("unknown token", f.refresh("not-a-token"), 400, CodeInvalidGrant)
+	f.expectError("missing token", f.post(vals("grant_type", "refresh_token")), 400, CodeInvalidRequest)
+	f.expectError("an access token", f.refresh(login.str("access_token")), 400, CodeInvalidGrant)
+	f.expectError("an ID token", f.refresh(login.str("id_token")), 400, CodeInvalidGrant)
+	f.expectError("no client authentication", f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", token, "client_id", "app").Encode()}), 401, CodeInvalidClient)
+}
+
+func TestRefreshTokenExpires(t *testing.T) {
+	f := newFixture(t)
+	token := f.login("offline_access api.read").str("refresh_token")
+	f.advance(719 * time.Hour)
+	resp := f.refresh(token)
+	f.expectOK("refresh near the family's end", resp)
+	// Access tokens never outlive the family they came from.
+	if got := resp.json["expires_in"]; got != float64(3600) {
+		t.Errorf("expires_in an hour before the family ends = %v, want 3600", got)
+	}
+	f.advance(30 * time.Minute)
+	resp = f.refresh(resp.str("refresh_token"))
+	f.expectOK("refresh half an hour before the end", resp)
+	if got := resp.json["expires_in"]; got != float64(1800) {
+		t.Errorf("expires_in half an hour before the family ends = %v, want 1800", got)
+	}
+	f.advance(time.Hour)
+	f.expectError("expired family", f.refresh(resp.str("refresh_token")), 400, CodeInvalidGrant)
+}
+
+// SECURITY.md D50: of parallel refreshes with one token, exactly one succeeds.
+func TestParallelRefreshes(t *testing.T) {
+	f := newFixture(t)
+	token := f.login("offline_access api.read").str("refresh_token")
+	const n = 16
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- f.refresh(token).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	ok := 0
+	for s := range statuses {
+		if s == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d parallel refreshes succeeded, want exactly 1", ok, n)
+	}
+}
+
+func TestPublicClientRefresh(t *testing.T) {
+	f := newFixture(t)
+	login := f.do(request{body: vals("grant_type", "password", "client_id", "spa", "username", "alice", "password", "alice-pw", "scope", "offline_access api.read").Encode()})
+	f.expectOK("public login", login)
+	resp := f.do(request{body: vals("grant_type", "refresh_token", "client_id", "spa", "refresh_token", login.str("refresh_token")).Encode()})
+	f.expectOK("public refresh", resp)
+}

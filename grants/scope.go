@@ -1,0 +1,60 @@
+package grants
+
+import (
+	"slices"
+	"strings"
+)
+
+// Scopes that speak of the user rather than an API: meaningless without one.
+var userScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
+
+const (
+	scopeOpenID        = "openid"
+	scopeOfflineAccess = "offline_access"
+)
+
+// parseScope splits a scope parameter (RFC 6749 §3.3: space-delimited scope-tokens of
+// %x21 / %x23-5B / %x5D-7E). Anything else is invalid_scope, never echoed.
+func parseScope(param string) ([]string, *Error) {
+	var scopes []string
+	for _, token := range strings.Split(param, " ") {
+		if token == "" {
+			continue
+		}
+		for i := 0; i < len(token); i++ {
+			if c := token[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7E {
+				return nil, errorf(CodeInvalidScope, "the scope holds a character RFC 6749 §3.3 does not allow")
+			}
+		}
+		if !slices.Contains(scopes, token) {
+			scopes = append(scopes, token)
+		}
+	}
+	return scopes, nil
+}
+
+// grantedScope decides the scope of a grant: what was asked for if every part is allowed, or all
+// that is allowed when nothing was asked for (IdentityServer's rule).
+func grantedScope(f form, allowed []string) ([]string, *Error) {
+	requested, err := parseScope(f["scope"])
+	if err != nil {
+		return nil, err
+	}
+	if len(requested) == 0 {
+		if len(allowed) == 0 {
+			return nil, errorf(CodeInvalidScope, "the client has no scope to grant")
+		}
+		return allowed, nil
+	}
+	for _, s := range requested {
+		if !slices.Contains(allowed, s) {
+			return nil, errorf(CodeInvalidScope, "the scope "+s+" is not allowed")
+		}
+	}
+	return requested, nil
+}
+
+// apiScopes drops the user scopes from a client's scopes: a grant with no user cannot carry them.
+func apiScopes(scopes []string) []string {
+	return slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return slices.Contains(userScopes, s) })
+}

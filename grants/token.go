@@ -1,0 +1,223 @@
+// Package grants is tokengate's token endpoint (RFC 6749 §3.2) in plain Go: it parses the request,
+// authenticates the client, and runs the grant the request names, one file per grant. It knows
+// nothing of Caddy; caddymodule builds a Server from the Caddyfile.
+package grants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// IdentityProvider is a named `users` block (or http_login).
+type IdentityProvider struct {
+	Name     string
+	Provider identity.Provider
+}
+
+// Config is what a Server is built from.
+type Config struct {
+	// Issuer is the iss of every token; required.
+	Issuer string
+	// Clients are the registered clients; ids must be unique.
+	Clients []*Client
+	// IdentityProviders check users' passwords; the first is the default, the only one a client
+	// without IdentityProviders may use.
+	IdentityProviders []IdentityProvider
+	// AccessTokenTTL defaults to 1h, RefreshTokenTTL (a refresh family's whole life) to 720h.
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	// Store keeps refresh tokens; required.
+	Store store.RefreshTokens
+	// Minter signs tokens; required.
+	Minter *tokens.Minter
+	// Limits outlive config reloads; nil means fresh ones.
+	Limits *Limits
+	// OnRevoke is called after the store recorded a revocation (a reused refresh token killed its
+	// family), so the gate refreshes its deny-list before the next request. Optional.
+	OnRevoke func(context.Context)
+	// ClientIP names the address a request comes from, for throttling; nil means the TCP peer.
+	ClientIP func(*http.Request) string
+	// Logger gets server faults (never secrets or whole tokens); nil means none.
+	Logger *zap.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves POST /connect/token.
+type Server struct {
+	cfg     Config
+	clients map[string]*Client
+	idps    map[string]identity.Provider
+	limits  *Limits
+	// secretCost is the bcrypt cost an unknown client is charged: the dearest configured secret's.
+	secretCost int
+	// grantNames maps a wire grant_type to the grant name clients register.
+	grantNames map[string]string
+}
+
+// grantFunc runs one grant for an authenticated client allowed to use it.
+type grantFunc func(s *Server, ctx context.Context, req *tokenRequest) (*tokenResponse, *Error)
+
+var grantFuncs = map[string]grantFunc{
+	"client_credentials": (*Server).clientCredentials,
+	"password":           (*Server).password,
+	"refresh_token":      (*Server).refreshToken,
+}
+
+// tokenRequest is a parsed request from an authenticated client.
+type tokenRequest struct {
+	http   *http.Request
+	form   form
+	client *Client
+	now    time.Time
+}
+
+// New checks cfg and builds the lookup structures once.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Issuer == "":
+		return nil, errors.New("grants: an issuer is required")
+	case cfg.Store == nil || cfg.Minter == nil:
+		return nil, errors.New("grants: a store and a minter are required")
+	}
+	if cfg.AccessTokenTTL == 0 {
+		cfg.AccessTokenTTL = time.Hour
+	}
+	if cfg.RefreshTokenTTL == 0 {
+		cfg.RefreshTokenTTL = 720 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = peerAddress
+	}
+	s := &Server{
+		cfg:        cfg,
+		clients:    make(map[string]*Client, len(cfg.Clients)),
+		idps:       make(map[string]identity.Provider, len(cfg.IdentityProviders)),
+		limits:     cfg.Limits,
+		secretCost: bcrypt.MinCost,
+		grantNames: make(map[string]string, len(wireGrantTypes)),
+	}
+	if s.limits == nil {
+		s.limits = NewLimits()
+	}
+	for name, wire := range wireGrantTypes {
+		s.grantNames[wire] = name
+	}
+	for _, idp := range cfg.IdentityProviders {
+		if _, dup := s.idps[idp.Name]; dup {
+			return nil, fmt.Errorf("grants: identity provider %q declared twice", idp.Name)
+		}
+		s.idps[idp.Name] = idp.Provider
+	}
+	for _, c := range cfg.Clients {
+		if err := s.addClient(c); err != nil {
+			return nil, fmt.Errorf("grants: client %q: %w", c.ID, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) addClient(c *Client) error {
+	if c.ID == "" {
+		return errors.New("empty client id")
+	}
+	if _, dup := s.clients[c.ID]; dup {
+		return errors.New("declared twice")
+	}
+	if c.Public != (len(c.Secrets) == 0) {
+		return errors.New("a client has secrets exactly when it is not public")
+	}
+	for _, g := range c.Grants {
+		if !KnownGrant(g) {
+			return fmt.Errorf("unknown grant %q", g)
+		}
+	}
+	// RFC 6749 §4.4: a public client proves nothing, so it cannot act on its own behalf.
+	if c.Public && c.allows("client_credentials") {
+		return errors.New("a public client cannot use client_credentials")
+	}
+	for _, name := range c.IdentityProviders {
+		if _, ok := s.idps[name]; !ok {
+			return fmt.Errorf("unknown identity provider %q", name)
+		}
+	}
+	for _, secret := range c.Secrets {
+		s.secretCost = max(s.secretCost, secret.cost())
+	}
+	s.clients[c.ID] = c
+	return nil
+}
+
+// Client returns the registered client with the id.
+func (s *Server) Client(id string) (*Client, bool) {
+	c, ok := s.clients[id]
+	return c, ok
+}
+
+// secretWait bounds how long a request may queue for a bcrypt compare before it is told to retry.
+const secretWait = 10 * time.Second
+
+// ServeHTTP answers a token request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.token(w, r)
+	if err != nil {
+		if err.cause != nil {
+			s.cfg.Logger.Error("token request failed", zap.String("error_code", err.Code), zap.Error(err.cause))
+		}
+		err.write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *Error) {
+	f, err := parseForm(w, r)
+	if err != nil {
+		return nil, err
+	}
+	grantType, ok := f["grant_type"]
+	if !ok {
+		return nil, errorf(CodeInvalidRequest, "grant_type is missing")
+	}
+	name, ok := s.grantNames[grantType]
+	if !ok {
+		return nil, errorf(CodeUnsupportedGrantType, "the grant type is not supported")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), secretWait)
+	defer cancel()
+	now := s.cfg.Now()
+	client, err := s.authenticateClient(ctx, r, f, now)
+	if err != nil {
+		return nil, err
+	}
+	// SPEC: a grant the client is not registered for is refused before anything is looked up.
+	if !client.allows(name) {
+		return nil, errorf(CodeUnauthorizedClient, "the client may not use this grant type")
+	}
+	return grantFuncs[name](s, ctx, &tokenRequest{http: r, form: f, client: client, now: now})
+}
+
+// peerAddress is the TCP peer's address without the port.
+func peerAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

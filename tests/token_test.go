@@ -1,0 +1,454 @@
+package tests
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// alicePassword is the password of the user alice in tokengateCaddyfile.
+const alicePassword = "alice-password"
+
+// aliceHash is a bcrypt hash of alicePassword, at the lowest cost so that tests stay fast.
+var aliceHash = sync.OnceValue(func() string {
+	hash, err := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
+	if err != nil {
+		panic(err)
+	}
+	return string(hash)
+})
+
+// tokengateCaddyfile is the configuration the token tests share: a machine client "svc"
+// (client_credentials), a user-facing client "web" (password and refresh_token, OpenID Connect), the
+// user alice, and a site that serves the endpoints and guards an upstream: /api/* needs scope
+// api.read, /admin/* needs api.write.
+const tokengateCaddyfile = `{
+	tokengate {
+		issuer {{BASE}}
+		store bolt {{DATA}}/tokengate.db
+		access_token_ttl {{ACCESS_TTL}}
+		client svc {
+			secret svc-secret
+			grants client_credentials
+			scopes api.read api.write
+			audience api
+		}
+		client web {
+			secret web-secret
+			grants password refresh_token
+			scopes openid profile offline_access api.read
+			audience api
+		}
+		users local {
+			user alice {{ALICE_HASH}} {
+				claim email alice@example.com
+			}
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+	bearer_auth /api/* {
+		audience api
+		scope api.read
+		header sub X-User
+		header client_id X-Client-Id
+	}
+	bearer_auth /admin/* {
+		audience api
+		scope api.write
+		header sub X-User
+	}
+	@guarded path /api/* /admin/*
+	reverse_proxy @guarded {{UPSTREAM}}
+}
+`
+
+// startTokengate starts Caddy on tokengateCaddyfile, in front of a new Upstream, with access tokens
+// that live for accessTTL.
+func startTokengate(t *testing.T, accessTTL string) (*Caddy, *Upstream) {
+	t.Helper()
+	up := startUpstream(t)
+	caddyfile := strings.NewReplacer(
+		"{{ACCESS_TTL}}", accessTTL,
+		"{{ALICE_HASH}}", aliceHash(),
+		"{{UPSTREAM}}", up.URL,
+	).Replace(tokengateCaddyfile)
+	return startCaddy(t, caddyfile), up
+}
+
+// svcConfig is the client_credentials client "svc", authenticating with style.
+func svcConfig(c *Caddy, style oauth2.AuthStyle, scopes ...string) *clientcredentials.Config {
+	return &clientcredentials.Config{
+		ClientID:     "svc",
+		ClientSecret: "svc-secret",
+		TokenURL:     c.URL("/connect/token"),
+		Scopes:       scopes,
+		AuthStyle:    style,
+	}
+}
+
+// webConfig is the client "web", which signs users in with the password grant.
+func webConfig(c *Caddy, scopes ...string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     "web",
+		ClientSecret: "web-secret",
+		Endpoint:     oauth2.Endpoint{TokenURL: c.URL("/connect/token"), AuthStyle: oauth2.AuthStyleInHeader},
+		Scopes:       scopes,
+	}
+}
+
+// aliceToken signs alice in through the client "web" with the password grant.
+func aliceToken(t *testing.T, c *Caddy, scopes ...string) *oauth2.Token {
+	t.Helper()
+	tok, err := webConfig(c, scopes...).PasswordCredentialsToken(testContext(t), "alice", alicePassword)
+	if err != nil {
+		t.Fatalf("password grant for alice: %v", err)
+	}
+	return tok
+}
+
+// wantTokenError checks that err is the RFC 6749 §5.2 error code with HTTP status.
+func wantTokenError(t *testing.T, what string, err error, code string, status int) *oauth2.RetrieveError {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("%s: error %v, want a token endpoint error %q", what, err, code)
+	}
+	if re.ErrorCode != code || re.Response.StatusCode != status {
+		t.Errorf("%s: error %q (HTTP %d), want %q (HTTP %d); body %s", what, re.ErrorCode, re.Response.StatusCode, code, status, re.Body)
+	}
+	return re
+}
+
+// call sends a GET for path with the access token (none when empty) and extra headers, and returns
+// the response with its body read.
+func call(t *testing.T, c *Caddy, path, token string, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, c.URL(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, values := range header {
+		req.Header[name] = values
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", path, err)
+	}
+	return resp, body
+}
+
+// callUpstream calls path with token, expects the upstream to answer, and returns what it received.
+func callUpstream(t *testing.T, c *Caddy, path, token string, header http.Header) Echo {
+	t.Helper()
+	resp, body := call(t, c, path, token, header)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s with a token: HTTP %d (%s), want 200 from the upstream; WWW-Authenticate: %q",
+			path, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	}
+	var echo Echo
+	if err := json.Unmarshal(body, &echo); err != nil {
+		t.Fatalf("GET %s: the upstream's answer %q: %v", path, body, err)
+	}
+	return echo
+}
+
+// jwtPart decodes part i (0 header, 1 claims) of a compact JWT into v.
+func jwtPart(t *testing.T, token string, i int, v any) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q has %d parts, want 3 (a JWS)", token, len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		t.Fatalf("token part %d: %v", i, err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("token part %d %s: %v", i, raw, err)
+	}
+}
+
+func TestClientCredentials(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1h")
+	// RFC 6749 §2.3.1: the client may send its secret in the Authorization header or in the body.
+	for _, tc := range []struct {
+		name  string
+		style oauth2.AuthStyle
+	}{
+		{"client_secret_basic", oauth2.AuthStyleInHeader},
+		{"client_secret_post", oauth2.AuthStyleInParams},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := time.Now()
+			tok, err := svcConfig(c, tc.style, "api.read").Token(testContext(t))
+			if err != nil {
+				t.Fatalf("Token() = %v", err)
+			}
+			if tok.AccessToken == "" || tok.Type() != "Bearer" {
+				t.Errorf("access_token %q token_type %q, want a token of type Bearer", tok.AccessToken, tok.Type())
+			}
+			if got := tok.Extra("scope"); got != "api.read" {
+				t.Errorf("scope = %q, want %q", got, "api.read")
+			}
+			// RFC 6749 §4.4.3: no refresh token for client credentials.
+			if tok.RefreshToken != "" {
+				t.Errorf("refresh_token = %q, want none", tok.RefreshToken)
+			}
+			if ttl := tok.Expiry.Sub(before); ttl < 59*time.Minute || ttl > 61*time.Minute {
+				t.Errorf("expires_in gives %v, want access_token_ttl 1h", ttl)
+			}
+		})
+	}
+
+	t.Run("wrong secret", func(t *testing.T) {
+		cfg := svcConfig(c, oauth2.AuthStyleInHeader)
+		cfg.ClientSecret = "not-the-secret"
+		_, err := cfg.Token(testContext(t))
+		re := wantTokenError(t, "wrong secret", err, "invalid_client", http.StatusUnauthorized)
+		// RFC 6749 §5.2: a client that tried Basic is answered with a Basic challenge.
+		if got := re.Response.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic") {
+			t.Errorf("WWW-Authenticate = %q, want a Basic challenge", got)
+		}
+	})
+
+	t.Run("unknown client", func(t *testing.T) {
+		cfg := svcConfig(c, oauth2.AuthStyleInParams)
+		cfg.ClientID = "nobody"
+		_, err := cfg.Token(testContext(t))
+		wantTokenError(t, "unknown client", err, "invalid_client", http.StatusUnauthorized)
+	})
+
+	t.Run("grant not registered", func(t *testing.T) {
+		// svc may use client_credentials only: RFC 6749 §5.2 unauthorized_client.
+		_, err := webConfig(c).PasswordCredentialsToken(testContext(t), "alice", alicePassword)
+		if err != nil {
+			t.Fatalf("web may use the password grant: %v", err)
+		}
+		svc := &oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret", Endpoint: oauth2.Endpoint{
+			TokenURL: c.URL("/connect/token"), AuthStyle: oauth2.AuthStyleInHeader}}
+		_, err = svc.PasswordCredentialsToken(testContext(t), "alice", alicePassword)
+		wantTokenError(t, "svc using the password grant", err, "unauthorized_client", http.StatusBadRequest)
+	})
+
+	t.Run("response headers", func(t *testing.T) {
+		// RFC 6749 §5.1: token responses must not be cached.
+		form := url.Values{"grant_type": {"client_credentials"}}
+		req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, c.URL("/connect/token"), strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc", "svc-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for name, want := range map[string]string{"Cache-Control": "no-store", "Pragma": "no-cache"} {
+			if got := resp.Header.Get(name); got != want {
+				t.Errorf("%s = %q, want %q", name, got, want)
+			}
+		}
+		if got := resp.Header.Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
+			t.Errorf("Content-Type = %q, want application/json", got)
+		}
+	})
+}
+
+func TestPasswordGrant(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1h")
+	tok := aliceToken(t, c, "openid", "offline_access", "api.read")
+	if tok.AccessToken == "" || tok.Type() != "Bearer" {
+		t.Errorf("access_token %q token_type %q, want a token of type Bearer", tok.AccessToken, tok.Type())
+	}
+	if tok.RefreshToken == "" {
+		t.Error("no refresh_token, want one: web may refresh and asked for offline_access")
+	}
+	if id, _ := tok.Extra("id_token").(string); id == "" {
+		t.Error("no id_token, want one: the scope holds openid")
+	}
+
+	noOffline := aliceToken(t, c, "openid", "api.read")
+	if noOffline.RefreshToken != "" {
+		t.Errorf("refresh_token = %q without offline_access, want none", noOffline.RefreshToken)
+	}
+
+	for _, tc := range []struct{ user, password string }{
+		{"alice", "wrong-password"},
+		{"nobody", alicePassword},
+	} {
+		_, err := webConfig(c, "api.read").PasswordCredentialsToken(testContext(t), tc.user, tc.password)
+		wantTokenError(t, "password grant for "+tc.user, err, "invalid_grant", http.StatusBadRequest)
+	}
+}
+
+func TestRefreshAfterExpiry(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1s")
+	web := webConfig(c, "openid", "offline_access", "api.read")
+	first := aliceToken(t, c, "openid", "offline_access", "api.read")
+	time.Sleep(time.Until(first.Expiry) + 100*time.Millisecond)
+
+	// The token source sees the access token expired and redeems the refresh token.
+	next, err := web.TokenSource(testContext(t), first).Token()
+	if err != nil {
+		t.Fatalf("refreshing an expired access token: %v", err)
+	}
+	if next.AccessToken == first.AccessToken {
+		t.Error("the refresh returned the expired access token")
+	}
+	if next.RefreshToken == "" || next.RefreshToken == first.RefreshToken {
+		t.Errorf("refresh_token %q after refreshing %q, want a new one (rotation)", next.RefreshToken, first.RefreshToken)
+	}
+	if id, _ := next.Extra("id_token").(string); id == "" {
+		t.Error("no id_token on refresh, want one again (OIDC Core §12.2)")
+	}
+	callUpstream(t, c, "/api/after-refresh", next.AccessToken, nil)
+}
+
+func TestRefreshTokenReuseRevokesFamily(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1h")
+	web := webConfig(c, "openid", "offline_access", "api.read")
+	first := aliceToken(t, c, "openid", "offline_access", "api.read")
+	refresh := func(refreshToken string) (*oauth2.Token, error) {
+		return web.TokenSource(testContext(t), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	}
+	second, err := refresh(first.RefreshToken)
+	if err != nil {
+		t.Fatalf("first refresh: %v", err)
+	}
+	callUpstream(t, c, "/api/before-reuse", second.AccessToken, nil)
+
+	// RFC 9700 §4.14.2: a rotated refresh token presented again kills the whole family.
+	_, err = refresh(first.RefreshToken)
+	wantTokenError(t, "reusing a rotated refresh token", err, "invalid_grant", http.StatusBadRequest)
+	_, err = refresh(second.RefreshToken)
+	wantTokenError(t, "the family's current refresh token after a reuse", err, "invalid_grant", http.StatusBadRequest)
+	resp, _ := call(t, c, "/api/after-reuse", second.AccessToken, nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("an access token of a dead family: HTTP %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestBearerAuth(t *testing.T) {
+	t.Parallel()
+	c, up := startTokengate(t, "1h")
+	alice := aliceToken(t, c, "api.read").AccessToken
+
+	t.Run("identity headers", func(t *testing.T) {
+		// A client's own X-User must never reach the upstream.
+		echo := callUpstream(t, c, "/api/hello", alice, http.Header{"X-User": {"mallory"}})
+		if got := echo.Header.Values("X-User"); !slices.Equal(got, []string{"alice"}) {
+			t.Errorf("upstream X-User = %q, want [alice]", got)
+		}
+		if got := echo.Header.Values("X-Client-Id"); !slices.Equal(got, []string{"web"}) {
+			t.Errorf("upstream X-Client-Id = %q, want [web]", got)
+		}
+	})
+
+	// RFC 6750 §3: each refusal carries a Bearer challenge, and the upstream never sees the request.
+	for _, tc := range []struct {
+		name, path, token string
+		status            int
+		challenge         []string // parts the WWW-Authenticate header must hold
+	}{
+		{"no token", "/api/hello", "", http.StatusUnauthorized, []string{`Bearer realm="`}},
+		{"garbage token", "/api/hello", "not.a.jwt", http.StatusUnauthorized, []string{`Bearer `, `error="invalid_token"`}},
+		{"tampered token", "/api/hello", alice[:len(alice)-4] + "AAAA", http.StatusUnauthorized, []string{`Bearer `, `error="invalid_token"`}},
+		{"missing scope", "/admin/users", alice, http.StatusForbidden, []string{`Bearer `, `error="insufficient_scope"`, `scope="api.write"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := up.Requests()
+			resp, body := call(t, c, tc.path, tc.token, nil)
+			if resp.StatusCode != tc.status {
+				t.Errorf("GET %s: HTTP %d (%s), want %d", tc.path, resp.StatusCode, body, tc.status)
+			}
+			challenge := resp.Header.Get("WWW-Authenticate")
+			for _, part := range tc.challenge {
+				if !strings.Contains(challenge, part) {
+					t.Errorf("WWW-Authenticate = %q, want it to hold %q", challenge, part)
+				}
+			}
+			if !strings.HasPrefix(challenge, "Bearer") {
+				t.Errorf("WWW-Authenticate = %q, want a Bearer challenge", challenge)
+			}
+			if up.Requests() != before {
+				t.Errorf("the upstream received a request bearer_auth refused")
+			}
+		})
+	}
+
+	t.Run("scope present", func(t *testing.T) {
+		tok, err := svcConfig(c, oauth2.AuthStyleInHeader, "api.write").Token(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		callUpstream(t, c, "/admin/users", tok.AccessToken, nil)
+	})
+}
+
+func TestRestartKeepsRefreshTokenAndKey(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1h")
+	web := webConfig(c, "openid", "offline_access", "api.read")
+	tok := aliceToken(t, c, "openid", "offline_access", "api.read")
+	var header struct {
+		Kid string `json:"kid"`
+	}
+	jwtPart(t, tok.AccessToken, 0, &header)
+
+	c.Restart(t)
+
+	// The bolt store kept the signing key: the token signed before the restart still passes, and
+	// its key is still published.
+	callUpstream(t, c, "/api/after-restart", tok.AccessToken, nil)
+	resp, body := call(t, c, "/.well-known/openid-configuration/jwks", "", nil)
+	var jwks struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &jwks); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("JWKS after restart: HTTP %d %s (%v)", resp.StatusCode, body, err)
+	}
+	var kids []string
+	for _, k := range jwks.Keys {
+		kids = append(kids, k.Kid)
+	}
+	if !slices.Contains(kids, header.Kid) {
+		t.Errorf("JWKS kids after restart = %q, want them to hold %q", kids, header.Kid)
+	}
+
+	// ...and the refresh token.
+	next, err := web.TokenSource(testContext(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refreshing after a restart: %v", err)
+	}
+	callUpstream(t, c, "/api/refreshed-after-restart", next.AccessToken, nil)
+}

@@ -1,0 +1,67 @@
+# Builds Caddy with tokengate and runs its tests. Use as `make -f xcaddy.mk <target>`:
+#   build   bin/caddy, rebuilt only when the sources changed (bin/caddy.hash records what it was built from)
+#   run     build, then serve Caddyfile.example (token endpoint on :8080, a protected demo app behind it)
+#   test    build, then every test: unit packages with the race detector, tests/ against bin/caddy
+#   fuzz    every fuzz target of every package for FUZZTIME each
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+CADDY_VERSION := v2.11.9
+# xcaddy needs a version beside the local replacement: with a bare `=.` it asks the module proxy for
+# github.com/tokengate/tokengate, which is not published. The zero pseudo-version names no release.
+MODULE := github.com/tokengate/tokengate@v0.0.0-00010101000000-000000000000=.
+BIN := bin/caddy
+
+# The whole suite must finish well inside CI's limit; these bound each `go test` run.
+UNIT_TIMEOUT ?= 8m
+E2E_TIMEOUT ?= 6m
+FUZZTIME ?= 60s
+
+# The race detector needs cgo (a C compiler); without one the unit tests still run, unraced.
+RACE := $(if $(filter 1,$(shell go env CGO_ENABLED)),-race)
+
+.PHONY: build run test fuzz
+
+# What bin/caddy is built from: go.mod, go.sum and every other file a build can read (Go sources and
+# anything they may //go:embed), but no test, test data, docs or tooling. Sorted, so the hash is stable.
+# The Go and Caddy versions join the hash: a new toolchain must rebuild too.
+source_hash = { find . \( -path ./.git -o -path ./bin -o -path ./.cache -o -path ./.ci -o -path ./tests \
+	-o -name testdata -o -name node_modules \) -prune -o -type f \
+	! -name '*_test.go' ! -name '*.md' ! -name 'Caddyfile*' ! -name xcaddy.mk -print0 \
+	| LC_ALL=C sort -z | xargs -0 sha256sum; go version; echo $(CADDY_VERSION); } | sha256sum | cut -d' ' -f1
+
+# flock: two test runs started together build once, and neither runs a half-written binary.
+build:
+	@mkdir -p bin
+	@exec 9>bin/.build.lock; flock 9; \
+	hash=$$($(source_hash)); \
+	if [ -x $(BIN) ] && [ "$$hash" = "$$(cat $(BIN).hash 2>/dev/null)" ]; then \
+		echo "$(BIN) is up to date"; exit 0; \
+	fi; \
+	rm -f $(BIN).hash; \
+	go tool xcaddy build $(CADDY_VERSION) --with $(MODULE) --output $(BIN); \
+	echo "$$hash" > $(BIN).hash
+
+run: build
+	$(BIN) run --config Caddyfile.example --adapter caddyfile
+
+# Both runs always happen, so one failing package does not hide the other's results; the exit status
+# is the first failure's. tests/ runs without -race: it drives the prebuilt bin/caddy, which is the
+# code under test, and racing the test client itself would only slow it down.
+test: build
+	@status=0; \
+	go test $(RACE) -timeout $(UNIT_TIMEOUT) $$(go list -e ./... | grep -v '/tests$$') || status=$$?; \
+	CADDY_BIN=$(CURDIR)/$(BIN) go test -timeout $(E2E_TIMEOUT) ./tests/... || status=$$?; \
+	exit $$status
+
+# Fuzz targets are found by name, so a new one joins without editing this file. `go test -fuzz` takes
+# one target and one package at a time.
+fuzz:
+	@for pkg in $$(go list -e ./...); do \
+		listed=$$(go test -list '^Fuzz' "$$pkg"); \
+		for target in $$(sed -n '/^Fuzz/p' <<<"$$listed"); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done

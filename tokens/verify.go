@@ -1,0 +1,211 @@
+package tokens
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// ErrInvalidToken is wrapped by every error VerifyAccessToken returns: the token is malformed, forged,
+// foreign, expired or of the wrong type. RFC 6750 §3.1 calls all of these invalid_token.
+var ErrInvalidToken = errors.New("tokens: invalid token")
+
+const (
+	// maxTokenLen bounds the work an attacker can ask for: tokengate's access tokens are well under
+	// 2 KiB even with many claims (CVE-2025-30204: unbounded input to the parser).
+	maxTokenLen = 8 << 10
+	// leeway is the clock skew allowed on exp and nbf, as for every JWT tokengate checks.
+	leeway = 5 * time.Second
+)
+
+// Claims is what a verified access token says.
+type Claims struct {
+	Subject  string
+	ClientID string
+	// Scope is space-separated; empty when the token carries none.
+	Scope string
+	JTI   string
+	// GrantID is gid, the grant the token came from; empty when it has none.
+	GrantID   string
+	Issuer    string
+	Audience  []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// NotBefore is zero when the token has no nbf.
+	NotBefore time.Time
+	// All is every claim as decoded from JSON (numbers are float64). Shared: do not modify.
+	All map[string]any
+}
+
+// Verifier checks access tokens that this tokengate issued.
+type Verifier struct {
+	issuer string
+	keys   func() *KeySet
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a Verifier that accepts tokens from issuer signed by a key of keys() (called
+// on every verification, so a rotation takes effect at once); now is the clock.
+func NewVerifier(issuer string, keys func() *KeySet, now func() time.Time) *Verifier {
+	return &Verifier{
+		issuer: issuer,
+		keys:   keys,
+		parser: jwt.NewParser(
+			// RFC 9068 §4: exp is required; golang-jwt only checks it when present unless told.
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(leeway),
+			jwt.WithTimeFunc(now),
+			// RFC 7515 §2 base64url has no padding and no stray bits: one token, one encoding.
+			jwt.WithStrictDecoding(),
+		),
+	}
+}
+
+// VerifyAccessToken checks raw as an RFC 9068 access token (§4) and returns its claims. Every error
+// wraps ErrInvalidToken. It never panics, and refuses oversized or malformed input before decoding it.
+func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
+	if err := checkCompact(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	keys := v.keys()
+	mc := jwt.MapClaims{}
+	_, err := v.parser.ParseWithClaims(raw, mc, func(t *jwt.Token) (any, error) {
+		return keys.verificationKey(t.Header)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	c, err := v.claims(mc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return c, nil
+}
+
+// checkCompact refuses, without decoding anything, what cannot be a JWS compact serialization
+// (RFC 7515 §7.1): too long, not three non-empty segments, or a character outside base64url.
+func checkCompact(raw string) error {
+	if len(raw) > maxTokenLen {
+		return fmt.Errorf("longer than %d bytes", maxTokenLen)
+	}
+	dots, segLen := 0, 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '.':
+			if segLen == 0 || dots == 2 {
+				return errors.New("not three non-empty segments")
+			}
+			dots++
+			segLen = 0
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			segLen++
+		default:
+			return errors.New("a character outside base64url")
+		}
+	}
+	if dots != 2 || segLen == 0 {
+		return errors.New("not three non-empty segments")
+	}
+	return nil
+}
+
+// verificationKey returns the public key a token with header h must verify with, found by kid in
+// this set only: jku, x5u and jwk headers are never used to find a key (RFC 8725 §3.10).
+func (s *KeySet) verificationKey(h map[string]any) (any, error) {
+	kid, _ := h["kid"].(string)
+	e, ok := s.byID[kid]
+	if !ok {
+		return nil, errors.New("no kid, or an unknown one")
+	}
+	// RFC 8725 §3.1: the key decides the algorithm. This refuses none, HS256 keyed with the public
+	// key, and any algorithm of another key type.
+	if alg, _ := h["alg"].(string); alg != e.Alg {
+		return nil, fmt.Errorf("alg does not match key %q (%s)", e.ID, e.Alg)
+	}
+	// RFC 7515 §4.1.11: a crit extension the recipient does not understand makes the JWS invalid;
+	// tokengate understands none.
+	if _, ok := h["crit"]; ok {
+		return nil, errors.New("unsupported crit header")
+	}
+	// RFC 9068 §4 / RFC 8725 §3.11: only an access token passes, not an ID token or another JWT
+	// signed by the same key. Media types compare case-insensitively (RFC 2045 §5.1).
+	typ, _ := h["typ"].(string)
+	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, errors.New("typ is not at+jwt")
+	}
+	return e.public, nil
+}
+
+// claims checks the registered claims RFC 9068 §2.2 requires (exp and nbf were checked by the
+// parser) and returns them.
+func (v *Verifier) claims(mc jwt.MapClaims) (*Claims, error) {
+	c := &Claims{All: mc}
+	var err error
+	// RFC 9068 §4: iss must match exactly; a trailing-slash variant is another issuer.
+	if c.Issuer, err = mc.GetIssuer(); err != nil || v.issuer == "" || c.Issuer != v.issuer {
+		return nil, errors.New("iss does not match")
+	}
+	// RFC 9068 §4: aud is required. An empty list or an empty value names no one (CVE-2020-26160).
+	aud, err := mc.GetAudience()
+	if err != nil || len(aud) == 0 {
+		return nil, errors.New("no aud")
+	}
+	for _, a := range aud {
+		if a == "" {
+			return nil, errors.New("an empty aud")
+		}
+	}
+	c.Audience = aud
+	exp, err := mc.GetExpirationTime()
+	if err != nil || exp == nil {
+		return nil, errors.New("no exp")
+	}
+	c.ExpiresAt = exp.Time
+	iat, err := mc.GetIssuedAt()
+	if err != nil || iat == nil {
+		return nil, errors.New("no iat")
+	}
+	c.IssuedAt = iat.Time
+	if nbf, err := mc.GetNotBefore(); err != nil {
+		return nil, err
+	} else if nbf != nil {
+		c.NotBefore = nbf.Time
+	}
+	for _, f := range []struct {
+		name     string
+		dst      *string
+		required bool
+	}{
+		{"sub", &c.Subject, true},
+		{"client_id", &c.ClientID, true},
+		{"jti", &c.JTI, true},
+		{"scope", &c.Scope, false},
+		{"gid", &c.GrantID, false},
+	} {
+		if err := stringClaim(mc, f.name, f.dst, f.required); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// stringClaim reads claim name into dst: a string when present, non-empty when required.
+func stringClaim(mc jwt.MapClaims, name string, dst *string, required bool) error {
+	v, ok := mc[name]
+	if !ok {
+		if required {
+			return fmt.Errorf("no %s", name)
+		}
+		return nil
+	}
+	s, ok := v.(string)
+	if !ok || (required && s == "") {
+		return fmt.Errorf("%s is not a non-empty string", name)
+	}
+	*dst = s
+	return nil
+}

@@ -23,6 +23,9 @@ RACE := $(if $(filter 1,$(shell go env CGO_ENABLED)),-race)
 
 .PHONY: build run test fuzz
 
+# Every package but tests/, whose TestMain builds Caddy and which has no unit tests or fuzz targets.
+unit_packages = go list -e ./... | grep -v '/tests$$'
+
 # What bin/caddy is built from: go.mod, go.sum and every other file a build can read (Go sources and
 # anything they may //go:embed), but no test, test data, docs or tooling. Sorted, so the hash is stable.
 # The Go and Caddy versions join the hash: a new toolchain must rebuild too.
@@ -51,14 +54,14 @@ run: build
 # code under test, and racing the test client itself would only slow it down.
 test: build
 	@status=0; \
-	go test $(RACE) -timeout $(UNIT_TIMEOUT) $$(go list -e ./... | grep -v '/tests$$') || status=$$?; \
+	go test $(RACE) -timeout $(UNIT_TIMEOUT) $$($(unit_packages)) || status=$$?; \
 	CADDY_BIN=$(CURDIR)/$(BIN) go test -timeout $(E2E_TIMEOUT) ./tests/... || status=$$?; \
 	exit $$status
 
 # Fuzz targets are found by name, so a new one joins without editing this file. `go test -fuzz` takes
 # one target and one package at a time.
 fuzz:
-	@for pkg in $$(go list -e ./...); do \
+	@for pkg in $$($(unit_packages)); do \
 		listed=$$(go test -list '^Fuzz' "$$pkg"); \
 		for target in $$(sed -n '/^Fuzz/p' <<<"$$listed"); do \
 			echo "== $$pkg $$target ($(FUZZTIME))"; \

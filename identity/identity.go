@@ -62,7 +62,7 @@ type staticEntry struct {
 func NewStatic(users []StaticUser) (*Static, error) {
 	s := &Static{
 		users:   make(map[string]staticEntry, len(users)),
-		cost:    bcrypt.DefaultCost,
+		cost:    bcrypt.MinCost,
 		checker: credential.NewChecker(10000, runtime.NumCPU()),
 	}
 	for i, u := range users {

@@ -1,0 +1,154 @@
+// Package gate is the logic of the bearer_auth handler in plain net/http: it takes the access token
+// from a request (RFC 6750 §2.1), verifies it through a cache, refuses revoked tokens, checks
+// audience, claims and scope, answers failures with RFC 6750 §3 challenges, and sets the identity
+// headers the upstream reads. It imports no Caddy package.
+package gate
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tokengate/tokengate/store"
+)
+
+// DenyList is the in-memory set of revoked access tokens (by jti) and dead grants (by gid). The
+// process that revokes adds to it directly, so its own gate refuses from the very next request;
+// Sync follows the store's revocation log so other instances and restarts learn within one polling
+// interval (HARD-PARTS "Revocation the gate sees at once").
+type DenyList struct {
+	src store.Revocations
+	now func() time.Time
+
+	// mu guards the two sets; readers (every request) only take the read lock.
+	mu       sync.RWMutex
+	jtis     map[string]time.Time
+	families map[string]time.Time
+
+	// syncMu serializes Sync, so that the cursor only moves forward.
+	syncMu sync.Mutex
+	cursor uint64
+}
+
+// forever is the Until of an entry that gave none: it is kept for the life of the process rather
+// than forgotten at the next Sync.
+var forever = time.Unix(1<<62, 0)
+
+// NewDenyList returns an empty DenyList that Sync fills from src; now is the clock.
+func NewDenyList(src store.Revocations, now func() time.Time) *DenyList {
+	return &DenyList{src: src, now: now, jtis: map[string]time.Time{}, families: map[string]time.Time{}}
+}
+
+// Add puts r on the list; Revoked sees it at once. An entry of unknown kind or without an id is
+// ignored; one with a zero Until is kept for the life of the process.
+func (d *DenyList) Add(r store.Revocation) {
+	if r.ID == "" {
+		return
+	}
+	until := r.Until
+	if until.IsZero() {
+		until = forever
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set := d.set(r.Kind)
+	if set == nil {
+		return
+	}
+	if old, ok := set[r.ID]; !ok || until.After(old) {
+		set[r.ID] = until
+	}
+}
+
+// set returns the map for kind, or nil for an unknown kind. The caller holds mu.
+func (d *DenyList) set(kind store.RevocationKind) map[string]time.Time {
+	switch kind {
+	case store.RevokedToken:
+		return d.jtis
+	case store.RevokedFamily:
+		return d.families
+	}
+	return nil
+}
+
+// Revoked reports whether the token with this jti, or the grant gid it came from, is revoked. Add
+// never stores an empty id, so a token without a gid matches no family.
+func (d *DenyList) Revoked(jti, gid string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if _, ok := d.jtis[jti]; ok {
+		return true
+	}
+	_, ok := d.families[gid]
+	return ok
+}
+
+// Sync adds the entries appended to the store's log since the last Sync and forgets expired ones.
+// A failed read leaves the cursor where it was, so nothing is skipped.
+func (d *DenyList) Sync(ctx context.Context) error {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	list, next, err := d.src.RevocationsSince(ctx, d.cursor)
+	if err != nil {
+		return fmt.Errorf("gate: read revocations since %d: %w", d.cursor, err)
+	}
+	for _, r := range list {
+		d.Add(r)
+	}
+	d.cursor = next
+	d.prune()
+	return nil
+}
+
+// prune forgets entries whose tokens have all expired. It finds them under the read lock, so the
+// requests of a large list are not held up while it looks, and deletes under the write lock.
+func (d *DenyList) prune() {
+	now := d.now()
+	var jtis, families []string
+	d.mu.RLock()
+	for id, until := range d.jtis {
+		if until.Before(now) {
+			jtis = append(jtis, id)
+		}
+	}
+	for id, until := range d.families {
+		if until.Before(now) {
+			families = append(families, id)
+		}
+	}
+	d.mu.RUnlock()
+	if len(jtis) == 0 && len(families) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range jtis {
+		// An Add since the scan may have extended it.
+		if d.jtis[id].Before(now) {
+			delete(d.jtis, id)
+		}
+	}
+	for _, id := range families {
+		if d.families[id].Before(now) {
+			delete(d.families, id)
+		}
+	}
+}
+
+// Run calls Sync now and then every interval until ctx is done, passing each error to onErr (which
+// may be nil). Errors do not stop it: the next tick retries from the same cursor.
+func (d *DenyList) Run(ctx context.Context, every time.Duration, onErr func(error)) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if err := d.Sync(ctx); err != nil && onErr != nil && ctx.Err() == nil {
+			onErr(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/store"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+// fakeLog is a store.Revocations whose cursor is the number of entries read.
+type fakeLog struct {
+	mu      sync.Mutex
+	entries []store.Revocation
+	err     error
+	since   []uint64
+}
+
+func (l *fakeLog) Revoke(_ context.Context, r store.Revocation) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, r)
+	return nil
+}
+
+func (l *fakeLog) RevocationsSince(_ context.Context, cursor uint64) ([]store.Revocation, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.since = append(l.since, cursor)
+	if l.err != nil {
+		return nil, 0, l.err
+	}
+	return append([]store.Revocation(nil), l.entries[cursor:]...), uint64(len(l.entries)), nil
+}
+
+// clock is a settable clock for tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func TestDenyListAdd(t *testing.T) {
+	d := NewDenyList(&fakeLog{}, (&clock{now: t0}).Now)
+	d.Add(store.Revocation{Kind: store.RevokedToken, ID: "j1", Until: t0.Add(time.Hour)})
+	d.Add(store.Revocation{Kind: store.RevokedFamily, ID: "g1", Until: t0.Add(time.Hour)})
+	d.Add(store.Revocation{Kind: store.RevokedToken, ID: ""})
+	d.Add(store.Revocation{Kind: "user", ID: "j2"})
+	cases := []struct {
+		jti, gid string
+		want     bool
+	}{
+		{"j1", "", true},
+		{"j1", "g2", true},
+		{"j2", "g1", true},
+		{"j2", "", false},
+		{"", "", false},
+		{"g1", "", false}, // a family id is not a jti
+		{"", "j1", false}, // nor the reverse
+		{"J1", "G1", false},
+	}
+	for _, c := range cases {
+		if got := d.Revoked(c.jti, c.gid); got != c.want {
+			t.Errorf("Revoked(%q, %q) = %v, want %v", c.jti, c.gid, got, c.want)
+		}
+	}
+}
+
+func TestDenyListSync(t *testing.T) {
+	clk := &clock{now: t0}
+	log := &fakeLog{}
+	d := NewDenyList(log, clk.Now)
+	ctx := context.Background()
+	log.Revoke(ctx, store.Revocation{Kind: store.RevokedToken, ID: "j1", Until: t0.Add(time.Minute)})
+	log.Revoke(ctx, store.Revocation{Kind: store.RevokedFamily, ID: "g1", Until: t0.Add(time.Hour)})
+	if err := d.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Revoked("j1", "") || !d.Revoked("x", "g1") {
+		t.Errorf("after Sync, Revoked(j1), Revoked(g1) = %v, %v; want true, true", d.Revoked("j1", ""), d.Revoked("x", "g1"))
+	}
+	// Another instance revokes; a failed read keeps the cursor; the next read resumes from it.
+	log.Revoke(ctx, store.Revocation{Kind: store.RevokedToken, ID: "j2", Until: t0.Add(time.Hour)})
+	log.err = errors.New("disk on fire")
+	if err := d.Sync(ctx); err == nil {
+		t.Errorf("Sync() with a failing store = nil, want the error")
+	}
+	log.err = nil
+	clk.Set(t0.Add(2 * time.Minute))
+	if err := d.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{0, 2, 2}; !slices.Equal(log.since, want) {
+		t.Errorf("RevocationsSince cursors = %v, want %v", log.since, want)
+	}
+	if !d.Revoked("j2", "") {
+		t.Errorf("Revoked(j2) = false after Sync, want true")
+	}
+	// j1's tokens have all expired: forgotten. g1's have not.
+	if d.Revoked("j1", "") || !d.Revoked("", "g1") {
+		t.Errorf("after expiry Revoked(j1), Revoked(g1) = %v, %v; want false, true", d.Revoked("j1", ""), d.Revoked("", "g1"))
+	}
+}
+
+func TestDenyListKeepsTheLaterUntil(t *testing.T) {
+	clk := &clock{now: t0}
+	d := NewDenyList(&fakeLog{}, clk.Now)
+	d.Add(store.Revocation{Kind: store.RevokedFamily, ID: "g", Until: t0.Add(time.Hour)})
+	d.Add(store.Revocation{Kind: store.RevokedFamily, ID: "g", Until: t0.Add(time.Minute)})
+	d.Add(store.Revocation{Kind: store.RevokedToken, ID: "forever"})
+	clk.Set(t0.Add(30 * time.Minute))
+	if err := d.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Revoked("", "g") || !d.Revoked("forever", "") {
+		t.Errorf("Revoked(g), Revoked(forever) = %v, %v; want true, true", d.Revoked("", "g"), d.Revoked("forever", ""))
+	}
+}
+
+func TestDenyListRun(t *testing.T) {
+	log := &fakeLog{}
+	log.Revoke(context.Background(), store.Revocation{Kind: store.RevokedToken, ID: "j1", Until: t0.Add(time.Hour)})
+	d := NewDenyList(log, (&clock{now: t0}).Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		d.Run(ctx, time.Millisecond, func(err error) { t.Errorf("Run reported %v", err) })
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !d.Revoked("j1", "") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	log.Revoke(context.Background(), store.Revocation{Kind: store.RevokedFamily, ID: "g1", Until: t0.Add(time.Hour)})
+	for !d.Revoked("", "g1") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !d.Revoked("j1", "") || !d.Revoked("", "g1") {
+		t.Errorf("Run did not pick up the log's entries")
+	}
+}

@@ -1,0 +1,375 @@
+package gate
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tokengate/tokengate/tokens"
+)
+
+// HeaderCopy copies a claim into a header of the upstream request.
+type HeaderCopy struct {
+	// Claim is the claim's name (sub, client_id, scope, or any other).
+	Claim string
+	// Header is the request header to set. An incoming header of that name is always removed.
+	Header string
+}
+
+// Requirements are what a route asks of a valid token beyond being valid.
+type Requirements struct {
+	// ScopeSets: any one set suffices, and every scope in that set is required. None means no
+	// scope is checked.
+	ScopeSets [][]string
+	// Audience the token's aud must contain; "" accepts any audience in Gate.Audiences.
+	Audience string
+	// Claims are required claim values: a string claim must equal the value, an array claim must
+	// contain it. Numbers and booleans compare in their JSON form ("42", "true").
+	Claims map[string]string
+	// Headers are the identity headers set on the upstream request.
+	Headers []HeaderCopy
+}
+
+// Gate checks bearer tokens for one route. Verifier and Deny are required; the other fields may be
+// left zero where noted.
+type Gate struct {
+	Verifier *tokens.Verifier
+	Deny     *DenyList
+	// Cache of verified tokens; nil verifies every request.
+	Cache *Cache
+	// Realm is the realm of the challenges; "" leaves it out.
+	Realm string
+	// Audiences are the audiences this tokengate issues: with no Req.Audience, a token must carry
+	// one of them. Empty refuses every token that Req.Audience does not name.
+	Audiences map[string]bool
+	// ClientKnown reports whether a client is still configured; a client removed from the
+	// configuration has its tokens refused. nil accepts every client.
+	ClientKnown func(clientID string) bool
+	Req         Requirements
+}
+
+// The RFC 6750 §3.1 error codes.
+const (
+	errInvalidRequest    = "invalid_request"
+	errInvalidToken      = "invalid_token"
+	errInsufficientScope = "insufficient_scope"
+)
+
+// maxFormPeek bounds how much of a form body is read to look for a second copy of the token.
+const maxFormPeek = 64 << 10
+
+// refusal is a failed check: the status, the RFC 6750 error code ("" when the request carried no
+// credentials) and, for insufficient_scope, the scope that would do.
+type refusal struct {
+	status int
+	code   string
+	scope  string
+}
+
+// Authenticate checks the bearer token of r. On failure it writes the RFC 6750 §3 response and
+// returns false. On success it removes every configured identity header from r (whether or not the
+// claim is present), sets those whose claims the token carries, and returns the claims, which are
+// shared with the cache and must not be modified.
+func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (*tokens.Claims, bool) {
+	c, fail := g.check(r)
+	if fail != nil {
+		g.refuse(w, fail)
+		return nil, false
+	}
+	g.setHeaders(r, c)
+	return c, true
+}
+
+func (g *Gate) check(r *http.Request) (*tokens.Claims, *refusal) {
+	raw, fail := bearerToken(r)
+	if fail != nil {
+		return nil, fail
+	}
+	c, ok := g.verify(raw)
+	// Revocation and the client's removal are checked after the cache, never instead of it: a
+	// revoked token is refused from the next request on (ARCHITECTURE, SECURITY 89).
+	if !ok || g.Deny.Revoked(c.JTI, c.GrantID) || (g.ClientKnown != nil && !g.ClientKnown(c.ClientID)) {
+		return nil, &refusal{status: http.StatusUnauthorized, code: errInvalidToken}
+	}
+	// RFC 9068 §4: the resource must be among the token's audiences; a token for another resource
+	// is as foreign as one from another issuer.
+	if !g.audienceOK(c.Audience) {
+		return nil, &refusal{status: http.StatusUnauthorized, code: errInvalidToken}
+	}
+	// RFC 6750 §3.1: a valid token without the privileges the route needs is a 403.
+	if !g.Req.claimsOK(c.All) {
+		return nil, &refusal{status: http.StatusForbidden, code: errInsufficientScope}
+	}
+	if !g.Req.scopeOK(c.Scope) {
+		return nil, &refusal{status: http.StatusForbidden, code: errInsufficientScope, scope: strings.Join(g.Req.ScopeSets[0], " ")}
+	}
+	return c, nil
+}
+
+// verify returns the claims of raw from the cache, or verifies and caches them.
+func (g *Gate) verify(raw string) (*tokens.Claims, bool) {
+	if g.Cache != nil {
+		if c, ok := g.Cache.Get(raw); ok {
+			return c, true
+		}
+	}
+	c, err := g.Verifier.VerifyAccessToken(raw)
+	if err != nil {
+		return nil, false
+	}
+	if g.Cache != nil {
+		g.Cache.Put(raw, c)
+	}
+	return c, true
+}
+
+// bearerToken takes the token from the Authorization header (RFC 6750 §2.1), the only place the
+// gate accepts it.
+func bearerToken(r *http.Request) (string, *refusal) {
+	auth := r.Header.Values("Authorization")
+	if len(auth) > 1 {
+		return "", &refusal{status: http.StatusBadRequest, code: errInvalidRequest}
+	}
+	var scheme, token string
+	if len(auth) == 1 {
+		scheme, token, _ = strings.Cut(strings.TrimSpace(auth[0]), " ")
+	}
+	// RFC 7235 §2.1: the scheme is case-insensitive ("bearer", "BEARER").
+	if !strings.EqualFold(scheme, "Bearer") {
+		// RFC 6750 §2.3, SECURITY 81: a token in the URI leaks into logs and Referer, so it is
+		// refused rather than used.
+		if queryHasToken(r) {
+			return "", &refusal{status: http.StatusBadRequest, code: errInvalidRequest}
+		}
+		// RFC 6750 §3.1: no credentials, or another scheme such as Basic: a bare challenge.
+		return "", &refusal{status: http.StatusUnauthorized}
+	}
+	// RFC 6750 §2: a client must not use more than one method to send the token.
+	if queryHasToken(r) || formHasToken(r) {
+		return "", &refusal{status: http.StatusBadRequest, code: errInvalidRequest}
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" {
+		return "", &refusal{status: http.StatusUnauthorized, code: errInvalidToken}
+	}
+	return token, nil
+}
+
+func queryHasToken(r *http.Request) bool {
+	return r.URL.RawQuery != "" && r.URL.Query().Has("access_token")
+}
+
+// formHasToken reports whether a form-encoded body (RFC 6750 §2.2) carries access_token. It reads
+// at most maxFormPeek bytes and puts them back in front of the rest of the body for the upstream.
+func formHasToken(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return false
+	}
+	head, _ := io.ReadAll(io.LimitReader(r.Body, maxFormPeek))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+	// ParseQuery keeps parsing past a malformed pair, so a broken body cannot hide the token.
+	form, _ := url.ParseQuery(string(head))
+	return form.Has("access_token")
+}
+
+func (g *Gate) audienceOK(aud []string) bool {
+	if g.Req.Audience != "" {
+		return slices.Contains(aud, g.Req.Audience)
+	}
+	return slices.ContainsFunc(aud, func(a string) bool { return g.Audiences[a] })
+}
+
+// claimsOK reports whether every required claim has its value.
+func (q *Requirements) claimsOK(claims map[string]any) bool {
+	for name, want := range q.Claims {
+		if !claimHas(claims[name], want) {
+			return false
+		}
+	}
+	return true
+}
+
+// claimHas reports whether a claim equals want or, being an array, has an element that does.
+func claimHas(v any, want string) bool {
+	if list, ok := v.([]any); ok {
+		return slices.ContainsFunc(list, func(e any) bool { return claimHas(e, want) })
+	}
+	s, ok := scalar(v)
+	return ok && s == want
+}
+
+// scalar renders a JSON string, number or boolean as text; other values are not scalars.
+func scalar(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case bool:
+		return strconv.FormatBool(v), true
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	case json.Number:
+		return v.String(), true
+	}
+	return "", false
+}
+
+// scopeOK reports whether scope (space-separated, RFC 6749 §3.3) holds every scope of at least one
+// required set.
+func (q *Requirements) scopeOK(scope string) bool {
+	if len(q.ScopeSets) == 0 {
+		return true
+	}
+	have := strings.Fields(scope)
+	for _, set := range q.ScopeSets {
+		if !slices.ContainsFunc(set, func(s string) bool { return !slices.Contains(have, s) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// setHeaders removes every configured identity header, in any spelling an upstream might read as
+// the same name, then sets those whose claims are present. Removing them even when the claim is
+// absent stops a client from supplying its own identity (Caddy CVE-2026-30851).
+func (g *Gate) setHeaders(r *http.Request, c *tokens.Claims) {
+	if len(g.Req.Headers) == 0 {
+		return
+	}
+	for name := range r.Header {
+		if slices.ContainsFunc(g.Req.Headers, func(h HeaderCopy) bool { return sameHeader(name, h.Header) }) {
+			delete(r.Header, name)
+		}
+	}
+	for _, h := range g.Req.Headers {
+		if v := headerValue(c.All[h.Claim]); v != "" {
+			r.Header.Set(h.Header, v)
+		}
+	}
+}
+
+// sameHeader compares header names case-insensitively and with "_" equal to "-": CGI, PHP and
+// several proxies map X_User_Id to X-User-Id, so a client could otherwise slip a second copy past
+// the removal.
+func sameHeader(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if fold(a[i]) != fold(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func fold(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+// headerValue renders a claim for a header: a scalar as text, an array of scalars comma-separated,
+// anything else as JSON; control characters are dropped so a claim cannot split the header. An
+// absent claim gives "".
+func headerValue(v any) string {
+	text, ok := scalar(v)
+	if list, isList := v.([]any); isList {
+		text, ok = joinScalars(list)
+	}
+	if !ok && v != nil {
+		if b, err := json.Marshal(v); err == nil {
+			text = string(b)
+		}
+	}
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, text))
+}
+
+// joinScalars joins an array of scalars with ", "; ok is false when an element is not a scalar.
+func joinScalars(list []any) (string, bool) {
+	parts := make([]string, len(list))
+	for i, e := range list {
+		p, ok := scalar(e)
+		if !ok {
+			return "", false
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ", "), true
+}
+
+// refuse writes the RFC 6750 §3 response: the challenge, and a short plain-text body that never
+// carries the token.
+func (g *Gate) refuse(w http.ResponseWriter, f *refusal) {
+	params := make([]string, 0, 3)
+	if g.Realm != "" {
+		params = append(params, `realm="`+quoteRealm(g.Realm)+`"`)
+	}
+	if f.code != "" {
+		params = append(params, `error="`+f.code+`"`)
+	}
+	if f.scope != "" {
+		params = append(params, `scope="`+scopeChars(f.scope)+`"`)
+	}
+	challenge := "Bearer"
+	if len(params) > 0 {
+		challenge += " " + strings.Join(params, ", ")
+	}
+	h := w.Header()
+	h.Set("WWW-Authenticate", challenge)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(f.status)
+	text := f.code
+	if text == "" {
+		text = http.StatusText(f.status)
+	}
+	io.WriteString(w, text+"\n")
+}
+
+// quoteRealm makes s the content of an RFC 7230 §3.2.6 quoted-string: `"` and `\` escaped, control
+// characters (CR, LF) dropped.
+func quoteRealm(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == 0x7f:
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// scopeChars keeps only what RFC 6750 §3 allows in the scope attribute: %x20-21 / %x23-5B / %x5D-7E.
+func scopeChars(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
+}

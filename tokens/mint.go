@@ -39,7 +39,7 @@ type AccessToken struct {
 	Audience []string
 	// Claims are added to the registered ones; a name RegisteredClaim reports is skipped.
 	Claims map[string]any
-	// TTL is the token's lifetime, at least one second.
+	// TTL is the token's lifetime; positive.
 	TTL time.Duration
 }
 
@@ -64,8 +64,8 @@ func (m *Minter) AccessToken(t AccessToken) (raw string, jti string, exp time.Ti
 	if t.Subject == "" || t.ClientID == "" {
 		return "", "", time.Time{}, errors.New("tokens: an access token needs a subject and a client_id")
 	}
-	if t.TTL < time.Second {
-		return "", "", time.Time{}, fmt.Errorf("tokens: access token TTL %v is under a second", t.TTL)
+	if t.TTL <= 0 {
+		return "", "", time.Time{}, fmt.Errorf("tokens: access token TTL %v is not positive", t.TTL)
 	}
 	aud, err := audienceClaim(t.Audience)
 	if err != nil {
@@ -76,7 +76,7 @@ func (m *Minter) AccessToken(t AccessToken) (raw string, jti string, exp time.Ti
 		Iss:      m.issuer,
 		Sub:      t.Subject,
 		Aud:      aud,
-		Exp:      now.Add(t.TTL).Unix(),
+		Exp:      expiry(now, t.TTL),
 		Iat:      now.Unix(),
 		Nbf:      now.Unix(),
 		Jti:      newJTI(),
@@ -90,6 +90,12 @@ func (m *Minter) AccessToken(t AccessToken) (raw string, jti string, exp time.Ti
 		return "", "", time.Time{}, err
 	}
 	return raw, p.Jti, time.Unix(p.Exp, 0), nil
+}
+
+// expiry is exp for a token issued at now that lives ttl, in whole seconds (RFC 7519 §2
+// NumericDate), and at least one second after iat: a grant near its end may ask for less.
+func expiry(now time.Time, ttl time.Duration) int64 {
+	return max(now.Add(ttl).Unix(), now.Unix()+1)
 }
 
 // audienceClaim encodes aud as a string when there is one value and an array otherwise (RFC 7519
@@ -125,7 +131,7 @@ type IDToken struct {
 	AuthTime time.Time
 	// Claims are added to the registered ones; a name RegisteredClaim reports is skipped.
 	Claims map[string]any
-	// TTL is the token's lifetime, at least one second.
+	// TTL is the token's lifetime; positive.
 	TTL time.Duration
 }
 
@@ -146,8 +152,8 @@ func (m *Minter) IDToken(t IDToken) (string, error) {
 	if t.Subject == "" || t.ClientID == "" {
 		return "", errors.New("tokens: an ID token needs a subject and a client_id")
 	}
-	if t.TTL < time.Second {
-		return "", fmt.Errorf("tokens: ID token TTL %v is under a second", t.TTL)
+	if t.TTL <= 0 {
+		return "", fmt.Errorf("tokens: ID token TTL %v is not positive", t.TTL)
 	}
 	now := m.now()
 	e := m.keys().signing(now)
@@ -155,7 +161,7 @@ func (m *Minter) IDToken(t IDToken) (string, error) {
 		Iss: m.issuer,
 		Sub: t.Subject,
 		Aud: t.ClientID,
-		Exp: now.Add(t.TTL).Unix(),
+		Exp: expiry(now, t.TTL),
 		Iat: now.Unix(),
 		// OIDC Core §2: azp is the party the token was issued to.
 		Azp:   t.ClientID,

@@ -114,6 +114,10 @@ func (g *Gate) check(r *http.Request) (*tokens.Claims, *refusal) {
 
 // verify returns the claims of raw from the cache, or verifies and caches them.
 func (g *Gate) verify(raw string) (*tokens.Claims, bool) {
+	// Refused before the cache, so that an oversized token costs no hash (CVE-2025-30204).
+	if len(raw) > tokens.MaxTokenLen {
+		return nil, false
+	}
 	if g.Cache != nil {
 		if c, ok := g.Cache.Get(raw); ok {
 			return c, true

@@ -175,6 +175,16 @@ func TestAuthenticateRefusesATokenFromAnotherIssuer(t *testing.T) {
 	}
 }
 
+// An oversized token is refused before the cache is consulted (it would cost a hash of it).
+func TestAuthenticateRefusesOversizedTokenBeforeTheCache(t *testing.T) {
+	f := newFixture(t)
+	huge := strings.Repeat("a", tokens.MaxTokenLen) + ".b.c"
+	f.gate.Cache.Put(huge, &tokens.Claims{JTI: "j", ClientID: "app", Audience: []string{"api"}, ExpiresAt: t0.Add(time.Hour)})
+	if w, ok := f.do(bearer(huge)); ok || w.Code != http.StatusUnauthorized {
+		t.Errorf("Authenticate(oversized, planted in the cache) = %d, %v; want 401", w.Code, ok)
+	}
+}
+
 // The form body read to look for a second token reaches the upstream whole.
 func TestAuthenticateKeepsTheBody(t *testing.T) {
 	f := newFixture(t)

@@ -13,13 +13,13 @@ import (
 // foreign, expired or of the wrong type. RFC 6750 §3.1 calls all of these invalid_token.
 var ErrInvalidToken = errors.New("tokens: invalid token")
 
-const (
-	// maxTokenLen bounds the work an attacker can ask for: tokengate's access tokens are well under
-	// 2 KiB even with many claims (CVE-2025-30204: unbounded input to the parser).
-	maxTokenLen = 8 << 10
-	// leeway is the clock skew allowed on exp and nbf, as for every JWT tokengate checks.
-	leeway = 5 * time.Second
-)
+// MaxTokenLen is the longest access token VerifyAccessToken considers. It bounds the work an
+// attacker can ask for (CVE-2025-30204); tokengate's access tokens are well under 2 KiB even with
+// many claims.
+const MaxTokenLen = 8 << 10
+
+// leeway is the clock skew allowed on exp and nbf, as for every JWT tokengate checks.
+const leeway = 5 * time.Second
 
 // Claims is what a verified access token says.
 type Claims struct {
@@ -88,8 +88,8 @@ func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
 // checkCompact refuses, without decoding anything, what cannot be a JWS compact serialization
 // (RFC 7515 §7.1): too long, not three non-empty segments, or a character outside base64url.
 func checkCompact(raw string) error {
-	if len(raw) > maxTokenLen {
-		return fmt.Errorf("longer than %d bytes", maxTokenLen)
+	if len(raw) > MaxTokenLen {
+		return fmt.Errorf("longer than %d bytes", MaxTokenLen)
 	}
 	dots, segLen := 0, 0
 	for i := 0; i < len(raw); i++ {

@@ -263,7 +263,7 @@ func TestVerifyRefusesMalformedBeforeDecoding(t *testing.T) {
 	cases := []string{
 		"", ".", "..", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", valid + ".", "." + valid,
 		strings.Repeat(".", 1<<20),
-		strings.Repeat("a", maxTokenLen-3) + ".b.c",
+		strings.Repeat("a", MaxTokenLen-3) + ".b.c",
 		"a.b.c=", "a.b.c d", "a.b.c\n", "a.b+/.c", "a.b.c\x00", "é.b.c", " " + valid, valid + " ",
 	}
 	for _, raw := range cases {

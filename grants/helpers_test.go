@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
@@ -26,6 +27,7 @@ type fixture struct {
 	srv      *Server
 	store    *store.Memory
 	verifier *tokens.Verifier
+	deny     *gate.DenyList
 	revoked  int
 
 	mu  sync.Mutex
@@ -76,6 +78,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0)}
 	f.store = store.NewMemory(f.clock)
+	f.deny = gate.NewDenyList(f.store, f.clock)
 	signer, err := tokens.GenerateKey(tokens.ES256)
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +116,20 @@ func newFixture(t *testing.T) *fixture {
 			{ID: "spa", Public: true, Grants: []string{"password", "refresh_token"}, Scopes: []string{"openid", "offline_access", "api.read"}},
 			{ID: "other", Secrets: secrets(t, "other-secret"), Grants: []string{"password", "refresh_token"}, Scopes: []string{"offline_access", "api.read"}},
 			{ID: "pwonly", Secrets: secrets(t, "pwonly-secret"), Grants: []string{"password"}, Scopes: []string{"api.read"}},
+			{ID: "auditor", Secrets: secrets(t, "auditor-secret"), IntrospectAny: true},
 		},
 		IdentityProviders: []IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
 		Store:             f.store,
 		Minter:            tokens.NewMinter(issuer, keySource, f.clock),
-		OnRevoke:          func(context.Context) { f.revoked++ },
-		Now:               f.clock,
+		Verifier:          f.verifier,
+		OnRevoke: func(ctx context.Context) {
+			f.revoked++
+			if err := f.deny.Sync(ctx); err != nil {
+				t.Error(err)
+			}
+		},
+		Revoked: f.deny.Revoked,
+		Now:     f.clock,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +170,13 @@ func (f *fixture) do(req request) *response {
 	if req.target == "" {
 		req.target = "/connect/token"
 	}
+	handler := f.srv.ServeHTTP
+	switch req.target {
+	case "/connect/introspect":
+		handler = f.srv.Introspect
+	case "/connect/revocation":
+		handler = f.srv.Revoke
+	}
 	r := httptest.NewRequest(req.method, req.target, strings.NewReader(req.body))
 	r.Header.Set("Content-Type", req.contentType)
 	if req.basic[0] != "" {
@@ -169,7 +187,7 @@ func (f *fixture) do(req request) *response {
 		r.Header.Set(k, v)
 	}
 	w := httptest.NewRecorder()
-	f.srv.ServeHTTP(w, r)
+	handler(w, r)
 	resp := &response{status: w.Code, header: w.Header(), raw: w.Body.String()}
 	json.Unmarshal(w.Body.Bytes(), &resp.json)
 	return resp

@@ -25,6 +25,8 @@ type grant struct {
 	// User is set when a person authenticated, not only the client: only then is there an ID token.
 	User     bool      `json:"user,omitempty"`
 	AuthTime time.Time `json:"auth_time,omitzero"`
+	// IssuedAt is when the refresh token holding this record was issued (introspection's iat).
+	IssuedAt time.Time `json:"iat,omitzero"`
 
 	// familyID and familyExpires are set when the grant has a refresh family: its access tokens
 	// carry the family id as gid and never outlive the family.
@@ -64,7 +66,7 @@ func (s *Server) respond(ctx context.Context, req *tokenRequest, g *grant) (*tok
 func (s *Server) startFamily(ctx context.Context, req *tokenRequest, g *grant) (string, *Error) {
 	g.familyID = randomToken()
 	g.familyExpires = req.now.Add(s.cfg.RefreshTokenTTL)
-	raw, record, err := newRefreshToken(req.client.ID, g)
+	raw, record, err := newRefreshToken(req.client.ID, g, req.now)
 	if err != nil {
 		return "", serverFault(err)
 	}
@@ -77,7 +79,8 @@ func (s *Server) startFamily(ctx context.Context, req *tokenRequest, g *grant) (
 // newRefreshToken makes a refresh token for g's family: 256 random bits, base64url (RFC 6749
 // §10.10 asks for at least 128, and VSCHAR only). The whole family expires together, so a family
 // revocation that lasts until the family's end covers every token of it.
-func newRefreshToken(clientID string, g *grant) (string, store.RefreshToken, error) {
+func newRefreshToken(clientID string, g *grant, now time.Time) (string, store.RefreshToken, error) {
+	g.IssuedAt = now
 	payload, err := json.Marshal(g)
 	if err != nil {
 		return "", store.RefreshToken{}, err
@@ -100,10 +103,6 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 	if !g.familyExpires.IsZero() {
 		ttl = min(ttl, g.familyExpires.Sub(req.now))
 	}
-	audience := c.Audience
-	if len(audience) == 0 {
-		audience = []string{s.cfg.Issuer}
-	}
 	claims := make(map[string]any, len(c.Claims)+len(g.Claims))
 	for k, v := range c.Claims {
 		claims[k] = v
@@ -117,7 +116,7 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		ClientID: c.ID,
 		Scope:    scopeParam,
 		GrantID:  g.familyID,
-		Audience: audience,
+		Audience: s.audience(c),
 		Claims:   claims,
 		TTL:      ttl,
 	})
@@ -144,6 +143,14 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		}
 	}
 	return resp, nil
+}
+
+// audience is the aud of the client's tokens: its own audience, or the issuer.
+func (s *Server) audience(c *Client) []string {
+	if len(c.Audience) == 0 {
+		return []string{s.cfg.Issuer}
+	}
+	return c.Audience
 }
 
 func randomToken() string {

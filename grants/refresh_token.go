@@ -35,7 +35,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if scopeErr != nil {
 		return nil, scopeErr
 	}
-	raw, next, err := newRefreshToken(req.client.ID, &g)
+	raw, next, err := newRefreshToken(req.client.ID, &g, req.now)
 	if err != nil {
 		return nil, serverFault(err)
 	}
@@ -55,9 +55,7 @@ func (s *Server) refreshLookupFailed(ctx context.Context, err error) *Error {
 	switch {
 	case errors.Is(err, store.ErrReused):
 		// The store killed the family; the gate must hear of it before the next request.
-		if s.cfg.OnRevoke != nil {
-			s.cfg.OnRevoke(ctx)
-		}
+		s.revokedNow(ctx)
 		return invalidRefreshToken()
 	case errors.Is(err, store.ErrNotFound):
 		return invalidRefreshToken()

@@ -36,15 +36,18 @@ type Config struct {
 	// AccessTokenTTL defaults to 1h, RefreshTokenTTL (a refresh family's whole life) to 720h.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
-	// Store keeps refresh tokens; required.
-	Store store.RefreshTokens
-	// Minter signs tokens; required.
-	Minter *tokens.Minter
+	// Store keeps refresh tokens and records revocations; required.
+	Store Store
+	// Minter signs tokens and Verifier reads them back (introspection, revocation); required.
+	Minter   *tokens.Minter
+	Verifier *tokens.Verifier
 	// Limits outlive config reloads; nil means fresh ones.
 	Limits *Limits
 	// OnRevoke is called after the store recorded a revocation (a reused refresh token killed its
-	// family), so the gate refreshes its deny-list before the next request. Optional.
+	// family, a client revoked a token), so the gate syncs its deny-list before the next request.
 	OnRevoke func(context.Context)
+	// Revoked is the gate's deny-list, so introspection calls a revoked access token inactive.
+	Revoked func(jti, gid string) bool
 	// ClientIP names the address a request comes from, for throttling; nil means the TCP peer.
 	ClientIP func(*http.Request) string
 	// Logger gets server faults (never secrets or whole tokens); nil means none.
@@ -53,7 +56,13 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Server serves POST /connect/token.
+// Store is what the endpoints keep: refresh tokens, and the revocations the gate follows.
+type Store interface {
+	store.RefreshTokens
+	store.Revocations
+}
+
+// Server serves the endpoints a client authenticates to: token, introspection, revocation.
 type Server struct {
 	cfg     Config
 	clients map[string]*Client
@@ -87,8 +96,8 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Issuer == "":
 		return nil, errors.New("grants: an issuer is required")
-	case cfg.Store == nil || cfg.Minter == nil:
-		return nil, errors.New("grants: a store and a minter are required")
+	case cfg.Store == nil || cfg.Minter == nil || cfg.Verifier == nil:
+		return nil, errors.New("grants: a store, a minter and a verifier are required")
 	}
 	if cfg.AccessTokenTTL == 0 {
 		cfg.AccessTokenTTL = time.Hour
@@ -177,13 +186,31 @@ const secretWait = 10 * time.Second
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.token(w, r)
 	if err != nil {
-		if err.cause != nil {
-			s.cfg.Logger.Error("token request failed", zap.String("error_code", err.Code), zap.Error(err.cause))
-		}
-		err.write(w)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// fail answers err, logging server faults (never the request's secrets or tokens).
+func (s *Server) fail(w http.ResponseWriter, err *Error) {
+	if err.cause != nil {
+		s.cfg.Logger.Error("request failed", zap.String("error_code", err.Code), zap.Error(err.cause))
+	}
+	err.write(w)
+}
+
+// clientRequest parses a request to an endpoint other than the token endpoint and authenticates
+// its client the same way.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form, *Client, *Error) {
+	f, err := parseForm(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), secretWait)
+	defer cancel()
+	client, err := s.authenticateClient(ctx, r, f, s.cfg.Now())
+	return f, client, err
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *Error) {

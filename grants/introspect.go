@@ -1,0 +1,145 @@
+package grants
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/tokengate/tokengate/store"
+)
+
+// introspection is RFC 7662 §2.2's answer for an active token. An inactive one is exactly
+// {"active":false}: nothing about why.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Subject   string   `json:"sub,omitempty"`
+	ExpiresAt int64    `json:"exp,omitempty"`
+	IssuedAt  int64    `json:"iat,omitempty"`
+	NotBefore int64    `json:"nbf,omitempty"`
+	Issuer    string   `json:"iss,omitempty"`
+	Audience  []string `json:"aud,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	JTI       string   `json:"jti,omitempty"`
+}
+
+// Introspect serves POST /connect/introspect (RFC 7662). The caller authenticates as at the token
+// endpoint and learns only of tokens issued to it, unless it has introspect_any.
+func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) {
+	answer, err := s.introspect(w, r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) (*introspection, *Error) {
+	f, client, err := s.clientRequest(w, r)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 7662 §2.1: the endpoint must be protected; a public client proves nothing.
+	if client.Public {
+		return nil, clientAuthFailed(false)
+	}
+	token, ok := f["token"]
+	if !ok {
+		return nil, errorf(CodeInvalidRequest, "token is missing")
+	}
+	visible := func(owner string) bool { return owner == client.ID || client.IntrospectAny }
+	// §2.1: token_type_hint only orders the lookups; both kinds are always tried.
+	lookups := []func(context.Context, string, func(string) bool) (*introspection, error){s.introspectAccess, s.introspectRefresh}
+	if f["token_type_hint"] == "refresh_token" {
+		lookups[0], lookups[1] = lookups[1], lookups[0]
+	}
+	for _, lookup := range lookups {
+		answer, err := lookup(r.Context(), token, visible)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if answer != nil {
+			return answer, nil
+		}
+	}
+	return &introspection{Active: false}, nil
+}
+
+// introspectAccess answers for an access token this tokengate signed, or nil when token is not one
+// the caller may see alive.
+func (s *Server) introspectAccess(_ context.Context, token string, visible func(string) bool) (*introspection, error) {
+	if !looksLikeJWT(token) {
+		return nil, nil
+	}
+	c, err := s.cfg.Verifier.VerifyAccessToken(token)
+	if err != nil || !visible(c.ClientID) || s.revoked(c.JTI, c.GrantID) {
+		return nil, nil
+	}
+	if _, ok := s.clients[c.ClientID]; !ok {
+		return nil, nil
+	}
+	answer := &introspection{
+		Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
+		ExpiresAt: c.ExpiresAt.Unix(), IssuedAt: c.IssuedAt.Unix(), Issuer: c.Issuer,
+		Audience: c.Audience, TokenType: "Bearer", JTI: c.JTI,
+	}
+	if !c.NotBefore.IsZero() {
+		answer.NotBefore = c.NotBefore.Unix()
+	}
+	return answer, nil
+}
+
+// introspectRefresh answers for a live refresh token of the caller's.
+func (s *Server) introspectRefresh(ctx context.Context, token string, visible func(string) bool) (*introspection, error) {
+	record, g, err := s.lookupRefresh(ctx, token)
+	if err != nil || record == nil || !visible(record.ClientID) {
+		return nil, err
+	}
+	client, ok := s.clients[record.ClientID]
+	if !ok {
+		return nil, nil
+	}
+	return &introspection{
+		Active: true, Scope: strings.Join(g.Scope, " "), ClientID: record.ClientID, Subject: g.Subject,
+		ExpiresAt: record.ExpiresAt.Unix(), IssuedAt: g.IssuedAt.Unix(), Issuer: s.cfg.Issuer,
+		Audience: s.audience(client), TokenType: "refresh_token",
+	}, nil
+}
+
+// lookupRefresh returns the live refresh token and its grant, nil when there is none (unknown,
+// expired, revoked, reused), or a store fault.
+func (s *Server) lookupRefresh(ctx context.Context, token string) (*store.RefreshToken, *grant, error) {
+	record, err := s.cfg.Store.RefreshToken(ctx, hashToken(token))
+	switch {
+	case errors.Is(err, store.ErrReused):
+		s.revokedNow(ctx)
+		return nil, nil, nil
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	var g grant
+	if err := json.Unmarshal(record.Grant, &g); err != nil {
+		return nil, nil, err
+	}
+	return &record, &g, nil
+}
+
+// revoked asks the gate's deny-list, when there is one.
+func (s *Server) revoked(jti, gid string) bool {
+	return s.cfg.Revoked != nil && s.cfg.Revoked(jti, gid)
+}
+
+// revokedNow tells the gate that the store recorded a revocation.
+func (s *Server) revokedNow(ctx context.Context) {
+	if s.cfg.OnRevoke != nil {
+		s.cfg.OnRevoke(ctx)
+	}
+}
+
+// looksLikeJWT tells a compact JWS from an opaque refresh token, which has no dots.
+func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }

@@ -11,9 +11,11 @@ import (
 
 // The endpoint paths, relative to the issuer (IdentityServer's paths).
 const (
-	TokenPath     = "/connect/token"
-	DiscoveryPath = "/.well-known/openid-configuration"
-	JWKSPath      = "/.well-known/openid-configuration/jwks"
+	TokenPath         = "/connect/token"
+	IntrospectionPath = "/connect/introspect"
+	RevocationPath    = "/connect/revocation"
+	DiscoveryPath     = "/.well-known/openid-configuration"
+	JWKSPath          = "/.well-known/openid-configuration/jwks"
 )
 
 // discoveryMaxAge is how long a client may cache the discovery document, in seconds. It changes only
@@ -30,6 +32,10 @@ type Metadata struct {
 	TokenEndpoint string `json:"token_endpoint"`
 	// JWKSURI is the issuer followed by JWKSPath.
 	JWKSURI string `json:"jwks_uri"`
+	// IntrospectionEndpoint is the issuer followed by IntrospectionPath (RFC 8414 §2).
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	// RevocationEndpoint is the issuer followed by RevocationPath (RFC 8414 §2).
+	RevocationEndpoint string `json:"revocation_endpoint"`
 	// GrantTypesSupported holds the wire grant_type of every grant some client may use; omitted
 	// when empty.
 	GrantTypesSupported []string `json:"grant_types_supported,omitempty"`
@@ -38,6 +44,10 @@ type Metadata struct {
 	// TokenEndpointAuthMethodsSupported holds the client authentication methods the clients are
 	// registered with; omitted when empty.
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	// IntrospectionEndpointAuthMethodsSupported and RevocationEndpointAuthMethodsSupported hold the
+	// methods callers of those endpoints authenticate with; omitted when empty.
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
 	// SubjectTypesSupported is always ["public"]: sub is the same for every client (OpenID Connect
 	// Core §8), and Discovery §3 requires the field.
 	SubjectTypesSupported []string `json:"subject_types_supported"`
@@ -55,6 +65,8 @@ func NewMetadata(issuer string) Metadata {
 		Issuer:                issuer,
 		TokenEndpoint:         URL(issuer, TokenPath),
 		JWKSURI:               URL(issuer, JWKSPath),
+		IntrospectionEndpoint: URL(issuer, IntrospectionPath),
+		RevocationEndpoint:    URL(issuer, RevocationPath),
 		SubjectTypesSupported: []string{"public"},
 	}
 }

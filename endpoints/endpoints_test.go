@@ -92,6 +92,8 @@ func TestDiscoveryDocument(t *testing.T) {
 		"issuer":                  "https://auth.example.com",
 		"token_endpoint":          "https://auth.example.com/connect/token",
 		"jwks_uri":                "https://auth.example.com/.well-known/openid-configuration/jwks",
+		"introspection_endpoint":  "https://auth.example.com/connect/introspect",
+		"revocation_endpoint":     "https://auth.example.com/connect/revocation",
 		"grant_types_supported":   []any{"client_credentials"},
 		"subject_types_supported": []any{"public"},
 	} {

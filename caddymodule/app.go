@@ -1,0 +1,659 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/endpoints"
+	"github.com/tokengate/tokengate/gate"
+	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// Defaults of the App's durations (SPEC "Global options").
+const (
+	defaultAccessTokenTTL  = time.Hour
+	defaultRefreshTokenTTL = 720 * time.Hour
+	defaultCodeTTL         = 60 * time.Second
+	defaultDeviceCodeTTL   = 300 * time.Second
+)
+
+const (
+	// denyListSyncEvery is how often the revocation list is read back from the store, so that a
+	// revocation made by another instance is refused within about this long.
+	denyListSyncEvery = time.Second
+	// verifiedTokenCacheSize bounds the gate's cache of verified access tokens.
+	verifiedTokenCacheSize = 10000
+	// httpLoginTimeout bounds a call to a legacy login backend (http_login): past it the login
+	// answers 503 instead of hanging.
+	httpLoginTimeout = 10 * time.Second
+)
+
+// App is the tokengate app: the issuer, its signing keys, its store, its clients and identity
+// providers. The tokengate and bearer_auth handlers of the HTTP app use it.
+//
+// Provision does all the work (open the store, load or generate keys, build the clients), because
+// the HTTP app may serve a request before this app's Start has run.
+type App struct {
+	// Issuer is the iss of every token and the base of every endpoint URL: an absolute http or
+	// https URL without query or fragment, kept exactly as given. Required.
+	Issuer string `json:"issuer"`
+
+	// Store is where state lives. Default: bolt, in Caddy's data directory.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// SigningKey has a key generated once and kept in the store. Default, when SigningKeyFile is
+	// not set either: {"alg": "ES256"}.
+	SigningKey *SigningKeyConfig `json:"signing_key,omitempty"`
+
+	// SigningKeyFile signs with a key read from a PEM file instead; it is never stored or rotated.
+	// Default: none.
+	SigningKeyFile *SigningKeyFileConfig `json:"signing_key_file,omitempty"`
+
+	// AccessTokenTTL is the lifetime of access tokens. Default: 1h. At least 1s.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+	// RefreshTokenTTL is the lifetime of refresh tokens. Default: 720h. At least 1s.
+	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+	// CodeTTL is the lifetime of authorization codes. Default: 60s. At least 1s.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// DeviceCodeTTL is the lifetime of device codes. Default: 300s. At least 1s.
+	DeviceCodeTTL caddy.Duration `json:"device_code_ttl,omitempty"`
+
+	// Clients are the registered clients. Default: none.
+	Clients []*ClientConfig `json:"clients,omitempty"`
+
+	// IdentityProviders are the `users` blocks. The first is the default, and the only one a
+	// client without identity_providers may use. Default: none.
+	IdentityProviders []*IdentityProviderConfig `json:"identity_providers,omitempty"`
+
+	now    func() time.Time
+	logger *zap.Logger
+
+	// shared is the state this config shares with the configs before and after it (see state.go);
+	// poolKey names it in the pool, empty until it is acquired.
+	shared  *sharedState
+	poolKey string
+
+	keys      *tokens.KeySet
+	verifier  *tokens.Verifier
+	server    *grants.Server
+	clientIDs map[string]bool
+	// audiences is every aud this tokengate issues: the issuer and every client's audience.
+	audiences map[string]bool
+	// routes maps a request path to the endpoint that serves it.
+	routes map[string]http.Handler
+}
+
+// StoreConfig chooses the store backend.
+type StoreConfig struct {
+	// Backend is "bolt" (durable, one process) or "memory" (nothing survives a restart). Default:
+	// bolt.
+	Backend string `json:"backend,omitempty"`
+	// Path is the bolt file. Default: tokengate/tokengate.db in Caddy's data directory.
+	Path string `json:"path,omitempty"`
+}
+
+// SigningKeyConfig asks for a generated signing key.
+type SigningKeyConfig struct {
+	// Alg is ES256, RS256, PS256 or EdDSA. Default: ES256.
+	Alg string `json:"alg,omitempty"`
+}
+
+// SigningKeyFileConfig names a PEM private key to sign with.
+type SigningKeyFileConfig struct {
+	// Alg is ES256, RS256, PS256 or EdDSA, and must suit the key. Required.
+	Alg string `json:"alg"`
+	// File is the PEM file: PKCS#8, PKCS#1 (RSA) or SEC 1 (EC). Required.
+	File string `json:"file"`
+	// KID is the key's kid. Default: its RFC 7638 thumbprint.
+	KID string `json:"kid,omitempty"`
+}
+
+// ClientConfig registers one client.
+type ClientConfig struct {
+	// ID is the client_id. Required, unique.
+	ID string `json:"id"`
+	// Secrets are the accepted secrets: bcrypt hashes as `caddy hash-password` prints them, or
+	// plaintext; {env.X} placeholders are replaced at provision time. A confidential client needs
+	// at least one; a public client has none.
+	Secrets []string `json:"secrets,omitempty"`
+	// Public marks a client that cannot keep a secret (native and browser apps). Default: false.
+	Public bool `json:"public,omitempty"`
+	// AuthMethod is how a confidential client authenticates at the token endpoint:
+	// client_secret_basic or client_secret_post (interchangeable), or client_secret_jwt.
+	// Default: client_secret_basic.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// Grants are the grants it may use, by their Caddyfile names. Required.
+	Grants []string `json:"grants,omitempty"`
+	// Scopes are the scopes it may ask for; also its scope when a request names none. Default:
+	// none.
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience is the aud of its access tokens. Default: the issuer.
+	Audience []string `json:"audience,omitempty"`
+	// RedirectURIs are its redirect URIs, matched exactly. Default: none.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// PostLogoutRedirectURIs are where logout may send the user back to. Default: none.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// AccessTokenTTL overrides the app's access token lifetime for this client. Default: the
+	// app's. At least 1s.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+	// Claims are static claims in the tokens issued to it. Default: none.
+	Claims map[string]string `json:"claims,omitempty"`
+	// IdentityProviders are the names of the identity providers it may use. Default: the first one.
+	IdentityProviders []string `json:"identity_providers,omitempty"`
+	// PKCEPlain allows code_challenge_method plain. Default: false (S256 only).
+	PKCEPlain bool `json:"pkce_plain,omitempty"`
+	// IntrospectAny lets it introspect every token, not only its own. Default: false.
+	IntrospectAny bool `json:"introspect_any,omitempty"`
+}
+
+// IdentityProviderConfig is one `users` block: static users, or a legacy login to delegate to.
+type IdentityProviderConfig struct {
+	// Name is what clients name it by. Required, unique.
+	Name string `json:"name"`
+	// Users are the static users. Exactly one of Users and HTTPLogin is set.
+	Users []*UserConfig `json:"users,omitempty"`
+	// HTTPLogin is the URL tokengate POSTs username and password to.
+	HTTPLogin string `json:"http_login,omitempty"`
+}
+
+// UserConfig is one static user.
+type UserConfig struct {
+	// Username is the user's name and the sub of their tokens. Required, unique in its block.
+	Username string `json:"username"`
+	// Hash is a bcrypt hash of the password. Required.
+	Hash string `json:"hash"`
+	// Claims go into the user's tokens and userinfo. Default: none.
+	Claims map[string]string `json:"claims,omitempty"`
+	// Tenants, when set, are the only tenants the user may sign in to. Default: any.
+	Tenants []string `json:"tenants,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "tokengate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision checks the configuration and builds everything requests need.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.setDefaults()
+	issuer, err := parseIssuer(a.Issuer)
+	if err != nil {
+		return err
+	}
+	if err := a.check(); err != nil {
+		return err
+	}
+	if err := a.acquireShared(); err != nil {
+		return err
+	}
+	if a.keys, err = a.loadKeys(ctx); err != nil {
+		return err
+	}
+	keysNow := func() *tokens.KeySet { return a.keys }
+	a.verifier = tokens.NewVerifier(a.Issuer, keysNow, a.now)
+
+	clients, err := a.buildClients()
+	if err != nil {
+		return err
+	}
+	idps, err := a.buildIdentityProviders()
+	if err != nil {
+		return err
+	}
+	a.server, err = grants.New(grants.Config{
+		Issuer:            a.Issuer,
+		Clients:           clients,
+		IdentityProviders: idps,
+		AccessTokenTTL:    time.Duration(a.AccessTokenTTL),
+		RefreshTokenTTL:   time.Duration(a.RefreshTokenTTL),
+		Store:             a.shared.store,
+		Minter:            tokens.NewMinter(a.Issuer, keysNow, a.now),
+		Verifier:          a.verifier,
+		Limits:            a.shared.limits,
+		OnRevoke:          a.syncDenyList,
+		Revoked:           a.shared.deny.Revoked,
+		ClientIP:          clientIP,
+		Logger:            a.logger,
+		Now:               a.now,
+	})
+	if err != nil {
+		return err
+	}
+
+	// The endpoints live under the issuer's path, where the discovery document says they are.
+	prefix := strings.TrimSuffix(issuer.Path, "/")
+	a.routes = map[string]http.Handler{
+		prefix + endpoints.TokenPath:         a.server,
+		prefix + endpoints.IntrospectionPath: http.HandlerFunc(a.server.Introspect),
+		prefix + endpoints.RevocationPath:    http.HandlerFunc(a.server.Revoke),
+		prefix + endpoints.DiscoveryPath:     endpoints.Discovery(a.metadata()),
+		prefix + endpoints.JWKSPath:          endpoints.JWKS(keysNow),
+	}
+	signing := a.keys.Signing(a.now())
+	a.logger.Info("tokengate ready",
+		zap.String("issuer", a.Issuer),
+		zap.String("store", a.poolKey),
+		zap.String("kid", signing.ID),
+		zap.String("alg", signing.Alg),
+		zap.Int("clients", len(clients)))
+	return nil
+}
+
+// setDefaults fills in what the configuration left out.
+func (a *App) setDefaults() {
+	for _, d := range []struct {
+		field *caddy.Duration
+		def   time.Duration
+	}{
+		{&a.AccessTokenTTL, defaultAccessTokenTTL},
+		{&a.RefreshTokenTTL, defaultRefreshTokenTTL},
+		{&a.CodeTTL, defaultCodeTTL},
+		{&a.DeviceCodeTTL, defaultDeviceCodeTTL},
+	} {
+		if *d.field == 0 {
+			*d.field = caddy.Duration(d.def)
+		}
+	}
+	if a.Store == nil {
+		a.Store = new(StoreConfig)
+	}
+	if a.Store.Backend == "" {
+		a.Store.Backend = "bolt"
+	}
+	if a.Store.Backend == "bolt" && a.Store.Path == "" {
+		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+	}
+	if a.SigningKey == nil && a.SigningKeyFile == nil {
+		a.SigningKey = new(SigningKeyConfig)
+	}
+	if a.SigningKey != nil && a.SigningKey.Alg == "" {
+		a.SigningKey.Alg = tokens.ES256
+	}
+}
+
+// ttlField returns the app's duration field named by the option.
+func (a *App) ttlField(opt string) *caddy.Duration {
+	return map[string]*caddy.Duration{
+		"access_token_ttl":  &a.AccessTokenTTL,
+		"refresh_token_ttl": &a.RefreshTokenTTL,
+		"code_ttl":          &a.CodeTTL,
+		"device_code_ttl":   &a.DeviceCodeTTL,
+	}[opt]
+}
+
+// check reports the first mistake in the configuration. The Caddyfile parser runs the same checks
+// where it can name the line; this catches JSON configurations and what spans several blocks.
+func (a *App) check() error {
+	switch a.Store.Backend {
+	case "bolt", "memory":
+	default:
+		return fmt.Errorf("store: unknown backend %q (want bolt or memory)", a.Store.Backend)
+	}
+	if a.SigningKey != nil && a.SigningKeyFile != nil {
+		return errors.New("signing_key and signing_key_file are exclusive")
+	}
+	if a.SigningKey != nil {
+		if _, err := signingAlg(a.SigningKey.Alg); err != nil {
+			return fmt.Errorf("signing_key: %w", err)
+		}
+	}
+	if f := a.SigningKeyFile; f != nil {
+		if _, err := signingAlg(f.Alg); err != nil {
+			return fmt.Errorf("signing_key_file: %w", err)
+		}
+		if f.File == "" {
+			return errors.New("signing_key_file: no file")
+		}
+	}
+	for _, name := range []string{"access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl"} {
+		if err := checkTTL(time.Duration(*a.ttlField(name))); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+
+	idps := make(map[string]bool, len(a.IdentityProviders))
+	for i, p := range a.IdentityProviders {
+		if err := p.check(); err != nil {
+			return fmt.Errorf("identity provider %d: %w", i, err)
+		}
+		if idps[p.Name] {
+			return fmt.Errorf("users %q: declared twice", p.Name)
+		}
+		idps[p.Name] = true
+	}
+	ids := make(map[string]bool, len(a.Clients))
+	for i, c := range a.Clients {
+		if err := c.check(); err != nil {
+			return fmt.Errorf("client %d: %w", i, err)
+		}
+		if ids[c.ID] {
+			return fmt.Errorf("client %q: declared twice", c.ID)
+		}
+		ids[c.ID] = true
+		for _, name := range c.IdentityProviders {
+			if !idps[name] {
+				return fmt.Errorf("client %q: identity_providers: no users block is named %q", c.ID, name)
+			}
+		}
+	}
+	return nil
+}
+
+// buildClients turns the configuration into grants.Clients, replacing {env.X} placeholders in the
+// secrets.
+func (a *App) buildClients() ([]*grants.Client, error) {
+	repl := caddy.NewReplacer()
+	clients := make([]*grants.Client, 0, len(a.Clients))
+	a.clientIDs = make(map[string]bool, len(a.Clients))
+	a.audiences = map[string]bool{a.Issuer: true}
+	for _, c := range a.Clients {
+		gc, err := c.build(repl)
+		if err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		clients = append(clients, gc)
+		a.clientIDs[c.ID] = true
+		for _, aud := range c.Audience {
+			a.audiences[aud] = true
+		}
+	}
+	return clients, nil
+}
+
+func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
+	secrets := make([]*grants.Secret, 0, len(c.Secrets))
+	for i, s := range c.Secrets {
+		// An unset variable must not leave an empty secret that anyone could present.
+		v, err := repl.ReplaceOrErr(s, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("secret %d: %w", i, err)
+		}
+		if v == "" {
+			return nil, fmt.Errorf("secret %d: empty", i)
+		}
+		secret, err := grants.NewSecret(v)
+		if err != nil {
+			return nil, fmt.Errorf("secret %d: %w", i, err)
+		}
+		secrets = append(secrets, secret)
+	}
+	return &grants.Client{
+		ID:                     c.ID,
+		Secrets:                secrets,
+		Public:                 c.Public,
+		AuthMethod:             c.AuthMethod,
+		Grants:                 c.Grants,
+		Scopes:                 c.Scopes,
+		Audience:               c.Audience,
+		RedirectURIs:           c.RedirectURIs,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		IdentityProviders:      c.IdentityProviders,
+		AccessTokenTTL:         time.Duration(c.AccessTokenTTL),
+		Claims:                 c.Claims,
+		PKCEPlain:              c.PKCEPlain,
+		IntrospectAny:          c.IntrospectAny,
+	}, nil
+}
+
+// authMethod is the method the client is registered with, as discovery names it: "none" for a
+// public client (RFC 7591 §2), client_secret_basic when none was configured.
+func (c *ClientConfig) authMethod() string {
+	switch {
+	case c.Public:
+		return grants.AuthNone
+	case c.AuthMethod == "":
+		return grants.AuthSecretBasic
+	}
+	return c.AuthMethod
+}
+
+// syncDenyList reads a revocation the grants just stored into the deny-list, so bearer_auth refuses
+// the tokens it names from the next request on, not a second later.
+func (a *App) syncDenyList(ctx context.Context) {
+	if err := a.shared.deny.Sync(ctx); err != nil {
+		a.logger.Error("reading the revocation list", zap.Error(err))
+	}
+}
+
+// clientIP is the address Caddy attributes the request to: the peer, or the client a trusted proxy
+// names (the server's trusted_proxies), so throttling counts the right address.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {
+	idps := make([]grants.IdentityProvider, 0, len(a.IdentityProviders))
+	for _, p := range a.IdentityProviders {
+		var provider identity.Provider
+		if p.HTTPLogin != "" {
+			provider = identity.NewHTTPLogin(p.HTTPLogin, &http.Client{Timeout: httpLoginTimeout})
+		} else {
+			users := make([]identity.StaticUser, 0, len(p.Users))
+			for _, u := range p.Users {
+				users = append(users, identity.StaticUser{Username: u.Username, Hash: u.Hash, Claims: u.Claims, Tenants: u.Tenants})
+			}
+			static, err := identity.NewStatic(users)
+			if err != nil {
+				return nil, fmt.Errorf("users %q: %w", p.Name, err)
+			}
+			provider = static
+		}
+		idps = append(idps, grants.IdentityProvider{Name: p.Name, Provider: provider})
+	}
+	return idps, nil
+}
+
+// loadKeys returns the key set to sign with: the key of signing_key_file, or the generated key the
+// store keeps for the configured algorithm, generated now if the store has none.
+func (a *App) loadKeys(ctx context.Context) (*tokens.KeySet, error) {
+	if f := a.SigningKeyFile; f != nil {
+		key, err := keyFromFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key_file %s: %w", f.File, err)
+		}
+		return tokens.NewKeySet(key)
+	}
+	alg, _ := signingAlg(a.SigningKey.Alg)
+	stored, err := storedKey(ctx, a.shared.store, alg, a.now)
+	if err != nil {
+		return nil, fmt.Errorf("signing_key %s: %w", alg, err)
+	}
+	signer, err := tokens.ParsePrivateKeyPEM(stored.PEM)
+	if err != nil {
+		return nil, fmt.Errorf("signing_key %s: stored key: %w", alg, err)
+	}
+	key, err := tokens.NewKey(stored.Alg, signer, stored.SignsFrom)
+	if err != nil {
+		return nil, fmt.Errorf("signing_key %s: stored key: %w", alg, err)
+	}
+	key.ID = stored.ID
+	return tokens.NewKeySet(key)
+}
+
+// storedKey returns the key the store keeps for alg. When there is none it generates one and adds
+// it create-if-absent, then uses what the store holds afterwards: two instances starting together
+// on one store thus agree on one key (HARD-PARTS "Keys that rotate").
+func storedKey(ctx context.Context, st store.SigningKeys, alg string, now func() time.Time) (store.SigningKey, error) {
+	slot := "signing/" + alg
+	keys, err := st.SigningKeys(ctx)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	if k, ok := keys[slot]; ok {
+		return k, nil
+	}
+	signer, err := tokens.GenerateKey(alg)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	pem, err := tokens.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	key, err := tokens.NewKey(alg, signer, now())
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	return st.AddSigningKey(ctx, slot, store.SigningKey{ID: key.ID, Alg: alg, PEM: pem, SignsFrom: key.SignsFrom})
+}
+
+func keyFromFile(f *SigningKeyFileConfig) (tokens.Key, error) {
+	data, err := os.ReadFile(f.File)
+	if err != nil {
+		return tokens.Key{}, err
+	}
+	signer, err := tokens.ParsePrivateKeyPEM(data)
+	if err != nil {
+		return tokens.Key{}, err
+	}
+	alg, _ := signingAlg(f.Alg)
+	// It signs from the start: there is no earlier key for clients to move away from.
+	key, err := tokens.NewKey(alg, signer, time.Time{})
+	if err != nil {
+		return tokens.Key{}, err
+	}
+	if f.KID != "" {
+		key.ID = f.KID
+	}
+	return key, nil
+}
+
+// metadata is the discovery document of this configuration.
+func (a *App) metadata() endpoints.Metadata {
+	meta := endpoints.NewMetadata(a.Issuer)
+	grantTypes, scopes, methods := set{}, set{"openid": true}, set{}
+	claims := set{}
+	for _, c := range []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope"} {
+		claims[c] = true
+	}
+	for _, c := range a.Clients {
+		for _, g := range c.Grants {
+			grantTypes[grants.WireGrantType(g)] = true
+		}
+		scopes.add(c.Scopes...)
+		methods.add(c.authMethod())
+		for name := range c.Claims {
+			claims[name] = true
+		}
+	}
+	for _, p := range a.IdentityProviders {
+		for _, u := range p.Users {
+			for name := range u.Claims {
+				claims[name] = true
+			}
+			if len(u.Tenants) > 0 {
+				claims["tenant"] = true
+			}
+		}
+	}
+	meta.GrantTypesSupported = grantTypes.sorted()
+	meta.ScopesSupported = scopes.sorted()
+	meta.TokenEndpointAuthMethodsSupported = methods.sorted()
+	// Introspection and revocation authenticate the caller as the token endpoint does; a public
+	// client may revoke its own tokens (RFC 7009 §2.1) but not introspect (RFC 7662 §2.1).
+	meta.RevocationEndpointAuthMethodsSupported = meta.TokenEndpointAuthMethodsSupported
+	delete(methods, grants.AuthNone)
+	meta.IntrospectionEndpointAuthMethodsSupported = methods.sorted()
+	meta.IDTokenSigningAlgValuesSupported = a.keys.Algs()
+	meta.ClaimsSupported = claims.sorted()
+	return meta
+}
+
+// set is a set of strings that lists itself in order, so the discovery document is stable.
+type set map[string]bool
+
+func (s set) add(vs ...string) {
+	for _, v := range vs {
+		s[v] = true
+	}
+}
+
+func (s set) sorted() []string {
+	out := make([]string, 0, len(s))
+	for v := range s {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Gate returns a bearer gate with this configuration's keys, deny-list, cache and clients that
+// enforces req. An audience it requires must be one this tokengate issues, or no token could pass.
+func (a *App) Gate(req gate.Requirements) (*gate.Gate, error) {
+	if req.Audience != "" && !a.audiences[req.Audience] {
+		return nil, fmt.Errorf("audience %q: no client of this tokengate gets tokens for it", req.Audience)
+	}
+	return &gate.Gate{
+		Verifier:    a.verifier,
+		Deny:        a.shared.deny,
+		Cache:       a.shared.cache,
+		Realm:       a.Issuer,
+		Audiences:   a.audiences,
+		ClientKnown: func(id string) bool { return a.clientIDs[id] },
+		Req:         req,
+	}, nil
+}
+
+// Start does nothing: Provision has done all the work.
+func (*App) Start() error { return nil }
+
+// Stop does nothing: the shared state is released by Cleanup, once the next configuration holds it.
+func (*App) Stop() error { return nil }
+
+// Cleanup releases this configuration's hold on the shared state.
+func (a *App) Cleanup() error {
+	if a.poolKey == "" {
+		return nil
+	}
+	_, err := pool.Delete(a.poolKey)
+	a.poolKey = ""
+	return err
+}
+
+// tokengateApp returns the configured tokengate app, for the handlers to provision from.
+func tokengateApp(ctx caddy.Context) (*App, error) {
+	v, err := ctx.AppIfConfigured("tokengate")
+	if err != nil {
+		return nil, fmt.Errorf("the tokengate global option is required: %w", err)
+	}
+	return v.(*App), nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

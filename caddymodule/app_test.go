@@ -1,0 +1,405 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokengate/tokengate/gate"
+	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
+)
+
+// testConfig is a tokengate app on a memory store with one confidential client.
+const testConfig = `{
+	"issuer": "https://auth.example.com",
+	"store": {"backend": "memory"},
+	"clients": [{
+		"id": "svc",
+		"secrets": ["{env.TOKENGATE_TEST_SECRET}"],
+		"grants": ["client_credentials"],
+		"scopes": ["api.read", "api.write"],
+		"audience": ["api"],
+		"claims": {"tier": "gold"}
+	}]
+}`
+
+const testSecret = "a-long-random-client-secret"
+
+// provision builds an App from JSON as Caddy would, and releases it when the test ends.
+func provision(t *testing.T, config string) *App {
+	t.Helper()
+	app, err := tryProvision(t, config)
+	if err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	return app
+}
+
+func tryProvision(t *testing.T, config string) (*App, error) {
+	t.Helper()
+	t.Setenv("TOKENGATE_TEST_SECRET", testSecret)
+	app := new(App)
+	if err := json.Unmarshal([]byte(config), app); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := app.Provision(ctx); err != nil {
+		// Caddy cleans up a module whose provisioning failed.
+		if cerr := app.Cleanup(); cerr != nil {
+			t.Errorf("Cleanup after a failed Provision: %v", cerr)
+		}
+		return nil, err
+	}
+	t.Cleanup(func() {
+		if err := app.Cleanup(); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+	})
+	return app, nil
+}
+
+// nextHandler records that a request was passed on.
+type nextHandler struct{ called bool }
+
+func (n *nextHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	n.called = true
+	w.WriteHeader(http.StatusTeapot)
+	return nil
+}
+
+// serve sends r through a tokengate Handler on app's endpoints.
+func serve(app *App, r *http.Request) (*httptest.ResponseRecorder, bool) {
+	h := &Handler{routes: app.routes}
+	next := new(nextHandler)
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, r, next); err != nil {
+		panic(err)
+	}
+	return rec, next.called
+}
+
+func tokenRequest(form url.Values) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "https://auth.example.com/connect/token", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth("svc", testSecret)
+	return r
+}
+
+// issueToken runs a client_credentials grant through the Handler and returns the access token.
+func issueToken(t *testing.T, app *App) string {
+	t.Helper()
+	rec, passed := serve(app, tokenRequest(url.Values{"grant_type": {"client_credentials"}}))
+	if passed || rec.Code != http.StatusOK {
+		t.Fatalf("POST /connect/token = %d %s (passed on: %v), want 200", rec.Code, rec.Body, passed)
+	}
+	var resp struct {
+		AccessToken string `json:"access_token"`
+		Scope       string `json:"scope"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.AccessToken
+}
+
+func TestTokenEndpointEndToEnd(t *testing.T) {
+	app := provision(t, testConfig)
+	raw := issueToken(t, app)
+	claims, err := app.verifier.VerifyAccessToken(raw)
+	if err != nil {
+		t.Fatalf("the issued token does not verify: %v", err)
+	}
+	if claims.Subject != "svc" || claims.Issuer != "https://auth.example.com" || !slices.Equal(claims.Audience, []string{"api"}) || claims.All["tier"] != "gold" {
+		t.Errorf("token claims sub %q iss %q aud %q tier %v, want svc, the issuer, [api], gold", claims.Subject, claims.Issuer, claims.Audience, claims.All["tier"])
+	}
+
+	// The secret came from {env.X}: the placeholder itself is not a secret.
+	r := tokenRequest(url.Values{"grant_type": {"client_credentials"}})
+	r.SetBasicAuth("svc", "{env.TOKENGATE_TEST_SECRET}")
+	if rec, _ := serve(app, r); rec.Code != http.StatusUnauthorized {
+		t.Errorf("POST /connect/token with the placeholder as secret = %d, want 401", rec.Code)
+	}
+}
+
+func TestHandlerRoutes(t *testing.T) {
+	app := provision(t, testConfig)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		passed       bool
+	}{
+		{http.MethodGet, "/.well-known/openid-configuration", http.StatusOK, false},
+		{http.MethodGet, "/.well-known/openid-configuration/jwks", http.StatusOK, false},
+		{http.MethodGet, "/connect/token", http.StatusMethodNotAllowed, false},
+		{http.MethodGet, "/connect/introspect", http.StatusMethodNotAllowed, false},
+		{http.MethodGet, "/connect/revocation", http.StatusMethodNotAllowed, false},
+		// Everything else is the next handler's: a flat site block keeps working.
+		{http.MethodGet, "/", http.StatusTeapot, true},
+		{http.MethodGet, "/api/things", http.StatusTeapot, true},
+		{http.MethodPost, "/connect/token/", http.StatusTeapot, true},
+		{http.MethodGet, "/.well-known/openid-configuration/", http.StatusTeapot, true},
+		{http.MethodGet, "/connect/authorize", http.StatusTeapot, true},
+	} {
+		rec, passed := serve(app, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.status || passed != tc.passed {
+			t.Errorf("%s %s = %d (passed on: %v), want %d (%v)", tc.method, tc.path, rec.Code, passed, tc.status, tc.passed)
+		}
+	}
+}
+
+func TestHandlerRoutesUnderIssuerPath(t *testing.T) {
+	app := provision(t, strings.Replace(testConfig, `"https://auth.example.com"`, `"https://example.com/auth/"`, 1))
+	for path, wantPassed := range map[string]bool{
+		"/auth/.well-known/openid-configuration": false,
+		"/.well-known/openid-configuration":      true,
+	} {
+		if _, passed := serve(app, httptest.NewRequest(http.MethodGet, path, nil)); passed != wantPassed {
+			t.Errorf("GET %s passed on: %v, want %v", path, passed, wantPassed)
+		}
+	}
+}
+
+func TestDiscoveryOfConfiguration(t *testing.T) {
+	app := provision(t, strings.Replace(testConfig, `"clients": [{`, `"clients": [{"id": "spa", "public": true, "grants": ["password"]}, {`, 1))
+	rec, _ := serve(app, httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration", nil))
+	var doc struct {
+		Issuer                   string   `json:"issuer"`
+		TokenEndpoint            string   `json:"token_endpoint"`
+		GrantTypes               []string `json:"grant_types_supported"`
+		Scopes                   []string `json:"scopes_supported"`
+		AuthMethods              []string `json:"token_endpoint_auth_methods_supported"`
+		IntrospectionAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
+		RevocationAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
+		Algs                     []string `json:"id_token_signing_alg_values_supported"`
+		Claims                   []string `json:"claims_supported"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		field     string
+		got, want []string
+	}{
+		{"issuer", []string{doc.Issuer}, []string{"https://auth.example.com"}},
+		{"token_endpoint", []string{doc.TokenEndpoint}, []string{"https://auth.example.com/connect/token"}},
+		{"grant_types_supported", doc.GrantTypes, []string{"client_credentials", "password"}},
+		{"scopes_supported", doc.Scopes, []string{"api.read", "api.write", "openid"}},
+		{"token_endpoint_auth_methods_supported", doc.AuthMethods, []string{"client_secret_basic", "none"}},
+		{"introspection_endpoint_auth_methods_supported", doc.IntrospectionAuthMethods, []string{"client_secret_basic"}},
+		{"revocation_endpoint_auth_methods_supported", doc.RevocationAuthMethods, []string{"client_secret_basic", "none"}},
+		{"id_token_signing_alg_values_supported", doc.Algs, []string{"ES256"}},
+	} {
+		if !slices.Equal(tc.got, tc.want) {
+			t.Errorf("discovery %s = %q, want %q", tc.field, tc.got, tc.want)
+		}
+	}
+	if !slices.Contains(doc.Claims, "tier") {
+		t.Errorf("discovery claims_supported = %q, want it to list the static claim tier", doc.Claims)
+	}
+}
+
+func TestProvisionRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"no issuer", `{"store": {"backend": "memory"}}`, "issuer is required"},
+		{"relative issuer", `{"issuer": "auth.example.com", "store": {"backend": "memory"}}`, "absolute"},
+		{"issuer with query", `{"issuer": "https://a.example?x=1", "store": {"backend": "memory"}}`, "no query"},
+		{"unknown store", `{"issuer": "https://a.example", "store": {"backend": "redis"}}`, "unknown backend"},
+		{"short ttl", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "access_token_ttl": 500000000}`, "access_token_ttl"},
+		{"both keys", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "signing_key": {}, "signing_key_file": {"alg": "ES256", "file": "k.pem"}}`, "exclusive"},
+		{"bad alg", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "signing_key": {"alg": "HS256"}}`, "unknown algorithm"},
+		{"missing key file", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "signing_key_file": {"alg": "ES256", "file": "/nonexistent/k.pem"}}`, "no such file"},
+		{"duplicate client", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
+			{"id": "a", "secrets": ["s"], "grants": ["client_credentials"]},
+			{"id": "a", "secrets": ["t"], "grants": ["client_credentials"]}]}`, "declared twice"},
+		{"public with secret", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
+			{"id": "a", "public": true, "secrets": ["s"], "grants": ["password"]}]}`, "public client has no secret"},
+		{"unset secret variable", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
+			{"id": "a", "secrets": ["{env.TOKENGATE_UNSET_VARIABLE}"], "grants": ["client_credentials"]}]}`, "secret 0"},
+		{"unknown identity provider", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
+			{"id": "a", "secrets": ["s"], "grants": ["password"], "identity_providers": ["corp"]}]}`, `no users block is named "corp"`},
+		{"registered claim", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
+			{"id": "a", "secrets": ["s"], "grants": ["client_credentials"], "claims": {"sub": "root"}}]}`, `claim "sub" is set by tokengate`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tryProvision(t, tc.config)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Provision(%s) = %v, want an error containing %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestGeneratedKeyIsKept checks that the generated key lives in the store: a second configuration
+// on the same store (a reload, a restart on bolt, another instance) signs with the same key.
+func TestGeneratedKeyIsKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokengate.db")
+	config := `{"issuer": "https://auth.example.com", "store": {"backend": "bolt", "path": ` + jsonString(path) + `}}`
+	first := provision(t, config)
+	kid := first.keys.Signing(first.now()).ID
+	// A reload: the old configuration still holds the store while the new one provisions.
+	second := provision(t, config)
+	if got := second.keys.Signing(second.now()).ID; got != kid {
+		t.Errorf("after a reload the signing kid = %q, want %q", got, kid)
+	}
+	if first.shared != second.shared {
+		t.Error("a reload opened the store again instead of sharing it")
+	}
+	// A restart: every configuration released the store, which was closed, then reopened.
+	if err := first.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	third := provision(t, config)
+	if got := third.keys.Signing(third.now()).ID; got != kid {
+		t.Errorf("after a restart the signing kid = %q, want %q", got, kid)
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func TestSigningKeyFile(t *testing.T) {
+	signer, err := tokens.GenerateKey(tokens.RS256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := tokens.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
+		"signing_key_file": {"alg": "RS256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
+	key := app.keys.Signing(app.now())
+	if key.ID != "k1" || key.Alg != tokens.RS256 {
+		t.Errorf("signing key = %q %q, want k1 RS256", key.ID, key.Alg)
+	}
+	keys, err := app.shared.store.SigningKeys(context.Background())
+	if err != nil || len(keys) != 0 {
+		t.Errorf("store keys = %v, %v; want none: a key file is never stored", keys, err)
+	}
+}
+
+// TestRemovedClientIsRefused checks SPEC "When things go wrong": after a reload that removes a
+// client, bearer_auth refuses the access tokens it still holds.
+func TestRemovedClientIsRefused(t *testing.T) {
+	before := provision(t, testConfig)
+	raw := issueToken(t, before)
+	after := provision(t, strings.Replace(testConfig, `"id": "svc"`, `"id": "other"`, 1))
+	for _, tc := range []struct {
+		name string
+		app  *App
+		want int
+	}{
+		{"before the reload", before, http.StatusTeapot},
+		{"after the reload", after, http.StatusUnauthorized},
+	} {
+		if got := gateStatus(t, tc.app, raw); got != tc.want {
+			t.Errorf("bearer_auth %s = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// gateStatus sends a request with the token through a bearer_auth with no requirements.
+func gateStatus(t *testing.T, app *App, raw string) int {
+	t.Helper()
+	b := new(BearerAuth)
+	var err error
+	if b.gate, err = app.Gate(gate.Requirements{}); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/api", nil)
+	r.Header.Set("Authorization", "Bearer "+raw)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	rec := httptest.NewRecorder()
+	if err := b.ServeHTTP(rec, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusTeapot)
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Code
+}
+
+// TestRevocationReachesGate checks that a revocation recorded in the store is refused by the gate
+// of a configuration sharing that store within its next sync.
+func TestRevocationReachesGate(t *testing.T) {
+	app := provision(t, testConfig)
+	raw := issueToken(t, app)
+	claims, err := app.verifier.VerifyAccessToken(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gateStatus(t, app, raw); got != http.StatusTeapot {
+		t.Fatalf("bearer_auth before revocation = %d, want 418", got)
+	}
+	ctx := context.Background()
+	if err := app.shared.store.Revoke(ctx, store.Revocation{Kind: store.RevokedToken, ID: claims.JTI, Until: claims.ExpiresAt}); err != nil {
+		t.Fatal(err)
+	}
+	app.syncDenyList(ctx)
+	if got := gateStatus(t, app, raw); got != http.StatusUnauthorized {
+		t.Errorf("bearer_auth after revocation = %d, want 401", got)
+	}
+}
+
+// TestRevocationEndpointReachesGate checks the wiring between the revocation endpoint and the gate:
+// a token revoked at /connect/revocation is refused from the next request on, without waiting for
+// the deny-list's periodic sync.
+func TestRevocationEndpointReachesGate(t *testing.T) {
+	app := provision(t, testConfig)
+	raw := issueToken(t, app)
+
+	introspect := tokenRequest(url.Values{"token": {raw}})
+	introspect.URL.Path = "/connect/introspect"
+	if rec, _ := serve(app, introspect); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"active":true`) {
+		t.Fatalf("POST /connect/introspect = %d %s, want 200 and an active token", rec.Code, rec.Body)
+	}
+
+	revoke := tokenRequest(url.Values{"token": {raw}})
+	revoke.URL.Path = "/connect/revocation"
+	if rec, passed := serve(app, revoke); rec.Code != http.StatusOK || passed {
+		t.Fatalf("POST /connect/revocation = %d %s (passed on: %v), want 200", rec.Code, rec.Body, passed)
+	}
+	if got := gateStatus(t, app, raw); got != http.StatusUnauthorized {
+		t.Errorf("bearer_auth right after revocation = %d, want 401", got)
+	}
+}
+
+func TestGateAudienceMustBeIssued(t *testing.T) {
+	app := provision(t, testConfig)
+	for _, tc := range []struct {
+		audience string
+		ok       bool
+	}{
+		{"api", true},
+		{"https://auth.example.com", true},
+		{"", true},
+		{"elsewhere", false},
+	} {
+		if _, err := app.Gate(gate.Requirements{Audience: tc.audience}); (err == nil) != tc.ok {
+			t.Errorf("Gate(audience %q) error = %v, want ok %v", tc.audience, err, tc.ok)
+		}
+	}
+}

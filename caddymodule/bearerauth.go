@@ -1,0 +1,126 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokengate/tokengate/gate"
+	"github.com/tokengate/tokengate/tokens"
+)
+
+func init() {
+	caddy.RegisterModule(new(BearerAuth))
+}
+
+// BearerAuth lets a request on only with a valid access token of this tokengate (RFC 6750), and
+// tells the next handlers who is calling: {http.auth.user.id} is the token's sub,
+// {http.auth.user.client_id} and {http.auth.user.scope} its client and scope, and
+// {http.auth.user.<claim>} each other claim (arrays space-separated).
+type BearerAuth struct {
+	// Scopes are the acceptable scope sets: a token passes when it holds every scope of at least
+	// one set. Default: no scope required.
+	Scopes [][]string `json:"scopes,omitempty"`
+	// Audience is the aud the token must carry. Default: any audience this tokengate issues.
+	Audience string `json:"audience,omitempty"`
+	// Claims are claim values the token must carry. Default: none.
+	Claims map[string]string `json:"claims,omitempty"`
+	// Headers copy claims into request headers for the next handlers; an incoming header of each
+	// name is always removed first, so a client cannot forge one. Default: none.
+	Headers []HeaderCopy `json:"headers,omitempty"`
+
+	gate *gate.Gate
+}
+
+// HeaderCopy copies one claim into one request header.
+type HeaderCopy struct {
+	// Claim is the claim's name. Required.
+	Claim string `json:"claim"`
+	// Header is the header's name. Required.
+	Header string `json:"header"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*BearerAuth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.bearer_auth",
+		New: func() caddy.Module { return new(BearerAuth) },
+	}
+}
+
+// Provision builds the gate from the tokengate app's keys, deny-list and clients.
+func (b *BearerAuth) Provision(ctx caddy.Context) error {
+	app, err := tokengateApp(ctx)
+	if err != nil {
+		return err
+	}
+	req := gate.Requirements{ScopeSets: b.Scopes, Audience: b.Audience, Claims: b.Claims}
+	for _, h := range b.Headers {
+		req.Headers = append(req.Headers, gate.HeaderCopy{Claim: h.Claim, Header: h.Header})
+	}
+	b.gate, err = app.Gate(req)
+	return err
+}
+
+// ServeHTTP passes an authenticated request on with the {http.auth.user.*} placeholders set. The
+// gate has answered any other request itself (401 or 403 with an RFC 6750 §3 challenge).
+func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	claims, ok := b.gate.Authenticate(w, r)
+	if !ok {
+		return nil
+	}
+	setUserPlaceholders(r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer), claims)
+	return next.ServeHTTP(w, r)
+}
+
+// setUserPlaceholders sets {http.auth.user.*} as caddyauth does for basic_auth. The named ones are
+// set last, so that a claim called "id" cannot stand in for the subject.
+func setUserPlaceholders(repl *caddy.Replacer, c *tokens.Claims) {
+	for name, v := range c.All {
+		switch name {
+		case "sub", "client_id", "scope":
+			continue
+		}
+		repl.Set("http.auth.user."+name, claimText(v))
+	}
+	repl.Set("http.auth.user.id", c.Subject)
+	repl.Set("http.auth.user.client_id", c.ClientID)
+	repl.Set("http.auth.user.scope", c.Scope)
+}
+
+// claimText writes a claim value as text: strings as they are, numbers in plain decimal (an exp
+// of 1700000000 stays that, not 1.7e+09), arrays space-separated, objects as JSON.
+func claimText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	case []string:
+		return strings.Join(v, " ")
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = claimText(e)
+		}
+		return strings.Join(parts, " ")
+	}
+	b, _ := json.Marshal(v) // a value decoded from JSON encodes again
+	return string(b)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*BearerAuth)(nil)
+	_ caddyhttp.MiddlewareHandler = (*BearerAuth)(nil)
+)

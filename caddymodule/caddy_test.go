@@ -1,0 +1,138 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	_ "github.com/caddyserver/caddy/v2/modules/filestorage" // the storage option of the test Caddyfile
+)
+
+// TestCaddyReload runs the modules inside a real Caddy: the Caddyfile adapts, the handlers find the
+// app, a token issued by the tokengate directive passes bearer_auth, and a reload on the same bolt
+// file neither deadlocks on the file lock nor forgets the key, while a client it removes loses its
+// tokens.
+func TestCaddyReload(t *testing.T) {
+	addr := freeAddress(t)
+	db := filepath.Join(t.TempDir(), "tokengate.db")
+	config := func(clientID string) []byte {
+		caddyfile := `{
+	admin off
+	persist_config off
+	storage file_system ` + t.TempDir() + `
+	tokengate {
+		issuer http://` + addr + `
+		store bolt ` + db + `
+		client ` + clientID + ` {
+			secret a-long-random-client-secret
+			scopes api
+			grants client_credentials
+		}
+	}
+}
+
+http://` + addr + ` {
+	tokengate
+	bearer_auth /api/*
+	respond "hello {http.auth.user.id}"
+}
+`
+		out, _, err := adapt(caddyfile)
+		if err != nil {
+			t.Fatalf("adapt: %v", err)
+		}
+		return []byte(out)
+	}
+	load := func(cfg []byte) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- caddy.Load(cfg, true) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("caddy.Load: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("caddy.Load hung (a second open of the bolt file?)")
+		}
+	}
+
+	load(config("svc"))
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("caddy.Stop: %v", err)
+		}
+	})
+	base := "http://" + addr
+	token := postToken(t, base)
+	if status, body := getAPI(t, base, token); status != http.StatusOK || body != "hello svc" {
+		t.Fatalf("GET /api/x = %d %q, want 200 %q", status, body, "hello svc")
+	}
+	if status, _ := getAPI(t, base, ""); status != http.StatusUnauthorized {
+		t.Errorf("GET /api/x without a token = %d, want 401", status)
+	}
+
+	load(config("other"))
+	if status, _ := getAPI(t, base, token); status != http.StatusUnauthorized {
+		t.Errorf("GET /api/x with the token of a removed client = %d, want 401", status)
+	}
+}
+
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+func postToken(t *testing.T, base string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/connect/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("svc", "a-long-random-client-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /connect/token = %d %s, want 200 and a token", resp.StatusCode, raw)
+	}
+	return body.AccessToken
+}
+
+func getAPI(t *testing.T, base, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/api/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}

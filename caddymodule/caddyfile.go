@@ -1,0 +1,555 @@
+package caddymodule
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/net/http/httpguts"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("tokengate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("tokengate", parseHandler)
+	httpcaddyfile.RegisterHandlerDirective("bearer_auth", parseBearerAuth)
+	// Both run before basic_auth and the other authenticators, so that no other check stands in front
+	// of the token endpoint, and bearer_auth, registered second, lands between tokengate and them
+	// (a plugin may only be ordered against a standard directive). Everything that answers requests,
+	// reverse_proxy among them, comes after.
+	httpcaddyfile.RegisterDirectiveOrder("tokengate", httpcaddyfile.Before, "basic_auth")
+	httpcaddyfile.RegisterDirectiveOrder("bearer_auth", httpcaddyfile.Before, "basic_auth")
+}
+
+// notYet are options of the SPEC that later releases implement; naming them gets a clearer error
+// than "unrecognized".
+var notYet = []string{"trust", "saml_trust", "grant", "login_template", "signing_key_rotation", "jwks_file", "jwks_uri"}
+
+// parseGlobalOption parses the tokengate global option into the tokengate app. Syntax:
+//
+//	tokengate {
+//	    issuer <url>
+//	    store bolt [<file>] | memory
+//	    signing_key <alg>
+//	    signing_key_file <alg> <pem_file> [<kid>]
+//	    access_token_ttl | refresh_token_ttl | code_ttl | device_code_ttl <duration>
+//	    client <client_id> { ... }
+//	    users <name> { ... }
+//	}
+//
+// Mistakes are reported with the line they are on.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	d.Next() // the option's name
+	if existing != nil {
+		return nil, d.Err("the tokengate option is declared twice")
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	app := new(App)
+	// idpRefs are identity_providers names a client used, each with the error naming its line;
+	// a users block may come after the client.
+	var idpRefs []idpRef
+	for d.NextBlock(0) {
+		var err error
+		switch opt := d.Val(); opt {
+		case "issuer":
+			err = parseIssuerLine(d, app)
+		case "store":
+			err = parseStore(d, app)
+		case "signing_key", "signing_key_file":
+			err = parseSigningKey(d, app)
+		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl":
+			err = parseTTL(d, app.ttlField(opt))
+		case "client":
+			var refs []idpRef
+			refs, err = parseClient(d.NewFromNextSegment(), app)
+			idpRefs = append(idpRefs, refs...)
+		case "users":
+			err = parseUsers(d.NewFromNextSegment(), app)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if app.Issuer == "" {
+		return nil, d.Err("tokengate: issuer is required")
+	}
+	for _, ref := range idpRefs {
+		if !slices.ContainsFunc(app.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == ref.name }) {
+			return nil, ref.err
+		}
+	}
+	return httpcaddyfile.App{Name: "tokengate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// idpRef is a client's use of an identity provider, checked once every users block is known.
+type idpRef struct {
+	name string
+	err  error
+}
+
+// unrecognized is the error for an unknown subdirective, clearer for one a later release adds.
+func unrecognized(d *caddyfile.Dispenser) error {
+	if slices.Contains(notYet, d.Val()) {
+		return d.Errf("%s is not supported by this release of tokengate", d.Val())
+	}
+	return d.Errf("unrecognized subdirective %q", d.Val())
+}
+
+// singleArg reads the one argument of the current line.
+func singleArg(d *caddyfile.Dispenser) (string, error) {
+	var v string
+	if !d.AllArgs(&v) {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+func parseIssuerLine(d *caddyfile.Dispenser, app *App) error {
+	if app.Issuer != "" {
+		return d.Err("issuer is declared twice")
+	}
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	if _, err := parseIssuer(v); err != nil {
+		return d.WrapErr(err)
+	}
+	app.Issuer = v
+	return nil
+}
+
+// parseStore parses `store bolt [<file>]` and `store memory`.
+func parseStore(d *caddyfile.Dispenser, app *App) error {
+	if app.Store != nil {
+		return d.Err("store is declared twice")
+	}
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	switch {
+	case args[0] == "bolt" && len(args) <= 2:
+		app.Store = &StoreConfig{Backend: "bolt"}
+		if len(args) == 2 {
+			app.Store.Path = args[1]
+		}
+	case args[0] == "memory" && len(args) == 1:
+		app.Store = &StoreConfig{Backend: "memory"}
+	case args[0] == "redis":
+		return d.Err("store redis is not supported by this release of tokengate")
+	case args[0] == "bolt" || args[0] == "memory":
+		return d.ArgErr()
+	default:
+		return d.Errf("unknown store %q (want bolt or memory)", args[0])
+	}
+	return nil
+}
+
+// parseSigningKey parses `signing_key <alg>` and `signing_key_file <alg> <pem_file> [<kid>]`.
+func parseSigningKey(d *caddyfile.Dispenser, app *App) error {
+	if app.SigningKey != nil || app.SigningKeyFile != nil {
+		return d.Err("only one signing_key or signing_key_file is allowed")
+	}
+	opt := d.Val()
+	args := d.RemainingArgs()
+	if opt == "signing_key" && len(args) != 1 || opt == "signing_key_file" && (len(args) < 2 || len(args) > 3) {
+		return d.ArgErr()
+	}
+	alg, err := signingAlg(args[0])
+	if err != nil {
+		return d.WrapErr(err)
+	}
+	if opt == "signing_key" {
+		app.SigningKey = &SigningKeyConfig{Alg: alg}
+		return nil
+	}
+	app.SigningKeyFile = &SigningKeyFileConfig{Alg: alg, File: args[1]}
+	if len(args) == 3 {
+		app.SigningKeyFile.KID = args[2]
+	}
+	return nil
+}
+
+// parseTTL parses `<option> <duration>` into dst, which must not be set yet.
+func parseTTL(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
+	if *dst != 0 {
+		return d.Errf("%s is declared twice", opt)
+	}
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return d.Errf("%s: %v", opt, err)
+	}
+	if err := checkTTL(dur); err != nil {
+		return d.Errf("%s: %v", opt, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// parseClient parses one client block from its own dispenser. Syntax:
+//
+//	client <client_id> {
+//	    secret <secret>
+//	    public
+//	    auth_method client_secret_basic | client_secret_post
+//	    grants <grant>...
+//	    scopes <scope>...
+//	    audience <aud>...
+//	    redirect_uris <uri>...
+//	    post_logout_redirect_uris <uri>...
+//	    access_token_ttl <duration>
+//	    claim <name> <value>
+//	    identity_providers <name>...
+//	    pkce_plain
+//	    introspect_any
+//	}
+//
+// It returns the identity_providers names for the caller to check once all users blocks are read.
+func parseClient(d *caddyfile.Dispenser, app *App) ([]idpRef, error) {
+	d.Next() // "client"
+	id, err := singleArg(d)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkClientID(id); err != nil {
+		return nil, d.WrapErr(err)
+	}
+	if slices.ContainsFunc(app.Clients, func(c *ClientConfig) bool { return c.ID == id }) {
+		return nil, d.Errf("client %q is declared twice", id)
+	}
+	c := &ClientConfig{ID: id}
+	var refs []idpRef
+	for d.NextBlock(0) {
+		var err error
+		switch opt := d.Val(); opt {
+		case "secret":
+			var s string
+			if s, err = singleArg(d); err == nil {
+				c.Secrets = append(c.Secrets, s)
+			}
+		case "public":
+			err = parseFlag(d, &c.Public)
+		case "pkce_plain":
+			err = parseFlag(d, &c.PKCEPlain)
+		case "introspect_any":
+			err = parseFlag(d, &c.IntrospectAny)
+		case "auth_method":
+			err = parseAuthMethod(d, c)
+		case "grants":
+			err = parseList(d, &c.Grants, checkGrant)
+		case "scopes":
+			err = parseList(d, &c.Scopes, checkScope)
+		case "audience":
+			err = parseList(d, &c.Audience, nil)
+		case "redirect_uris":
+			err = parseList(d, &c.RedirectURIs, checkRedirectURI)
+		case "post_logout_redirect_uris":
+			err = parseList(d, &c.PostLogoutRedirectURIs, checkRedirectURI)
+		case "access_token_ttl":
+			err = parseTTL(d, &c.AccessTokenTTL)
+		case "claim":
+			err = parseClaim(d, &c.Claims)
+		case "identity_providers":
+			for _, name := range d.RemainingArgs() {
+				c.IdentityProviders = append(c.IdentityProviders, name)
+				refs = append(refs, idpRef{name, d.Errf("client %q: no users block is named %q", id, name)})
+			}
+			if len(c.IdentityProviders) == 0 {
+				err = d.ArgErr()
+			}
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// What spans lines is reported at the client's own line.
+	if err := c.check(); err != nil {
+		d.Reset()
+		d.Next()
+		return nil, d.WrapErr(err)
+	}
+	app.Clients = append(app.Clients, c)
+	return refs, nil
+}
+
+// parseFlag parses an option without arguments.
+func parseFlag(d *caddyfile.Dispenser, dst *bool) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = true
+	return nil
+}
+
+func parseAuthMethod(d *caddyfile.Dispenser, c *ClientConfig) error {
+	if c.AuthMethod != "" {
+		return d.Err("auth_method is declared twice")
+	}
+	m, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	if err := checkAuthMethod(m); err != nil {
+		return d.WrapErr(err)
+	}
+	c.AuthMethod = m
+	return nil
+}
+
+// parseList appends the line's arguments, at least one, to dst, checking each with check.
+func parseList(d *caddyfile.Dispenser, dst *[]string, check func(string) error) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	for _, a := range args {
+		if a == "" {
+			return d.Errf("%s: empty value", d.Val())
+		}
+		if check != nil {
+			if err := check(a); err != nil {
+				return d.WrapErr(err)
+			}
+		}
+	}
+	*dst = append(*dst, args...)
+	return nil
+}
+
+// parseClaim parses `claim <name> <value>` into dst.
+func parseClaim(d *caddyfile.Dispenser, dst *map[string]string) error {
+	var name, value string
+	if !d.AllArgs(&name, &value) {
+		return d.ArgErr()
+	}
+	if err := checkClaim(name); err != nil {
+		return d.WrapErr(err)
+	}
+	if _, dup := (*dst)[name]; dup {
+		return d.Errf("claim %q is declared twice", name)
+	}
+	if *dst == nil {
+		*dst = make(map[string]string)
+	}
+	(*dst)[name] = value
+	return nil
+}
+
+// parseUsers parses one identity provider from its own dispenser. Syntax:
+//
+//	users <name> {
+//	    user <username> <bcrypt_hash> {
+//	        claim <name> <value>
+//	        tenant <name>...
+//	    }
+//	    http_login <url>
+//	}
+func parseUsers(d *caddyfile.Dispenser, app *App) error {
+	d.Next() // "users"
+	name, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(app.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name }) {
+		return d.Errf("users %q is declared twice", name)
+	}
+	p := &IdentityProviderConfig{Name: name}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "user":
+			err = parseUser(d, p)
+		case "http_login":
+			err = parseHTTPLogin(d, p)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := p.check(); err != nil {
+		d.Reset()
+		d.Next()
+		return d.WrapErr(err)
+	}
+	app.IdentityProviders = append(app.IdentityProviders, p)
+	return nil
+}
+
+func parseHTTPLogin(d *caddyfile.Dispenser, p *IdentityProviderConfig) error {
+	if p.HTTPLogin != "" {
+		return d.Err("http_login is declared twice")
+	}
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	if err := checkHTTPLogin(v); err != nil {
+		return d.WrapErr(err)
+	}
+	p.HTTPLogin = v
+	return nil
+}
+
+// parseUser parses `user <username> <bcrypt_hash> [{ claim ...; tenant ... }]`.
+func parseUser(d *caddyfile.Dispenser, p *IdentityProviderConfig) error {
+	u := new(UserConfig)
+	if !d.AllArgs(&u.Username, &u.Hash) {
+		return d.ArgErr()
+	}
+	if slices.ContainsFunc(p.Users, func(o *UserConfig) bool { return o.Username == u.Username }) {
+		return d.Errf("user %q is declared twice", u.Username)
+	}
+	if err := u.check(); err != nil {
+		return d.WrapErr(err)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "claim":
+			err = parseClaim(d, &u.Claims)
+		case "tenant":
+			err = parseList(d, &u.Tenants, nil)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	p.Users = append(p.Users, u)
+	return nil
+}
+
+// parseHandler sets up the tokengate handler. Syntax:
+//
+//	tokengate [<matcher>]
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	return handler, handler.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile reads the directive, which takes no argument and no block.
+func (*Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "tokengate"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Err("tokengate takes no block: configure it in the tokengate global option")
+	}
+	return nil
+}
+
+// parseBearerAuth sets up bearer_auth. Syntax:
+//
+//	bearer_auth [<matcher>] {
+//	    scope <scope>...
+//	    audience <aud>
+//	    claim <name> <value>
+//	    header <claim> <Header-Name>
+//	}
+func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	b := new(BearerAuth)
+	return b, b.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile reads bearer_auth's block. Each scope line is one acceptable set of scopes.
+func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "bearer_auth"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "scope":
+			var set []string
+			if err = parseList(d, &set, checkScope); err == nil {
+				b.Scopes = append(b.Scopes, set)
+			}
+		case "audience":
+			if b.Audience != "" {
+				return d.Err("audience is declared twice")
+			}
+			b.Audience, err = singleArg(d)
+		case "claim":
+			err = parseClaimRequirement(d, b)
+		case "header":
+			err = parseHeaderCopy(d, b)
+		default:
+			err = d.Errf("unrecognized subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseClaimRequirement parses `claim <name> <value>`; unlike a client's static claim, any claim
+// may be required.
+func parseClaimRequirement(d *caddyfile.Dispenser, b *BearerAuth) error {
+	var name, value string
+	if !d.AllArgs(&name, &value) {
+		return d.ArgErr()
+	}
+	if _, dup := b.Claims[name]; dup {
+		return d.Errf("claim %q is declared twice", name)
+	}
+	if b.Claims == nil {
+		b.Claims = make(map[string]string)
+	}
+	b.Claims[name] = value
+	return nil
+}
+
+// parseHeaderCopy parses `header <claim> <Header-Name>`.
+func parseHeaderCopy(d *caddyfile.Dispenser, b *BearerAuth) error {
+	var hc HeaderCopy
+	if !d.AllArgs(&hc.Claim, &hc.Header) {
+		return d.ArgErr()
+	}
+	if err := checkHeaderCopy(hc); err != nil {
+		return d.WrapErr(err)
+	}
+	if slices.ContainsFunc(b.Headers, func(o HeaderCopy) bool { return strings.EqualFold(o.Header, hc.Header) }) {
+		return d.Errf("header %q is declared twice", hc.Header)
+	}
+	b.Headers = append(b.Headers, hc)
+	return nil
+}
+
+// checkHeaderCopy refuses what would not make a valid request header.
+func checkHeaderCopy(hc HeaderCopy) error {
+	if hc.Claim == "" {
+		return fmt.Errorf("header %q: empty claim name", hc.Header)
+	}
+	if !httpguts.ValidHeaderFieldName(hc.Header) {
+		return fmt.Errorf("header %q: not a valid header name", hc.Header)
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*BearerAuth)(nil)
+)

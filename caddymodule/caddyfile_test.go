@@ -1,0 +1,267 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+// testHash is a bcrypt hash (cost 10) of "demo-password".
+const testHash = "$2a$10$6YnSK8R/WvjpxEMZDpXS8.o44eglnSkTequV1Isq2vq89f0Y8r0t."
+
+// parseGlobal parses input as the tokengate global option and returns the app's JSON.
+func parseGlobal(input string) (string, error) {
+	v, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
+	if err != nil {
+		return "", err
+	}
+	return string(v.(httpcaddyfile.App).Value), nil
+}
+
+func TestParseGlobalOption(t *testing.T) {
+	for _, tc := range []struct {
+		name, input, want string
+	}{
+		{"minimal", `tokengate {
+			issuer https://auth.example.com
+		}`, `{"issuer":"https://auth.example.com"}`},
+		{"store and keys", `tokengate {
+			issuer https://auth.example.com/
+			store bolt /var/lib/tokengate.db
+			signing_key_file rs256 /etc/key.pem main
+			access_token_ttl 5m
+			refresh_token_ttl 30d
+			code_ttl 1s
+			device_code_ttl 10m
+		}`, `{"issuer":"https://auth.example.com/","store":{"backend":"bolt","path":"/var/lib/tokengate.db"},` +
+			`"signing_key_file":{"alg":"RS256","file":"/etc/key.pem","kid":"main"},"access_token_ttl":300000000000,` +
+			`"refresh_token_ttl":2592000000000000,"code_ttl":1000000000,"device_code_ttl":600000000000}`},
+		{"memory store and generated key", `tokengate {
+			issuer http://localhost:8080
+			store memory
+			signing_key EdDSA
+		}`, `{"issuer":"http://localhost:8080","store":{"backend":"memory"},"signing_key":{"alg":"EdDSA"}}`},
+		{"clients and users", `tokengate {
+			issuer https://auth.example.com
+			client web {
+				public
+				grants password refresh_token
+				scopes openid offline_access
+				redirect_uris https://app.example.com/cb
+				post_logout_redirect_uris https://app.example.com/
+				identity_providers corp
+				pkce_plain
+			}
+			client svc {
+				secret {env.SVC_SECRET}
+				secret ` + testHash + `
+				auth_method client_secret_post
+				grants client_credentials
+				scopes api.read
+				scopes api.write
+				audience api https://api.example.com
+				access_token_ttl 10m
+				claim tier gold
+				introspect_any
+			}
+			users corp {
+				user alice ` + testHash + ` {
+					claim email alice@example.com
+					tenant acme globex
+				}
+				user bob ` + testHash + `
+			}
+			users legacy {
+				http_login http://127.0.0.1:9090/login
+			}
+		}`, `{"issuer":"https://auth.example.com","clients":[` +
+			`{"id":"web","public":true,"grants":["password","refresh_token"],"scopes":["openid","offline_access"],` +
+			`"redirect_uris":["https://app.example.com/cb"],"post_logout_redirect_uris":["https://app.example.com/"],` +
+			`"identity_providers":["corp"],"pkce_plain":true},` +
+			`{"id":"svc","secrets":["{env.SVC_SECRET}","` + testHash + `"],"auth_method":"client_secret_post",` +
+			`"grants":["client_credentials"],"scopes":["api.read","api.write"],"audience":["api","https://api.example.com"],` +
+			`"access_token_ttl":600000000000,"claims":{"tier":"gold"},"introspect_any":true}],` +
+			`"identity_providers":[{"name":"corp","users":[` +
+			`{"username":"alice","hash":"` + testHash + `","claims":{"email":"alice@example.com"},"tenants":["acme","globex"]},` +
+			`{"username":"bob","hash":"` + testHash + `"}]},` +
+			`{"name":"legacy","http_login":"http://127.0.0.1:9090/login"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseGlobal(tc.input)
+			if err != nil {
+				t.Fatalf("parseGlobalOption(%s): %v", tc.name, err)
+			}
+			if got != tc.want {
+				t.Errorf("parseGlobalOption(%s) =\n%s\nwant\n%s", tc.name, got, tc.want)
+			}
+			// What the parser accepts, Provision's checks accept too.
+			var app App
+			if err := json.Unmarshal([]byte(got), &app); err != nil {
+				t.Fatal(err)
+			}
+			app.setDefaults()
+			if err := app.check(); err != nil {
+				t.Errorf("App.check after parseGlobalOption(%s): %v", tc.name, err)
+			}
+		})
+	}
+}
+
+// clientBlock is a valid confidential client; tests change one line of it.
+const clientBlock = `tokengate {
+	issuer https://auth.example.com
+	client svc {
+		secret s3cret
+		grants client_credentials
+	}
+}`
+
+func TestParseGlobalOptionErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, input string
+		want, line  string // both must be in the message
+	}{
+		{"no issuer", "tokengate {\n}", "issuer is required", ""},
+		{"issuer twice", "tokengate {\n issuer https://a.example\n issuer https://b.example\n}", "issuer is declared twice, at Testfile:3", ""},
+		{"relative issuer", "tokengate {\n issuer /auth\n}", "absolute http or https URL, at Testfile:2", ""},
+		{"issuer with fragment", "tokengate {\n issuer https://a.example#x\n}", "no query or fragment, at Testfile:2", ""},
+		{"argument on the option", "tokengate foo {\n}", "wrong argument count", ""},
+		{"unknown option", "tokengate {\n issuer https://a.example\n colour blue\n}", `unrecognized subdirective "colour", at Testfile:3`, ""},
+		{"later release", "tokengate {\n issuer https://a.example\n trust partner {\n  issuer x\n }\n}", "trust is not supported by this release of tokengate, at Testfile:3", ""},
+		{"store redis", "tokengate {\n store redis redis://localhost\n}", "store redis is not supported by this release of tokengate, at Testfile:2", ""},
+		{"store unknown", "tokengate {\n store etcd\n}", `unknown store "etcd"`, "at Testfile:2"},
+		{"store memory with a path", "tokengate {\n store memory /tmp/x\n}", "wrong argument count", ""},
+		{"two signing keys", "tokengate {\n signing_key es256\n signing_key_file es256 k.pem\n}", "only one signing_key or signing_key_file is allowed, at Testfile:3", ""},
+		{"bad alg", "tokengate {\n signing_key hs256\n}", `unknown algorithm "hs256"`, "at Testfile:2"},
+		{"key file without file", "tokengate {\n signing_key_file es256\n}", "wrong argument count", ""},
+		{"bad duration", "tokengate {\n access_token_ttl soon\n}", "access_token_ttl: ", "at Testfile:2"},
+		{"duration under a second", "tokengate {\n code_ttl 500ms\n}", "code_ttl: 500ms is under the minimum of 1s, at Testfile:2", ""},
+		{"zero duration", "tokengate {\n refresh_token_ttl 0s\n}", "under the minimum", "at Testfile:2"},
+		{"unknown client option", strings.Replace(clientBlock, "grants client_credentials", "grants client_credentials\n\t\tcolour blue", 1), `unrecognized subdirective "colour", at Testfile:6`, ""},
+		{"unknown grant", strings.Replace(clientBlock, "grants client_credentials", "grants client_credentials implicit", 1), `unknown grant "implicit", at Testfile:5`, ""},
+		{"public with a secret", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tpublic", 1), `client "svc": a public client has no secret, at Testfile:3`, ""},
+		{"confidential without a secret", strings.Replace(clientBlock, "secret s3cret", "", 1), `client "svc": a confidential client needs a secret (or mark it public), at Testfile:3`, ""},
+		{"public client_credentials", strings.Replace(clientBlock, "secret s3cret", "public", 1), "cannot use client_credentials", "at Testfile:3"},
+		{"no grants", strings.Replace(clientBlock, "grants client_credentials", "", 1), `client "svc": no grants, at Testfile:3`, ""},
+		{"duplicate client", strings.Replace(clientBlock, "}\n}", "}\n\tclient svc {\n\t\tsecret t\n\t\tgrants password\n\t}\n}", 1), `client "svc" is declared twice, at Testfile:7`, ""},
+		{"bad auth_method", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tauth_method client_secret", 1), `unknown auth_method "client_secret"`, "at Testfile:5"},
+		{"auth_method of a later release", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tauth_method private_key_jwt", 1), "auth_method private_key_jwt is not supported by this release", "at Testfile:5"},
+		{"jwks_file", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tjwks_file keys.json", 1), "jwks_file is not supported by this release of tokengate, at Testfile:5", ""},
+		{"client ttl under a second", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\taccess_token_ttl 10ms", 1), "access_token_ttl: 10ms is under the minimum of 1s, at Testfile:5", ""},
+		{"secret without value", strings.Replace(clientBlock, "secret s3cret", "secret", 1), "wrong argument count", "at Testfile:4"},
+		{"registered claim", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tclaim sub root", 1), `claim "sub" is set by tokengate itself, at Testfile:5`, ""},
+		{"claim without value", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tclaim tier", 1), "wrong argument count", "at Testfile:5"},
+		{"bad scope", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tscopes api café", 1), `scope "café"`, "at Testfile:5"},
+		{"relative redirect uri", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tredirect_uris /cb", 1), `redirect URI "/cb": must be absolute`, "at Testfile:5"},
+		{"redirect uri with fragment", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tredirect_uris https://a.example/cb#f", 1), "no fragment", "at Testfile:5"},
+		{"control character in client_id", "tokengate {\n client \"a\tb\" {\n }\n}", "only printable ASCII", "at Testfile:2"},
+		{"unknown identity provider", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tidentity_providers corp", 1), `client "svc": no users block is named "corp", at Testfile:5`, ""},
+		{"users without users", "tokengate {\n issuer https://a.example\n users corp {\n }\n}", `users "corp": no user and no http_login, at Testfile:3`, ""},
+		{"users and http_login", "tokengate {\n users corp {\n  user alice " + testHash + "\n  http_login https://a.example/login\n }\n}", "has both users and http_login", "at Testfile:2"},
+		{"plaintext password", "tokengate {\n users corp {\n  user alice hunter2\n }\n}", `user "alice": the password must be a bcrypt hash (caddy hash-password), at Testfile:3`, ""},
+		{"duplicate user", "tokengate {\n users corp {\n  user alice " + testHash + "\n  user alice " + testHash + "\n }\n}", `user "alice" is declared twice, at Testfile:4`, ""},
+		{"duplicate users block", "tokengate {\n users corp {\n  http_login https://a.example/login\n }\n users corp {\n  http_login https://b.example/login\n }\n}", `users "corp" is declared twice, at Testfile:5`, ""},
+		{"unknown user option", "tokengate {\n users corp {\n  user alice " + testHash + " {\n   role admin\n  }\n }\n}", `unrecognized subdirective "role", at Testfile:4`, ""},
+		{"http_login not a URL", "tokengate {\n users corp {\n  http_login localhost/login\n }\n}", "want an absolute http or https URL", "at Testfile:3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseGlobal(tc.input)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.line) {
+				t.Errorf("parseGlobalOption(%s) error = %v, want it to contain %q and %q", tc.name, err, tc.want, tc.line)
+			}
+		})
+	}
+}
+
+func TestParseGlobalOptionTwice(t *testing.T) {
+	if _, err := parseGlobalOption(caddyfile.NewTestDispenser("tokengate {\n}"), httpcaddyfile.App{}); err == nil {
+		t.Error("parseGlobalOption with an existing value = nil error, want one")
+	}
+}
+
+func TestParseBearerAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name, input, want string
+	}{
+		{"bare", "bearer_auth", `{}`},
+		{"everything", `bearer_auth {
+			scope api.read
+			scope api.admin api.write
+			audience api
+			claim tenant acme
+			header sub X-User
+			header email X-Email
+		}`, `{"scopes":[["api.read"],["api.admin","api.write"]],"audience":"api","claims":{"tenant":"acme"},` +
+			`"headers":[{"claim":"sub","header":"X-User"},{"claim":"email","header":"X-Email"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b BearerAuth
+			if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+				t.Fatalf("UnmarshalCaddyfile(%s): %v", tc.name, err)
+			}
+			got, _ := json.Marshal(&b)
+			if string(got) != tc.want {
+				t.Errorf("UnmarshalCaddyfile(%s) = %s, want %s", tc.name, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseBearerAuthErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, input, want string
+	}{
+		{"argument", "bearer_auth api", "wrong argument count"},
+		{"unknown", "bearer_auth {\n realm x\n}", `unrecognized subdirective "realm", at Testfile:2`},
+		{"empty scope", "bearer_auth {\n scope\n}", "wrong argument count"},
+		{"bad scope", "bearer_auth {\n scope \"a b\"\n}", `scope "a b"`},
+		{"audience twice", "bearer_auth {\n audience a\n audience b\n}", "audience is declared twice, at Testfile:3"},
+		{"audience list", "bearer_auth {\n audience a b\n}", "wrong argument count"},
+		{"claim twice", "bearer_auth {\n claim t a\n claim t b\n}", `claim "t" is declared twice, at Testfile:3`},
+		{"bad header", "bearer_auth {\n header sub \"X User\"\n}", `header "X User": not a valid header name, at Testfile:2`},
+		{"header twice", "bearer_auth {\n header sub X-User\n header email x-user\n}", `header "x-user" is declared twice, at Testfile:3`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b BearerAuth
+			err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("UnmarshalCaddyfile(%s) error = %v, want it to contain %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseHandler(t *testing.T) {
+	for input, ok := range map[string]bool{
+		"tokengate":                 true,
+		"tokengate extra":           false,
+		"tokengate {\n issuer x\n}": false,
+	} {
+		err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		if (err == nil) != ok {
+			t.Errorf("UnmarshalCaddyfile(%q) error = %v, want ok %v", input, err, ok)
+		}
+	}
+}
+
+// FuzzCaddyfile feeds arbitrary token streams to the global option parser, which must answer
+// with a value or an error and never panic.
+func FuzzCaddyfile(f *testing.F) {
+	f.Add("tokengate {\n issuer https://a.example\n}")
+	f.Add(clientBlock)
+	f.Add("tokengate {\n users corp {\n  user alice " + testHash + " {\n   claim email a@b\n   tenant t\n  }\n  http_login https://x/\n }\n}")
+	f.Add("tokengate {\n store bolt\n signing_key_file es256 k.pem kid\n code_ttl 1s\n}")
+	f.Fuzz(func(t *testing.T, input string) {
+		tokens, err := caddyfile.Tokenize([]byte(input), "Fuzzfile")
+		if err != nil {
+			return
+		}
+		v, err := parseGlobalOption(caddyfile.NewDispenser(tokens), nil)
+		if err == nil && v.(httpcaddyfile.App).Name != "tokengate" {
+			t.Errorf("parseGlobalOption(%q) = an app named %q, want tokengate", input, v.(httpcaddyfile.App).Name)
+		}
+	})
+}

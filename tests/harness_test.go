@@ -148,16 +148,28 @@ func (c *Caddy) Reload(t *testing.T, caddyfile string) {
 func (c *Caddy) writeConfig(t *testing.T, caddyfile string) {
 	t.Helper()
 	globals := fmt.Sprintf("\n\tadmin %s\n\tauto_https off\n\tdefault_bind 127.0.0.1\n\tgrace_period 1s\n", c.Admin)
-	filled := c.vars.Replace(caddyfile)
-	if body, ok := strings.CutPrefix(strings.TrimLeft(filled, " \t\r\n"), "{"); ok {
-		filled = "{" + globals + body
-	} else {
-		filled = "{" + globals + "}\n" + filled
-	}
+	filled := withGlobals(c.vars.Replace(caddyfile), globals)
 	files, _ := filepath.Glob(filepath.Join(c.dir, "Caddyfile*"))
 	c.config = filepath.Join(c.dir, "Caddyfile"+strconv.Itoa(len(files)))
 	if err := os.WriteFile(c.config, []byte(filled), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// withGlobals adds globals to the global options block of caddyfile (after any leading comments),
+// or gives caddyfile a global block holding them.
+func withGlobals(caddyfile, globals string) string {
+	rest := caddyfile
+	for {
+		trimmed := strings.TrimLeft(rest, " \t\r\n")
+		if strings.HasPrefix(trimmed, "#") {
+			_, rest, _ = strings.Cut(trimmed, "\n")
+			continue
+		}
+		if body, ok := strings.CutPrefix(trimmed, "{"); ok {
+			return caddyfile[:len(caddyfile)-len(trimmed)] + "{" + globals + body
+		}
+		return "{" + globals + "}\n" + caddyfile
 	}
 }
 

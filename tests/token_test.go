@@ -312,6 +312,10 @@ func TestRefreshAfterExpiry(t *testing.T) {
 	c, _ := startTokengate(t, "1s")
 	web := webConfig(c, "openid", "offline_access", "api.read")
 	first := aliceToken(t, c, "openid", "offline_access", "api.read")
+	// RFC 6749 §5.1: expires_in is the access token's lifetime; without it a client never refreshes.
+	if first.Expiry.IsZero() {
+		t.Fatalf("expires_in = %v with access_token_ttl 1s, want 1", first.Extra("expires_in"))
+	}
 	time.Sleep(time.Until(first.Expiry) + 100*time.Millisecond)
 
 	// The token source sees the access token expired and redeems the refresh token.

@@ -1,0 +1,114 @@
+package tests
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+func TestDiscoveryAndTokens(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1h")
+	ctx := testContext(t)
+	// OIDC Discovery §4.3: NewProvider checks that the document's issuer is the URL it was fetched for.
+	provider, err := oidc.NewProvider(ctx, c.Base)
+	if err != nil {
+		t.Fatalf("oidc.NewProvider(%q) = %v", c.Base, err)
+	}
+	if got, want := provider.Endpoint().TokenURL, c.URL("/connect/token"); got != want {
+		t.Errorf("token_endpoint = %q, want %q", got, want)
+	}
+	var meta struct {
+		JWKSURI     string   `json:"jwks_uri"`
+		Grants      []string `json:"grant_types_supported"`
+		Scopes      []string `json:"scopes_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	if err := provider.Claims(&meta); err != nil {
+		t.Fatal(err)
+	}
+	if want := c.URL("/.well-known/openid-configuration/jwks"); meta.JWKSURI != want {
+		t.Errorf("jwks_uri = %q, want %q", meta.JWKSURI, want)
+	}
+	for _, list := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"grant_types_supported", meta.Grants, []string{"client_credentials", "password", "refresh_token"}},
+		{"scopes_supported", meta.Scopes, []string{"openid", "api.read", "api.write"}},
+		{"token_endpoint_auth_methods_supported", meta.AuthMethods, []string{"client_secret_basic", "client_secret_post"}},
+	} {
+		for _, w := range list.want {
+			if !slices.Contains(list.got, w) {
+				t.Errorf("%s = %q, want it to hold %q", list.name, list.got, w)
+			}
+		}
+	}
+
+	tok := aliceToken(t, c, "openid", "offline_access", "api.read")
+	t.Run("id_token", func(t *testing.T) {
+		raw, _ := tok.Extra("id_token").(string)
+		idToken, err := provider.Verifier(&oidc.Config{ClientID: "web"}).Verify(ctx, raw)
+		if err != nil {
+			t.Fatalf("verifying the id_token %q with the JWKS: %v", raw, err)
+		}
+		if idToken.Subject != "alice" {
+			t.Errorf("id_token sub = %q, want alice", idToken.Subject)
+		}
+		var claims struct {
+			Email string `json:"email"`
+		}
+		if err := idToken.Claims(&claims); err != nil {
+			t.Fatal(err)
+		}
+		if claims.Email != "alice@example.com" {
+			t.Errorf("id_token email = %q, want the user's claim alice@example.com", claims.Email)
+		}
+	})
+
+	t.Run("access_token", func(t *testing.T) {
+		// RFC 9068: a JWT of typ at+jwt, signed by a key of the JWKS, naming issuer, user, client and scope.
+		if _, err := oidc.NewRemoteKeySet(ctx, meta.JWKSURI).VerifySignature(ctx, tok.AccessToken); err != nil {
+			t.Fatalf("the access token's signature does not verify with the JWKS: %v", err)
+		}
+		var header struct {
+			Typ string `json:"typ"`
+			Kid string `json:"kid"`
+			Alg string `json:"alg"`
+		}
+		jwtPart(t, tok.AccessToken, 0, &header)
+		if header.Typ != "at+jwt" || header.Kid == "" || header.Alg != "ES256" {
+			t.Errorf("access token header typ %q kid %q alg %q, want at+jwt, a kid and ES256 (the default)", header.Typ, header.Kid, header.Alg)
+		}
+		var claims struct {
+			Iss, Sub, Scope, Jti string
+			ClientID             string          `json:"client_id"`
+			Aud                  json.RawMessage `json:"aud"`
+			Exp, Iat             int64
+		}
+		jwtPart(t, tok.AccessToken, 1, &claims)
+		if claims.Iss != c.Base || claims.Sub != "alice" || claims.ClientID != "web" || claims.Jti == "" {
+			t.Errorf("access token iss %q sub %q client_id %q jti %q, want %q alice web and a jti", claims.Iss, claims.Sub, claims.ClientID, claims.Jti, c.Base)
+		}
+		if got := strings.Fields(claims.Scope); !sameSet(got, []string{"openid", "offline_access", "api.read"}) {
+			t.Errorf("access token scope = %q, want openid offline_access api.read", claims.Scope)
+		}
+		if aud := string(claims.Aud); aud != `"api"` && aud != `["api"]` {
+			t.Errorf("access token aud = %s, want api", aud)
+		}
+		if ttl := claims.Exp - claims.Iat; ttl != 3600 {
+			t.Errorf("access token exp - iat = %ds, want 3600 (access_token_ttl 1h)", ttl)
+		}
+	})
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}

@@ -1,0 +1,330 @@
+// Command loadtest measures tokengate against Caddy's own handlers in one Caddy process, so the
+// figures are ratios that mean something on a shared machine: each pair runs A, B, A, B for the
+// same seconds and the rates are averaged.
+//
+//	go run ./bench/loadtest -caddy bin/caddy -duration 5s
+//
+// It is a benchmark, not a test: it prints figures and the goals beside them, and fails only when
+// something does not work at all.
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func main() {
+	caddyBin := flag.String("caddy", "bin/caddy", "the Caddy binary built with tokengate")
+	duration := flag.Duration("duration", 5*time.Second, "how long each run of a scenario lasts")
+	workers := flag.Int("workers", 32, "concurrent connections")
+	flag.Parse()
+	if err := run(*caddyBin, *duration, *workers); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// scenario is one kind of request, repeated by every worker.
+type scenario struct {
+	name string
+	// setup prepares a worker's state (a refresh token); nil when none is needed.
+	setup func(c *http.Client) (any, error)
+	// once sends one request and reports whether it got the answer it should.
+	once func(c *http.Client, state any) (any, error)
+}
+
+// pair is one ratio: numerator over denominator, with the goal the issue sets.
+type pair struct {
+	num, den string
+	label    string
+	goal     float64
+}
+
+func run(caddyBin string, duration time.Duration, workers int) error {
+	dir, err := os.MkdirTemp("", "tokengate-loadtest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	front, upstream, admin := freePort(), freePort(), freePort()
+	base := fmt.Sprintf("http://127.0.0.1:%d", front)
+
+	secretHash, err := bcrypt.GenerateFromPassword([]byte("bench-secret"), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	passwordHash, err := bcrypt.GenerateFromPassword([]byte("bench-password"), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	caddyfile := fmt.Sprintf(`{
+	admin 127.0.0.1:%[3]d
+	auto_https off
+	storage file_system %[5]s/caddy
+	tokengate {
+		issuer %[4]s
+		store bolt %[5]s/tokengate.db
+		client bench {
+			secret %[6]s
+			grants client_credentials password refresh_token
+			scopes api offline_access
+			audience api
+		}
+		users main {
+			user bench %[7]s
+		}
+	}
+}
+
+http://127.0.0.1:%[1]d {
+	tokengate
+	respond /respond "ok"
+	reverse_proxy /proxy/* 127.0.0.1:%[2]d
+	route /gated/* {
+		bearer_auth {
+			audience api
+		}
+		reverse_proxy 127.0.0.1:%[2]d
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	respond "upstream"
+}
+`, front, upstream, admin, base, dir, secretHash, passwordHash)
+	config := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(config, []byte(caddyfile), 0o600); err != nil {
+		return err
+	}
+	stop, err := startCaddy(caddyBin, config, dir, base+"/respond")
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("bench:bench-secret"))
+	client := newClient(workers)
+	token, err := tokenRequest(client, base, basic, url.Values{"grant_type": {"client_credentials"}})
+	if err != nil {
+		return fmt.Errorf("first token: %w", err)
+	}
+	bearer := "Bearer " + token.AccessToken
+
+	scenarios := map[string]scenario{
+		"respond":   {name: "respond", once: expectGET(base+"/respond", "", http.StatusOK)},
+		"proxy":     {name: "reverse_proxy", once: expectGET(base+"/proxy/x", "", http.StatusOK)},
+		"gate":      {name: "bearer_auth+reverse_proxy", once: expectGET(base+"/gated/x", bearer, http.StatusOK)},
+		"malformed": {name: "malformed token 401", once: expectGET(base+"/gated/x", "Bearer not.a.token", http.StatusUnauthorized)},
+		"cc": {name: "client_credentials", once: func(c *http.Client, _ any) (any, error) {
+			_, err := tokenRequest(c, base, basic, url.Values{"grant_type": {"client_credentials"}})
+			return nil, err
+		}},
+		"refresh": {
+			name: "refresh (bolt)",
+			setup: func(c *http.Client) (any, error) {
+				t, err := tokenRequest(c, base, basic, url.Values{"grant_type": {"password"}, "username": {"bench"},
+					"password": {"bench-password"}, "scope": {"api offline_access"}})
+				return t.RefreshToken, err
+			},
+			once: func(c *http.Client, state any) (any, error) {
+				t, err := tokenRequest(c, base, basic, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {state.(string)}})
+				if err == nil && t.RefreshToken == "" {
+					err = errors.New("no refresh token came back")
+				}
+				return t.RefreshToken, err
+			},
+		},
+	}
+	pairs := []pair{
+		{"cc", "respond", "client_credentials/respond", 0.40},
+		{"gate", "proxy", "gate+proxy/proxy", 0.97},
+		{"refresh", "cc", "refresh/client_credentials", 0.8},
+		{"malformed", "respond", "malformed401/respond", 0.9},
+	}
+	rates := map[string][]float64{}
+	for _, p := range pairs {
+		for round := 0; round < 2; round++ {
+			for _, key := range []string{p.num, p.den} {
+				rate, err := measure(client, scenarios[key], workers, duration)
+				if err != nil {
+					return fmt.Errorf("%s: %w", scenarios[key].name, err)
+				}
+				rates[key] = append(rates[key], rate)
+			}
+		}
+	}
+	mean := func(key string) float64 {
+		sum := 0.0
+		for _, r := range rates[key] {
+			sum += r
+		}
+		return sum / float64(len(rates[key]))
+	}
+	var line []string
+	for _, key := range []string{"respond", "proxy", "gate", "cc", "refresh", "malformed"} {
+		line = append(line, fmt.Sprintf("%s=%.0f/s", key, mean(key)))
+	}
+	for _, p := range pairs {
+		line = append(line, fmt.Sprintf("%s=%.2f(goal>=%.2f)", p.label, mean(p.num)/mean(p.den), p.goal))
+	}
+	fmt.Println(strings.Join(line, " "))
+	return nil
+}
+
+// measure runs s on every worker for d and returns successful requests per second. Any failed
+// request ends the run with an error: a rate of wrong answers measures nothing.
+func measure(client *http.Client, s scenario, workers int, d time.Duration) (float64, error) {
+	states := make([]any, workers)
+	if s.setup != nil {
+		for i := range states {
+			st, err := s.setup(client)
+			if err != nil {
+				return 0, fmt.Errorf("setup: %w", err)
+			}
+			states[i] = st
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var done atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func(state any) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				next, err := s.once(client, state)
+				if err != nil {
+					if ctx.Err() == nil {
+						once.Do(func() { firstErr = err; cancel() })
+					}
+					return
+				}
+				state = next
+				done.Add(1)
+			}
+		}(states[i])
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return float64(done.Load()) / time.Since(start).Seconds(), nil
+}
+
+func expectGET(target, authorization string, status int) func(*http.Client, any) (any, error) {
+	return func(c *http.Client, state any) (any, error) {
+		req, _ := http.NewRequest(http.MethodGet, target, nil)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return state, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			return state, fmt.Errorf("GET %s: status %d, want %d", target, resp.StatusCode, status)
+		}
+		return state, nil
+	}
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func tokenRequest(c *http.Client, base, basic string, form url.Values) (tokenResponse, error) {
+	var t tokenResponse
+	req, _ := http.NewRequest(http.MethodPost, base+"/connect/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", basic)
+	resp, err := c.Do(req)
+	if err != nil {
+		return t, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return t, fmt.Errorf("token endpoint: %d %s", resp.StatusCode, body)
+	}
+	return t, json.Unmarshal(body, &t)
+}
+
+func newClient(workers int) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns:        workers * 2,
+			MaxIdleConnsPerHost: workers * 2,
+			IdleConnTimeout:     time.Minute,
+		},
+	}
+}
+
+// startCaddy runs Caddy on config and waits until ready answers.
+func startCaddy(bin, config, dir, ready string) (func(), error) {
+	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", config)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	logFile, err := os.Create(filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+		logFile.Close()
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return stop, nil
+			}
+		}
+	}
+	stop()
+	out, _ := os.ReadFile(filepath.Join(dir, "caddy.log"))
+	return nil, fmt.Errorf("caddy did not become ready:\n%s", out)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -32,7 +32,7 @@ var aliceHash = sync.OnceValue(func() string {
 
 // tokengateCaddyfile is the configuration the token tests share: a machine client "svc"
 // (client_credentials), a user-facing client "web" (password and refresh_token, OpenID Connect), the
-// user alice, and a site that serves the endpoints and guards an upstream: /api/* needs scope
+// users alice and bob (who shares her password), and a site that serves the endpoints and guards an upstream: /api/* needs scope
 // api.read, /admin/* needs api.write.
 const tokengateCaddyfile = `{
 	tokengate {
@@ -55,6 +55,7 @@ const tokengateCaddyfile = `{
 			user alice {{ALICE_HASH}} {
 				claim email alice@example.com
 			}
+			user bob {{ALICE_HASH}}
 		}
 	}
 }
@@ -304,6 +305,47 @@ func TestPasswordGrant(t *testing.T) {
 	} {
 		_, err := webConfig(c, "api.read").PasswordCredentialsToken(testContext(t), tc.user, tc.password)
 		wantTokenError(t, "password grant for "+tc.user, err, "invalid_grant", http.StatusBadRequest)
+	}
+}
+
+func TestPasswordThrottling(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1h")
+	web := webConfig(c, "api.read")
+	// SPEC "Throttling": from at most the 10th wrong password for one username, 429 with Retry-After.
+	throttled := false
+	for attempt := 1; attempt <= 10; attempt++ {
+		_, err := web.PasswordCredentialsToken(testContext(t), "alice", "wrong-password")
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) {
+			t.Fatalf("wrong password %d: %v, want a token endpoint error", attempt, err)
+		}
+		switch {
+		case re.Response.StatusCode == http.StatusTooManyRequests:
+			if re.Response.Header.Get("Retry-After") == "" {
+				t.Errorf("wrong password %d: 429 without Retry-After", attempt)
+			}
+			throttled = true
+		case re.ErrorCode != "invalid_grant":
+			t.Errorf("wrong password %d: %q (HTTP %d), want invalid_grant or 429", attempt, re.ErrorCode, re.Response.StatusCode)
+		}
+	}
+	if !throttled {
+		t.Error("10 wrong passwords for alice were all answered invalid_grant, want 429 by the 10th")
+	}
+
+	// The right password is never called wrong while throttled: 200 or 429.
+	_, err := web.PasswordCredentialsToken(testContext(t), "alice", alicePassword)
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("alice's right password while throttled: %q (HTTP %d), want 200 or 429", re.ErrorCode, re.Response.StatusCode)
+	} else if err != nil && re == nil {
+		t.Fatal(err)
+	}
+
+	// Another username is unaffected, even with the same password and from the same address.
+	if _, err := web.PasswordCredentialsToken(testContext(t), "bob", alicePassword); err != nil {
+		t.Errorf("bob while alice is throttled: %v, want a token", err)
 	}
 }
 

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRedis(t *testing.T) {
+	srv := startRedis(t, redisConfig{})
+	testStore(t, func(t *testing.T, now func() time.Time) Store {
+		srv.flush(t)
+		return srv.open(t, now)
+	})
+}
+
+// alternating is a Store whose calls take turns among several stores: Redis clients with pools of
+// their own, standing in for instances in separate processes on one server.
+type alternating struct {
+	stores []Store
+	turn   atomic.Uint64
+}
+
+func (a *alternating) next() Store { return a.stores[a.turn.Add(1)%uint64(len(a.stores))] }
+
+func (a *alternating) CreateRefreshToken(ctx context.Context, hash string, t RefreshToken) error {
+	return a.next().CreateRefreshToken(ctx, hash, t)
+}
+
+func (a *alternating) RefreshToken(ctx context.Context, hash string) (RefreshToken, error) {
+	return a.next().RefreshToken(ctx, hash)
+}
+
+func (a *alternating) RotateRefreshToken(ctx context.Context, oldHash, newHash string, next RefreshToken) error {
+	return a.next().RotateRefreshToken(ctx, oldHash, newHash, next)
+}
+
+func (a *alternating) Revoke(ctx context.Context, r Revocation) error { return a.next().Revoke(ctx, r) }
+
+func (a *alternating) RevocationsSince(ctx context.Context, cursor uint64) ([]Revocation, uint64, error) {
+	return a.next().RevocationsSince(ctx, cursor)
+}
+
+func (a *alternating) AddSigningKey(ctx context.Context, slot string, k SigningKey) (SigningKey, error) {
+	return a.next().AddSigningKey(ctx, slot, k)
+}
+
+func (a *alternating) SigningKeys(ctx context.Context) (map[string]SigningKey, error) {
+	return a.next().SigningKeys(ctx)
+}
+
+func (a *alternating) DeleteSigningKey(ctx context.Context, slot string) error {
+	return a.next().DeleteSigningKey(ctx, slot)
+}
+
+func (a *alternating) PutOnce(ctx context.Context, key string, value []byte, exp time.Time) (bool, error) {
+	return a.next().PutOnce(ctx, key, value, exp)
+}
+
+func (a *alternating) Take(ctx context.Context, key string) ([]byte, error) {
+	return a.next().Take(ctx, key)
+}
+
+// Close leaves the stores to their own cleanup.
+func (a *alternating) Close() error { return nil }
+
+// TestRedisTwoInstances runs the suite's races across two clients: what one instance does once,
+// another cannot do again.
+func TestRedisTwoInstances(t *testing.T) {
+	srv := startRedis(t, redisConfig{})
+	open := func(t *testing.T, now func() time.Time) Store {
+		srv.flush(t)
+		return &alternating{stores: []Store{srv.open(t, now), srv.open(t, now)}}
+	}
+	for name, test := range map[string]func(*testing.T, opener){
+		"ConcurrentRotations": testConcurrentRotations,
+		"SigningKeyRace":      testSigningKeyRace,
+		"ConcurrentTakes":     testConcurrentTakes,
+		"Rotation":            testRotation,
+		"ReuseRevokesFamily":  testReuseRevokesFamily,
+	} {
+		t.Run(name, func(t *testing.T) { test(t, open) })
+	}
+}
+
+// TestRedisTTLs: every key but two expires redisSlack after its record, by Redis's own clock,
+// so Redis forgets what no purge would come to delete.
+func TestRedisTTLs(t *testing.T) {
+	srv := startRedis(t, redisConfig{})
+	s := srv.open(t, newClock().now)
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	mustRotate(t, s, "a", "b", grant("f1", 2*time.Hour))
+	mustCreate(t, s, "x", grant("f2", time.Hour))
+	mustRevoke(t, s, Revocation{Kind: RevokedFamily, ID: "f2", Until: t0.Add(3 * time.Hour)})
+	mustRevoke(t, s, Revocation{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(30 * time.Minute)})
+	if ok, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "code", ok, err)
+	}
+	if _, err := s.AddSigningKey(ctx, "current", SigningKey{ID: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration) int64 { return t0.Add(d + redisSlack).UnixMilli() }
+	want := map[string]int64{
+		keyRefresh + "a": at(time.Hour),
+		keyRefresh + "b": at(2 * time.Hour),
+		keyFamily + "f1": at(2 * time.Hour),
+		keyRefresh + "x": at(time.Hour),
+		keyFamily + "f2": at(3 * time.Hour), // dead: as long as its entry
+		keyOnce + "code": at(time.Minute),
+		keyLog:           at(3 * time.Hour), // its longest entry
+		keyLogExp:        at(3 * time.Hour),
+		keyLogSeq:        -1, // never: see Redis
+		keySigningKeys:   -1, // never: see Redis
+	}
+	keys, err := srv.admin.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	if wantKeys := slices.Sorted(maps.Keys(want)); !reflect.DeepEqual(keys, wantKeys) {
+		t.Errorf("KEYS * = %q, want %q", keys, wantKeys)
+	}
+	for key, at := range want {
+		got, err := srv.admin.Do(ctx, "PEXPIRETIME", key).Int64()
+		if err != nil || got != at {
+			t.Errorf("PEXPIRETIME(%q) = %d, %v, want %d", key, got, err, at)
+		}
+		if ttl, err := srv.admin.PTTL(ctx, key).Result(); at > 0 && (err != nil || ttl <= 0) {
+			t.Errorf("PTTL(%q) = %v, %v, want > 0", key, ttl, err)
+		}
+	}
+}
+
+// TestRedisLogTrim: an append drops the entries Redis may forget, so the log every instance
+// reads does not grow without end, and readers still get the rest in order.
+func TestRedisLogTrim(t *testing.T) {
+	srv := startRedis(t, redisConfig{})
+	c := newClock()
+	s := srv.open(t, c.now)
+	short := Revocation{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Minute)}
+	long := Revocation{Kind: RevokedToken, ID: "jti-2", Until: t0.Add(time.Hour)}
+	mustRevoke(t, s, short)
+	mustRevoke(t, s, long)
+	c.advance(time.Minute + redisSlack)
+	last := Revocation{Kind: RevokedFamily, ID: "f1", Until: t0.Add(time.Hour)}
+	mustRevoke(t, s, last)
+	for _, key := range []string{keyLog, keyLogExp} {
+		if n, err := srv.admin.ZCard(ctx, key).Result(); err != nil || n != 2 {
+			t.Errorf("ZCARD(%q) = %d, %v, want 2", key, n, err)
+		}
+	}
+	if rs, next := revocations(t, s, 0); !reflect.DeepEqual(rs, []Revocation{long, last}) || next != 3 {
+		t.Errorf("RevocationsSince(0) = %+v, %d, want %+v, 3", rs, next, []Revocation{long, last})
+	}
+}
+
+func TestOpenRedis(t *testing.T) {
+	const secret = "s3cret-pw"
+	withPassword := startRedis(t, redisConfig{password: secret})
+	overTLS := startRedis(t, redisConfig{password: secret, tls: true})
+	tests := []struct {
+		name string
+		url  string
+		ok   bool
+	}{
+		{"password", withPassword.url(), true},
+		{"tls", overTLS.url(), true},
+		{"no password", "redis://" + withPassword.addr(), false},
+		{"wrong password", "redis://:wrong-" + secret + "@" + withPassword.addr(), false},
+		{"plain to a tls port", "redis://:" + secret + "@" + overTLS.addr(), false},
+		{"tls to a plain port", "rediss://:" + secret + "@" + withPassword.addr() + "?skip_verify=true", false},
+		{"nothing listening", fmt.Sprintf("redis://127.0.0.1:%d", freePort(t)), false},
+		{"bad port", "redis://:" + secret + "@127.0.0.1:port", false},
+		{"bad scheme", "http://:" + secret + "@127.0.0.1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			s, err := OpenRedis(tt.url, newClock().now)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("OpenRedis took %v, want under 5s", took)
+			}
+			if !tt.ok {
+				if err == nil {
+					s.Close()
+					t.Fatalf("OpenRedis(%q) = nil error, want one", tt.url)
+				}
+				// Errors are logged: they must not carry the password.
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("OpenRedis(%q) = %q, which reveals the password", tt.url, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("OpenRedis(%q) = %v", tt.url, err)
+			}
+			defer s.Close()
+			mustCreate(t, s, "a", grant("f1", time.Hour))
+			mustRotate(t, s, "a", "b", grant("f1", time.Hour))
+		})
+	}
+}
+
+// BenchmarkRedisRotate measures rotations per second with 32 concurrent clients, each rotating its
+// own chain, against a local redis-server that does not persist.
+func BenchmarkRedisRotate(b *testing.B) {
+	s := startRedis(b, redisConfig{}).open(b, time.Now)
+	var chains atomic.Int64
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		chain := chains.Add(1)
+		fam := fmt.Sprintf("f%d", chain)
+		rt := RefreshToken{FamilyID: fam, ClientID: "client", ExpiresAt: time.Now().Add(time.Hour), Grant: []byte(`{"sub":"alice","scope":"openid offline_access"}`)}
+		old := fmt.Sprintf("%s-0", fam)
+		if err := s.CreateRefreshToken(ctx, old, rt); err != nil {
+			b.Error(err)
+			return
+		}
+		for i := 1; pb.Next(); i++ {
+			next := fmt.Sprintf("%s-%d", fam, i)
+			if err := s.RotateRefreshToken(ctx, old, next, rt); err != nil {
+				b.Error(err)
+				return
+			}
+			old = next
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rotations/s")
+}

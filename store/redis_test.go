@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,6 +141,23 @@ func TestRedisTTLs(t *testing.T) {
 	}
 }
 
+// waitForRedis waits up to 5s for s to answer again after Redis came back: the pool redials
+// within a second of that.
+func waitForRedis(t *testing.T, s *Redis) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, _, err := s.RevocationsSince(ctx, 0)
+		switch {
+		case err == nil:
+			return
+		case time.Now().After(deadline):
+			t.Fatalf("RevocationsSince(0) = %v 5s after Redis came back, want nil", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestRedisLogTrim: an append drops the entries Redis may forget, so the log every instance
 // reads does not grow without end, and readers still get the rest in order.
 func TestRedisLogTrim(t *testing.T) {
@@ -159,6 +178,134 @@ func TestRedisLogTrim(t *testing.T) {
 	}
 	if rs, next := revocations(t, s, 0); !reflect.DeepEqual(rs, []Revocation{long, last}) || next != 3 {
 		t.Errorf("RevocationsSince(0) = %+v, %d, want %+v, 3", rs, next, []Revocation{long, last})
+	}
+}
+
+// storeCalls makes one call of each method; each returns only its error.
+func storeCalls(s Store) map[string]func() error {
+	return map[string]func() error{
+		"RefreshToken": func() error { _, err := s.RefreshToken(ctx, "a"); return err },
+		"RotateRefreshToken": func() error {
+			return s.RotateRefreshToken(ctx, "a", "b", grant("f1", time.Hour))
+		},
+		"CreateRefreshToken": func() error { return s.CreateRefreshToken(ctx, "c", grant("f2", time.Hour)) },
+		"Revoke": func() error {
+			return s.Revoke(ctx, Revocation{Kind: RevokedFamily, ID: "f1", Until: t0.Add(time.Hour)})
+		},
+		"RevocationsSince": func() error { _, _, err := s.RevocationsSince(ctx, 0); return err },
+		"AddSigningKey":    func() error { _, err := s.AddSigningKey(ctx, "next", SigningKey{ID: "k2"}); return err },
+		"SigningKeys":      func() error { _, err := s.SigningKeys(ctx); return err },
+		"DeleteSigningKey": func() error { return s.DeleteSigningKey(ctx, "current") },
+		"PutOnce":          func() error { _, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Minute)); return err },
+		"Take":             func() error { _, err := s.Take(ctx, "code"); return err },
+	}
+}
+
+// TestRedisDown: while Redis is down or does not answer, every call fails within seconds with a
+// fault, never ErrNotFound or ErrReused (which would be answered invalid_grant); once it is back,
+// the same store works again.
+func TestRedisDown(t *testing.T) {
+	tests := []struct {
+		name       string
+		fail, heal func(*redisServer)
+	}{
+		{"killed", (*redisServer).kill, (*redisServer).start},
+		{"not answering", (*redisServer).pause, (*redisServer).resume},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startRedis(t, redisConfig{})
+			c := newClock()
+			s := srv.open(t, c.now)
+			mustCreate(t, s, "a", grant("f1", time.Hour))
+			if _, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			tt.fail(srv)
+			calls := storeCalls(s)
+			calls["OpenRedis"] = func() error {
+				r, err := OpenRedis(srv.url(), c.now)
+				if err == nil {
+					r.Close()
+				} else if !strings.Contains(err.Error(), "ping") {
+					return fmt.Errorf("%w, want it to say the ping failed", err)
+				}
+				return err
+			}
+			var wg sync.WaitGroup
+			for name, call := range calls {
+				wg.Go(func() {
+					start := time.Now()
+					err := call()
+					if took := time.Since(start); took > 5*time.Second {
+						t.Errorf("%s took %v with Redis %s, want under 5s", name, took, tt.name)
+					}
+					if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrReused) {
+						t.Errorf("%s = %v with Redis %s, want a fault", name, err, tt.name)
+					}
+				})
+			}
+			wg.Wait()
+
+			tt.heal(srv)
+			waitForRedis(t, s)
+			mustCreate(t, s, "n1", grant("f9", time.Hour))
+			mustRotate(t, s, "n1", "n2", grant("f9", time.Hour))
+			if _, err := s.RefreshToken(ctx, "n2"); err != nil {
+				t.Errorf("RefreshToken(%q) after Redis came back = %v, want nil", "n2", err)
+			}
+			if ok, err := s.PutOnce(ctx, "code2", []byte("v"), t0.Add(time.Minute)); !ok || err != nil {
+				t.Errorf("PutOnce(%q) after Redis came back = %v, %v, want true, nil", "code2", ok, err)
+			}
+			if v, err := s.Take(ctx, "code2"); err != nil || string(v) != "v" {
+				t.Errorf("Take(%q) after Redis came back = %q, %v, want %q", "code2", v, err, "v")
+			}
+		})
+	}
+}
+
+// TestRedisOutageKeepsToken: a refresh token presented while Redis is down is not used up; after
+// a restart that kept the data, it still rotates.
+func TestRedisOutageKeepsToken(t *testing.T) {
+	srv := startRedis(t, redisConfig{persist: true})
+	s := srv.open(t, newClock().now)
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	srv.kill()
+	if err := s.RotateRefreshToken(ctx, "a", "b", grant("f1", time.Hour)); err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrReused) {
+		t.Fatalf("RotateRefreshToken(%q) with Redis down = %v, want a fault", "a", err)
+	}
+	srv.start()
+	waitForRedis(t, s)
+	if _, err := s.RefreshToken(ctx, "a"); err != nil {
+		t.Fatalf("RefreshToken(%q) after the restart = %v, want nil", "a", err)
+	}
+	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
+}
+
+// TestRedisLateWriteDoesNothing: a rotation whose write reaches Redis only after its caller gave
+// up (the server paused between the read and the write, as in a partition) does nothing, so the
+// token the client will present again is still live instead of counting as reused.
+func TestRedisLateWriteDoesNothing(t *testing.T) {
+	srv := startRedis(t, redisConfig{})
+	s := srv.open(t, newClock().now)
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	decide := s.rotation(ctx, "a", "b", grant("f1", time.Hour))
+	err := s.update(ctx, func() (redisWrite, error) {
+		w, err := decide()
+		srv.pause()
+		return w, err
+	})
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrReused) {
+		t.Errorf("RotateRefreshToken(%q) with Redis paused = %v, want a fault", "a", err)
+	}
+	srv.resume() // Redis now runs the write it was sent
+	for _, tt := range []struct {
+		hash string
+		want error
+	}{{"a", nil}, {"b", ErrNotFound}} {
+		if _, err := s.RefreshToken(ctx, tt.hash); err != tt.want {
+			t.Errorf("RefreshToken(%q) after the late write = %v, want %v", tt.hash, err, tt.want)
+		}
 	}
 }
 

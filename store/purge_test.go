@@ -23,6 +23,9 @@ func purgeAll(t *testing.T, s Store) {
 				t.Fatalf("purge() = %v", err)
 			}
 		}
+	case *Redis:
+		// Redis forgets records by their TTLs, on its own clock, which the injected clock does not
+		// move; redis_test.go checks the TTLs.
 	default:
 		t.Fatalf("purgeAll: unknown backend %T", s)
 	}

@@ -35,8 +35,9 @@ func main() {
 	caddyBin := flag.String("caddy", "bin/caddy", "the Caddy binary built with tokengate")
 	duration := flag.Duration("duration", 5*time.Second, "how long each run of a scenario lasts")
 	workers := flag.Int("workers", 32, "concurrent connections")
+	only := flag.String("only", "", "run just this scenario (respond proxy gate cc refresh malformed) and print its rate, e.g. to profile Caddy through its admin endpoint meanwhile")
 	flag.Parse()
-	if err := run(*caddyBin, *duration, *workers); err != nil {
+	if err := run(*caddyBin, *duration, *workers, *only); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -57,7 +58,7 @@ type pair struct {
 	goal     float64
 }
 
-func run(caddyBin string, duration time.Duration, workers int) error {
+func run(caddyBin string, duration time.Duration, workers int, only string) error {
 	dir, err := os.MkdirTemp("", "tokengate-loadtest-")
 	if err != nil {
 		return err
@@ -151,6 +152,19 @@ http://127.0.0.1:%[2]d {
 				return t.RefreshToken, err
 			},
 		},
+	}
+	if only != "" {
+		s, ok := scenarios[only]
+		if !ok {
+			return fmt.Errorf("no scenario %q", only)
+		}
+		fmt.Printf("admin endpoint http://127.0.0.1:%d\n", admin)
+		rate, err := measure(client, s, workers, duration)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s=%.0f/s\n", only, rate)
+		return nil
 	}
 	pairs := []pair{
 		{"cc", "respond", "client_credentials/respond", 0.40},

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ type fixture struct {
 	store    *store.Memory
 	verifier *tokens.Verifier
 	deny     *gate.DenyList
-	revoked  int
+	revoked  atomic.Int64
 
 	mu  sync.Mutex
 	now time.Time
@@ -123,7 +124,7 @@ func newFixture(t *testing.T) *fixture {
 		Minter:            tokens.NewMinter(issuer, keySource, f.clock),
 		Verifier:          f.verifier,
 		OnRevoke: func(ctx context.Context) {
-			f.revoked++
+			f.revoked.Add(1)
 			if err := f.deny.Sync(ctx); err != nil {
 				t.Error(err)
 			}

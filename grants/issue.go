@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -126,7 +127,7 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 	resp := &tokenResponse{
 		AccessToken: access,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(exp.Sub(req.now).Round(time.Second) / time.Second),
+		ExpiresIn:   expiresIn(exp, req.now),
 		Scope:       scopeParam,
 	}
 	if g.User && slices.Contains(scope, scopeOpenID) {
@@ -151,6 +152,12 @@ func (s *Server) audience(c *Client) []string {
 		return []string{s.cfg.Issuer}
 	}
 	return c.Audience
+}
+
+// expiresIn is RFC 6749 §5.1's expires_in: whole seconds, rounded up, so a short-lived token never
+// reads as 0, which clients such as x/oauth2 take for "never expires".
+func expiresIn(exp, now time.Time) int64 {
+	return max(1, int64(math.Ceil(exp.Sub(now).Seconds())))
 }
 
 func randomToken() string {

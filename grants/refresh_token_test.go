@@ -39,7 +39,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	f.expectOK("second refresh", third)
 
 	f.expectError("a rotated token", f.refresh(first), 400, CodeInvalidGrant)
-	if f.revoked == 0 {
+	if f.revoked.Load() == 0 {
 		t.Error("reuse did not tell the gate to refresh its deny-list")
 	}
 	f.expectError("the newest token after reuse", f.refresh(third.str("refresh_token")), 400, CodeInvalidGrant)

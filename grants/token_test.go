@@ -213,3 +213,21 @@ func TestClientAuthFloodIsThrottled(t *testing.T) {
 	// Another client is unaffected.
 	f.expectOK("another client", f.do(request{body: "grant_type=client_credentials", basic: [2]string{"plain", "p:%+& secret"}}))
 }
+
+// x/oauth2 reads expires_in 0 as "never expires" and would never refresh: a one-second token must
+// say 1 even when the request arrived mid-second.
+func TestExpiresInNeverRoundsToZero(t *testing.T) {
+	now := time.Unix(1000, 900_000_000)
+	for _, tc := range []struct {
+		exp  time.Time
+		want int64
+	}{
+		{time.Unix(1001, 0), 1},
+		{time.Unix(1001, 900_000_000), 1},
+		{time.Unix(4600, 0), 3600},
+	} {
+		if got := expiresIn(tc.exp, now); got != tc.want {
+			t.Errorf("expiresIn(%v) = %d, want %d", tc.exp, got, tc.want)
+		}
+	}
+}

@@ -421,16 +421,17 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 	}, nil
 }
 
-// authMethod is the method the client is registered with, as discovery names it: "none" for a
-// public client (RFC 7591 §2), client_secret_basic when none was configured.
-func (c *ClientConfig) authMethod() string {
+// authMethods are the methods the client may authenticate with, as discovery names them: "none"
+// for a public client (RFC 7591 §2); client_secret_basic and client_secret_post are
+// interchangeable (SPEC), so a client registered for either may use both.
+func (c *ClientConfig) authMethods() []string {
 	switch {
 	case c.Public:
-		return grants.AuthNone
-	case c.AuthMethod == "":
-		return grants.AuthSecretBasic
+		return []string{grants.AuthNone}
+	case c.AuthMethod == "", c.AuthMethod == grants.AuthSecretBasic, c.AuthMethod == grants.AuthSecretPost:
+		return []string{grants.AuthSecretBasic, grants.AuthSecretPost}
 	}
-	return c.AuthMethod
+	return []string{c.AuthMethod}
 }
 
 // syncDenyList reads a revocation the grants just stored into the deny-list, so bearer_auth refuses
@@ -563,7 +564,7 @@ func (a *App) metadata() endpoints.Metadata {
 			grantTypes[grants.WireGrantType(g)] = true
 		}
 		scopes.add(c.Scopes...)
-		methods.add(c.authMethod())
+		methods.add(c.authMethods()...)
 		for name := range c.Claims {
 			claims[name] = true
 		}

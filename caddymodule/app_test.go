@@ -196,9 +196,10 @@ func TestDiscoveryOfConfiguration(t *testing.T) {
 		{"token_endpoint", []string{doc.TokenEndpoint}, []string{"https://auth.example.com/connect/token"}},
 		{"grant_types_supported", doc.GrantTypes, []string{"client_credentials", "password"}},
 		{"scopes_supported", doc.Scopes, []string{"api.read", "api.write", "openid"}},
-		{"token_endpoint_auth_methods_supported", doc.AuthMethods, []string{"client_secret_basic", "none"}},
-		{"introspection_endpoint_auth_methods_supported", doc.IntrospectionAuthMethods, []string{"client_secret_basic"}},
-		{"revocation_endpoint_auth_methods_supported", doc.RevocationAuthMethods, []string{"client_secret_basic", "none"}},
+		// client_secret_basic and client_secret_post are interchangeable (SPEC): both are listed.
+		{"token_endpoint_auth_methods_supported", doc.AuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
+		{"introspection_endpoint_auth_methods_supported", doc.IntrospectionAuthMethods, []string{"client_secret_basic", "client_secret_post"}},
+		{"revocation_endpoint_auth_methods_supported", doc.RevocationAuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
 		{"id_token_signing_alg_values_supported", doc.Algs, []string{"ES256"}},
 	} {
 		if !slices.Equal(tc.got, tc.want) {

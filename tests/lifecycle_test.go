@@ -1,0 +1,313 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// TestLifecycleIntrospectionAndRevocation drives RFC 7662 and RFC 7009 through Caddy: what a client
+// may learn of tokens, and how fast a revocation reaches bearer_auth, whose verified-token cache
+// holds every token used before.
+func TestLifecycleIntrospectionAndRevocation(t *testing.T) {
+	t.Parallel()
+	c, _ := startTokengate(t, "1h")
+	user := aliceToken(t, c, "openid", "offline_access", "api.read")
+	machine, err := svcConfig(c, oauth2.AuthStyleInHeader, "api.read", "api.write").Token(testContext(t))
+	if err != nil {
+		t.Fatalf("client_credentials for svc: %v", err)
+	}
+
+	t.Run("introspection", func(t *testing.T) {
+		// RFC 7662 §2.2: the client the refresh token was issued to learns what it grants.
+		answer := introspect(t, c, "web", "web-secret", user.RefreshToken)
+		for name, want := range map[string]any{"active": true, "client_id": "web", "sub": "alice", "iss": c.Base,
+			"scope": "openid offline_access api.read", "token_type": "refresh_token"} {
+			if answer[name] != want {
+				t.Errorf("introspecting web's refresh token: %s = %v, want %v (answer %v)", name, answer[name], want, answer)
+			}
+		}
+		// refresh_token_ttl defaults to 720h: the refresh token outlives its access token.
+		if exp, _ := answer["exp"].(float64); time.Unix(int64(exp), 0).Before(time.Now().Add(2 * time.Hour)) {
+			t.Errorf("introspecting web's refresh token: exp = %v, want about 720h from now", answer["exp"])
+		}
+		if aud, _ := answer["aud"].([]any); !slices.Contains(aud, any("api")) {
+			t.Errorf("introspecting web's refresh token: aud = %v, want it to hold api", answer["aud"])
+		}
+		// §2.1: token_type_hint only orders the lookups; a wrong hint still finds the token.
+		status, body := postForm(t, c, "/connect/introspect", "web", "web-secret",
+			url.Values{"token": {user.AccessToken}, "token_type_hint": {"refresh_token"}})
+		if status != http.StatusOK || !strings.Contains(string(body), `"active":true`) || !strings.Contains(string(body), `"token_type":"Bearer"`) {
+			t.Errorf("introspecting web's access token with the hint refresh_token: HTTP %d %s, want an active Bearer token", status, body)
+		}
+
+		// §2.2: a token of another client is exactly {"active":false}, whichever kind it is.
+		wantInactive(t, "web's refresh token as svc", introspect(t, c, "svc", "svc-secret", user.RefreshToken))
+		wantInactive(t, "web's access token as svc", introspect(t, c, "svc", "svc-secret", user.AccessToken))
+		wantInactive(t, "svc's access token as web", introspect(t, c, "web", "web-secret", machine.AccessToken))
+
+		// §2.1: the endpoint is protected; a caller that does not authenticate learns nothing.
+		for _, tc := range []struct {
+			name   string
+			client string // "" sends no credentials
+			secret string
+		}{
+			{"no credentials", "", ""},
+			{"wrong secret", "web", "not-web-secret"},
+			{"unknown client", "nobody", "web-secret"},
+		} {
+			status, body := introspectAs(t, c, tc.client, tc.secret, user.AccessToken)
+			if status != http.StatusUnauthorized || !strings.Contains(string(body), `"invalid_client"`) || strings.Contains(string(body), "active") {
+				t.Errorf("introspecting with %s: HTTP %d %s, want 401 invalid_client and nothing about the token", tc.name, status, body)
+			}
+		}
+	})
+
+	t.Run("access token", func(t *testing.T) {
+		// Both routes verify and cache the token before it is revoked.
+		callUpstream(t, c, "/api/cached", machine.AccessToken, nil)
+		callUpstream(t, c, "/admin/cached", machine.AccessToken, nil)
+
+		// RFC 7009 §2.1: the server checks the token was issued to the client asking. web cannot
+		// revoke svc's token, and its 200 (§2.2) says nothing.
+		if status, body := postForm(t, c, "/connect/revocation", "web", "web-secret", url.Values{"token": {machine.AccessToken}}); status != http.StatusOK {
+			t.Errorf("web revoking svc's token: HTTP %d %s, want 200", status, body)
+		}
+		callUpstream(t, c, "/api/after-foreign-revocation", machine.AccessToken, nil)
+
+		if status, body := postForm(t, c, "/connect/revocation", "svc", "svc-secret", url.Values{"token": {machine.AccessToken}}); status != http.StatusOK {
+			t.Fatalf("svc revoking its token: HTTP %d %s, want 200", status, body)
+		}
+		// The very next request on either route is refused, the cache notwithstanding.
+		for _, path := range []string{"/api/revoked", "/admin/revoked"} {
+			resp, _ := call(t, c, path, machine.AccessToken, nil)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Errorf("GET %s with a revoked, cached token: HTTP %d WWW-Authenticate %q, want 401 invalid_token",
+					path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
+		wantInactive(t, "a revoked access token", introspect(t, c, "svc", "svc-secret", machine.AccessToken))
+	})
+
+	t.Run("refresh token family", func(t *testing.T) {
+		// Introspection by svc above took nothing from web: its refresh token still rotates, and
+		// the family now holds two access tokens, both cached by the gate.
+		next := mustRefresh(t, c, "web", user.RefreshToken, "web's refresh token after introspections")
+		callUpstream(t, c, "/api/first", user.AccessToken, nil)
+		callUpstream(t, c, "/api/second", next.AccessToken, nil)
+
+		revoke(t, c, next.RefreshToken)
+		// RFC 7009 §2.1: revoking a refresh token revokes its grant: the refresh token fails and
+		// every access token of the family is refused from the next request on.
+		wantRefreshRefused(t, c, "web", next.RefreshToken, "a revoked refresh token", false)
+		wantGate(t, c, user.AccessToken, http.StatusUnauthorized, "the family's first access token")
+		wantGate(t, c, next.AccessToken, http.StatusUnauthorized, "the family's second access token")
+		wantInactive(t, "a revoked refresh token", introspect(t, c, "web", "web-secret", next.RefreshToken))
+	})
+}
+
+// introspectAs asks /connect/introspect about token with HTTP Basic as client, or with no
+// credentials when client is empty, and returns the status and body.
+func introspectAs(t *testing.T, c *Caddy, client, secret, token string) (int, []byte) {
+	t.Helper()
+	if client != "" {
+		return postForm(t, c, "/connect/introspect", client, secret, url.Values{"token": {token}})
+	}
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, c.URL("/connect/introspect"),
+		strings.NewReader(url.Values{"token": {token}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /connect/introspect: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST /connect/introspect: reading the body: %v", err)
+	}
+	return resp.StatusCode, body
+}
+
+// TestLifecycleRestart stops and starts Caddy on the default store (bolt, in Caddy's data
+// directory): refresh tokens, rotations, revocations and the signing key must all survive.
+func TestLifecycleRestart(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, (&lifecycleConfig{clients: []string{"web"}}).caddyfile())
+	kept := signIn(t, c, "web")
+	revokedAccess := signIn(t, c, "web")
+	revokedFamily := signIn(t, c, "web")
+	rotated := signIn(t, c, "web")
+	for _, tok := range []tokenAnswer{kept, revokedAccess, revokedFamily, rotated} {
+		wantGate(t, c, tok.AccessToken, http.StatusOK, "before the restart")
+	}
+	revoke(t, c, revokedAccess.AccessToken)
+	revoke(t, c, revokedFamily.RefreshToken)
+	successor := mustRefresh(t, c, "web", rotated.RefreshToken, "rotating before the restart")
+	kid := kidOf(t, kept.AccessToken)
+
+	c.Restart(t)
+
+	// The key was kept: a token signed before passes, the key is still published, and it signs on.
+	wantGate(t, c, kept.AccessToken, http.StatusOK, "an access token signed before the restart")
+	if kids := jwksKids(t, c); !slices.Contains(kids, kid) {
+		t.Errorf("JWKS kids after the restart = %q, want them to hold %q", kids, kid)
+	}
+	if got := kidOf(t, signIn(t, c, "web").AccessToken); got != kid {
+		t.Errorf("kid of a token signed after the restart = %q, want %q: the restart made a new key", got, kid)
+	}
+
+	// Revocations were kept: the deny-list is read back before the first request.
+	wantGate(t, c, revokedAccess.AccessToken, http.StatusUnauthorized, "an access token revoked before the restart")
+	wantGate(t, c, revokedFamily.AccessToken, http.StatusUnauthorized, "an access token of a family revoked before the restart")
+	wantRefreshRefused(t, c, "web", revokedFamily.RefreshToken, "a refresh token revoked before the restart", false)
+
+	// A live refresh token works once.
+	again := mustRefresh(t, c, "web", kept.RefreshToken, "a refresh token issued before the restart")
+	wantGate(t, c, again.AccessToken, http.StatusOK, "an access token refreshed after the restart")
+	wantRefreshRefused(t, c, "web", kept.RefreshToken, "a refresh token used once after the restart", false)
+
+	// A refresh token rotated before the restart stays dead, and presenting it still kills its
+	// family (RFC 9700 §4.14.2): the rotation's record survived too.
+	wantRefreshRefused(t, c, "web", rotated.RefreshToken, "a refresh token rotated before the restart", false)
+	wantRefreshRefused(t, c, "web", successor.RefreshToken, "the successor of a reused refresh token", false)
+	wantGate(t, c, successor.AccessToken, http.StatusUnauthorized, "an access token of a family killed by reuse")
+}
+
+// TestLifecycleReload changes the configuration under a running Caddy (`caddy reload`): tokens of
+// clients that stay survive, a removed client's tokens die at once (SPEC "When things go wrong"),
+// and an added client works.
+func TestLifecycleReload(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, (&lifecycleConfig{clients: []string{"web", "partner"}}).caddyfile())
+	kept := signIn(t, c, "web")
+	removed := signIn(t, c, "partner")
+	wantGate(t, c, kept.AccessToken, http.StatusOK, "web's token before the reload")
+	wantGate(t, c, removed.AccessToken, http.StatusOK, "partner's token before the reload")
+
+	c.Reload(t, (&lifecycleConfig{clients: []string{"web", "newcomer"}}).caddyfile())
+
+	wantGate(t, c, kept.AccessToken, http.StatusOK, "web's token after the reload")
+	next := mustRefresh(t, c, "web", kept.RefreshToken, "web's refresh token after the reload")
+	wantGate(t, c, next.AccessToken, http.StatusOK, "web's refreshed token after the reload")
+
+	wantGate(t, c, removed.AccessToken, http.StatusUnauthorized, "the cached token of a client the reload removed")
+	wantRefreshRefused(t, c, "partner", removed.RefreshToken, "the refresh token of a client the reload removed", true)
+
+	added, err := requestToken(testContext(t), c, "newcomer", url.Values{"grant_type": {"client_credentials"}})
+	if err != nil || added.Status != http.StatusOK {
+		t.Fatalf("client_credentials for a client the reload added: %v (%v), want 200", added, err)
+	}
+	wantGate(t, c, added.AccessToken, http.StatusOK, "the token of a client the reload added")
+}
+
+// TestLifecycleKeyRotation watches the JWKS and the kid of fresh tokens while keys rotate every 4 s
+// (SPEC signing_key_rotation): a key is published at least half an interval before it signs, a
+// token signed by the previous key still passes after the switch, and a retired key leaves the
+// JWKS, but only after every token it signed has expired.
+func TestLifecycleKeyRotation(t *testing.T) {
+	t.Parallel()
+	const (
+		interval = 4 * time.Second
+		ttl      = 2 * time.Second
+		// poll is how often the test looks; each observation may be late by about one poll.
+		poll = 100 * time.Millisecond
+		// gone bounds how long a retired key may stay published after its last token expired:
+		// the gate's 5 s of leeway, and an interval for a rotation that runs on a timer.
+		gone = 5*time.Second + interval
+	)
+	c := startCaddy(t, (&lifecycleConfig{
+		options:   []string{"signing_key_rotation " + interval.String()},
+		accessTTL: ttl.String(),
+		clients:   []string{"svc"},
+	}).caddyfile())
+
+	start := time.Now()
+	published := map[string]time.Time{} // kid -> when the JWKS first held it
+	signed := map[string]time.Time{}    // kid -> when a token first carried it
+	expires := map[string]time.Time{}   // kid -> the latest exp of a token it signed
+	removed := map[string]time.Time{}   // kid -> when the JWKS first lacked it again
+	var order []string                  // kids in the order they signed
+	var last tokenAnswer                // the latest token
+	var lastExp time.Time               // and its exp
+	deadline := start.Add(2*interval + ttl + gone)
+	for ; ; time.Sleep(poll) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: kids that signed %q, retired kids gone from the JWKS %v; want a rotation and the first key retired",
+				2*interval+ttl+gone, order, slices.Collect(maps.Keys(removed)))
+		}
+		kids := jwksKids(t, c)
+		seen := time.Now()
+		for _, kid := range kids {
+			if _, ok := published[kid]; !ok {
+				published[kid] = seen
+			}
+			if _, ok := removed[kid]; ok {
+				t.Fatalf("kid %q came back into the JWKS after it had left", kid)
+			}
+		}
+		for kid := range published {
+			if _, ok := removed[kid]; ok || slices.Contains(kids, kid) {
+				continue
+			}
+			removed[kid] = seen
+			// The JWKS must publish a key until every token it signed has expired.
+			if exp, ok := expires[kid]; ok && seen.Before(exp) {
+				t.Errorf("kid %q left the JWKS %v before its last token expired", kid, exp.Sub(seen))
+			}
+		}
+
+		tok, err := requestToken(testContext(t), c, "svc", url.Values{"grant_type": {"client_credentials"}})
+		if err != nil || tok.Status != http.StatusOK {
+			t.Fatalf("client_credentials: %v (%v)", tok, err)
+		}
+		kid := kidOf(t, tok.AccessToken)
+		var claims struct {
+			Exp int64 `json:"exp"`
+		}
+		jwtPart(t, tok.AccessToken, 1, &claims)
+		exp := time.Unix(claims.Exp, 0)
+		expires[kid] = exp
+		if _, ok := signed[kid]; !ok {
+			signed[kid] = time.Now()
+			order = append(order, kid)
+			if len(order) > 1 {
+				// Clients cache the JWKS: a key signs only once it has long been published.
+				if at, ok := published[kid]; !ok || signed[kid].Sub(at) < interval/2-3*poll {
+					t.Errorf("kid %q signed %v after the JWKS first held it (at %v), want at least %v",
+						kid, signed[kid].Sub(at), at.Sub(start), interval/2)
+				}
+				// The previous key's last token, never shown to the gate, still passes after the switch.
+				if time.Now().Before(lastExp) {
+					wantGate(t, c, last.AccessToken, http.StatusOK, "a token of the previous key after the switch")
+				}
+			}
+		}
+		last, lastExp = tok, exp
+		if _, ok := removed[order[0]]; ok && len(order) > 1 {
+			for _, kid := range order {
+				t.Logf("kid %s: published %v, signed %v, removed %v (after start)", kid,
+					published[kid].Sub(start), signed[kid].Sub(start), since(start, removed[kid]))
+			}
+			return
+		}
+	}
+}
+
+// since is how long after start at happened, or "never" for a zero at.
+func since(start, at time.Time) string {
+	if at.IsZero() {
+		return "never"
+	}
+	return fmt.Sprint(at.Sub(start).Round(time.Millisecond))
+}

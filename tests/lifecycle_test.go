@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -209,105 +207,4 @@ func TestLifecycleReload(t *testing.T) {
 		t.Fatalf("client_credentials for a client the reload added: %v (%v), want 200", added, err)
 	}
 	wantGate(t, c, added.AccessToken, http.StatusOK, "the token of a client the reload added")
-}
-
-// TestLifecycleKeyRotation watches the JWKS and the kid of fresh tokens while keys rotate every 4 s
-// (SPEC signing_key_rotation): a key is published at least half an interval before it signs, a
-// token signed by the previous key still passes after the switch, and a retired key leaves the
-// JWKS, but only after every token it signed has expired.
-func TestLifecycleKeyRotation(t *testing.T) {
-	t.Parallel()
-	const (
-		interval = 4 * time.Second
-		ttl      = 2 * time.Second
-		// poll is how often the test looks; each observation may be late by about one poll.
-		poll = 100 * time.Millisecond
-		// gone bounds how long a retired key may stay published after its last token expired:
-		// the gate's 5 s of leeway, and an interval for a rotation that runs on a timer.
-		gone = 5*time.Second + interval
-	)
-	c := startCaddy(t, (&lifecycleConfig{
-		options:   []string{"signing_key_rotation " + interval.String()},
-		accessTTL: ttl.String(),
-		clients:   []string{"svc"},
-	}).caddyfile())
-
-	start := time.Now()
-	published := map[string]time.Time{} // kid -> when the JWKS first held it
-	signed := map[string]time.Time{}    // kid -> when a token first carried it
-	expires := map[string]time.Time{}   // kid -> the latest exp of a token it signed
-	removed := map[string]time.Time{}   // kid -> when the JWKS first lacked it again
-	var order []string                  // kids in the order they signed
-	var last tokenAnswer                // the latest token
-	var lastExp time.Time               // and its exp
-	deadline := start.Add(2*interval + ttl + gone)
-	for ; ; time.Sleep(poll) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: kids that signed %q, retired kids gone from the JWKS %v; want a rotation and the first key retired",
-				2*interval+ttl+gone, order, slices.Collect(maps.Keys(removed)))
-		}
-		kids := jwksKids(t, c)
-		seen := time.Now()
-		for _, kid := range kids {
-			if _, ok := published[kid]; !ok {
-				published[kid] = seen
-			}
-			if _, ok := removed[kid]; ok {
-				t.Fatalf("kid %q came back into the JWKS after it had left", kid)
-			}
-		}
-		for kid := range published {
-			if _, ok := removed[kid]; ok || slices.Contains(kids, kid) {
-				continue
-			}
-			removed[kid] = seen
-			// The JWKS must publish a key until every token it signed has expired.
-			if exp, ok := expires[kid]; ok && seen.Before(exp) {
-				t.Errorf("kid %q left the JWKS %v before its last token expired", kid, exp.Sub(seen))
-			}
-		}
-
-		tok, err := requestToken(testContext(t), c, "svc", url.Values{"grant_type": {"client_credentials"}})
-		if err != nil || tok.Status != http.StatusOK {
-			t.Fatalf("client_credentials: %v (%v)", tok, err)
-		}
-		kid := kidOf(t, tok.AccessToken)
-		var claims struct {
-			Exp int64 `json:"exp"`
-		}
-		jwtPart(t, tok.AccessToken, 1, &claims)
-		exp := time.Unix(claims.Exp, 0)
-		expires[kid] = exp
-		if _, ok := signed[kid]; !ok {
-			signed[kid] = time.Now()
-			order = append(order, kid)
-			if len(order) > 1 {
-				// Clients cache the JWKS: a key signs only once it has long been published.
-				if at, ok := published[kid]; !ok || signed[kid].Sub(at) < interval/2-3*poll {
-					t.Errorf("kid %q signed %v after the JWKS first held it (at %v), want at least %v",
-						kid, signed[kid].Sub(at), at.Sub(start), interval/2)
-				}
-				// The previous key's last token, never shown to the gate, still passes after the switch.
-				if time.Now().Before(lastExp) {
-					wantGate(t, c, last.AccessToken, http.StatusOK, "a token of the previous key after the switch")
-				}
-			}
-		}
-		last, lastExp = tok, exp
-		if _, ok := removed[order[0]]; ok && len(order) > 1 {
-			for _, kid := range order {
-				t.Logf("kid %s: published %v, signed %v, removed %v (after start)", kid,
-					published[kid].Sub(start), signed[kid].Sub(start), since(start, removed[kid]))
-			}
-			return
-		}
-	}
-}
-
-// since is how long after start at happened, or "never" for a zero at.
-func since(start, at time.Time) string {
-	if at.IsZero() {
-		return "never"
-	}
-	return fmt.Sprint(at.Sub(start).Round(time.Millisecond))
 }

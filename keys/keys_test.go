@@ -1,0 +1,387 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
+)
+
+var ctx = context.Background()
+
+// clock is a settable clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+const (
+	testInterval = time.Hour
+	testTTL      = 10 * time.Minute
+)
+
+// genStart is the start of a generation of testInterval, in 2026.
+var genStart = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+// newManager returns a Manager for alg with testInterval and testTTL on st.
+func newManager(t *testing.T, st store.SigningKeys, alg string, c *clock) *Manager {
+	t.Helper()
+	m, err := NewManager(Config{Store: st, Alg: alg, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func load(t *testing.T, m *Manager) *tokens.KeySet {
+	t.Helper()
+	ks, err := m.Load(ctx)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return ks
+}
+
+// published returns the kids of the JWKS, in its order.
+func published(t *testing.T, ks *tokens.KeySet) []string {
+	t.Helper()
+	var doc struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(ks.JWKS(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range doc.Keys {
+		kids = append(kids, k.Kid)
+	}
+	return kids
+}
+
+func slots(t *testing.T, st store.SigningKeys) []string {
+	t.Helper()
+	all, err := st.SigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for slot := range all {
+		out = append(out, slot)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestGenerationStart(t *testing.T) {
+	m := newManager(t, store.NewMemory(time.Now), tokens.ES256, &clock{})
+	for _, at := range []time.Time{genStart, genStart.Add(time.Nanosecond), genStart.Add(testInterval - time.Nanosecond)} {
+		if got := m.start(m.generation(at)); !got.Equal(genStart) {
+			t.Errorf("start(generation(%v)) = %v, want %v", at, got, genStart)
+		}
+	}
+	if got, want := m.slot(genStart), "signing/ES256/"+"1772359200000"; got != want {
+		t.Errorf("slot(%v) = %q, want %q", genStart, got, want)
+	}
+}
+
+// TestRotation follows one key through its life: the first signs at once; the next is published
+// at least half an interval before it signs, signs from its generation's start, and the one before
+// stays published until every token it signed has expired, then leaves the JWKS and the store.
+func TestRotation(t *testing.T) {
+	c := &clock{t: genStart.Add(10 * time.Minute)}
+	st := store.NewMemory(c.now)
+	m := newManager(t, st, tokens.ES256, c)
+	first := load(t, m).Signing(c.now()).ID
+	next := genStart.Add(testInterval)
+	lead := testInterval/2 + 2*m.RefreshEvery()
+
+	var second string
+	for _, step := range []struct {
+		at        time.Time
+		published int
+		signing   string // "first" or "second"
+	}{
+		{genStart.Add(10 * time.Minute), 1, "first"},
+		{next.Add(-lead - time.Nanosecond), 1, "first"},
+		{next.Add(-lead), 2, "first"},
+		{next.Add(-time.Nanosecond), 2, "first"},
+		{next, 2, "second"},
+		{next.Add(testTTL + retireMargin - time.Nanosecond), 2, "second"},
+		{next.Add(testTTL + retireMargin), 1, "second"},
+	} {
+		c.set(step.at)
+		ks := load(t, m)
+		kids := published(t, ks)
+		if len(kids) != step.published {
+			t.Errorf("at next%+v: JWKS holds %d keys, want %d", step.at.Sub(next), len(kids), step.published)
+		}
+		if second == "" && len(kids) == 2 {
+			second = kids[1]
+			if k, _ := ks.Lookup(second); !k.SignsFrom.Equal(next) {
+				t.Errorf("the second key signs from next%+v, want next", k.SignsFrom.Sub(next))
+			}
+		}
+		want := map[string]string{"first": first, "second": second}[step.signing]
+		if got := ks.Signing(step.at).ID; got != want {
+			t.Errorf("at next%+v: Signing = %q, want the %s key %q", step.at.Sub(next), got, step.signing, want)
+		}
+		if step.published == 1 && !slices.Contains(kids, want) {
+			t.Errorf("at next%+v: JWKS %q lacks the signing key", step.at.Sub(next), kids)
+		}
+	}
+	if got := slots(t, st); len(got) != 1 || !strings.HasSuffix(got[0], "/1772362800000") {
+		t.Errorf("store slots after the first key retired = %q, want only the second generation's", got)
+	}
+}
+
+// TestLateKey: when no instance ran while the next key fell due, the key created late is still
+// published a lead before it signs, and the old key signs until then.
+func TestLateKey(t *testing.T) {
+	c := &clock{t: genStart}
+	st := store.NewMemory(c.now)
+	m := newManager(t, st, tokens.ES256, c)
+	old := load(t, m).Signing(c.now()).ID
+
+	late := genStart.Add(5*testInterval + 40*time.Minute) // within the next key's lead
+	c.set(late)
+	ks := load(t, m)
+	kids := published(t, ks)
+	if len(kids) != 2 {
+		t.Fatalf("JWKS after a long pause = %q, want the old key and a new one", kids)
+	}
+	lead := testInterval/2 + 2*m.RefreshEvery()
+	fresh, _ := ks.Lookup(kids[1])
+	if !fresh.SignsFrom.Equal(late.Add(lead)) {
+		t.Errorf("the late key signs from now%+v, want now+%v", fresh.SignsFrom.Sub(late), lead)
+	}
+	if got := ks.Signing(late).ID; got != old {
+		t.Errorf("Signing before the late key's time = %q, want the old key %q", got, old)
+	}
+	c.set(late.Add(lead))
+	if got := load(t, m).Signing(c.now()).ID; got != fresh.ID {
+		t.Errorf("Signing at the late key's time = %q, want %q", got, fresh.ID)
+	}
+	c.set(late.Add(lead + testTTL + retireMargin))
+	if got := published(t, load(t, m)); !slices.Equal(got, []string{fresh.ID}) {
+		t.Errorf("JWKS once the old key's tokens expired = %q, want only %q", got, fresh.ID)
+	}
+}
+
+// TestManagersAgree: managers that start together on one store (instances sharing Redis) create
+// each key once between them and publish the same keys.
+func TestManagersAgree(t *testing.T) {
+	// With no next key due, with one due in time, and with one due late.
+	for _, at := range []time.Duration{time.Minute, 29 * time.Minute, 40 * time.Minute} {
+		c := &clock{t: genStart.Add(at)}
+		st := store.NewMemory(c.now)
+		sets := make([]*tokens.KeySet, 8)
+		var wg sync.WaitGroup
+		for i := range sets {
+			m := newManager(t, st, tokens.ES256, c)
+			wg.Go(func() {
+				ks, err := m.Load(ctx)
+				if err != nil {
+					t.Error(err)
+				}
+				sets[i] = ks
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		for i, ks := range sets[1:] {
+			if !slices.Equal(ks.JWKS(), sets[0].JWKS()) || ks.Signing(c.now()).ID != sets[0].Signing(c.now()).ID {
+				t.Errorf("at gen%+v manager %d publishes %s, signs with %q; manager 0 %s, %q", at, i+1,
+					ks.JWKS(), ks.Signing(c.now()).ID, sets[0].JWKS(), sets[0].Signing(c.now()).ID)
+			}
+		}
+		if got, want := len(slots(t, st)), len(published(t, sets[0])); got != want {
+			t.Errorf("at gen%+v the store holds %d keys, want the %d published", at, got, want)
+		}
+	}
+}
+
+// TestAlgorithmChange: after signing_key changes algorithm, the old algorithm's keys stay published
+// (their tokens still verify) but never sign, and go once their tokens have expired.
+func TestAlgorithmChange(t *testing.T) {
+	c := &clock{t: genStart.Add(29 * time.Minute)} // the next ES256 key falls due
+	st := store.NewMemory(c.now)
+	es := load(t, newManager(t, st, tokens.ES256, c))
+	esKids := published(t, es)
+
+	c.set(genStart.Add(50 * time.Minute))
+	m := newManager(t, st, tokens.EdDSA, c)
+	ks := load(t, m)
+	for _, kid := range esKids {
+		if _, ok := ks.Lookup(kid); !ok {
+			t.Errorf("after the change to EdDSA the ES256 key %q is not published", kid)
+		}
+	}
+	for _, at := range []time.Time{time.Unix(0, 0), genStart, c.now(), genStart.Add(testInterval), genStart.Add(100 * testInterval)} {
+		if k := ks.Signing(at); k.Alg != tokens.EdDSA {
+			t.Errorf("Signing(%v) = a %s key, want EdDSA", at, k.Alg)
+		}
+	}
+	// The newest ES256 key would have been followed by the end of its generation.
+	c.set(genStart.Add(2*testInterval + testTTL + retireMargin - time.Nanosecond))
+	if _, ok := load(t, m).Lookup(esKids[1]); !ok {
+		t.Error("the newest ES256 key left before its generation's tokens could have expired")
+	}
+	c.set(genStart.Add(2*testInterval + testTTL + retireMargin))
+	ks = load(t, m)
+	if algs := ks.Algs(); !slices.Equal(algs, []string{tokens.EdDSA}) {
+		t.Errorf("algorithms published once the ES256 tokens expired = %q, want only EdDSA", algs)
+	}
+	for _, slot := range slots(t, st) {
+		if strings.HasPrefix(slot, "signing/ES256/") {
+			t.Errorf("the store still holds %s", slot)
+		}
+	}
+}
+
+// TestOtherSlotsAreLeftAlone: slots that a Manager did not write (the earlier single-slot scheme)
+// are neither published nor deleted.
+func TestOtherSlotsAreLeftAlone(t *testing.T) {
+	c := &clock{t: genStart}
+	st := store.NewMemory(c.now)
+	signer, err := tokens.GenerateKey(tokens.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := tokens.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slot := range []string{"signing/ES256", "signing/ES256/x", "signing/EdDSA/1"} {
+		if _, err := st.AddSigningKey(ctx, slot, store.SigningKey{ID: "old-" + slot, Alg: tokens.ES256, PEM: pem}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := newManager(t, st, tokens.ES256, c)
+	c.set(genStart.Add(100 * testInterval))
+	if kids := published(t, load(t, m)); len(kids) != 1 || strings.HasPrefix(kids[0], "old-") {
+		t.Errorf("JWKS = %q, want one generated key", kids)
+	}
+	if got := slots(t, st); len(got) != 4 {
+		t.Errorf("store slots = %q, want the three foreign ones and one generated", got)
+	}
+}
+
+// failing is a store whose reads fail while down is set.
+type failing struct {
+	*store.Memory
+	mu   sync.Mutex
+	down bool
+}
+
+var errDown = errors.New("store down")
+
+func (f *failing) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func (f *failing) SigningKeys(ctx context.Context) (map[string]store.SigningKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nil, errDown
+	}
+	return f.Memory.SigningKeys(ctx)
+}
+
+// TestRunKeepsKeysThroughOutage: Run reports a failed read and publishes nothing then, and
+// publishes again once the store answers.
+func TestRunKeepsKeysThroughOutage(t *testing.T) {
+	c := &clock{t: genStart}
+	st := &failing{Memory: store.NewMemory(c.now), down: true}
+	m, err := NewManager(Config{Store: st, Alg: tokens.ES256, Interval: time.Second, MaxTokenTTL: time.Second, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Load(ctx); !errors.Is(err, errDown) {
+		t.Fatalf("Load on a store that is down = %v, want %v", err, errDown)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	published := make(chan *tokens.KeySet, 100)
+	reports := make(chan error, 100)
+	go m.Run(runCtx, func(ks *tokens.KeySet) { published <- ks }, func(err error) { reports <- err })
+
+	if err := <-reports; !errors.Is(err, errDown) {
+		t.Errorf("Run's first report = %v, want %v", err, errDown)
+	}
+	if len(published) != 0 {
+		t.Error("Run published a key set while the store was down")
+	}
+	st.setDown(false)
+	for err := range reports {
+		if err == nil {
+			break
+		}
+	}
+	if ks := <-published; ks == nil {
+		t.Error("Run published nil")
+	}
+}
+
+func TestRefreshEvery(t *testing.T) {
+	for _, tc := range []struct{ interval, want time.Duration }{
+		{time.Second, 125 * time.Millisecond},
+		{2 * time.Second, 250 * time.Millisecond},
+		{4 * time.Minute, 30 * time.Second},
+		{DefaultInterval, time.Minute},
+	} {
+		m, err := NewManager(Config{Store: store.NewMemory(time.Now), Alg: tokens.ES256, Interval: tc.interval, MaxTokenTTL: time.Hour, Now: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.RefreshEvery(); got != tc.want {
+			t.Errorf("RefreshEvery(interval %v) = %v, want %v", tc.interval, got, tc.want)
+		}
+	}
+}
+
+func TestNewManagerRefuses(t *testing.T) {
+	ok := Config{Store: store.NewMemory(time.Now), Alg: tokens.ES256, Interval: time.Second, MaxTokenTTL: time.Second, Now: time.Now}
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"short interval", func(c *Config) { c.Interval = time.Second - 1 }, "under the minimum"},
+		{"no lifetime", func(c *Config) { c.MaxTokenTTL = 0 }, "not positive"},
+		{"unknown alg", func(c *Config) { c.Alg = "HS256" }, "unsupported"},
+		{"no store", func(c *Config) { c.Store = nil }, "required"},
+		{"no clock", func(c *Config) { c.Now = nil }, "required"},
+	} {
+		cfg := ok
+		tc.change(&cfg)
+		if _, err := NewManager(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewManager(%s) = %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}

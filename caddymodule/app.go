@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -20,7 +21,7 @@ import (
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
-	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/keys"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -45,13 +46,17 @@ const (
 	// httpLoginTimeout bounds a call to a legacy login backend (http_login): past it the login
 	// answers 503 instead of hanging.
 	httpLoginTimeout = 10 * time.Second
+	// storeTimeout bounds the store work Provision does (reading the revocation list, loading the
+	// signing keys): a store that does not answer fails the configuration instead of hanging it.
+	storeTimeout = 10 * time.Second
 )
 
 // App is the tokengate app: the issuer, its signing keys, its store, its clients and identity
 // providers. The tokengate and bearer_auth handlers of the HTTP app use it.
 //
 // Provision does all the work (open the store, load or generate keys, build the clients), because
-// the HTTP app may serve a request before this app's Start has run.
+// the HTTP app may serve a request before this app's Start has run. Start only starts the rotation
+// of the generated keys.
 type App struct {
 	// Issuer is the iss of every token and the base of every endpoint URL: an absolute http or
 	// https URL without query or fragment, kept exactly as given. Required.
@@ -60,13 +65,18 @@ type App struct {
 	// Store is where state lives. Default: bolt, in Caddy's data directory.
 	Store *StoreConfig `json:"store,omitempty"`
 
-	// SigningKey has a key generated once and kept in the store. Default, when SigningKeyFile is
-	// not set either: {"alg": "ES256"}.
+	// SigningKey has keys generated, kept in the store and rotated every SigningKeyRotation.
+	// Default, when SigningKeyFile is not set either: {"alg": "ES256"}.
 	SigningKey *SigningKeyConfig `json:"signing_key,omitempty"`
 
 	// SigningKeyFile signs with a key read from a PEM file instead; it is never stored or rotated.
 	// Default: none.
 	SigningKeyFile *SigningKeyFileConfig `json:"signing_key_file,omitempty"`
+
+	// SigningKeyRotation is how long each generated key signs. A new key is published in the JWKS
+	// at least half an interval before it starts signing, and a retired key stays published until
+	// every token it signed has expired. Default: 720h. At least 1s. Not with SigningKeyFile.
+	SigningKeyRotation caddy.Duration `json:"signing_key_rotation,omitempty"`
 
 	// AccessTokenTTL is the lifetime of access tokens. Default: 1h. At least 1s.
 	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
@@ -91,8 +101,18 @@ type App struct {
 	// poolKey names it in the pool, empty until it is acquired.
 	shared  *sharedState
 	poolKey string
+	// storeName names the store in the log, without a password.
+	storeName string
 
-	keys      *tokens.KeySet
+	// keySet is what the minter and verifier use; the rotation replaces it.
+	keySet atomic.Pointer[tokens.KeySet]
+	// rotation manages generated keys; nil for a key file. keyHealth reports its failures.
+	rotation  *keys.Manager
+	keyHealth *outageLog
+	// stopRotation ends the rotation that Start began; rotationDone closes when it has ended.
+	stopRotation context.CancelFunc
+	rotationDone chan struct{}
+
 	verifier  *tokens.Verifier
 	server    *grants.Server
 	clientIDs map[string]bool
@@ -104,11 +124,15 @@ type App struct {
 
 // StoreConfig chooses the store backend.
 type StoreConfig struct {
-	// Backend is "bolt" (durable, one process) or "memory" (nothing survives a restart). Default:
-	// bolt.
+	// Backend is "bolt" (durable, one process), "redis" (shared by every instance pointed at it)
+	// or "memory" (nothing survives a restart). Default: bolt.
 	Backend string `json:"backend,omitempty"`
 	// Path is the bolt file. Default: tokengate/tokengate.db in Caddy's data directory.
 	Path string `json:"path,omitempty"`
+	// URL is the Redis server, required with the redis backend:
+	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix://. {env.X}
+	// placeholders are replaced at provision time, so the password need not be in the config.
+	URL string `json:"url,omitempty"`
 }
 
 // SigningKeyConfig asks for a generated signing key.
@@ -212,10 +236,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.acquireShared(); err != nil {
 		return err
 	}
-	if a.keys, err = a.loadKeys(ctx); err != nil {
+	if err := a.loadKeys(ctx); err != nil {
 		return err
 	}
-	keysNow := func() *tokens.KeySet { return a.keys }
+	keysNow := a.keySet.Load
 	a.verifier = tokens.NewVerifier(a.Issuer, keysNow, a.now)
 
 	clients, err := a.buildClients()
@@ -255,10 +279,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		prefix + endpoints.DiscoveryPath:     endpoints.Discovery(a.metadata()),
 		prefix + endpoints.JWKSPath:          endpoints.JWKS(keysNow),
 	}
-	signing := a.keys.Signing(a.now())
+	signing := a.keySet.Load().Signing(a.now())
 	a.logger.Info("tokengate ready",
 		zap.String("issuer", a.Issuer),
-		zap.String("store", a.poolKey),
+		zap.String("store", a.storeName),
 		zap.String("kid", signing.ID),
 		zap.String("alg", signing.Alg),
 		zap.Int("clients", len(clients)))
@@ -295,6 +319,9 @@ func (a *App) setDefaults() {
 	if a.SigningKey != nil && a.SigningKey.Alg == "" {
 		a.SigningKey.Alg = tokens.ES256
 	}
+	if a.SigningKey != nil && a.SigningKeyRotation == 0 {
+		a.SigningKeyRotation = caddy.Duration(keys.DefaultInterval)
+	}
 }
 
 // ttlField returns the app's duration field named by the option.
@@ -312,11 +339,23 @@ func (a *App) ttlField(opt string) *caddy.Duration {
 func (a *App) check() error {
 	switch a.Store.Backend {
 	case "bolt", "memory":
+	case "redis":
+		if a.Store.URL == "" {
+			return errors.New("store redis: no URL")
+		}
 	default:
-		return fmt.Errorf("store: unknown backend %q (want bolt or memory)", a.Store.Backend)
+		return fmt.Errorf("store: unknown backend %q (want bolt, redis or memory)", a.Store.Backend)
 	}
 	if a.SigningKey != nil && a.SigningKeyFile != nil {
 		return errors.New("signing_key and signing_key_file are exclusive")
+	}
+	if a.SigningKeyFile != nil && a.SigningKeyRotation != 0 {
+		return errors.New(errRotateKeyFile)
+	}
+	if a.SigningKey != nil {
+		if err := checkDuration(time.Duration(a.SigningKeyRotation)); err != nil {
+			return fmt.Errorf("signing_key_rotation: %w", err)
+		}
 	}
 	if a.SigningKey != nil {
 		if _, err := signingAlg(a.SigningKey.Alg); err != nil {
@@ -332,7 +371,7 @@ func (a *App) check() error {
 		}
 	}
 	for _, name := range []string{"access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl"} {
-		if err := checkTTL(time.Duration(*a.ttlField(name))); err != nil {
+		if err := checkDuration(time.Duration(*a.ttlField(name))); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -435,11 +474,10 @@ func (c *ClientConfig) authMethods() []string {
 }
 
 // syncDenyList reads a revocation the grants just stored into the deny-list, so bearer_auth refuses
-// the tokens it names from the next request on, not a second later.
+// the tokens it names from the next request on, not a second later. A failed read is logged by the
+// shared state's outage log (see watchedRevocations), and the periodic sync retries it.
 func (a *App) syncDenyList(ctx context.Context) {
-	if err := a.shared.deny.Sync(ctx); err != nil {
-		a.logger.Error("reading the revocation list", zap.Error(err))
-	}
+	_ = a.shared.deny.Sync(ctx)
 }
 
 // clientIP is the address Caddy attributes the request to: the peer, or the client a trusted proxy
@@ -476,58 +514,57 @@ func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {
 	return idps, nil
 }
 
-// loadKeys returns the key set to sign with: the key of signing_key_file, or the generated key the
-// store keeps for the configured algorithm, generated now if the store has none.
-func (a *App) loadKeys(ctx context.Context) (*tokens.KeySet, error) {
+// loadKeys sets the key set to sign with: the key of signing_key_file, never rotated, or the
+// generated keys that the store keeps for the configured algorithm, generated now if it has none.
+func (a *App) loadKeys(ctx context.Context) error {
 	if f := a.SigningKeyFile; f != nil {
 		key, err := keyFromFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("signing_key_file %s: %w", f.File, err)
+			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
 		}
-		return tokens.NewKeySet(key)
+		ks, err := tokens.NewKeySet(key)
+		if err != nil {
+			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
+		}
+		a.keySet.Store(ks)
+		return nil
 	}
 	alg, _ := signingAlg(a.SigningKey.Alg)
-	stored, err := storedKey(ctx, a.shared.store, alg, a.now)
+	m, err := keys.NewManager(keys.Config{
+		Store:       a.shared.store,
+		Alg:         alg,
+		Interval:    time.Duration(a.SigningKeyRotation),
+		MaxTokenTTL: a.maxTokenTTL(),
+		Now:         a.now,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("signing_key %s: %w", alg, err)
+		return fmt.Errorf("signing_key %s: %w", alg, err)
 	}
-	signer, err := tokens.ParsePrivateKeyPEM(stored.PEM)
+	loadCtx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	ks, err := m.Load(loadCtx)
 	if err != nil {
-		return nil, fmt.Errorf("signing_key %s: stored key: %w", alg, err)
+		return fmt.Errorf("signing_key %s: %w", alg, err)
 	}
-	key, err := tokens.NewKey(stored.Alg, signer, stored.SignsFrom)
-	if err != nil {
-		return nil, fmt.Errorf("signing_key %s: stored key: %w", alg, err)
+	a.keySet.Store(ks)
+	a.rotation = m
+	a.keyHealth = &outageLog{
+		logger:    a.logger,
+		now:       a.now,
+		failing:   "signing keys may be stale; signing with the ones loaded before",
+		recovered: "signing keys are read from the store again",
 	}
-	key.ID = stored.ID
-	return tokens.NewKeySet(key)
+	return nil
 }
 
-// storedKey returns the key the store keeps for alg. When there is none it generates one and adds
-// it create-if-absent, then uses what the store holds afterwards: two instances starting together
-// on one store thus agree on one key (HARD-PARTS "Keys that rotate").
-func storedKey(ctx context.Context, st store.SigningKeys, alg string, now func() time.Time) (store.SigningKey, error) {
-	slot := "signing/" + alg
-	keys, err := st.SigningKeys(ctx)
-	if err != nil {
-		return store.SigningKey{}, err
+// maxTokenTTL is the longest lifetime of a token the keys sign: access and ID tokens share the
+// app's or their client's access_token_ttl (refresh tokens are opaque, not signed).
+func (a *App) maxTokenTTL() time.Duration {
+	ttl := time.Duration(a.AccessTokenTTL)
+	for _, c := range a.Clients {
+		ttl = max(ttl, time.Duration(c.AccessTokenTTL))
 	}
-	if k, ok := keys[slot]; ok {
-		return k, nil
-	}
-	signer, err := tokens.GenerateKey(alg)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(signer)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	key, err := tokens.NewKey(alg, signer, now())
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	return st.AddSigningKey(ctx, slot, store.SigningKey{ID: key.ID, Alg: alg, PEM: pem, SignsFrom: key.SignsFrom})
+	return ttl
 }
 
 func keyFromFile(f *SigningKeyFileConfig) (tokens.Key, error) {
@@ -587,7 +624,7 @@ func (a *App) metadata() endpoints.Metadata {
 	meta.RevocationEndpointAuthMethodsSupported = meta.TokenEndpointAuthMethodsSupported
 	delete(methods, grants.AuthNone)
 	meta.IntrospectionEndpointAuthMethodsSupported = methods.sorted()
-	meta.IDTokenSigningAlgValuesSupported = a.keys.Algs()
+	meta.IDTokenSigningAlgValuesSupported = a.keySet.Load().Algs()
 	meta.ClaimsSupported = claims.sorted()
 	return meta
 }
@@ -627,11 +664,32 @@ func (a *App) Gate(req gate.Requirements) (*gate.Gate, error) {
 	}, nil
 }
 
-// Start does nothing: Provision has done all the work.
-func (*App) Start() error { return nil }
+// Start starts the rotation of generated keys: it reads the store every keys.Manager.RefreshEvery,
+// so that keys fall due, retire, and come in from other instances. A failed read keeps the keys
+// loaded before. Everything else was done by Provision.
+func (a *App) Start() error {
+	if a.rotation == nil {
+		return nil
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	a.stopRotation, a.rotationDone = stop, make(chan struct{})
+	go func() {
+		defer close(a.rotationDone)
+		a.rotation.Run(ctx, a.keySet.Store, a.keyHealth.report)
+	}()
+	return nil
+}
 
-// Stop does nothing: the shared state is released by Cleanup, once the next configuration holds it.
-func (*App) Stop() error { return nil }
+// Stop ends the rotation. The shared state is released by Cleanup, once the next configuration
+// holds it.
+func (a *App) Stop() error {
+	if a.stopRotation != nil {
+		a.stopRotation()
+		<-a.rotationDone
+		a.stopRotation = nil
+	}
+	return nil
+}
 
 // Cleanup releases this configuration's hold on the shared state.
 func (a *App) Cleanup() error {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -218,7 +219,12 @@ func TestProvisionRefuses(t *testing.T) {
 		{"no issuer", `{"store": {"backend": "memory"}}`, "issuer is required"},
 		{"relative issuer", `{"issuer": "auth.example.com", "store": {"backend": "memory"}}`, "absolute"},
 		{"issuer with query", `{"issuer": "https://a.example?x=1", "store": {"backend": "memory"}}`, "no query"},
-		{"unknown store", `{"issuer": "https://a.example", "store": {"backend": "redis"}}`, "unknown backend"},
+		{"unknown store", `{"issuer": "https://a.example", "store": {"backend": "etcd"}}`, "unknown backend"},
+		{"redis without url", `{"issuer": "https://a.example", "store": {"backend": "redis"}}`, "no URL"},
+		{"redis url scheme", `{"issuer": "https://a.example", "store": {"backend": "redis", "url": "http://:secret@h:6379"}}`, "must start with redis://"},
+		{"redis url variable unset", `{"issuer": "https://a.example", "store": {"backend": "redis", "url": "{env.TOKENGATE_UNSET_VARIABLE}"}}`, "store redis"},
+		{"short rotation", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "signing_key_rotation": 999000000}`, "signing_key_rotation"},
+		{"rotated key file", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "signing_key_file": {"alg": "ES256", "file": "k.pem"}, "signing_key_rotation": 3600000000000}`, "never rotated"},
 		{"short ttl", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "access_token_ttl": 500000000}`, "access_token_ttl"},
 		{"both keys", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "signing_key": {}, "signing_key_file": {"alg": "ES256", "file": "k.pem"}}`, "exclusive"},
 		{"bad alg", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "signing_key": {"alg": "HS256"}}`, "unknown algorithm"},
@@ -250,10 +256,10 @@ func TestGeneratedKeyIsKept(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokengate.db")
 	config := `{"issuer": "https://auth.example.com", "store": {"backend": "bolt", "path": ` + jsonString(path) + `}}`
 	first := provision(t, config)
-	kid := first.keys.Signing(first.now()).ID
+	kid := first.keySet.Load().Signing(first.now()).ID
 	// A reload: the old configuration still holds the store while the new one provisions.
 	second := provision(t, config)
-	if got := second.keys.Signing(second.now()).ID; got != kid {
+	if got := second.keySet.Load().Signing(second.now()).ID; got != kid {
 		t.Errorf("after a reload the signing kid = %q, want %q", got, kid)
 	}
 	if first.shared != second.shared {
@@ -267,7 +273,7 @@ func TestGeneratedKeyIsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := provision(t, config)
-	if got := third.keys.Signing(third.now()).ID; got != kid {
+	if got := third.keySet.Load().Signing(third.now()).ID; got != kid {
 		t.Errorf("after a restart the signing kid = %q, want %q", got, kid)
 	}
 }
@@ -292,7 +298,7 @@ func TestSigningKeyFile(t *testing.T) {
 	}
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": {"alg": "RS256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
-	key := app.keys.Signing(app.now())
+	key := app.keySet.Load().Signing(app.now())
 	if key.ID != "k1" || key.Alg != tokens.RS256 {
 		t.Errorf("signing key = %q %q, want k1 RS256", key.ID, key.Alg)
 	}
@@ -300,6 +306,41 @@ func TestSigningKeyFile(t *testing.T) {
 	if err != nil || len(keys) != 0 {
 		t.Errorf("store keys = %v, %v; want none: a key file is never stored", keys, err)
 	}
+	// Nor rotated: nothing runs, and it signs whenever asked, alone in the JWKS.
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Stop()
+	if app.rotation != nil || app.stopRotation != nil {
+		t.Error("a key file has a rotation")
+	}
+	for _, later := range []time.Duration{0, 720 * time.Hour, 10 * 365 * 24 * time.Hour} {
+		if got := app.keySet.Load().Signing(app.now().Add(later)).ID; got != "k1" {
+			t.Errorf("Signing(now+%v) = %q, want the file's key k1", later, got)
+		}
+	}
+	if kids := jwksKids(t, app); len(kids) != 1 {
+		t.Errorf("JWKS kids = %q, want only the file's key", kids)
+	}
+}
+
+// jwksKids returns the kids that app's JWKS endpoint publishes.
+func jwksKids(t *testing.T, app *App) []string {
+	t.Helper()
+	rec, _ := serve(app, httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration/jwks", nil))
+	var doc struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("GET jwks = %d %s", rec.Code, rec.Body)
+	}
+	kids := make([]string, 0, len(doc.Keys))
+	for _, k := range doc.Keys {
+		kids = append(kids, k.Kid)
+	}
+	return kids
 }
 
 // TestRemovedClientIsRefused checks SPEC "When things go wrong": after a reload that removes a

@@ -19,7 +19,7 @@ import (
 // mintFor signs an access token with app's keys, as its token endpoint would.
 func mintFor(t *testing.T, app *App, at tokens.AccessToken) string {
 	t.Helper()
-	m := tokens.NewMinter(app.Issuer, func() *tokens.KeySet { return app.keys }, app.now)
+	m := tokens.NewMinter(app.Issuer, app.keySet.Load, app.now)
 	raw, _, _, err := m.AccessToken(at)
 	if err != nil {
 		t.Fatal(err)

@@ -27,15 +27,16 @@ func init() {
 
 // notYet are options of the SPEC that later releases implement; naming them gets a clearer error
 // than "unrecognized".
-var notYet = []string{"trust", "saml_trust", "grant", "login_template", "signing_key_rotation", "jwks_file", "jwks_uri"}
+var notYet = []string{"trust", "saml_trust", "grant", "login_template", "jwks_file", "jwks_uri"}
 
 // parseGlobalOption parses the tokengate global option into the tokengate app. Syntax:
 //
 //	tokengate {
 //	    issuer <url>
-//	    store bolt [<file>] | memory
+//	    store bolt [<file>] | redis <url> | memory
 //	    signing_key <alg>
 //	    signing_key_file <alg> <pem_file> [<kid>]
+//	    signing_key_rotation <duration>
 //	    access_token_ttl | refresh_token_ttl | code_ttl | device_code_ttl <duration>
 //	    client <client_id> { ... }
 //	    users <name> { ... }
@@ -52,8 +53,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	}
 	app := new(App)
 	// idpRefs are identity_providers names a client used, each with the error naming its line;
-	// a users block may come after the client.
+	// a users block may come after the client. rotateKeyFile likewise names the line of
+	// signing_key_rotation, refused if a signing_key_file comes before or after it.
 	var idpRefs []idpRef
+	var rotateKeyFile error
 	for d.NextBlock(0) {
 		var err error
 		switch opt := d.Val(); opt {
@@ -64,7 +67,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "signing_key", "signing_key_file":
 			err = parseSigningKey(d, app)
 		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl":
-			err = parseTTL(d, app.ttlField(opt))
+			err = parseDuration(d, app.ttlField(opt))
+		case "signing_key_rotation":
+			rotateKeyFile = d.Err(errRotateKeyFile)
+			err = parseDuration(d, &app.SigningKeyRotation)
 		case "client":
 			var refs []idpRef
 			refs, err = parseClient(d.NewFromNextSegment(), app)
@@ -80,6 +86,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	}
 	if app.Issuer == "" {
 		return nil, d.Err("tokengate: issuer is required")
+	}
+	if app.SigningKeyFile != nil && rotateKeyFile != nil {
+		return nil, rotateKeyFile
 	}
 	for _, ref := range idpRefs {
 		if !slices.ContainsFunc(app.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == ref.name }) {
@@ -127,7 +136,8 @@ func parseIssuerLine(d *caddyfile.Dispenser, app *App) error {
 	return nil
 }
 
-// parseStore parses `store bolt [<file>]` and `store memory`.
+// parseStore parses `store bolt [<file>]`, `store redis <url>` and `store memory`. A Redis URL
+// that is a placeholder ({env.X}) is checked once it is replaced, at provision time.
 func parseStore(d *caddyfile.Dispenser, app *App) error {
 	if app.Store != nil {
 		return d.Err("store is declared twice")
@@ -144,12 +154,17 @@ func parseStore(d *caddyfile.Dispenser, app *App) error {
 		}
 	case args[0] == "memory" && len(args) == 1:
 		app.Store = &StoreConfig{Backend: "memory"}
-	case args[0] == "redis":
-		return d.Err("store redis is not supported by this release of tokengate")
-	case args[0] == "bolt" || args[0] == "memory":
+	case args[0] == "redis" && len(args) == 2:
+		if !strings.HasPrefix(args[1], "{") {
+			if err := checkRedisURL(args[1]); err != nil {
+				return d.WrapErr(err)
+			}
+		}
+		app.Store = &StoreConfig{Backend: "redis", URL: args[1]}
+	case args[0] == "bolt" || args[0] == "memory" || args[0] == "redis":
 		return d.ArgErr()
 	default:
-		return d.Errf("unknown store %q (want bolt or memory)", args[0])
+		return d.Errf("unknown store %q (want bolt, redis or memory)", args[0])
 	}
 	return nil
 }
@@ -179,8 +194,8 @@ func parseSigningKey(d *caddyfile.Dispenser, app *App) error {
 	return nil
 }
 
-// parseTTL parses `<option> <duration>` into dst, which must not be set yet.
-func parseTTL(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+// parseDuration parses `<option> <duration>` into dst, which must not be set yet.
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	opt := d.Val()
 	if *dst != 0 {
 		return d.Errf("%s is declared twice", opt)
@@ -193,7 +208,7 @@ func parseTTL(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	if err != nil {
 		return d.Errf("%s: %v", opt, err)
 	}
-	if err := checkTTL(dur); err != nil {
+	if err := checkDuration(dur); err != nil {
 		return d.Errf("%s: %v", opt, err)
 	}
 	*dst = caddy.Duration(dur)
@@ -260,7 +275,7 @@ func parseClient(d *caddyfile.Dispenser, app *App) ([]idpRef, error) {
 		case "post_logout_redirect_uris":
 			err = parseList(d, &c.PostLogoutRedirectURIs, checkRedirectURI)
 		case "access_token_ttl":
-			err = parseTTL(d, &c.AccessTokenTTL)
+			err = parseDuration(d, &c.AccessTokenTTL)
 		case "claim":
 			err = parseClaim(d, &c.Claims)
 		case "identity_providers":

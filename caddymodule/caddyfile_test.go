@@ -44,6 +44,16 @@ func TestParseGlobalOption(t *testing.T) {
 			store memory
 			signing_key EdDSA
 		}`, `{"issuer":"http://localhost:8080","store":{"backend":"memory"},"signing_key":{"alg":"EdDSA"}}`},
+		{"redis store and rotation", `tokengate {
+			issuer https://auth.example.com
+			store redis rediss://:s3cret@redis.internal:6380/2
+			signing_key_rotation 24h
+		}`, `{"issuer":"https://auth.example.com","store":{"backend":"redis","url":"rediss://:s3cret@redis.internal:6380/2"},` +
+			`"signing_key_rotation":86400000000000}`},
+		{"redis url from the environment", `tokengate {
+			issuer https://auth.example.com
+			store redis {env.REDIS_URL}
+		}`, `{"issuer":"https://auth.example.com","store":{"backend":"redis","url":"{env.REDIS_URL}"}}`},
 		{"clients and users", `tokengate {
 			issuer https://auth.example.com
 			client web {
@@ -131,7 +141,15 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"argument on the option", "tokengate foo {\n}", "wrong argument count", ""},
 		{"unknown option", "tokengate {\n issuer https://a.example\n colour blue\n}", `unrecognized subdirective "colour", at Testfile:3`, ""},
 		{"later release", "tokengate {\n issuer https://a.example\n trust partner {\n  issuer x\n }\n}", "trust is not supported by this release of tokengate, at Testfile:3", ""},
-		{"store redis", "tokengate {\n store redis redis://localhost\n}", "store redis is not supported by this release of tokengate, at Testfile:2", ""},
+		{"store redis without url", "tokengate {\n store redis\n}", "wrong argument count", "at Testfile:2"},
+		{"store redis with two urls", "tokengate {\n store redis redis://a redis://b\n}", "wrong argument count", "at Testfile:2"},
+		{"store redis http url", "tokengate {\n store redis http://:s3cret@localhost\n}", "the URL must start with redis://, rediss:// (TLS) or unix://, at Testfile:2", ""},
+		{"store redis host only", "tokengate {\n store redis :s3cret@localhost:6379\n}", "the URL must start with redis://", "at Testfile:2"},
+		{"rotation twice", "tokengate {\n signing_key_rotation 1h\n signing_key_rotation 2h\n}", "signing_key_rotation is declared twice, at Testfile:3", ""},
+		{"rotation under a second", "tokengate {\n signing_key_rotation 999ms\n}", "signing_key_rotation: 999ms is under the minimum of 1s, at Testfile:2", ""},
+		{"rotation without value", "tokengate {\n signing_key_rotation\n}", "wrong argument count", "at Testfile:2"},
+		{"rotation of a key file", "tokengate {\n issuer https://a.example\n signing_key_rotation 1h\n signing_key_file es256 k.pem\n}", "a signing_key_file key is never rotated, at Testfile:3", ""},
+		{"key file, then rotation", "tokengate {\n issuer https://a.example\n signing_key_file es256 k.pem\n signing_key_rotation 1h\n}", "never rotated, at Testfile:4", ""},
 		{"store unknown", "tokengate {\n store etcd\n}", `unknown store "etcd"`, "at Testfile:2"},
 		{"store memory with a path", "tokengate {\n store memory /tmp/x\n}", "wrong argument count", ""},
 		{"two signing keys", "tokengate {\n signing_key es256\n signing_key_file es256 k.pem\n}", "only one signing_key or signing_key_file is allowed, at Testfile:3", ""},
@@ -171,6 +189,10 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 			_, err := parseGlobal(tc.input)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.line) {
 				t.Errorf("parseGlobalOption(%s) error = %v, want it to contain %q and %q", tc.name, err, tc.want, tc.line)
+			}
+			// The secrets and Redis passwords of these inputs are all s3cret.
+			if err != nil && strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("parseGlobalOption(%s) error = %v, quoting a secret", tc.name, err)
 			}
 		})
 	}

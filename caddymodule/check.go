@@ -48,10 +48,25 @@ func signingAlg(name string) (string, error) {
 	return "", fmt.Errorf("unknown algorithm %q (want es256, rs256, ps256 or eddsa)", name)
 }
 
-// checkTTL refuses lifetimes under a second: a token must outlive the request that mints it.
-func checkTTL(d time.Duration) error {
+// checkDuration refuses lifetimes and intervals under a second: a token must outlive the request
+// that mints it, and a key the tokens it signs.
+func checkDuration(d time.Duration) error {
 	if d < time.Second {
 		return fmt.Errorf("%v is under the minimum of 1s", d)
+	}
+	return nil
+}
+
+// errRotateKeyFile refuses signing_key_rotation beside signing_key_file, whose key is the
+// operator's to replace.
+const errRotateKeyFile = "signing_key_rotation: a signing_key_file key is never rotated"
+
+// checkRedisURL accepts the URLs the Redis store opens: redis://, rediss:// (TLS) and unix://.
+// Its errors never quote the URL, which may hold a password.
+func checkRedisURL(raw string) error {
+	scheme, _, ok := strings.Cut(raw, "://")
+	if !ok || !slices.Contains([]string{"redis", "rediss", "unix"}, strings.ToLower(scheme)) {
+		return errors.New("store redis: the URL must start with redis://, rediss:// (TLS) or unix://")
 	}
 	return nil
 }
@@ -206,7 +221,7 @@ func (c *ClientConfig) checkOptions() error {
 		}
 	}
 	if c.AccessTokenTTL != 0 {
-		if err := checkTTL(time.Duration(c.AccessTokenTTL)); err != nil {
+		if err := checkDuration(time.Duration(c.AccessTokenTTL)); err != nil {
 			return fmt.Errorf("access_token_ttl: %w", err)
 		}
 	}

@@ -2,18 +2,39 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/store"
 )
+
+func init() {
+	// go-redis writes a line to stderr, past Caddy's logs, for every dial that fails while Redis is
+	// down. The outage logs below say what matters once per 30 s; go-redis's own lines go to
+	// Caddy's log at debug level, for whoever needs the detail.
+	redis.SetLogger(new(redisLogger))
+}
+
+// redisLogger sends go-redis's log lines to Caddy's logger at debug level.
+type redisLogger struct{}
+
+// Printf implements go-redis's internal.Logging.
+func (*redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if ce := caddy.Log().Named("tokengate.redis").Check(zapcore.DebugLevel, "go-redis"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
+}
 
 // pool holds the state that outlives one configuration, keyed by the store's identity. A reload
 // provisions the new configuration while the old one still serves: both must use one open store
@@ -44,53 +65,85 @@ func (s *sharedState) Destruct() error {
 func (a *App) acquireShared() error {
 	// Configurations with equal keys share one sharedState. A memory store belongs to its issuer:
 	// a reload keeps it, another issuer gets its own.
-	key := "memory:" + a.Issuer
-	if a.Store.Backend == "bolt" {
+	key, name, open := "memory:"+a.Issuer, "memory", func() (store.Store, error) { return store.NewMemory(a.now), nil }
+	switch a.Store.Backend {
+	case "bolt":
 		path, err := filepath.Abs(a.Store.Path)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		a.Store.Path = path
-		key = "bolt:" + path
+		key, name = "bolt:"+path, "bolt "+path
+		open = func() (store.Store, error) { return store.OpenBolt(path, a.now) }
+	case "redis":
+		// Replaced here rather than at adapt time, the password can stay out of the config.
+		rawURL, err := caddy.NewReplacer().ReplaceOrErr(a.Store.URL, true, true)
+		if err != nil {
+			return fmt.Errorf("store redis: %w", err)
+		}
+		if err := checkRedisURL(rawURL); err != nil {
+			return err
+		}
+		// The pool's keys are not secret, so the URL is hashed: it may hold the password.
+		sum := sha256.Sum256([]byte(rawURL))
+		key, name = "redis:"+hex.EncodeToString(sum[:]), "redis "+redactURL(rawURL)
+		open = func() (store.Store, error) {
+			st, err := store.OpenRedis(rawURL, a.now)
+			if err != nil {
+				// A configuration whose store cannot be reached does not start: it could issue
+				// no refresh token and follow no revocation.
+				return nil, fmt.Errorf("store redis: %w", err)
+			}
+			return st, nil
+		}
 	}
 	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return a.openShared()
+		st, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return a.openShared(st, name)
 	})
 	if err != nil {
 		return err
 	}
 	a.poolKey = key
+	a.storeName = name
 	a.shared = v.(*sharedState)
 	return nil
 }
 
-// openShared opens the store and loads the deny-list from it before any request is served, so a
-// restart refuses what was revoked before it; then it follows the list every second.
-func (a *App) openShared() (*sharedState, error) {
-	var st store.Store
-	if a.Store.Backend == "memory" {
-		st = store.NewMemory(a.now)
-	} else {
-		bolt, err := store.OpenBolt(a.Store.Path, a.now)
-		if err != nil {
-			return nil, err
-		}
-		st = bolt
+// redactURL is rawURL without its user information (the password) for the log.
+func redactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
 	}
-	deny := gate.NewDenyList(st, a.now)
-	syncCtx, cancelSync := context.WithTimeout(context.Background(), 10*time.Second)
+	u.User = nil
+	return u.String()
+}
+
+// openShared loads the deny-list from st before any request is served, so a restart refuses what
+// was revoked before it; then it follows the list every second, logging when it cannot.
+func (a *App) openShared(st store.Store, name string) (*sharedState, error) {
+	health := &outageLog{
+		logger:    a.logger.With(zap.String("store", name)),
+		now:       a.now,
+		failing:   "revocations may be stale",
+		recovered: "revocations are current again",
+	}
+	deny := gate.NewDenyList(&watchedRevocations{Revocations: st, health: health}, a.now)
+	syncCtx, cancelSync := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancelSync()
 	if err := deny.Sync(syncCtx); err != nil {
 		return nil, errors.Join(fmt.Errorf("reading the revocation list: %w", err), st.Close())
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	logger := a.logger
 	go func() {
 		defer close(done)
-		deny.Run(ctx, denyListSyncEvery, func(err error) {
-			logger.Error("reading the revocation list", zap.Error(err))
-		})
+		// watchedRevocations logs the failures.
+		deny.Run(ctx, denyListSyncEvery, nil)
 	}()
 	return &sharedState{
 		store:  st,
@@ -100,4 +153,23 @@ func (a *App) openShared() (*sharedState, error) {
 		stop:   stop,
 		done:   done,
 	}, nil
+}
+
+// watchedRevocations reports the outcome of each read of the revocation log to health, so the log
+// says when revocations may be stale and when they are current again: gate.DenyList.Run reports
+// only failures. While reads fail, bearer_auth keeps accepting tokens by their signature (SPEC
+// "When things go wrong"), with the revocations it learnt before.
+type watchedRevocations struct {
+	store.Revocations
+	health *outageLog
+}
+
+// RevocationsSince implements store.Revocations.
+func (w *watchedRevocations) RevocationsSince(ctx context.Context, cursor uint64) ([]store.Revocation, uint64, error) {
+	list, next, err := w.Revocations.RevocationsSince(ctx, cursor)
+	// A read cut short by a request or a shutdown says nothing about the store.
+	if ctx.Err() == nil {
+		w.health.report(err)
+	}
+	return list, next, err
 }

@@ -138,26 +138,32 @@ type oauthError struct {
 
 // wantError checks r is the RFC 6749 §5.2 error code, with one of statuses (400 when none is
 // given), and that it passes readError's checks.
-func wantError(t *testing.T, what string, r reply, code string, statuses ...int) oauthError {
+func wantError(t *testing.T, what string, r reply, code string, statuses ...int) {
 	t.Helper()
 	if len(statuses) == 0 {
 		statuses = []int{http.StatusBadRequest}
 	}
-	e := readError(t, what, r)
-	if e.Error != code || !slices.Contains(statuses, r.status) {
+	if e, ok := readError(t, what, r); ok && (e.Error != code || !slices.Contains(statuses, r.status)) {
 		t.Errorf("%s: error = %q (HTTP %d), want %q (HTTP %v); body %s", what, e.Error, r.status, code, statuses, r.body)
 	}
-	return e
+}
+
+// wantErrorIn checks r is one of the RFC 6749 §5.2 error codes, never a 500, and that it passes
+// readError's checks.
+func wantErrorIn(t *testing.T, what string, r reply, codes ...string) {
+	t.Helper()
+	if e, ok := readError(t, what, r); ok && (!slices.Contains(codes, e.Error) || r.status >= 500) {
+		t.Errorf("%s: error = %q (HTTP %d), want one of %q; body %s", what, e.Error, r.status, codes, r.body)
+	}
 }
 
 // readError decodes r as an RFC 6749 §5.2 error: JSON that must not be cached, whose text uses only
-// the characters §5.2 allows.
-func readError(t *testing.T, what string, r reply) oauthError {
+// the characters §5.2 allows. ok is false when r is no error at all.
+func readError(t *testing.T, what string, r reply) (e oauthError, ok bool) {
 	t.Helper()
-	var e oauthError
 	if err := json.Unmarshal(r.body, &e); err != nil || e.Error == "" {
-		t.Errorf("%s: body = %q (HTTP %d, %v), want a JSON error", what, r.body, r.status, err)
-		return e
+		t.Errorf("%s: HTTP %d %.200q, want a JSON error", what, r.status, r.body)
+		return e, false
 	}
 	if got := r.header.Get("Cache-Control"); got != "no-store" {
 		t.Errorf("%s: Cache-Control = %q, want %q", what, got, "no-store")
@@ -167,15 +173,7 @@ func readError(t *testing.T, what string, r reply) oauthError {
 			t.Errorf("%s: error text = %q, holding %q at %d, want only %%x20-21 / %%x23-5B / %%x5D-7E (RFC 6749 §5.2)", what, s, s[bad:bad+1], bad)
 		}
 	}
-	return e
-}
-
-// wantErrorIn checks r is one of the RFC 6749 §5.2 error codes, never a 500.
-func wantErrorIn(t *testing.T, what string, r reply, codes ...string) {
-	t.Helper()
-	if e := readError(t, what, r); !slices.Contains(codes, e.Error) || r.status >= 500 {
-		t.Errorf("%s: error = %q (HTTP %d), want one of %q; body %s", what, e.Error, r.status, codes, r.body)
-	}
+	return e, true
 }
 
 // errorChar reports whether RFC 6749 §5.2 allows r in error and error_description.

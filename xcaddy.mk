@@ -3,6 +3,7 @@
 #   run     build, then serve Caddyfile.example (token endpoint on :8080, a protected demo app behind it)
 #   test    build, then every test: unit packages with the race detector, tests/ against bin/caddy
 #   fuzz    every fuzz target of every package for FUZZTIME each
+#   bench   build, then the load benchmark: tokengate as ratios to Caddy's respond/reverse_proxy (BENCHTIME a run)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -17,11 +18,12 @@ BIN := bin/caddy
 UNIT_TIMEOUT ?= 8m
 E2E_TIMEOUT ?= 6m
 FUZZTIME ?= 60s
+BENCHTIME ?= 5s
 
 # The race detector needs cgo (a C compiler); without one the unit tests still run, unraced.
 RACE := $(if $(filter 1,$(shell go env CGO_ENABLED)),-race)
 
-.PHONY: build run test fuzz
+.PHONY: build run test fuzz bench
 
 # Every package but tests/, whose TestMain builds Caddy and which has no unit tests or fuzz targets.
 unit_packages = go list -e ./... | grep -v '/tests$$'
@@ -68,3 +70,7 @@ fuzz:
 			go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
 		done; \
 	done
+
+# Not a test: it prints requests/s and the ratios against their goals in one line.
+bench: build
+	go run ./bench/loadtest -caddy $(BIN) -duration $(BENCHTIME)

@@ -86,6 +86,7 @@ func (s *Secret) matches(ctx context.Context, checker *credential.Checker, clien
 
 // The grant names a `grants` line takes, and the grant_type each stands for on the wire.
 var wireGrantTypes = map[string]string{
+	"authorization_code": "authorization_code",
 	"client_credentials": "client_credentials",
 	"password":           "password",
 	"refresh_token":      "refresh_token",

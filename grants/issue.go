@@ -29,10 +29,13 @@ type grant struct {
 	// IssuedAt is when the refresh token holding this record was issued (introspection's iat).
 	IssuedAt time.Time `json:"iat,omitzero"`
 
-	// familyID and familyExpires are set when the grant has a refresh family: its access tokens
-	// carry the family id as gid and never outlive the family.
+	// familyID names the grant (its refresh family, when it has one): its access tokens carry it as
+	// gid, so revoking the family revokes them. familyExpires is set with a refresh family, and its
+	// access tokens never outlive it.
 	familyID      string
 	familyExpires time.Time
+	// nonce goes into the ID token of the first response only (OIDC Core §3.1.3.6).
+	nonce string
 }
 
 // tokenResponse is RFC 6749 §5.1's successful response.
@@ -65,7 +68,9 @@ func (s *Server) respond(ctx context.Context, req *tokenRequest, g *grant) (*tok
 
 // startFamily stores the first refresh token of a new family.
 func (s *Server) startFamily(ctx context.Context, req *tokenRequest, g *grant) (string, *Error) {
-	g.familyID = randomToken()
+	if g.familyID == "" {
+		g.familyID = randomToken()
+	}
 	g.familyExpires = req.now.Add(s.cfg.RefreshTokenTTL)
 	raw, record, err := newRefreshToken(req.client.ID, g, req.now)
 	if err != nil {
@@ -97,10 +102,7 @@ func newRefreshToken(clientID string, g *grant, now time.Time) (string, store.Re
 // mint signs the access token (and ID token) for g, narrowed to scope.
 func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenResponse, *Error) {
 	c := req.client
-	ttl := c.AccessTokenTTL
-	if ttl == 0 {
-		ttl = s.cfg.AccessTokenTTL
-	}
+	ttl := s.accessTTL(c)
 	if !g.familyExpires.IsZero() {
 		ttl = min(ttl, g.familyExpires.Sub(req.now))
 	}
@@ -134,6 +136,7 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		resp.IDToken, err = s.cfg.Minter.IDToken(tokens.IDToken{
 			Subject:     g.Subject,
 			ClientID:    c.ID,
+			Nonce:       g.nonce,
 			AccessToken: access,
 			AuthTime:    g.AuthTime,
 			Claims:      g.Claims,
@@ -144,6 +147,14 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		}
 	}
 	return resp, nil
+}
+
+// accessTTL is the lifetime of the client's access tokens.
+func (s *Server) accessTTL(c *Client) time.Duration {
+	if c.AccessTokenTTL != 0 {
+		return c.AccessTokenTTL
+	}
+	return s.cfg.AccessTokenTTL
 }
 
 // audience is the aud of the client's tokens: its own audience, or the issuer.

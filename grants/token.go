@@ -36,6 +36,8 @@ type Config struct {
 	// AccessTokenTTL defaults to 1h, RefreshTokenTTL (a refresh family's whole life) to 720h.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+	// CodeTTL is how long an authorization code may wait for redemption; default 60s.
+	CodeTTL time.Duration
 	// Store keeps refresh tokens and records revocations; required.
 	Store Store
 	// Minter signs tokens and Verifier reads them back (introspection, revocation); required.
@@ -56,10 +58,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Store is what the endpoints keep: refresh tokens, and the revocations the gate follows.
+// Store is what the endpoints keep: refresh tokens, authorization codes, and the revocations the
+// gate follows.
 type Store interface {
 	store.RefreshTokens
 	store.Revocations
+	store.OneTime
 }
 
 // Server serves the endpoints a client authenticates to: token, introspection, revocation.
@@ -78,6 +82,7 @@ type Server struct {
 type grantFunc func(s *Server, ctx context.Context, req *tokenRequest) (*tokenResponse, *Error)
 
 var grantFuncs = map[string]grantFunc{
+	"authorization_code": (*Server).authorizationCode,
 	"client_credentials": (*Server).clientCredentials,
 	"password":           (*Server).password,
 	"refresh_token":      (*Server).refreshToken,
@@ -104,6 +109,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RefreshTokenTTL == 0 {
 		cfg.RefreshTokenTTL = 720 * time.Hour
+	}
+	if cfg.CodeTTL == 0 {
+		cfg.CodeTTL = 60 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -1,0 +1,172 @@
+package grants
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	webRedirect = "https://web.example.com/cb"
+	verifier    = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+)
+
+var web = [2]string{"web", "web-secret"}
+
+func s256(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// code issues a code for alice as /connect/authorize would, with edit applied to the grant.
+func (f *fixture) code(edit func(*CodeGrant)) string {
+	f.t.Helper()
+	g := CodeGrant{ClientID: "web", RedirectURI: webRedirect, Scope: []string{"openid", "offline_access", "api.read"},
+		Nonce: "n-0S6_WzA2Mj", CodeChallenge: s256(verifier), ChallengeMethod: PKCES256,
+		Subject: "alice", Claims: map[string]any{"email": "alice@example.com"}, AuthTime: f.clock().Add(-time.Minute)}
+	if edit != nil {
+		edit(&g)
+	}
+	code, err := f.srv.IssueCode(f.t.Context(), g)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return code
+}
+
+func (f *fixture) redeem(who [2]string, kv ...string) *response {
+	f.t.Helper()
+	return f.do(request{body: vals(append([]string{"grant_type", "authorization_code"}, kv...)...).Encode(), basic: who})
+}
+
+func jwtClaims(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}
+
+func TestAuthorizationCode(t *testing.T) {
+	f := newFixture(t)
+	code := f.code(nil)
+	resp := f.redeem(web, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier)
+	f.expectOK("code exchange", resp)
+	if resp.str("refresh_token") == "" {
+		t.Error("no refresh token for offline_access")
+	}
+	// SECURITY C41 / OIDC Core §3.1.3.7: exact iss, aud holding the client, exp, iat, the echoed nonce.
+	id := jwtClaims(t, resp.str("id_token"))
+	if id["iss"] != issuer || id["aud"] != "web" || id["nonce"] != "n-0S6_WzA2Mj" || id["sub"] != "alice" ||
+		id["exp"] == nil || id["iat"] == nil || id["auth_time"] == nil || id["at_hash"] == nil {
+		t.Errorf("id_token claims = %v", id)
+	}
+	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil || claims.GrantID == "" || claims.All["email"] != "alice@example.com" {
+		t.Fatalf("access token = %+v, %v", claims, err)
+	}
+	// A refreshed ID token keeps sub, aud and auth_time but not the nonce.
+	refreshed := f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", resp.str("refresh_token")).Encode(), basic: web})
+	f.expectOK("refresh", refreshed)
+	again := jwtClaims(t, refreshed.str("id_token"))
+	if again["sub"] != id["sub"] || again["aud"] != id["aud"] || again["auth_time"] != id["auth_time"] || again["nonce"] != nil {
+		t.Errorf("refreshed id_token = %v, first = %v", again, id)
+	}
+}
+
+// SECURITY.md C30-C40: each attempt below uses its own code, and fails.
+func TestAuthorizationCodeAttacks(t *testing.T) {
+	f := newFixture(t)
+	ok := []string{"redirect_uri", webRedirect, "code_verifier", verifier}
+	for _, tc := range []struct {
+		name string
+		edit func(*CodeGrant)
+		who  [2]string
+		form []string
+		code string
+	}{
+		{name: "C31 another client", who: [2]string{"native", ""}, form: append([]string{"client_id", "native"}, ok...)},
+		{name: "C32 redirect_uri missing", form: []string{"code_verifier", verifier}},
+		{name: "C32 redirect_uri in another case", form: []string{"redirect_uri", "https://WEB.example.com/cb", "code_verifier", verifier}},
+		{name: "C32 redirect_uri with a trailing slash", form: []string{"redirect_uri", webRedirect + "/", "code_verifier", verifier}},
+		{name: "C32 redirect_uri with a query", form: []string{"redirect_uri", webRedirect + "?x=1", "code_verifier", verifier}},
+		{name: "C35 wrong verifier", form: []string{"redirect_uri", webRedirect, "code_verifier", strings.Repeat("a", 43)}},
+		{name: "C36 verifier missing", form: []string{"redirect_uri", webRedirect}},
+		{name: "C37 verifier without a challenge", edit: func(g *CodeGrant) { g.CodeChallenge, g.ChallengeMethod = "", "" }, form: ok},
+		{name: "C38 verifier too short", edit: func(g *CodeGrant) { g.CodeChallenge = s256("short") }, form: []string{"redirect_uri", webRedirect, "code_verifier", "short"}},
+		{name: "C38 verifier too long", edit: func(g *CodeGrant) { g.CodeChallenge = s256(strings.Repeat("a", 129)) }, form: []string{"redirect_uri", webRedirect, "code_verifier", strings.Repeat("a", 129)}},
+		{name: "C38 verifier with a bad character", edit: func(g *CodeGrant) { g.CodeChallenge = s256(strings.Repeat("a", 42) + "!") }, form: []string{"redirect_uri", webRedirect, "code_verifier", strings.Repeat("a", 42) + "!"}},
+		{name: "C40 plain for a client that did not opt in", edit: func(g *CodeGrant) { g.CodeChallenge, g.ChallengeMethod = verifier, PKCEPlain }, form: ok},
+		{name: "C30 unknown code", code: "not-a-code", form: ok},
+	} {
+		code := tc.code
+		if code == "" {
+			code = f.code(tc.edit)
+		}
+		who := tc.who
+		if who[0] == "" {
+			who = web
+		}
+		var req request
+		if who[1] == "" {
+			req = request{body: vals(append([]string{"grant_type", "authorization_code", "code", code}, tc.form...)...).Encode()}
+		} else {
+			req = request{body: vals(append([]string{"grant_type", "authorization_code", "code", code}, tc.form...)...).Encode(), basic: who}
+		}
+		f.expectError(tc.name, f.do(req), 400, CodeInvalidGrant)
+		// C39: whatever failed, the code is used up: the right request now fails too.
+		if tc.code == "" {
+			f.expectError(tc.name+", then the right request", f.redeem(web, append([]string{"code", code}, ok...)...), 400, CodeInvalidGrant)
+		}
+	}
+	f.expectError("C30 code missing", f.redeem(web, ok...), 400, CodeInvalidRequest)
+}
+
+func TestAuthorizationCodeExpires(t *testing.T) {
+	f := newFixture(t)
+	code := f.code(nil)
+	f.advance(61 * time.Second)
+	f.expectError("an expired code", f.redeem(web, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier), 400, CodeInvalidGrant)
+}
+
+// SECURITY.md C33-C34: a second redemption fails and revokes what the first issued.
+func TestAuthorizationCodeReplayRevokes(t *testing.T) {
+	f := newFixture(t)
+	code := f.code(nil)
+	form := []string{"code", code, "redirect_uri", webRedirect, "code_verifier", verifier}
+	first := f.redeem(web, form...)
+	f.expectOK("first redemption", first)
+	f.expectError("second redemption", f.redeem(web, form...), 400, CodeInvalidGrant)
+	claims, _ := f.verifier.VerifyAccessToken(first.str("access_token"))
+	if !f.deny.Revoked(claims.JTI, claims.GrantID) {
+		t.Error("the first access token is not revoked at the gate after the replay")
+	}
+	f.expectError("the first refresh token after the replay",
+		f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", first.str("refresh_token")).Encode(), basic: web}), 400, CodeInvalidGrant)
+}
+
+func TestAuthorizationCodePublicClient(t *testing.T) {
+	f := newFixture(t)
+	native := func(g *CodeGrant) { g.ClientID, g.RedirectURI = "native", "com.example.app:/cb" }
+	redeem := func(code string, kv ...string) *response {
+		return f.do(request{body: vals(append([]string{"grant_type", "authorization_code", "client_id", "native", "code", code, "redirect_uri", "com.example.app:/cb"}, kv...)...).Encode()})
+	}
+	f.expectOK("public client with S256", redeem(f.code(native), "code_verifier", verifier))
+	plain := f.code(func(g *CodeGrant) { native(g); g.CodeChallenge, g.ChallengeMethod = verifier, PKCEPlain })
+	f.expectOK("public client with plain, opted in", redeem(plain, "code_verifier", verifier))
+	// dex CVE-2022-39222: a public client's code without a challenge is refused.
+	bare := f.code(func(g *CodeGrant) { native(g); g.CodeChallenge, g.ChallengeMethod = "", "" })
+	f.expectError("public client without PKCE", redeem(bare), 400, CodeInvalidGrant)
+}

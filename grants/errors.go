@@ -61,7 +61,8 @@ func unavailable(cause error) *Error {
 	return &Error{Code: CodeTemporarilyUnavail, Description: "the service is temporarily unavailable; retry later", cause: cause}
 }
 
-func (e *Error) status() int {
+// HTTPStatus is the status the error is answered with.
+func (e *Error) HTTPStatus() int {
 	if e.Status != 0 {
 		return e.Status
 	}
@@ -92,7 +93,7 @@ func (e *Error) write(w http.ResponseWriter) {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
 	}{e.Code, wireSafe(e.Description)}
-	writeJSON(w, e.status(), body)
+	writeJSON(w, e.HTTPStatus(), body)
 }
 
 // wireSafe keeps only the characters RFC 6749 §5.2 allows in error_description

@@ -2,15 +2,16 @@ package grants
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tokengate/tokengate/identity"
 )
 
 // password runs RFC 6749 §4.3: the client passes on a person's username and password. RFC 9700
-// §2.4 says it must not be used, so a client has it only when its block says so, and guessing is
-// throttled per username and, far later, per address.
+// §2.4 says it must not be used, so a client has it only when its block says so.
 func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
 	username, password := req.form["username"], req.form["password"]
 	if username == "" || password == "" {
@@ -20,39 +21,55 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	if err != nil {
 		return nil, err
 	}
-	acr, err := s.parseACRValues(req.client, req.form["acr_values"])
+	user, err := s.SignIn(ctx, req.http, req.client, username, password, req.form["acr_values"])
 	if err != nil {
 		return nil, err
 	}
-	userKey := acr.idp + "\x00" + username
-	address := s.cfg.ClientIP(req.http)
-	if wait, blocked := s.limits.usernames.Blocked(userKey, req.now); blocked {
-		return nil, tooManyAttempts(wait)
+	return s.respond(ctx, req, &grant{Subject: user.Subject, Scope: scope, Claims: user.Claims, User: true, AuthTime: user.AuthTime})
+}
+
+// SignedIn is a person whose password was checked.
+type SignedIn struct {
+	Subject string
+	// Claims are the user's, with tenant when one was chosen.
+	Claims   map[string]any
+	AuthTime time.Time
+}
+
+// SignIn checks a person's password for client, as the password grant and the login page both
+// must: the identity provider and tenant named by acr_values (idp:, tenant:), and guessing
+// throttled per username and, far later, per address. A wrong password is invalid_grant, a
+// throttled attempt 429 (never invalid_grant, even for the right password), a provider that cannot
+// answer 503.
+func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, username, password, acrValues string) (SignedIn, *Error) {
+	acr, err := s.parseACRValues(client, acrValues)
+	if err != nil {
+		return SignedIn{}, err
 	}
-	if wait, blocked := s.limits.addresses.Blocked(address, req.now); blocked {
-		return nil, tooManyAttempts(wait)
+	now := s.cfg.Now()
+	userKey := acr.idp + "\x00" + username
+	address := s.cfg.ClientIP(r)
+	if wait, blocked := s.limits.usernames.Blocked(userKey, now); blocked {
+		return SignedIn{}, tooManyAttempts(wait)
+	}
+	if wait, blocked := s.limits.addresses.Blocked(address, now); blocked {
+		return SignedIn{}, tooManyAttempts(wait)
 	}
 	user, ok, fault := s.idps[acr.idp].Authenticate(ctx, username, password)
 	if fault != nil {
-		return nil, unavailable(fault)
+		return SignedIn{}, unavailable(fault)
 	}
 	// A tenant the user does not belong to is as wrong as a wrong password.
 	if ok && acr.tenant != "" && len(user.Tenants) > 0 && !slices.Contains(user.Tenants, acr.tenant) {
 		ok = false
 	}
 	if !ok {
-		s.limits.usernames.Fail(userKey, req.now)
-		s.limits.addresses.Fail(address, req.now)
-		return nil, errorf(CodeInvalidGrant, "the username or password is wrong")
+		s.limits.usernames.Fail(userKey, now)
+		s.limits.addresses.Fail(address, now)
+		return SignedIn{}, errorf(CodeInvalidGrant, "the username or password is wrong")
 	}
 	s.limits.usernames.Forget(userKey)
-	return s.respond(ctx, req, &grant{
-		Subject:  user.Subject,
-		Scope:    scope,
-		Claims:   withTenant(user, acr.tenant),
-		User:     true,
-		AuthTime: req.now,
-	})
+	return SignedIn{Subject: user.Subject, Claims: withTenant(user, acr.tenant), AuthTime: now}, nil
 }
 
 // acrValues is what tokengate reads from acr_values: which identity provider, which tenant.

@@ -221,7 +221,9 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks the configuration and builds everything requests need.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.logger = ctx.Logger()
+	if a.logger == nil {
+		a.logger = ctx.Logger()
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -672,9 +674,10 @@ func (a *App) Start() error {
 		return nil
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	a.stopRotation, a.rotationDone = stop, make(chan struct{})
+	done := make(chan struct{})
+	a.stopRotation, a.rotationDone = stop, done
 	go func() {
-		defer close(a.rotationDone)
+		defer close(done)
 		a.rotation.Run(ctx, a.keySet.Store, a.keyHealth.report)
 	}()
 	return nil

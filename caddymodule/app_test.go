@@ -49,11 +49,18 @@ func provision(t *testing.T, config string) *App {
 
 func tryProvision(t *testing.T, config string) (*App, error) {
 	t.Helper()
-	t.Setenv("TOKENGATE_TEST_SECRET", testSecret)
 	app := new(App)
 	if err := json.Unmarshal([]byte(config), app); err != nil {
 		t.Fatal(err)
 	}
+	return provisionApp(t, app)
+}
+
+// provisionApp provisions an App decoded from JSON, on which a test may have set the clock or the
+// logger.
+func provisionApp(t *testing.T, app *App) (*App, error) {
+	t.Helper()
+	t.Setenv("TOKENGATE_TEST_SECRET", testSecret)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	if err := app.Provision(ctx); err != nil {

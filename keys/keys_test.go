@@ -385,3 +385,26 @@ func TestNewManagerRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestUnchangedKeysAreNotRebuilt: a refresh that finds the keys as they were returns the KeySet
+// it built before, and one that finds a new key parses only that one.
+func TestUnchangedKeysAreNotRebuilt(t *testing.T) {
+	c := &clock{t: genStart}
+	m := newManager(t, store.NewMemory(c.now), tokens.ES256, c)
+	first := load(t, m)
+	c.set(genStart.Add(time.Minute))
+	if again := load(t, m); again != first {
+		t.Error("Load with the keys unchanged built a new KeySet")
+	}
+	c.set(genStart.Add(29 * time.Minute)) // the next key falls due
+	next := load(t, m)
+	if next == first {
+		t.Fatal("Load with a new key returned the old KeySet")
+	}
+	kid := first.Signing(c.now()).ID
+	before, _ := first.Lookup(kid)
+	after, _ := next.Lookup(kid)
+	if before.Signer != after.Signer {
+		t.Errorf("key %q was parsed again, want its private key reused", kid)
+	}
+}

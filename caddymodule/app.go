@@ -258,6 +258,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		IdentityProviders: idps,
 		AccessTokenTTL:    time.Duration(a.AccessTokenTTL),
 		RefreshTokenTTL:   time.Duration(a.RefreshTokenTTL),
+		CodeTTL:           time.Duration(a.CodeTTL),
 		Store:             a.shared.store,
 		Minter:            tokens.NewMinter(a.Issuer, keysNow, a.now),
 		Verifier:          a.verifier,

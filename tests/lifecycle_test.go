@@ -208,3 +208,90 @@ func TestLifecycleReload(t *testing.T) {
 	}
 	wantGate(t, c, added.AccessToken, http.StatusOK, "the token of a client the reload added")
 }
+
+// TestLifecycleKeyRotation watches the JWKS and the kid of fresh tokens while keys rotate every 4 s
+// (SPEC signing_key_rotation): a key is published at least half an interval before it signs, a
+// token signed by the previous key still passes after the switch, and a retired key stays in the
+// JWKS until every token it signed has expired, beyond the gate's 5 s of leeway. Its removal comes
+// a minute later still (keys.retireMargin, for verifiers with more leeway), past this test's
+// budget: the keys package's unit tests hold it to that.
+func TestLifecycleKeyRotation(t *testing.T) {
+	t.Parallel()
+	const (
+		interval = 4 * time.Second
+		ttl      = 2 * time.Second
+		// leeway is what the gate allows past exp: the key must verify that long after.
+		leeway = 5 * time.Second
+		// poll is how often the test looks; each observation may be late by about one poll.
+		poll = 100 * time.Millisecond
+	)
+	c := startCaddy(t, (&lifecycleConfig{
+		options:   []string{"signing_key_rotation " + interval.String()},
+		accessTTL: ttl.String(),
+		clients:   []string{"svc"},
+	}).caddyfile())
+
+	start := time.Now()
+	published := map[string]time.Time{} // kid -> when the JWKS first held it
+	signed := map[string]time.Time{}    // kid -> when a token first carried it
+	expires := map[string]time.Time{}   // kid -> the latest exp of a token it signed
+	var order []string                  // kids in the order they signed
+	var last tokenAnswer                // the latest token
+	var lastExp time.Time               // and its exp
+	// Two switches, and the first key's tokens expired beyond the leeway.
+	deadline := start.Add(3*interval + ttl + leeway + 2*time.Second)
+	for ; ; time.Sleep(poll) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, the kids that signed were %q, want three", deadline.Sub(start), order)
+		}
+		kids := jwksKids(t, c)
+		seen := time.Now()
+		for _, kid := range kids {
+			if _, ok := published[kid]; !ok {
+				published[kid] = seen
+			}
+		}
+		for kid, exp := range expires {
+			// The JWKS must publish a key until every token it signed has expired, and the gate
+			// must verify them for its leeway beyond.
+			if !slices.Contains(kids, kid) && seen.Before(exp.Add(leeway)) {
+				t.Fatalf("kid %q left the JWKS %v before its last token expired (plus %v of leeway)", kid, exp.Add(leeway).Sub(seen), leeway)
+			}
+		}
+
+		tok, err := requestToken(testContext(t), c, "svc", url.Values{"grant_type": {"client_credentials"}})
+		if err != nil || tok.Status != http.StatusOK {
+			t.Fatalf("client_credentials: %v (%v)", tok, err)
+		}
+		kid := kidOf(t, tok.AccessToken)
+		var claims struct {
+			Exp int64 `json:"exp"`
+		}
+		jwtPart(t, tok.AccessToken, 1, &claims)
+		exp := time.Unix(claims.Exp, 0)
+		expires[kid] = exp
+		if _, ok := signed[kid]; !ok {
+			signed[kid] = time.Now()
+			order = append(order, kid)
+			if len(order) > 1 {
+				// Clients cache the JWKS: a key signs only once it has long been published.
+				if at, ok := published[kid]; !ok || signed[kid].Sub(at) < interval/2-3*poll {
+					t.Errorf("kid %q signed %v after the JWKS first held it (at %v), want at least %v",
+						kid, signed[kid].Sub(at), at.Sub(start), interval/2)
+				}
+				// The previous key's last token, never shown to the gate, still passes after the switch.
+				if time.Now().Before(lastExp) {
+					wantGate(t, c, last.AccessToken, http.StatusOK, "a token of the previous key after the switch")
+				}
+			}
+		}
+		last, lastExp = tok, exp
+		if len(order) >= 3 && time.Now().After(expires[order[0]].Add(leeway)) {
+			for _, kid := range order {
+				t.Logf("kid %s: published %v, signed %v after start", kid,
+					published[kid].Sub(start).Round(time.Millisecond), signed[kid].Sub(start).Round(time.Millisecond))
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,330 @@
+// Command soak keeps refresh tokens rotating through two Caddy instances on one Redis, as a
+// deployment behind a load balancer runs them, and counts what a shared store must never do: lose
+// a refresh token (a refresh that should have worked failed) or issue one twice.
+//
+//	go run ./bench/soak -caddy bin/caddy -duration 20s -clients 16
+//
+// Each client signs in once, then redeems its newest refresh token again and again, alternating
+// between the instances. It prints refreshes per second, p50 and p99 latency and the two counts,
+// and exits non-zero when either count is not zero.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func main() {
+	caddyBin := flag.String("caddy", "bin/caddy", "the Caddy binary built with tokengate")
+	redisBin := flag.String("redis-server", "redis-server", "the redis-server binary")
+	duration := flag.Duration("duration", 20*time.Second, "how long the clients refresh")
+	clients := flag.Int("clients", 16, "concurrent clients, each with its own refresh token")
+	flag.Parse()
+	r, err := run(*caddyBin, *redisBin, *duration, *clients)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(r)
+	if r.lost > 0 || r.doubled > 0 || r.errors > 0 {
+		os.Exit(1)
+	}
+}
+
+// result is what a soak measured.
+type result struct {
+	refreshes int
+	elapsed   time.Duration
+	latencies []time.Duration // sorted
+	lost      int             // refreshes that should have worked and failed
+	doubled   int             // refresh tokens issued twice, or redeemed twice
+	errors    int             // requests that got no answer
+}
+
+func (r *result) String() string {
+	return fmt.Sprintf("refreshes=%d rate=%.0f/s p50=%v p99=%v lost=%d doubled=%d errors=%d",
+		r.refreshes, float64(r.refreshes)/r.elapsed.Seconds(), r.percentile(50), r.percentile(99), r.lost, r.doubled, r.errors)
+}
+
+func (r *result) percentile(p int) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[(len(r.latencies)-1)*p/100].Round(10 * time.Microsecond)
+}
+
+func run(caddyBin, redisBin string, duration time.Duration, clients int) (*result, error) {
+	dir, err := os.MkdirTemp("", "tokengate-soak-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	stopRedis, redisURL, err := startRedis(redisBin, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer stopRedis()
+	passwordHash, err := bcrypt.GenerateFromPassword([]byte("soak-password"), bcrypt.MinCost)
+	if err != nil {
+		return nil, err
+	}
+	var bases []string
+	for i := range 2 {
+		base, stop, err := startCaddy(caddyBin, filepath.Join(dir, strconv.Itoa(i)), redisURL, passwordHash)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		bases = append(bases, base)
+	}
+
+	s := &soak{bases: bases, http: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2},
+	}, issued: map[string]bool{}}
+	tokens := make([]string, clients)
+	for i := range tokens {
+		if tokens[i], err = s.signIn(bases[i%2]); err != nil {
+			return nil, fmt.Errorf("client %d signing in: %w", i, err)
+		}
+		s.issued[tokens[i]] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range tokens {
+		wg.Go(func() { tokens[i] = s.client(ctx, i, tokens[i]) })
+	}
+	wg.Wait()
+	s.res.elapsed = time.Since(start)
+	slices.Sort(s.res.latencies)
+
+	// A client's newest token works once; then presenting it again must fail.
+	for i, token := range tokens {
+		if _, err := s.refresh(bases[i%2], token); err != nil {
+			s.res.lost++
+			log.Printf("client %d: its newest refresh token after the run: %v", i, err)
+			continue
+		}
+		if _, err := s.refresh(bases[(i+1)%2], token); err == nil {
+			s.res.doubled++
+			log.Printf("client %d: a refresh token redeemed twice", i)
+		}
+	}
+	return &s.res, nil
+}
+
+// soak is the clients' shared state.
+type soak struct {
+	bases []string
+	http  *http.Client
+
+	mu     sync.Mutex
+	issued map[string]bool // every refresh token handed out
+	res    result
+}
+
+// client refreshes token in a loop until ctx ends, alternating instances, and returns its newest
+// token. After a lost or doubled token it signs in again, so one fault does not end the soak.
+func (s *soak) client(ctx context.Context, i int, token string) string {
+	for n := i; ctx.Err() == nil; n++ {
+		base := s.bases[n%len(s.bases)]
+		start := time.Now()
+		next, err := s.refresh(base, token)
+		took := time.Since(start)
+		s.mu.Lock()
+		var answered *tokenError
+		switch {
+		case err == nil && s.issued[next]:
+			s.res.doubled++
+			err = fmt.Errorf("refresh token %s issued twice", next)
+		case err == nil:
+			s.issued[next] = true
+			s.res.refreshes++
+			s.res.latencies = append(s.res.latencies, took)
+			token = next
+		case errors.As(err, &answered):
+			s.res.lost++
+		default:
+			s.res.errors++
+		}
+		s.mu.Unlock()
+		if err != nil {
+			log.Printf("client %d at %s: %v", i, base, err)
+			if token, err = s.signIn(base); err != nil {
+				log.Printf("client %d signing in again: %v", i, err)
+				return token
+			}
+		}
+	}
+	return token
+}
+
+// tokenError is an answer of the token endpoint other than 200.
+type tokenError struct {
+	status int
+	body   string
+}
+
+func (e *tokenError) Error() string {
+	return fmt.Sprintf("token endpoint: HTTP %d %s", e.status, e.body)
+}
+
+func (s *soak) signIn(base string) (string, error) {
+	return s.token(base, url.Values{"grant_type": {"password"}, "username": {"soak"}, "password": {"soak-password"},
+		"scope": {"api offline_access"}})
+}
+
+func (s *soak) refresh(base, token string) (string, error) {
+	return s.token(base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
+}
+
+// token asks base's token endpoint for a grant and returns the refresh token it issued.
+func (s *soak) token(base string, form url.Values) (string, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/connect/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("soak", "soak-secret")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", &tokenError{resp.StatusCode, string(body)}
+	}
+	var t struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(body, &t); err != nil || t.RefreshToken == "" {
+		return "", fmt.Errorf("token endpoint: no refresh token in %s (%v)", body, err)
+	}
+	return t.RefreshToken, nil
+}
+
+// startRedis runs a redis-server that keeps nothing on disk, on a free port.
+func startRedis(bin, dir string) (stop func(), redisURL string, err error) {
+	port := freePort()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--logfile", "redis.log")
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("starting redis-server: %w", err)
+	}
+	stop = func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			conn.Close()
+			return stop, fmt.Sprintf("redis://127.0.0.1:%d", port), nil
+		}
+	}
+	stop()
+	return nil, "", errors.New("redis-server did not listen within 10s")
+}
+
+// startCaddy runs one tokengate instance on Redis in dir and waits until it serves.
+func startCaddy(bin, dir, redisURL string, passwordHash []byte) (base string, stop func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	port, admin := freePort(), freePort()
+	base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	// Both instances have one issuer: tokens of either pass at the other.
+	caddyfile := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	auto_https off
+	storage file_system %s/caddy
+	tokengate {
+		issuer http://tokengate.soak
+		store redis %s
+		client soak {
+			secret soak-secret
+			grants password refresh_token
+			scopes api offline_access
+			audience api
+		}
+		users main {
+			user soak %s
+		}
+	}
+}
+
+%s {
+	tokengate
+}
+`, admin, dir, redisURL, passwordHash, base)
+	config := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(config, []byte(caddyfile), 0o600); err != nil {
+		return "", nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", config)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return "", nil, err
+	}
+	stop = func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logFile.Close()
+	}
+	ready := base + "/.well-known/openid-configuration/jwks"
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base, stop, nil
+			}
+		}
+	}
+	stop()
+	out, _ := os.ReadFile(filepath.Join(dir, "caddy.log"))
+	return "", nil, fmt.Errorf("caddy did not serve within 30s:\n%s", out)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

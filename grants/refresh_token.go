@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/tokengate/tokengate/store"
 )
@@ -39,7 +40,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if err != nil {
 		return nil, serverFault(err)
 	}
-	if err := s.cfg.Store.RotateRefreshToken(ctx, oldHash, hashToken(raw), next); err != nil {
+	if err := s.rotate(ctx, oldHash, hashToken(raw), next); err != nil {
 		return nil, s.refreshLookupFailed(ctx, err)
 	}
 	resp, mintErr := s.mint(req, &g, scope)
@@ -48,6 +49,32 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	}
 	resp.RefreshToken = raw
 	return resp, nil
+}
+
+// rotationRetryFor bounds how long a rotation with an unknown outcome is retried before the client
+// is told to retry itself: SPEC asks for a 503 within a few seconds when the store is away.
+const rotationRetryFor = 4 * time.Second
+
+// rotate rotates oldHash to newHash. A store fault leaves the outcome unknown: the rotation may
+// have committed with its reply lost (Redis killed mid-answer). Repeating it with the same newHash
+// succeeds in either case, so it is repeated while the store recovers, and the client's token is
+// not used up by an answer it never got.
+func (s *Server) rotate(ctx context.Context, oldHash, newHash string, next store.RefreshToken) error {
+	ctx, cancel := context.WithTimeout(ctx, rotationRetryFor)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := s.cfg.Store.RotateRefreshToken(ctx, oldHash, newHash, next)
+		if err == nil || errors.Is(err, store.ErrReused) || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // refreshLookupFailed answers a refresh token the store would not hand over.

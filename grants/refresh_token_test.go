@@ -1,10 +1,15 @@
 package grants
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/store"
 )
 
 // login returns a password grant's response for alice with a refresh token.
@@ -140,4 +145,39 @@ func TestPublicClientRefresh(t *testing.T) {
 	f.expectOK("public login", login)
 	resp := f.do(request{body: vals("grant_type", "refresh_token", "client_id", "spa", "refresh_token", login.str("refresh_token")).Encode()})
 	f.expectOK("public refresh", resp)
+}
+
+// lostReplyStore commits the first rotation it is asked for and then reports a fault, as a Redis
+// killed between running the script and answering does.
+type lostReplyStore struct {
+	*store.Memory
+	lost atomic.Bool
+}
+
+func (s *lostReplyStore) RotateRefreshToken(ctx context.Context, oldHash, newHash string, next store.RefreshToken) error {
+	err := s.Memory.RotateRefreshToken(ctx, oldHash, newHash, next)
+	if err == nil && s.lost.CompareAndSwap(false, true) {
+		return errors.New("redis: write: EOF")
+	}
+	return err
+}
+
+// SPEC "When things go wrong": a refresh token is not used up by an answer the client never got.
+func TestRefreshSurvivesALostStoreReply(t *testing.T) {
+	f := newFixture(t)
+	token := f.login("offline_access api.read").str("refresh_token")
+	cfg := f.srv.cfg
+	lossy := &lostReplyStore{Memory: f.store}
+	cfg.Store = lossy
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	resp := f.refresh(token)
+	f.expectOK("refresh whose first rotation reply was lost", resp)
+	if !lossy.lost.Load() {
+		t.Fatal("the store never lost a reply: the test tested nothing")
+	}
+	f.expectOK("the new refresh token", f.refresh(resp.str("refresh_token")))
 }

@@ -155,8 +155,19 @@ func (s *Bolt) RotateRefreshToken(_ context.Context, oldHash, newHash string, ne
 	if verdict != nil && !kill {
 		return verdict
 	}
+	seenRotated := verdict == ErrReused
 	err = s.db.Batch(func(tx *bolt.Tx) error {
 		btx := boltTx{tx}
+		if seenRotated {
+			rec, fam, _, err := btx.load(oldHash, s.now())
+			if err != nil {
+				return err
+			}
+			if repeated(rec, fam, newHash, s.now()) {
+				verdict = nil
+				return nil
+			}
+		}
 		old, v, err := btx.present(oldHash, s.now())
 		if verdict = v; err != nil || v != nil {
 			return err
@@ -164,7 +175,7 @@ func (s *Bolt) RotateRefreshToken(_ context.Context, oldHash, newHash string, ne
 		if err := checkRotation(old, next); err != nil {
 			return err
 		}
-		old.Rotated = true
+		old.Rotated, old.Successor = true, newHash
 		if err := btx.put(bucketRefresh, oldHash, old); err != nil {
 			return err
 		}

@@ -76,6 +76,9 @@ func (m *Memory) RefreshToken(_ context.Context, hash string) (RefreshToken, err
 func (m *Memory) RotateRefreshToken(_ context.Context, oldHash, newHash string, next RefreshToken) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if rec, ok := m.refresh[oldHash]; ok && repeated(rec, m.families[rec.FamilyID], newHash, m.now()) {
+		return nil
+	}
 	old, err := m.present(oldHash)
 	if err != nil {
 		return err
@@ -86,7 +89,7 @@ func (m *Memory) RotateRefreshToken(_ context.Context, oldHash, newHash string, 
 	if _, ok := m.refresh[newHash]; ok {
 		return errHashTaken
 	}
-	old.Rotated = true
+	old.Rotated, old.Successor = true, newHash
 	m.refresh[oldHash] = old
 	m.putRefresh(newHash, next)
 	m.wrote()

@@ -419,6 +419,9 @@ func (s *Redis) rotation(ctx context.Context, oldHash, newHash string, next Refr
 		if err != nil {
 			return redisWrite{}, err
 		}
+		if repeated(t.rec, t.fam.family, newHash, s.now()) {
+			return redisWrite{}, nil
+		}
 		if w, verdict := t.present(s.now()); verdict != nil {
 			return w, verdict
 		}
@@ -429,7 +432,7 @@ func (s *Redis) rotation(ctx context.Context, oldHash, newHash string, next Refr
 			return redisWrite{}, errHashTaken
 		}
 		old := t.rec
-		old.Rotated = true
+		old.Rotated, old.Successor = true, newHash
 		return redisWrite{ops: []redisOp{
 			{key: t.key, read: t.raw, set: old, expires: old.ExpiresAt},
 			{key: newKey, set: refreshRecord{RefreshToken: next}, expires: next.ExpiresAt},

@@ -19,6 +19,9 @@ type refreshRecord struct {
 	// Rotated marks a token exchanged already. It is kept until ExpiresAt so that a second use is
 	// recognised as reuse (RFC 9700 §4.14.2) instead of passing for an unknown token.
 	Rotated bool `json:"rotated,omitempty"`
+	// Successor is the hash the token was rotated to, so that the same rotation repeated is told
+	// apart from a reuse.
+	Successor string `json:"successor,omitempty"`
 }
 
 // family is what the store knows of a refresh family: how long its tokens live and whether it is dead.
@@ -71,6 +74,14 @@ func presented(rec refreshRecord, found bool, fam family, now time.Time) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// repeated reports whether rotating rec to newHash has happened already and still stands. A caller
+// whose reply was lost after the commit (a network fault on the way back from Redis) retries with
+// the same newHash and must get success, not be taken for a reuse that kills the family. Only that
+// caller knows newHash, so a concurrent rotation by anyone else is still a reuse.
+func repeated(rec refreshRecord, fam family, newHash string, now time.Time) bool {
+	return rec.Rotated && rec.Successor == newHash && !expired(rec.ExpiresAt, now) && !fam.Dead
 }
 
 // checkRotation refuses a rotation that would move a token out of its family: the new token would

@@ -47,7 +47,9 @@ type RefreshTokens interface {
 	// until it expires, so a later reuse is detected) and stores next under newHash. When oldHash
 	// was rotated already it kills the family and returns ErrReused; when it is unknown, expired or
 	// its family is dead, ErrNotFound. Of concurrent rotations of one token exactly one succeeds;
-	// the others get ErrReused. next must keep the old token's FamilyID.
+	// the others get ErrReused. next must keep the old token's FamilyID. Repeating a rotation that
+	// succeeded (the same oldHash and newHash, while both stand) succeeds again and changes nothing:
+	// a caller whose reply was lost retries with its newHash instead of losing the token.
 	RotateRefreshToken(ctx context.Context, oldHash, newHash string, next RefreshToken) error
 }
 

@@ -73,6 +73,7 @@ func testStore(t *testing.T, open opener) {
 		"ConcurrentRotations":  testConcurrentRotations,
 		"ConcurrentTakes":      testConcurrentTakes,
 		"RevokedFamilyOutlive": testRevokedFamilyOutlivesEntry,
+		"RepeatedRotation":     testRepeatedRotation,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open) })
 	}

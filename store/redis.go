@@ -187,6 +187,11 @@ func (s *Redis) read(ctx context.Context, keys []string, withFamily bool) (redis
 		args = append(args, keyFamily)
 	}
 	res, err := readScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil && ctx.Err() == nil {
+		// After Redis restarts, every pooled connection is dead and fails the first command sent on
+		// it. A read changes nothing, so it is safe to send once more, on a fresh connection.
+		res, err = readScript.Run(ctx, s.rdb, keys, args...).Slice()
+	}
 	if err != nil {
 		return redisRead{}, fmt.Errorf("store: redis: read: %w", err)
 	}

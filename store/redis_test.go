@@ -18,10 +18,12 @@ import (
 
 func TestRedis(t *testing.T) {
 	srv := startRedis(t, redisConfig{})
-	testStore(t, func(t *testing.T, now func() time.Time) Store {
+	open := func(t *testing.T, now func() time.Time) Store {
 		srv.flush(t)
 		return srv.open(t, now)
-	})
+	}
+	testStore(t, open)
+	testDeviceCodes(t, open)
 }
 
 // alternating is a Store whose calls take turns among several stores: Redis clients with pools of
@@ -88,6 +90,7 @@ func TestRedisTwoInstances(t *testing.T) {
 		"ConcurrentTakes":     testConcurrentTakes,
 		"Rotation":            testRotation,
 		"ReuseRevokesFamily":  testReuseRevokesFamily,
+		"DeviceCodes":         testDeviceCodes,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open) })
 	}

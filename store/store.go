@@ -117,12 +117,69 @@ type OneTime interface {
 	Take(ctx context.Context, key string) ([]byte, error)
 }
 
+// DeviceStatus is where a device authorization request (RFC 8628) stands, and what a poll of its
+// device code finds (RFC 8628 §3.5).
+type DeviceStatus string
+
+const (
+	// DevicePending: the user has not decided yet (authorization_pending).
+	DevicePending DeviceStatus = "pending"
+	// DeviceSlowDown: polled sooner than the interval allows; the interval has grown by 5 s for
+	// this and every later poll (slow_down).
+	DeviceSlowDown DeviceStatus = "slow_down"
+	// DeviceApproved: the user approved. The poll that finds it redeems the code: it happens once.
+	DeviceApproved DeviceStatus = "approved"
+	// DeviceDenied: the user denied (access_denied). The poll that finds it uses the code up.
+	DeviceDenied DeviceStatus = "denied"
+	// DeviceExpired: the code is past its expiry (expired_token).
+	DeviceExpired DeviceStatus = "expired"
+)
+
+// DeviceCode is a device authorization request (RFC 8628 §3.1) as stored. The device_code itself
+// is never stored: records are keyed by a hash of it, which the caller computes.
+type DeviceCode struct {
+	// ClientID is the client that asked; only it may poll.
+	ClientID string `json:"client_id"`
+	// UserCode is what the person types, in the caller's canonical form: unique among live codes.
+	UserCode string `json:"user_code"`
+	// Scope is what the client asked for.
+	Scope []string `json:"scope,omitempty"`
+	// ExpiresAt ends the request: later polls find DeviceExpired, for a while, then nothing.
+	ExpiresAt time.Time `json:"expires_at"`
+	// Interval is the least time between two polls (RFC 8628 §3.2); each slow_down adds 5 s.
+	Interval time.Duration `json:"interval"`
+	// Grant is the caller's encoding of what the person approved; set by the approval, opaque here.
+	Grant []byte `json:"grant,omitempty"`
+}
+
+// DeviceCodes keeps device authorization requests (RFC 8628) from their creation to their single
+// redemption. Deciding and polling are atomic: of concurrent polls of an approved code exactly one
+// finds it approved, and a code is decided once.
+type DeviceCodes interface {
+	// CreateDeviceCode stores d, pending, under hash and indexes it by d.UserCode. It returns false,
+	// storing nothing, when a live code already has that user code (or that hash): the caller draws
+	// another.
+	CreateDeviceCode(ctx context.Context, hash string, d DeviceCode) (bool, error)
+	// PendingDeviceCode returns the code whose user code is userCode while it waits for a decision;
+	// ErrNotFound when it is unknown, expired or decided.
+	PendingDeviceCode(ctx context.Context, userCode string) (DeviceCode, error)
+	// DecideDeviceCode records the person's decision on the pending code with userCode, once:
+	// DeviceApproved with the grant, or DeviceDenied. ErrNotFound when no such code is pending.
+	DecideDeviceCode(ctx context.Context, userCode string, decision DeviceStatus, grant []byte) error
+	// PollDeviceCode answers the client's poll of the code under hash (RFC 8628 §3.5): ErrNotFound
+	// when it is unknown, another client's, used up or long expired; otherwise its status and the
+	// code (with the grant when approved). Finding it approved or denied uses it up; a pending poll
+	// sooner than the interval allows is DeviceSlowDown and lengthens the interval.
+	PollDeviceCode(ctx context.Context, hash, clientID string) (DeviceCode, DeviceStatus, error)
+}
+
 // Store is everything a backend provides.
 type Store interface {
 	RefreshTokens
 	Revocations
 	SigningKeys
 	OneTime
+	DeviceCodes
 	// Close releases the backend (the bolt file lock, the Redis pool).
 	Close() error
 }

@@ -53,9 +53,15 @@ func openTestBolt(t *testing.T, now func() time.Time) Store {
 	return s
 }
 
-func TestMemory(t *testing.T) { testStore(t, openMemory) }
+func TestMemory(t *testing.T) {
+	testStore(t, openMemory)
+	testDeviceCodes(t, openMemory)
+}
 
-func TestBolt(t *testing.T) { testStore(t, openTestBolt) }
+func TestBolt(t *testing.T) {
+	testStore(t, openTestBolt)
+	testDeviceCodes(t, openTestBolt)
+}
 
 func testStore(t *testing.T, open opener) {
 	for name, test := range map[string]func(*testing.T, opener){

@@ -88,6 +88,7 @@ func (s *Secret) matches(ctx context.Context, checker *credential.Checker, clien
 var wireGrantTypes = map[string]string{
 	"authorization_code": "authorization_code",
 	"client_credentials": "client_credentials",
+	"device_code":        GrantTypeDeviceCode,
 	"password":           "password",
 	"refresh_token":      "refresh_token",
 }

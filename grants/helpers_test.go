@@ -181,6 +181,8 @@ func (f *fixture) do(req request) *response {
 		handler = f.srv.Introspect
 	case "/connect/revocation":
 		handler = f.srv.Revoke
+	case "/connect/deviceauthorization":
+		handler = f.srv.DeviceAuthorization
 	}
 	r := httptest.NewRequest(req.method, req.target, strings.NewReader(req.body))
 	r.Header.Set("Content-Type", req.contentType)

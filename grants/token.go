@@ -38,6 +38,9 @@ type Config struct {
 	RefreshTokenTTL time.Duration
 	// CodeTTL is how long an authorization code may wait for redemption; default 60s.
 	CodeTTL time.Duration
+	// DeviceCodeTTL is how long a device code may wait for the person's decision and the client's
+	// poll (RFC 8628 §3.2 expires_in); default 300s.
+	DeviceCodeTTL time.Duration
 	// Store keeps refresh tokens and records revocations; required.
 	Store Store
 	// Minter signs tokens and Verifier reads them back (introspection, revocation); required.
@@ -58,12 +61,13 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Store is what the endpoints keep: refresh tokens, authorization codes, and the revocations the
-// gate follows.
+// Store is what the endpoints keep: refresh tokens, authorization codes, device codes, and the
+// revocations the gate follows.
 type Store interface {
 	store.RefreshTokens
 	store.Revocations
 	store.OneTime
+	store.DeviceCodes
 }
 
 // Server serves the endpoints a client authenticates to: token, introspection, revocation.
@@ -84,6 +88,7 @@ type grantFunc func(s *Server, ctx context.Context, req *tokenRequest) (*tokenRe
 var grantFuncs = map[string]grantFunc{
 	"authorization_code": (*Server).authorizationCode,
 	"client_credentials": (*Server).clientCredentials,
+	"device_code":        (*Server).deviceCode,
 	"password":           (*Server).password,
 	"refresh_token":      (*Server).refreshToken,
 }
@@ -112,6 +117,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.CodeTTL == 0 {
 		cfg.CodeTTL = 60 * time.Second
+	}
+	if cfg.DeviceCodeTTL == 0 {
+		cfg.DeviceCodeTTL = 300 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

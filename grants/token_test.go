@@ -30,7 +30,7 @@ func TestTransportAndFormat(t *testing.T) {
 		{"missing grant_type", request{body: "scope=api.read", basic: basic}, 400, CodeInvalidRequest},
 		{"empty grant_type", request{body: "grant_type=", basic: basic}, 400, CodeInvalidRequest},
 		{"unknown grant_type", request{body: "grant_type=urn:example:magic", basic: basic}, 400, CodeUnsupportedGrantType},
-		{"not yet implemented grant", request{body: "grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=x", basic: basic}, 400, CodeUnsupportedGrantType},
+		{"grant the client lacks", request{body: "grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=x", basic: basic}, 400, CodeUnauthorizedClient},
 		{"bad percent encoding", request{body: "grant_type=client_credentials&scope=%zz", basic: basic}, 400, CodeInvalidRequest},
 		{"semicolon separator", request{body: "grant_type=client_credentials;scope=api.read", basic: basic}, 400, CodeInvalidRequest},
 		{"NUL byte", request{body: cc + "&scope=api%00read", basic: basic}, 400, CodeInvalidRequest},

@@ -1,19 +1,26 @@
-// Package endpoints serves tokengate's metadata endpoints as plain net/http handlers: the OpenID
-// Connect discovery document (OpenID Connect Discovery 1.0 §4, RFC 8414 §3) and the JWKS that
-// publishes the signing keys (RFC 7517 §5). It imports no Caddy package.
+// Package endpoints serves tokengate's endpoints other than the token endpoint as plain net/http
+// handlers: the OpenID Connect discovery document (OpenID Connect Discovery 1.0 §4, RFC 8414 §3),
+// the JWKS that publishes the signing keys (RFC 7517 §5), the authorization endpoint with its
+// sign-in page (RFC 6749 §4.1), userinfo (OIDC Core §5.3) and end session (OpenID Connect
+// RP-Initiated Logout 1.0). It imports no Caddy package.
 package endpoints
 
 import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/tokengate/tokengate/grants"
 )
 
 // The endpoint paths, relative to the issuer (IdentityServer's paths).
 const (
 	TokenPath         = "/connect/token"
+	AuthorizePath     = "/connect/authorize"
 	IntrospectionPath = "/connect/introspect"
 	RevocationPath    = "/connect/revocation"
+	UserinfoPath      = "/connect/userinfo"
+	EndSessionPath    = "/connect/endsession"
 	DiscoveryPath     = "/.well-known/openid-configuration"
 	JWKSPath          = "/.well-known/openid-configuration/jwks"
 )
@@ -28,14 +35,29 @@ type Metadata struct {
 	// Issuer is the iss of every token, exactly as configured (OpenID Connect Discovery 1.0 §4.3:
 	// it must equal the URL the client discovered from).
 	Issuer string `json:"issuer"`
+	// AuthorizationEndpoint is the issuer followed by AuthorizePath; omitted until AddAuthorization.
+	AuthorizationEndpoint string `json:"authorization_endpoint,omitempty"`
 	// TokenEndpoint is the issuer followed by TokenPath.
 	TokenEndpoint string `json:"token_endpoint"`
+	// UserinfoEndpoint (OIDC Core §5.3) and EndSessionEndpoint (RP-Initiated Logout §2.1) are the
+	// issuer followed by UserinfoPath and EndSessionPath; omitted until AddAuthorization.
+	UserinfoEndpoint   string `json:"userinfo_endpoint,omitempty"`
+	EndSessionEndpoint string `json:"end_session_endpoint,omitempty"`
 	// JWKSURI is the issuer followed by JWKSPath.
 	JWKSURI string `json:"jwks_uri"`
 	// IntrospectionEndpoint is the issuer followed by IntrospectionPath (RFC 8414 §2).
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
 	// RevocationEndpoint is the issuer followed by RevocationPath (RFC 8414 §2).
 	RevocationEndpoint string `json:"revocation_endpoint"`
+	// ResponseTypesSupported is ["code"] once AddAuthorization ran; Discovery §3 requires it of an
+	// OpenID provider, RFC 8414 §2 of a server with an authorization endpoint.
+	ResponseTypesSupported []string `json:"response_types_supported,omitempty"`
+	// CodeChallengeMethodsSupported holds the PKCE methods /connect/authorize accepts (RFC 8414 §2):
+	// S256, and plain when some client may use it.
+	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported,omitempty"`
+	// AuthorizationResponseIssParameterSupported says every authorization response carries iss
+	// (RFC 9207 §3).
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 	// GrantTypesSupported holds the wire grant_type of every grant some client may use; omitted
 	// when empty.
 	GrantTypesSupported []string `json:"grant_types_supported,omitempty"`
@@ -69,6 +91,21 @@ func NewMetadata(issuer string) Metadata {
 		RevocationEndpoint:    URL(issuer, RevocationPath),
 		SubjectTypesSupported: []string{"public"},
 	}
+}
+
+// AddAuthorization lists the endpoints a person's browser and a relying party use (authorize,
+// userinfo, end session) and what the authorization endpoint accepts. pkcePlain adds plain to the
+// PKCE methods, for a configuration where some client has pkce_plain.
+func (m *Metadata) AddAuthorization(pkcePlain bool) {
+	m.AuthorizationEndpoint = URL(m.Issuer, AuthorizePath)
+	m.UserinfoEndpoint = URL(m.Issuer, UserinfoPath)
+	m.EndSessionEndpoint = URL(m.Issuer, EndSessionPath)
+	m.ResponseTypesSupported = []string{"code"}
+	m.CodeChallengeMethodsSupported = []string{grants.PKCES256}
+	if pkcePlain {
+		m.CodeChallengeMethodsSupported = append(m.CodeChallengeMethodsSupported, grants.PKCEPlain)
+	}
+	m.AuthorizationResponseIssParameterSupported = true
 }
 
 // URL is the address of the endpoint at path for issuer. The issuer keeps any path it has

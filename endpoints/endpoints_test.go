@@ -22,7 +22,7 @@ func TestURL(t *testing.T) {
 	}
 }
 
-func testKeySet(t *testing.T, alg string) *tokens.KeySet {
+func testKeySet(t testing.TB, alg string) *tokens.KeySet {
 	t.Helper()
 	signer, err := tokens.GenerateKey(alg)
 	if err != nil {

@@ -1,0 +1,540 @@
+package endpoints
+
+import (
+	"errors"
+	"html/template"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/tokens"
+	"go.uber.org/zap"
+)
+
+// PagesConfig is what Pages is built from.
+type PagesConfig struct {
+	// Issuer is the iss of every token, sent as iss with every authorization response (RFC 9207)
+	// and required in an id_token_hint; required.
+	Issuer string
+	// Server knows the clients, checks passwords (grants.Server.SignIn, throttled) and issues
+	// codes; required.
+	Server *grants.Server
+	// DefaultIdentityProvider names the identity provider of a client without identity_providers:
+	// the first `users` block (grants.Config.IdentityProviders[0].Name); "" when there is none.
+	DefaultIdentityProvider string
+	// SessionKey signs session cookies and CSRF tokens (HMAC-SHA256): at least MinSessionKeyLen
+	// random bytes, the same on every instance and kept across restarts, or sessions end with it.
+	// Required.
+	SessionKey []byte
+	// SessionTTL is how long a sign-in lasts; zero means DefaultSessionTTL.
+	SessionTTL time.Duration
+	// Keys are the signing keys, to verify an id_token_hint at the end-session endpoint; required.
+	Keys func() *tokens.KeySet
+	// Template renders every page (sign-in, errors, signed out) from a Page; nil means the built-in
+	// one. A replacement must keep the sign-in form's contract, described at LoginForm.
+	Template *template.Template
+	// Logger gets server faults; nil means none.
+	Logger *zap.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Pages serves the endpoints a person's browser visits: the authorization endpoint with its
+// sign-in form, and the end-session endpoint.
+type Pages struct {
+	issuer     string
+	server     *grants.Server
+	defaultIdP string
+	sessionKey []byte
+	sessionTTL time.Duration
+	keys       func() *tokens.KeySet
+	tmpl       *template.Template
+	logger     *zap.Logger
+	now        func() time.Time
+	// authorizePath is where the sign-in form posts: the authorization endpoint under the issuer's
+	// path, never a URL the request supplied.
+	authorizePath string
+}
+
+// NewPages checks cfg and returns the pages.
+func NewPages(cfg PagesConfig) (*Pages, error) {
+	issuer, err := url.Parse(cfg.Issuer)
+	switch {
+	case cfg.Issuer == "" || err != nil:
+		return nil, errors.New("endpoints: a valid issuer is required")
+	case cfg.Server == nil || cfg.Keys == nil:
+		return nil, errors.New("endpoints: a grants server and the signing keys are required")
+	case len(cfg.SessionKey) < MinSessionKeyLen:
+		return nil, errors.New("endpoints: the session key must hold at least 32 bytes")
+	}
+	p := &Pages{
+		issuer:        cfg.Issuer,
+		server:        cfg.Server,
+		defaultIdP:    cfg.DefaultIdentityProvider,
+		sessionKey:    cfg.SessionKey,
+		sessionTTL:    cfg.SessionTTL,
+		keys:          cfg.Keys,
+		tmpl:          cfg.Template,
+		logger:        cfg.Logger,
+		now:           cfg.Now,
+		authorizePath: strings.TrimSuffix(issuer.Path, "/") + AuthorizePath,
+	}
+	if p.sessionTTL == 0 {
+		p.sessionTTL = DefaultSessionTTL
+	}
+	if p.tmpl == nil {
+		p.tmpl = builtinTemplate
+	}
+	if p.logger == nil {
+		p.logger = zap.NewNop()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return p, nil
+}
+
+// maxParamLen bounds each authorization parameter that is kept (state, nonce, login_hint...): real
+// ones are well under a kilobyte, and each ends up in a code, a cookie or a page.
+const maxParamLen = 4096
+
+// carriedParams are the authorization request's parameters that the sign-in form posts back as
+// hidden fields, to be validated again like a new request: the form never carries a return URL.
+var carriedParams = []string{
+	"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce",
+	"code_challenge", "code_challenge_method", "prompt", "max_age", "acr_values",
+}
+
+// The fields only a sign-in form posts.
+const (
+	fieldUsername = "username"
+	fieldPassword = "password"
+	fieldCSRF     = "csrf_token"
+)
+
+// authRequest is a validated authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2.1).
+type authRequest struct {
+	client      *grants.Client
+	redirectURI string
+	state       string
+	scope       []string
+	nonce       string
+	// challenge and method are the PKCE code_challenge and its method (RFC 7636 §4.3); empty
+	// without PKCE.
+	challenge, method string
+	promptNone        bool
+	// forceLogin: prompt=login or select_account, so a session does not answer the request.
+	forceLogin bool
+	// maxAge is max_age in seconds, -1 when absent.
+	maxAge    int64
+	loginHint string
+	acrValues string
+	// idps are the identity providers whose session answers the request, the first being the one a
+	// sign-in uses; tenant is the acr_values tenant, or "".
+	idps   []string
+	tenant string
+	// carried are the parameters the sign-in form posts back.
+	carried url.Values
+}
+
+// authError refuses an authorization request. With a redirectURI it goes back to the client as
+// RFC 6749 §4.1.2.1 says, code and description as error and error_description; without one the
+// client or its redirect_uri cannot be trusted, and the person sees description on an error page
+// instead: never a redirect to a URI the client did not register.
+type authError struct {
+	redirectURI string
+	state       string
+	code        string
+	description string
+}
+
+// Authorize serves GET and POST /connect/authorize: the authorization code flow (RFC 6749 §4.1)
+// with PKCE (RFC 7636) and OpenID Connect's parameters (OIDC Core §3.1.2), and a sign-in form for a
+// person without a session. The form posts back here.
+func (p *Pages) Authorize(w http.ResponseWriter, r *http.Request) {
+	params, ok := p.params(w, r)
+	if !ok {
+		return
+	}
+	// A POST that speaks of a password must come from a form this site served to this browser, or
+	// another site could sign a person in as someone else (login CSRF).
+	submitted := params.Has(fieldUsername) || params.Has(fieldPassword) || params.Has(fieldCSRF)
+	if submitted && (r.Method != http.MethodPost || !p.csrfOK(r, params.Get(fieldCSRF))) {
+		p.showError(w, http.StatusForbidden, "This sign-in form has expired or was not sent by this site. Go back to the application and try again.")
+		return
+	}
+	req, aerr := p.parseAuthorize(params)
+	if aerr != nil {
+		p.refuse(w, aerr)
+		return
+	}
+	if submitted {
+		p.signIn(w, r, req, params)
+		return
+	}
+	s, ok := p.readSession(r)
+	if !ok || !req.servedBy(s, p.now()) {
+		// OIDC Core §3.1.2.6: prompt=none may show nothing; the client learns that a sign-in is needed.
+		if req.promptNone {
+			p.refuse(w, req.fail("login_required", "the user is not signed in"))
+			return
+		}
+		p.showLogin(w, r, req, req.loginHint, "", http.StatusOK)
+		return
+	}
+	p.issueCode(w, r, req, s)
+}
+
+// maxFormBody bounds a POSTed authorization request, sign-in form or logout request: real ones
+// are a few kilobytes.
+const maxFormBody = 64 << 10
+
+// params reads a request's parameters: a GET's from its query, a POST's from its form-encoded body
+// only, never the two merged (OIDC Core §3.1.2.1 and RP-Initiated Logout §2 accept both methods).
+// On failure it answers and returns false.
+func (p *Pages) params(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	raw := r.URL.RawQuery
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mediaType != "application/x-www-form-urlencoded" {
+			p.showError(w, http.StatusBadRequest, "The request must be a form.")
+			return nil, false
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+		if err != nil {
+			p.showError(w, http.StatusRequestEntityTooLarge, "The request is too large.")
+			return nil, false
+		}
+		raw = string(body)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		p.showError(w, http.StatusMethodNotAllowed, "This address takes GET and POST.")
+		return nil, false
+	}
+	// ParseQuery, unlike URL.Query, refuses what it cannot decode ("%zz", ";") instead of dropping
+	// it, so a parameter cannot be hidden from one reader and seen by another.
+	values, err := url.ParseQuery(raw)
+	if err != nil {
+		p.showError(w, http.StatusBadRequest, "The request is malformed.")
+		return nil, false
+	}
+	return values, true
+}
+
+// single returns a parameter sent at most once. RFC 6749 §3.1: a parameter sent without a value is
+// treated as omitted, and none may be sent twice (repeated is then true).
+func single(params url.Values, name string) (value string, repeated bool) {
+	vs := params[name]
+	if len(vs) > 1 {
+		return "", true
+	}
+	if len(vs) == 1 {
+		return vs[0], false
+	}
+	return "", false
+}
+
+// parseAuthorize validates an authorization request against its client. Until client_id and
+// redirect_uri are known good, errors are for the person (RFC 6749 §4.1.2.1, SPEC); after that,
+// they go back to the client.
+func (p *Pages) parseAuthorize(params url.Values) (*authRequest, *authError) {
+	clientID, repeated := single(params, "client_id")
+	if clientID == "" || repeated {
+		return nil, &authError{description: "The application did not say which application it is (client_id)."}
+	}
+	client, known := p.server.Client(clientID)
+	if !known {
+		return nil, &authError{description: "The application is not registered here."}
+	}
+	redirectURI, repeated := single(params, "redirect_uri")
+	switch {
+	case repeated:
+		return nil, &authError{description: "The request names more than one redirect URI."}
+	case redirectURI == "" && len(client.RedirectURIs) == 1:
+		// RFC 6749 §3.1.2.3: a client with one registered redirection URI may leave it out.
+		redirectURI = client.RedirectURIs[0]
+	case redirectURI == "":
+		return nil, &authError{description: "The request does not say where to return (redirect_uri)."}
+	case !slices.Contains(client.RedirectURIs, redirectURI):
+		// RFC 9700 §2.1 / RFC 6749 §3.1.2.2: byte for byte, so no case, path, query or fragment
+		// variant of a registered URI passes (fosite CVE-2020-15234, CVE-2020-15233).
+		return nil, &authError{description: "The application asked to return to an address it has not registered."}
+	}
+	req := &authRequest{client: client, redirectURI: redirectURI, maxAge: -1, carried: url.Values{}}
+	if state, repeated := single(params, "state"); !repeated && len(state) <= maxParamLen {
+		req.state = state
+	}
+	for _, name := range carriedParams {
+		vs := params[name]
+		if len(vs) > 1 {
+			return nil, req.fail("invalid_request", name+" is repeated")
+		}
+		if len(vs) == 1 && len(vs[0]) > maxParamLen {
+			return nil, req.fail("invalid_request", name+" is too long")
+		}
+		if len(vs) == 1 && vs[0] != "" {
+			req.carried.Set(name, vs[0])
+		}
+	}
+	return req, req.validate(p, params)
+}
+
+// fail refuses req with an error that goes back to its client.
+func (req *authRequest) fail(code, description string) *authError {
+	return &authError{redirectURI: req.redirectURI, state: req.state, code: code, description: description}
+}
+
+// validate checks what req's client asked for, once its redirect URI is trusted.
+func (req *authRequest) validate(p *Pages, params url.Values) *authError {
+	get := req.carried.Get
+	// OIDC Core §6: request objects are not supported, and say so with their own codes.
+	if params.Get("request") != "" {
+		return req.fail("request_not_supported", "request objects are not supported")
+	}
+	if params.Get("request_uri") != "" {
+		return req.fail("request_uri_not_supported", "request_uri is not supported")
+	}
+	switch rt := get("response_type"); {
+	case rt == "":
+		return req.fail("invalid_request", "response_type is missing")
+	case rt != "code":
+		return req.fail("unsupported_response_type", "only response_type=code is supported")
+	}
+	if mode := get("response_mode"); mode != "" && mode != "query" {
+		return req.fail("invalid_request", "only response_mode=query is supported")
+	}
+	if !slices.Contains(req.client.Grants, "authorization_code") {
+		return req.fail("unauthorized_client", "the client may not use the authorization code grant")
+	}
+	var desc string
+	if req.scope, desc = requestedScope(get("scope"), req.client.Scopes); desc != "" {
+		return req.fail("invalid_scope", desc)
+	}
+	if err := req.pkce(get("code_challenge"), get("code_challenge_method")); err != nil {
+		return err
+	}
+	if err := req.prompt(get("prompt")); err != nil {
+		return err
+	}
+	if v := get("max_age"); v != "" {
+		age, err := strconv.ParseInt(v, 10, 64)
+		if strings.TrimLeft(v, "0123456789") != "" || err != nil {
+			return req.fail("invalid_request", "max_age is not a non-negative integer")
+		}
+		req.maxAge = age
+	}
+	req.nonce = get("nonce")
+	req.acrValues = get("acr_values")
+	if hint, repeated := single(params, "login_hint"); !repeated && len(hint) <= maxParamLen {
+		req.loginHint = hint
+	}
+	return req.identityProviders(p.defaultIdP)
+}
+
+// requestedScope is the scope of the code: what was asked for when every part of it is a valid
+// scope-token (RFC 6749 §3.3) the client may have, or all the client may have when it asks for
+// nothing (IdentityServer's rule, as at the token endpoint). desc explains a refusal.
+func requestedScope(param string, allowed []string) (scope []string, desc string) {
+	for _, token := range strings.Split(param, " ") {
+		if token == "" || slices.Contains(scope, token) {
+			continue
+		}
+		for i := 0; i < len(token); i++ {
+			if c := token[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
+				return nil, "the scope holds a character RFC 6749 section 3.3 does not allow"
+			}
+		}
+		if !slices.Contains(allowed, token) {
+			return nil, "the scope " + token + " is not allowed for this client"
+		}
+		scope = append(scope, token)
+	}
+	if len(scope) == 0 {
+		if len(allowed) == 0 {
+			return nil, "the client has no scope to grant"
+		}
+		return allowed, ""
+	}
+	return scope, ""
+}
+
+// pkce checks the code challenge (RFC 7636 §4.3, §4.4.1): required of a public client, whose code
+// anyone who intercepts it could redeem otherwise (dex CVE-2022-39222); plain only for a client
+// registered with pkce_plain (RFC 9700 §2.1.1).
+func (req *authRequest) pkce(challenge, method string) *authError {
+	if challenge == "" {
+		switch {
+		case method != "":
+			return req.fail("invalid_request", "code_challenge_method without code_challenge")
+		case req.client.Public:
+			return req.fail("invalid_request", "code_challenge is required (PKCE)")
+		}
+		return nil
+	}
+	if method == "" {
+		// RFC 7636 §4.3: a missing method means plain.
+		method = grants.PKCEPlain
+	}
+	switch method {
+	case grants.PKCES256:
+		// The base64url encoding of a SHA-256 hash: 43 characters, no padding (RFC 7636 §4.2).
+		if len(challenge) != 43 || !base64URLChars(challenge) {
+			return req.fail("invalid_request", "code_challenge is not a base64url SHA-256 hash")
+		}
+	case grants.PKCEPlain:
+		if !req.client.PKCEPlain {
+			return req.fail("invalid_request", "code_challenge_method plain is not allowed; use S256")
+		}
+		if len(challenge) < 43 || len(challenge) > 128 || !unreservedChars(challenge) {
+			return req.fail("invalid_request", "code_challenge is not 43 to 128 unreserved characters")
+		}
+	default:
+		return req.fail("invalid_request", "code_challenge_method is not supported")
+	}
+	req.challenge, req.method = challenge, method
+	return nil
+}
+
+func base64URLChars(s string) bool {
+	return strings.TrimLeft(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+}
+
+// unreservedChars: RFC 7636 §4.1's [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+func unreservedChars(s string) bool {
+	return strings.TrimLeft(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == ""
+}
+
+// prompt reads OIDC Core §3.1.2.1's prompt. consent is satisfied as it is: the clients are first
+// party, their consent given by registration.
+func (req *authRequest) prompt(param string) *authError {
+	values := strings.Fields(param)
+	for _, v := range values {
+		switch v {
+		case "none":
+			req.promptNone = true
+		case "login", "select_account":
+			req.forceLogin = true
+		case "consent":
+		default:
+			return req.fail("invalid_request", "prompt holds an unknown value")
+		}
+	}
+	if req.promptNone && len(values) > 1 {
+		return req.fail("invalid_request", "prompt=none cannot be combined with another value")
+	}
+	return nil
+}
+
+// identityProviders reads acr_values (idp:<name>, tenant:<name>) as grants.Server.SignIn does, and
+// decides which identity providers' sessions may answer: the one named, which the client must be
+// allowed, or any the client may use, its first being the one a sign-in uses.
+func (req *authRequest) identityProviders(defaultIdP string) *authError {
+	var named string
+	for _, v := range strings.Fields(req.acrValues) {
+		if name, ok := strings.CutPrefix(v, "idp:"); ok {
+			named = name
+		} else if name, ok := strings.CutPrefix(v, "tenant:"); ok {
+			req.tenant = name
+		}
+	}
+	allowed := req.client.IdentityProviders
+	if len(allowed) == 0 && defaultIdP != "" {
+		allowed = []string{defaultIdP}
+	}
+	switch {
+	case named != "" && !slices.Contains(allowed, named):
+		return req.fail("invalid_request", "the identity provider is not available to this client")
+	case named != "":
+		req.idps = []string{named}
+	case len(allowed) == 0:
+		return req.fail("invalid_request", "no identity provider is available to this client")
+	default:
+		req.idps = allowed
+	}
+	return nil
+}
+
+// servedBy reports whether the session s answers req without a password: no prompt=login, recent
+// enough for max_age (OIDC Core §3.1.2.1), from an identity provider the request accepts, and in the
+// tenant it names.
+func (req *authRequest) servedBy(s *session, now time.Time) bool {
+	switch {
+	case req.forceLogin:
+		return false
+	case req.maxAge >= 0 && now.Unix()-s.AuthTime > req.maxAge:
+		return false
+	case !slices.Contains(req.idps, s.IdP):
+		return false
+	case req.tenant != "" && s.tenant() != req.tenant:
+		return false
+	}
+	return true
+}
+
+// issueCode sends the browser back to the client with a code for the person of session s (RFC 6749
+// §4.1.2).
+func (p *Pages) issueCode(w http.ResponseWriter, r *http.Request, req *authRequest, s *session) {
+	code, err := p.server.IssueCode(r.Context(), grants.CodeGrant{
+		ClientID:        req.client.ID,
+		RedirectURI:     req.redirectURI,
+		Scope:           req.scope,
+		Nonce:           req.nonce,
+		CodeChallenge:   req.challenge,
+		ChallengeMethod: req.method,
+		Subject:         s.Subject,
+		Claims:          s.Claims,
+		AuthTime:        time.Unix(s.AuthTime, 0),
+	})
+	if err != nil {
+		p.logger.Error("issuing an authorization code failed", zap.Error(err))
+		p.refuse(w, req.fail("temporarily_unavailable", "the service is temporarily unavailable; retry later"))
+		return
+	}
+	p.respond(w, req.redirectURI, req.state, url.Values{"code": {code}})
+}
+
+// refuse answers a refused authorization request: back to the client when its redirect URI is
+// trusted, else on an error page.
+func (p *Pages) refuse(w http.ResponseWriter, e *authError) {
+	if e.redirectURI == "" {
+		p.showError(w, http.StatusBadRequest, e.description)
+		return
+	}
+	p.respond(w, e.redirectURI, e.state, url.Values{"error": {e.code}, "error_description": {e.description}})
+}
+
+// respond redirects to the client's redirect URI with an authorization response: params, state
+// (RFC 6749 §4.1.2), and iss (RFC 9207 §2, against mix-up attacks).
+func (p *Pages) respond(w http.ResponseWriter, redirectURI, state string, params url.Values) {
+	if state != "" {
+		params.Set("state", state)
+	}
+	params.Set("iss", p.issuer)
+	redirect(w, redirectURI, params)
+}
+
+// redirect sends the browser to the registered URI to, with params added to the query it already
+// has (RFC 6749 §3.1.2: that query must be kept).
+func redirect(w http.ResponseWriter, to string, params url.Values) {
+	sep := "?"
+	if strings.Contains(to, "?") {
+		sep = "&"
+	}
+	if len(params) > 0 {
+		to += sep + params.Encode()
+	}
+	h := w.Header()
+	h.Set("Location", to)
+	h.Set("Cache-Control", "no-store")
+	// The code and state must not leak to the next site through Referer.
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(http.StatusFound)
+}

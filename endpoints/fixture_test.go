@@ -1,0 +1,336 @@
+package endpoints
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/gate"
+	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// fixture serves the pages, the token endpoint and userinfo over a real HTTP server, on a memory
+// store, with a clock the test moves. Its clients:
+//   - web: confidential ("web-secret"), authorization_code and refresh_token, two redirect URIs
+//     (one with a query), a post-logout URI, identity providers main and partners, claim tier=gold
+//   - spa: public, one redirect URI, a post-logout URI
+//   - native: public with pkce_plain, a custom-scheme redirect URI
+//   - pwonly: the password grant only, though it registered a redirect URI
+//   - partner: only the partners identity provider
+//
+// Users: alice (main; profile and email claims, department, tenants acme and globex), carol
+// (main), bob (partners).
+type fixture struct {
+	t      testing.TB
+	srv    *httptest.Server
+	issuer string
+	grants *grants.Server
+	pages  *Pages
+	store  *store.Memory
+	deny   *gate.DenyList
+	keys   *tokens.KeySet
+	minter *tokens.Minter
+	key    []byte
+
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *fixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+func hash(t testing.TB, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0), key: []byte(strings.Repeat("k", MinSessionKeyLen))}
+	mux := http.NewServeMux()
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	f.issuer = f.srv.URL
+	f.build(t, f.issuer)
+	meta := NewMetadata(f.issuer)
+	meta.AddAuthorization(false)
+	meta.IDTokenSigningAlgValuesSupported = []string{tokens.ES256}
+	mux.Handle(DiscoveryPath, Discovery(meta))
+	mux.Handle(JWKSPath, JWKS(f.keySet))
+	mux.HandleFunc(AuthorizePath, f.pages.Authorize)
+	mux.Handle(TokenPath, f.grants)
+	return f
+}
+
+func (f *fixture) keySet() *tokens.KeySet { return f.keys }
+
+// build makes the grants server and the pages for issuer.
+func (f *fixture) build(t testing.TB, issuer string) {
+	t.Helper()
+	f.store = store.NewMemory(f.clock)
+	f.deny = gate.NewDenyList(f.store, f.clock)
+	f.keys = testKeySet(t, tokens.ES256)
+	f.minter = tokens.NewMinter(issuer, f.keySet, f.clock)
+	main, err := identity.NewStatic([]identity.StaticUser{
+		{Username: "alice", Hash: hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
+			"name": "Alice Liddell", "given_name": "Alice", "email": "alice@example.com", "department": "research"}},
+		{Username: "carol", Hash: hash(t, "carol-pw")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partners, err := identity.NewStatic([]identity.StaticUser{{Username: "bob", Hash: hash(t, "bob-pw")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := grants.NewSecret("web-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwSecret, err := grants.NewSecret("pw-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := []string{"authorization_code", "refresh_token"}
+	f.grants, err = grants.New(grants.Config{
+		Issuer: issuer,
+		Clients: []*grants.Client{
+			{ID: "web", Secrets: []*grants.Secret{secret}, Grants: code, Audience: []string{"api"},
+				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},
+				RedirectURIs:           []string{"https://web.example.com/cb", "https://web.example.com/cb2?x=1"},
+				PostLogoutRedirectURIs: []string{"https://web.example.com/bye"}, Claims: map[string]string{"tier": "gold"},
+				IdentityProviders: []string{"main", "partners"}},
+			{ID: "spa", Public: true, Grants: code, Scopes: []string{"openid", "profile"},
+				RedirectURIs: []string{"https://spa.example.com/cb"}, PostLogoutRedirectURIs: []string{"https://spa.example.com/bye"}},
+			{ID: "native", Public: true, PKCEPlain: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"com.example.app:/cb"}},
+			{ID: "pwonly", Secrets: []*grants.Secret{pwSecret}, Grants: []string{"password"}, Scopes: []string{"api.read"},
+				RedirectURIs: []string{"https://pw.example.com/cb"}},
+			{ID: "partner", Public: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"https://partner.example.com/cb"},
+				IdentityProviders: []string{"partners"}},
+		},
+		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
+		Store:             f.store,
+		Minter:            f.minter,
+		Verifier:          tokens.NewVerifier(issuer, f.keySet, f.clock),
+		OnRevoke:          func(ctx context.Context) { f.deny.Sync(ctx) },
+		Revoked:           f.deny.Revoked,
+		Now:               f.clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.pages, err = NewPages(PagesConfig{
+		Issuer:                  issuer,
+		Server:                  f.grants,
+		DefaultIdentityProvider: "main",
+		SessionKey:              f.key,
+		Keys:                    f.keySet,
+		Now:                     f.clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// browser is one person's browser: its own cookies, and redirects left for the test to read.
+type browser struct {
+	f   *fixture
+	jar *cookiejar.Jar
+	hc  *http.Client
+}
+
+func (f *fixture) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{f: f, jar: jar, hc: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// page is a response as the test reads it.
+type page struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (b *browser) do(req *http.Request) *page {
+	b.f.t.Helper()
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		b.f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return &page{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+func (b *browser) get(path string, params url.Values) *page {
+	b.f.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.f.srv.URL+path+"?"+params.Encode(), nil)
+	if err != nil {
+		b.f.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+func (b *browser) post(path string, form url.Values) *page {
+	b.f.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.f.srv.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.f.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// authorize sends the authorization request params.
+func (b *browser) authorize(params url.Values) *page { return b.get(AuthorizePath, params) }
+
+// signIn fills in the form on p and submits it.
+func (b *browser) signIn(p *page, username, password string) *page {
+	b.f.t.Helper()
+	form := p.form(b.f.t)
+	form.Set("username", username)
+	form.Set("password", password)
+	return b.post(AuthorizePath, form)
+}
+
+var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+
+// form returns the hidden fields of the sign-in form on p, failing when p is not the form.
+func (p *page) form(t testing.TB) url.Values {
+	t.Helper()
+	if p.status != http.StatusOK && p.status != http.StatusUnauthorized && p.status != http.StatusTooManyRequests && p.status != http.StatusBadRequest ||
+		!strings.Contains(p.body, `<input type="password"`) {
+		t.Fatalf("want the sign-in form, got %d %s", p.status, p.body)
+	}
+	form := url.Values{}
+	for _, m := range hiddenField.FindAllStringSubmatch(p.body, -1) {
+		form.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	return form
+}
+
+func (p *page) isForm() bool {
+	return strings.Contains(p.body, `<input type="password"`)
+}
+
+// location parses the redirect of p, failing when p is not a redirect.
+func (p *page) location(t testing.TB) *url.URL {
+	t.Helper()
+	if p.status != http.StatusFound {
+		t.Fatalf("want a redirect, got %d %s", p.status, p.body)
+	}
+	u, err := url.Parse(p.header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// base is a redirect location without its query: where it goes.
+func base(u *url.URL) string {
+	c := *u
+	c.RawQuery = ""
+	return c.String()
+}
+
+const verifier = "a-code-verifier-of-43-characters-or-more-0123456789"
+
+func s256(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// webRequest is a valid authorization request of the web client, with PKCE.
+func webRequest(kv ...string) url.Values {
+	v := url.Values{
+		"client_id":             {"web"},
+		"redirect_uri":          {"https://web.example.com/cb"},
+		"response_type":         {"code"},
+		"scope":                 {"openid profile email api.read"},
+		"state":                 {"st-123"},
+		"nonce":                 {"n-456"},
+		"code_challenge":        {s256(verifier)},
+		"code_challenge_method": {"S256"},
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			v.Del(kv[i])
+		} else {
+			v.Set(kv[i], kv[i+1])
+		}
+	}
+	return v
+}
+
+// signedIn returns a browser where alice has signed in through the web client.
+func (f *fixture) signedIn() *browser {
+	f.t.Helper()
+	b := f.browser()
+	got := b.signIn(b.authorize(webRequest()), "alice", "alice-pw")
+	got.location(f.t)
+	return b
+}
+
+// redeem exchanges code at the token endpoint as the web client.
+func (f *fixture) redeem(code, redirectURI, codeVerifier string) (int, map[string]any) {
+	f.t.Helper()
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}, "code_verifier": {codeVerifier}}
+	req := httptest.NewRequest(http.MethodPost, TokenPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("web", "web-secret")
+	rec := httptest.NewRecorder()
+	f.grants.ServeHTTP(rec, req)
+	var body map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &body)
+	return rec.Code, body
+}
+
+// jwtClaims decodes a JWT's payload without verifying it.
+func jwtClaims(t testing.TB, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", raw)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}

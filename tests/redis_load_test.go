@@ -29,6 +29,7 @@ type refreshLoad struct {
 	ok          int
 	unavailable int           // 503 temporarily_unavailable answers
 	slowest     time.Duration // the slowest 503
+	spans       [][2]time.Time // when each answered request was sent and answered
 	failures    []string      // lost tokens (any other answer), doubled tokens, transport failures
 }
 
@@ -69,6 +70,8 @@ func (l *refreshLoad) work(w int) {
 func (l *refreshLoad) book(w int, c *Caddy, current string, ans tokenAnswer, err error) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	answered := time.Now()
+	l.spans = append(l.spans, [2]time.Time{answered.Add(-ans.Took), answered})
 	switch {
 	case err != nil:
 		l.failures = append(l.failures, fmt.Sprintf("worker %d at %s: %v", w, c.Base, err))
@@ -131,7 +134,11 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 
 	t.Logf("Redis down %v; %d rotations, %d answers 503 (slowest %v)", up.Sub(down).Round(time.Millisecond),
 		load.ok, load.unavailable, load.slowest.Round(time.Millisecond))
-	if load.unavailable == 0 {
+	// A refresh in flight when Redis died may be answered 200 once it is back (the token endpoint
+	// repeats a rotation whose outcome it does not know), so what proves the outage was met is a
+	// request that overlapped it, whatever its answer.
+	met := slices.ContainsFunc(load.spans, func(span [2]time.Time) bool { return span[0].Before(up) && span[1].After(down) })
+	if !met {
 		t.Error("no refresh of the load met the outage: the test tested nothing")
 	}
 	if load.slowest > outageBound {

@@ -87,6 +87,7 @@ func newFixture(t testing.TB) *fixture {
 	mux.Handle(DiscoveryPath, Discovery(meta))
 	mux.Handle(JWKSPath, JWKS(f.keySet))
 	mux.HandleFunc(AuthorizePath, f.pages.Authorize)
+	mux.HandleFunc(EndSessionPath, f.pages.EndSession)
 	mux.Handle(TokenPath, f.grants)
 	return f
 }
@@ -315,6 +316,20 @@ func (f *fixture) redeem(code, redirectURI, codeVerifier string) (int, map[strin
 	var body map[string]any
 	json.Unmarshal(rec.Body.Bytes(), &body)
 	return rec.Code, body
+}
+
+// accessToken mints an access token for alice, as the token endpoint would for the web client.
+func (f *fixture) accessToken(scope, gid string) string {
+	f.t.Helper()
+	raw, _, _, err := f.minter.AccessToken(tokens.AccessToken{
+		Subject: "alice", ClientID: "web", Scope: scope, GrantID: gid, Audience: []string{"api"}, TTL: time.Hour,
+		Claims: map[string]any{"tier": "gold", "name": "Alice Liddell", "given_name": "Alice", "email": "alice@example.com",
+			"email_verified": true, "department": "research", "tenant": "acme"},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return raw
 }
 
 // jwtClaims decodes a JWT's payload without verifying it.

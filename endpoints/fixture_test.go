@@ -81,6 +81,12 @@ func newFixture(t testing.TB) *fixture {
 	t.Cleanup(f.srv.Close)
 	f.issuer = f.srv.URL
 	f.build(t, f.issuer)
+	userinfo := Userinfo(&gate.Gate{
+		Verifier:  tokens.NewVerifier(f.issuer, f.keySet, f.clock),
+		Deny:      f.deny,
+		Realm:     f.issuer,
+		Audiences: map[string]bool{f.issuer: true, "api": true},
+	}, f.grants.Client)
 	meta := NewMetadata(f.issuer)
 	meta.AddAuthorization(false)
 	meta.IDTokenSigningAlgValuesSupported = []string{tokens.ES256}
@@ -89,6 +95,7 @@ func newFixture(t testing.TB) *fixture {
 	mux.HandleFunc(AuthorizePath, f.pages.Authorize)
 	mux.HandleFunc(EndSessionPath, f.pages.EndSession)
 	mux.Handle(TokenPath, f.grants)
+	mux.Handle(UserinfoPath, userinfo)
 	return f
 }
 

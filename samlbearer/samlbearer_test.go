@@ -247,6 +247,9 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(f.idp.signXML(t, setAttr(scdPath, "Recipient", testRecipient+"/")))
 		}, "Recipient is not this token endpoint"},
 		{"no Recipient", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, removeAttr(scdPath, "Recipient"))) }, "Recipient is not this token endpoint"},
+		{"Recipient only under a prefix", func(t *testing.T, f *fixture) string {
+			return b64(f.idp.signXML(t, removeAttr(scdPath, "Recipient"), setAttr(scdPath, "xmlns:x", "urn:x"), setAttr(scdPath, "x:Recipient", testRecipient)))
+		}, "Recipient is not this token endpoint"},
 		{"SubjectConfirmationData expired", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-time.Minute))))
 		}, "SubjectConfirmationData has expired"},
@@ -327,6 +330,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"EncryptedID instead of NameID", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, remove(nameIDPath), addXML("./saml:Subject", `<saml:EncryptedID/>`)))
 		}, "holds 0 NameID"},
+		{"a second NameID", func(t *testing.T, f *fixture) string {
+			return b64(f.idp.signXML(t, addXML("./saml:Subject", `<saml:NameID>admin@example.com</saml:NameID>`)))
+		}, "holds 2 NameID"},
 		{"empty NameID", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, setText(nameIDPath, ""))) }, "NameID is empty"},
 		{"line feed in the NameID", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, setText(nameIDPath, testSubject+"\nX-Admin: 1")))

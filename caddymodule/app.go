@@ -2,8 +2,11 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"html/template"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +25,7 @@ import (
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/keys"
+	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -86,6 +90,10 @@ type App struct {
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
 	// DeviceCodeTTL is the lifetime of device codes. Default: 300s. At least 1s.
 	DeviceCodeTTL caddy.Duration `json:"device_code_ttl,omitempty"`
+
+	// LoginTemplate is an html/template file that replaces the built-in sign-in page; it receives
+	// an endpoints.Page. Default: the built-in page.
+	LoginTemplate string `json:"login_template,omitempty"`
 
 	// Clients are the registered clients. Default: none.
 	Clients []*ClientConfig `json:"clients,omitempty"`
@@ -273,9 +281,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	pages, err := a.buildPages(ctx, idps, keysNow)
+	if err != nil {
+		return err
+	}
+	// userinfo refuses exactly what bearer_auth refuses, and then needs openid.
+	userinfoGate, err := a.Gate(gate.Requirements{})
+	if err != nil {
+		return err
+	}
+
 	// The endpoints live under the issuer's path, where the discovery document says they are.
 	prefix := strings.TrimSuffix(issuer.Path, "/")
 	a.routes = map[string]http.Handler{
+		prefix + endpoints.AuthorizePath:     http.HandlerFunc(pages.Authorize),
+		prefix + endpoints.EndSessionPath:    http.HandlerFunc(pages.EndSession),
+		prefix + endpoints.UserinfoPath:      endpoints.Userinfo(userinfoGate, a.server.Client),
 		prefix + endpoints.TokenPath:         a.server,
 		prefix + endpoints.IntrospectionPath: http.HandlerFunc(a.server.Introspect),
 		prefix + endpoints.RevocationPath:    http.HandlerFunc(a.server.Revoke),
@@ -290,6 +311,62 @@ func (a *App) Provision(ctx caddy.Context) error {
 		zap.String("alg", signing.Alg),
 		zap.Int("clients", len(clients)))
 	return nil
+}
+
+// buildPages builds the sign-in, authorize and end-session pages.
+func (a *App) buildPages(ctx context.Context, idps []grants.IdentityProvider, keysNow func() *tokens.KeySet) (*endpoints.Pages, error) {
+	sessionKey, err := a.sessionKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var tmpl *template.Template
+	if a.LoginTemplate != "" {
+		if tmpl, err = template.ParseFiles(a.LoginTemplate); err != nil {
+			return nil, fmt.Errorf("login_template: %w", err)
+		}
+	}
+	var defaultIdP string
+	if len(idps) > 0 {
+		defaultIdP = idps[0].Name
+	}
+	return endpoints.NewPages(endpoints.PagesConfig{
+		Issuer:                  a.Issuer,
+		Server:                  a.server,
+		DefaultIdentityProvider: defaultIdP,
+		SessionKey:              sessionKey,
+		Keys:                    keysNow,
+		Template:                tmpl,
+		Logger:                  a.logger,
+		Now:                     a.now,
+	})
+}
+
+// sessionKeySlot holds the key that signs session cookies and CSRF tokens. It lives beside the
+// signing keys (create-if-absent, then read back) so every instance and every restart agree, and a
+// restart does not sign everybody out.
+const sessionKeySlot = "session/hmac"
+
+// sessionKeyPEMType marks the raw key bytes in the slot's PEM field.
+const sessionKeyPEMType = "TOKENGATE SESSION KEY"
+
+func (a *App) sessionKey(ctx context.Context) ([]byte, error) {
+	fresh := make([]byte, endpoints.MinSessionKeyLen)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	stored, err := a.shared.store.AddSigningKey(ctx, sessionKeySlot, store.SigningKey{
+		ID:  "session",
+		Alg: "HS256",
+		PEM: pem.EncodeToMemory(&pem.Block{Type: sessionKeyPEMType, Bytes: fresh}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session key: %w", err)
+	}
+	block, _ := pem.Decode(stored.PEM)
+	if block == nil || block.Type != sessionKeyPEMType || len(block.Bytes) < endpoints.MinSessionKeyLen {
+		return nil, errors.New("session key: the store holds something else in " + sessionKeySlot)
+	}
+	return block.Bytes, nil
 }
 
 // setDefaults fills in what the configuration left out.
@@ -619,6 +696,7 @@ func (a *App) metadata() endpoints.Metadata {
 			}
 		}
 	}
+	meta.AddAuthorization(slices.ContainsFunc(a.Clients, func(c *ClientConfig) bool { return c.PKCEPlain }))
 	meta.GrantTypesSupported = grantTypes.sorted()
 	meta.ScopesSupported = scopes.sorted()
 	meta.TokenEndpointAuthMethodsSupported = methods.sorted()

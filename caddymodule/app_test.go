@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -153,12 +154,15 @@ func TestHandlerRoutes(t *testing.T) {
 		{http.MethodGet, "/connect/token", http.StatusMethodNotAllowed, false},
 		{http.MethodGet, "/connect/introspect", http.StatusMethodNotAllowed, false},
 		{http.MethodGet, "/connect/revocation", http.StatusMethodNotAllowed, false},
+		// An authorization request without a client is the error page's, never the next handler's.
+		{http.MethodGet, "/connect/authorize", http.StatusBadRequest, false},
+		{http.MethodGet, "/connect/userinfo", http.StatusUnauthorized, false},
 		// Everything else is the next handler's: a flat site block keeps working.
 		{http.MethodGet, "/", http.StatusTeapot, true},
 		{http.MethodGet, "/api/things", http.StatusTeapot, true},
 		{http.MethodPost, "/connect/token/", http.StatusTeapot, true},
 		{http.MethodGet, "/.well-known/openid-configuration/", http.StatusTeapot, true},
-		{http.MethodGet, "/connect/authorize", http.StatusTeapot, true},
+		{http.MethodGet, "/connect/deviceauthorization", http.StatusTeapot, true},
 	} {
 		rec, passed := serve(app, httptest.NewRequest(tc.method, tc.path, nil))
 		if rec.Code != tc.status || passed != tc.passed {
@@ -310,8 +314,9 @@ func TestSigningKeyFile(t *testing.T) {
 		t.Errorf("signing key = %q %q, want k1 RS256", key.ID, key.Alg)
 	}
 	keys, err := app.shared.store.SigningKeys(context.Background())
+	delete(keys, sessionKeySlot)
 	if err != nil || len(keys) != 0 {
-		t.Errorf("store keys = %v, %v; want none: a key file is never stored", keys, err)
+		t.Errorf("store keys = %v, %v; want none but the session key: a key file is never stored", keys, err)
 	}
 	// Nor rotated: nothing runs, and it signs whenever asked, alone in the JWKS.
 	if err := app.Start(); err != nil {
@@ -450,5 +455,19 @@ func TestGateAudienceMustBeIssued(t *testing.T) {
 		if _, err := app.Gate(gate.Requirements{Audience: tc.audience}); (err == nil) != tc.ok {
 			t.Errorf("Gate(audience %q) error = %v, want ok %v", tc.audience, err, tc.ok)
 		}
+	}
+}
+
+// The session key is made once and read back, so a restart (or another instance) keeps everybody
+// signed in, and the authorize endpoint is served.
+func TestSessionKeyIsKeptInTheStore(t *testing.T) {
+	app := provision(t, `{"issuer": "https://auth.example", "store": {"backend": "memory"}}`)
+	first, err := app.sessionKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := app.sessionKey(context.Background())
+	if err != nil || !bytes.Equal(first, again) || len(first) < 32 {
+		t.Fatalf("session key = %x then %x, %v; want the same 32+ bytes twice", first, again, err)
 	}
 }

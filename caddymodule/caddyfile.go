@@ -27,7 +27,7 @@ func init() {
 
 // notYet are options of the SPEC that later releases implement; naming them gets a clearer error
 // than "unrecognized".
-var notYet = []string{"trust", "saml_trust", "grant", "login_template", "jwks_file", "jwks_uri"}
+var notYet = []string{"trust", "saml_trust", "grant", "jwks_file", "jwks_uri"}
 
 // parseGlobalOption parses the tokengate global option into the tokengate app. Syntax:
 //
@@ -40,6 +40,7 @@ var notYet = []string{"trust", "saml_trust", "grant", "login_template", "jwks_fi
 //	    access_token_ttl | refresh_token_ttl | code_ttl | device_code_ttl <duration>
 //	    client <client_id> { ... }
 //	    users <name> { ... }
+//	    login_template <file>
 //	}
 //
 // Mistakes are reported with the line they are on.
@@ -77,6 +78,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			idpRefs = append(idpRefs, refs...)
 		case "users":
 			err = parseUsers(d.NewFromNextSegment(), app)
+		case "login_template":
+			app.LoginTemplate, err = singleArg(d)
 		default:
 			err = unrecognized(d)
 		}

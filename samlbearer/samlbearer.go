@@ -197,8 +197,22 @@ func (v *Verifier) Verify(ctx context.Context, param string) (Claims, error) {
 	return claims, nil
 }
 
-// invalid returns an error wrapping ErrInvalid. Reasons never quote the assertion: callers may
-// pass them on as error_description, which RFC 6749 §5.2 limits to plain ASCII.
+// maxReason bounds the reason an error gives.
+const maxReason = 200
+
+// invalid returns an error wrapping ErrInvalid. Callers may pass the reason on as
+// error_description, and parts of it come from the assertion (an element's name, goxmldsig's
+// words on an algorithm URI), so it is bounded and cut to RFC 6749 §5.2's characters: a quote,
+// a backslash, a control or non-ASCII byte becomes "?".
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	reason := []byte(fmt.Sprintf(format, args...))
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	for i, c := range reason {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			reason[i] = '?'
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, reason)
 }

@@ -130,6 +130,9 @@ func TestVerifyRefuses(t *testing.T) {
 		}, "does not verify"},
 		{"signed by another trusted issuer's key", func(t *testing.T, f *fixture) string { return b64(f.other.signXML(t)) }, "does not verify"},
 		{"certificate expired", func(t *testing.T, f *fixture) string { return b64(f.expired.signXML(t)) }, "Cert is not valid at this time"},
+		{"unknown signature method, quoted", func(t *testing.T, f *fixture) string {
+			return b64(strings.Replace(f.idp.signXML(t), dsig.RSASHA256SignatureMethod, `urn:x&quot;\é`, 1))
+		}, "Unknown signature method: urn:x???"},
 		{"SHA-1", func(t *testing.T, f *fixture) string {
 			return b64(serialize(t, f.idp.sign(t, assertion(t), func(c *dsig.SigningContext) { c.Hash = crypto.SHA1 })))
 		}, "SHA-1"},
@@ -324,6 +327,9 @@ func TestVerifyRefuses(t *testing.T) {
 		// SAML core §2.3.3, which RFC 7522 §3 item 11 requires in all other respects.
 		{"Version 1.1", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, setAttr(".", "Version", "1.1"))) }, "Version is not 2.0"},
 		{"no IssueInstant", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, removeAttr(".", "IssueInstant"))) }, "no IssueInstant"},
+		{"unknown element with a non-ASCII name", func(t *testing.T, f *fixture) string {
+			return b64(f.idp.signXML(t, addXML(".", `<saml:Évidence/>`)))
+		}, "unexpected ??vidence"},
 		{"unknown element in the assertion", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, addXML(".", `<saml:EncryptedAssertion/>`)))
 		}, "unexpected EncryptedAssertion"},
@@ -352,6 +358,10 @@ func TestVerifyRefuses(t *testing.T) {
 			claims, err := v.Verify(context.Background(), tt.param(t, f))
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Verify(%s) = %+v, %v; want an error containing %q", tt.name, claims, err, tt.want)
+			}
+			// RFC 6749 §5.2: the reason may become error_description.
+			if err != nil && strings.IndexFunc(err.Error(), func(r rune) bool { return r < 0x20 || r > 0x7e || r == '"' || r == '\\' }) >= 0 {
+				t.Errorf("Verify(%s) = %q, want only RFC 6749 §5.2 characters", tt.name, err)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -59,23 +60,25 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 }
 
 // verify checks root's enveloped signature with t's certificates and returns the element
-// goxmldsig verified. Each certificate gets its own context: with several roots goxmldsig insists
-// on a KeyInfo naming one, and IdPs often send none. goxmldsig checks the certificate's validity
-// period against now, and the signature against the whole of root, whatever the reference says.
+// goxmldsig verified, or every certificate's reason for refusing it. Each certificate gets its own
+// context: with several roots goxmldsig insists on a KeyInfo naming one, and IdPs often send none.
+// goxmldsig checks the certificate's validity period against now, and the signature against the
+// whole of root, whatever the reference says.
 func (t *Trust) verify(root *etree.Element, now time.Time) (*etree.Element, error) {
-	var err error
+	reasons := make([]string, 0, len(t.Certificates))
 	for _, cert := range t.Certificates {
 		vc := &dsig.ValidationContext{
 			CertificateStore: &dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{cert}},
 			IdAttribute:      dsig.DefaultIdAttr,
 			Clock:            dsig.NewFakeClockAt(now),
 		}
-		var verified *etree.Element
-		if verified, err = vc.Validate(root); err == nil {
+		verified, err := vc.Validate(root)
+		if err == nil {
 			return verified, nil
 		}
+		reasons = append(reasons, err.Error())
 	}
-	return nil, invalid("the signature does not verify: %v", err)
+	return nil, invalid("the signature does not verify: %s", strings.Join(reasons, "; "))
 }
 
 // weakAlgorithms are the SHA-1 signature and digest methods, which goxmldsig still accepts.

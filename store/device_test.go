@@ -389,3 +389,58 @@ func (a *alternating) DecideDeviceCode(ctx context.Context, userCode string, dec
 func (a *alternating) PollDeviceCode(ctx context.Context, hash, clientID string) (DeviceCode, DeviceStatus, error) {
 	return a.next().PollDeviceCode(ctx, hash, clientID)
 }
+
+// TestDevicePurge: memory and bolt forget a device code and its index once it is past deviceKeep,
+// and not before.
+func TestDevicePurge(t *testing.T) {
+	for name, open := range map[string]opener{"memory": openMemory, "bolt": openTestBolt} {
+		t.Run(name, func(t *testing.T) {
+			c := newClock()
+			s := open(t, c.now)
+			mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
+			mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
+			c.advance(5*time.Minute + deviceKeep - time.Nanosecond)
+			purgeAll(t, s)
+			if got := counts(t, s)["once"]; got != 1 {
+				t.Fatalf("one-time records just before the code may go = %d, want 1 (the code; its index expired)", got)
+			}
+			c.advance(time.Nanosecond)
+			purgeAll(t, s)
+			if got := counts(t, s)["once"]; got != 0 {
+				t.Errorf("one-time records once the code may go = %d, want 0", got)
+			}
+		})
+	}
+}
+
+// TestRedisDeviceCodesDown: while Redis does not answer, every device call fails within seconds
+// with a fault, never ErrNotFound (which the token endpoint would answer invalid_grant), and a
+// poll during the outage uses nothing up.
+func TestRedisDeviceCodesDown(t *testing.T) {
+	srv := startRedis(t, redisConfig{persist: true})
+	s := srv.open(t, newClock().now)
+	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
+	mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
+	srv.kill()
+	calls := map[string]func() error{
+		"CreateDeviceCode":  func() error { _, err := s.CreateDeviceCode(ctx, "h2", device("MNPQRSTV")); return err },
+		"PendingDeviceCode": func() error { _, err := s.PendingDeviceCode(ctx, "BCDFGHJK"); return err },
+		"DecideDeviceCode":  func() error { return s.DecideDeviceCode(ctx, "BCDFGHJK", DeviceDenied, nil) },
+		"PollDeviceCode":    func() error { _, _, err := s.PollDeviceCode(ctx, "h1", "tv"); return err },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s took %v with Redis down, want under 5s", name, took)
+		}
+		if err == nil || errors.Is(err, ErrNotFound) {
+			t.Errorf("%s = %v with Redis down, want a fault", name, err)
+		}
+	}
+	srv.start()
+	waitForRedis(t, s)
+	if d := expectPoll(t, s, "h1", DeviceApproved, nil); string(d.Grant) != "g" {
+		t.Errorf("grant after the outage = %q, want %q", d.Grant, "g")
+	}
+}

@@ -90,6 +90,7 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	// 256 random bits: the device code is the client's only proof at the token endpoint.
 	deviceCode := randomToken()
 	d := store.DeviceCode{ClientID: client.ID, Scope: scope, ExpiresAt: now.Add(s.cfg.DeviceCodeTTL), Interval: deviceInterval}
+	verificationURI := strings.TrimSuffix(s.cfg.Issuer, "/") + DevicePath
 	for range userCodeDraws {
 		d.UserCode = newUserCode()
 		created, fault := s.cfg.Store.CreateDeviceCode(r.Context(), hashToken(deviceCode), d)
@@ -99,7 +100,6 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 		if !created {
 			continue
 		}
-		verificationURI := strings.TrimSuffix(s.cfg.Issuer, "/") + DevicePath
 		userCode := displayUserCode(d.UserCode)
 		return &deviceAuthorization{
 			DeviceCode:              deviceCode,

@@ -267,6 +267,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AccessTokenTTL:    time.Duration(a.AccessTokenTTL),
 		RefreshTokenTTL:   time.Duration(a.RefreshTokenTTL),
 		CodeTTL:           time.Duration(a.CodeTTL),
+		DeviceCodeTTL:     time.Duration(a.DeviceCodeTTL),
 		Store:             a.shared.store,
 		Minter:            tokens.NewMinter(a.Issuer, keysNow, a.now),
 		Verifier:          a.verifier,
@@ -285,6 +286,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	devicePage, err := endpoints.NewDevicePage(endpoints.DeviceConfig{
+		Issuer:   a.Issuer,
+		Server:   a.server,
+		SignIns:  a.shared.store,
+		Guesses:  a.shared.deviceGuesses,
+		ClientIP: clientIP,
+		Logger:   a.logger,
+		Now:      a.now,
+	})
+	if err != nil {
+		return err
+	}
 	// userinfo refuses exactly what bearer_auth refuses, and then needs openid.
 	userinfoGate, err := a.Gate(gate.Requirements{})
 	if err != nil {
@@ -294,14 +307,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// The endpoints live under the issuer's path, where the discovery document says they are.
 	prefix := strings.TrimSuffix(issuer.Path, "/")
 	a.routes = map[string]http.Handler{
-		prefix + endpoints.AuthorizePath:     http.HandlerFunc(pages.Authorize),
-		prefix + endpoints.EndSessionPath:    http.HandlerFunc(pages.EndSession),
-		prefix + endpoints.UserinfoPath:      endpoints.Userinfo(userinfoGate, a.server.Client),
-		prefix + endpoints.TokenPath:         a.server,
-		prefix + endpoints.IntrospectionPath: http.HandlerFunc(a.server.Introspect),
-		prefix + endpoints.RevocationPath:    http.HandlerFunc(a.server.Revoke),
-		prefix + endpoints.DiscoveryPath:     endpoints.Discovery(a.metadata()),
-		prefix + endpoints.JWKSPath:          endpoints.JWKS(keysNow),
+		prefix + endpoints.AuthorizePath:           http.HandlerFunc(pages.Authorize),
+		prefix + endpoints.EndSessionPath:          http.HandlerFunc(pages.EndSession),
+		prefix + endpoints.UserinfoPath:            endpoints.Userinfo(userinfoGate, a.server.Client),
+		prefix + endpoints.DeviceAuthorizationPath: http.HandlerFunc(a.server.DeviceAuthorization),
+		prefix + endpoints.DevicePath:              devicePage,
+		prefix + endpoints.TokenPath:               a.server,
+		prefix + endpoints.IntrospectionPath:       http.HandlerFunc(a.server.Introspect),
+		prefix + endpoints.RevocationPath:          http.HandlerFunc(a.server.Revoke),
+		prefix + endpoints.DiscoveryPath:           endpoints.Discovery(a.metadata()),
+		prefix + endpoints.JWKSPath:                endpoints.JWKS(keysNow),
 	}
 	signing := a.keySet.Load().Signing(a.now())
 	a.logger.Info("tokengate ready",
@@ -697,6 +712,9 @@ func (a *App) metadata() endpoints.Metadata {
 		}
 	}
 	meta.AddAuthorization(slices.ContainsFunc(a.Clients, func(c *ClientConfig) bool { return c.PKCEPlain }))
+	if grantTypes[grants.GrantTypeDeviceCode] {
+		meta.DeviceAuthorizationEndpoint = endpoints.URL(a.Issuer, endpoints.DeviceAuthorizationPath)
+	}
 	meta.GrantTypesSupported = grantTypes.sorted()
 	meta.ScopesSupported = scopes.sorted()
 	meta.TokenEndpointAuthMethodsSupported = methods.sorted()

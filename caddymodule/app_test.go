@@ -162,7 +162,8 @@ func TestHandlerRoutes(t *testing.T) {
 		{http.MethodGet, "/api/things", http.StatusTeapot, true},
 		{http.MethodPost, "/connect/token/", http.StatusTeapot, true},
 		{http.MethodGet, "/.well-known/openid-configuration/", http.StatusTeapot, true},
-		{http.MethodGet, "/connect/deviceauthorization", http.StatusTeapot, true},
+		{http.MethodGet, "/connect/deviceauthorization", http.StatusMethodNotAllowed, false},
+		{http.MethodGet, "/connect/device", http.StatusOK, false},
 	} {
 		rec, passed := serve(app, httptest.NewRequest(tc.method, tc.path, nil))
 		if rec.Code != tc.status || passed != tc.passed {

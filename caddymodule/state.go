@@ -14,9 +14,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/throttle"
 )
 
 func init() {
@@ -48,6 +50,8 @@ type sharedState struct {
 	deny   *gate.DenyList
 	cache  *gate.Cache
 	limits *grants.Limits
+	// deviceGuesses counts wrong user codes per address, across reloads.
+	deviceGuesses *throttle.Limiter
 	// stop ends the deny-list's sync; done closes when it has ended.
 	stop context.CancelFunc
 	done chan struct{}
@@ -146,12 +150,13 @@ func (a *App) openShared(st store.Store, name string) (*sharedState, error) {
 		deny.Run(ctx, denyListSyncEvery, nil)
 	}()
 	return &sharedState{
-		store:  st,
-		deny:   deny,
-		cache:  gate.NewCache(verifiedTokenCacheSize, a.now),
-		limits: grants.NewLimits(),
-		stop:   stop,
-		done:   done,
+		store:         st,
+		deny:          deny,
+		cache:         gate.NewCache(verifiedTokenCacheSize, a.now),
+		limits:        grants.NewLimits(),
+		deviceGuesses: endpoints.NewDeviceGuesses(),
+		stop:          stop,
+		done:          done,
 	}, nil
 }
 

@@ -49,6 +49,9 @@ type Metadata struct {
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
 	// RevocationEndpoint is the issuer followed by RevocationPath (RFC 8414 §2).
 	RevocationEndpoint string `json:"revocation_endpoint"`
+	// DeviceAuthorizationEndpoint is the issuer followed by DeviceAuthorizationPath (RFC 8628 §4),
+	// set when some client has the device_code grant.
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
 	// ResponseTypesSupported is ["code"] once AddAuthorization ran; Discovery §3 requires it of an
 	// OpenID provider, RFC 8414 §2 of a server with an authorization endpoint.
 	ResponseTypesSupported []string `json:"response_types_supported,omitempty"`

@@ -1,0 +1,164 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// deviceCaddyfile has a TV app (public, device_code) and the user alice.
+const deviceCaddyfile = `{
+	tokengate {
+		issuer {{BASE}}
+		store bolt {{DATA}}/tokengate.db
+		client tv {
+			public
+			grants device_code refresh_token
+			scopes openid offline_access api.read
+			audience api
+		}
+		users local {
+			user alice {{ALICE_HASH}}
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+	bearer_auth /api/* {
+		audience api
+		header sub X-User
+	}
+	reverse_proxy /api/* {{UPSTREAM}}
+}
+`
+
+// browserless is a person at the device page without a browser: a cookie jar and the forms' fields.
+type browserless struct {
+	t      *testing.T
+	client *http.Client
+}
+
+func newBrowserless(t *testing.T) *browserless {
+	jar, _ := cookiejar.New(nil)
+	return &browserless{t: t, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+}
+
+var formField = regexp.MustCompile(`<input type="(?:hidden|text)"[^>]* name="([^"]*)" value="([^"]*)"`)
+
+// page fetches target (GET, or POST of form) and returns the page and its form's fields.
+func (b *browserless) page(method, target string, form url.Values) (string, url.Values) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, target, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	fields := url.Values{}
+	for _, m := range formField.FindAllStringSubmatch(string(raw), -1) {
+		fields.Set(m[1], m[2])
+	}
+	if resp.StatusCode != http.StatusOK {
+		b.t.Fatalf("%s %s = %d:\n%s", method, target, resp.StatusCode, raw)
+	}
+	return string(raw), fields
+}
+
+// decide walks the device page as a person: the code, the sign-in, then the button pressed.
+func (b *browserless) decide(c *Caddy, userCode, button string) string {
+	b.t.Helper()
+	// Dashes and case are forgiven.
+	typed := strings.ToLower(strings.ReplaceAll(userCode, "-", ""))
+	_, fields := b.page(http.MethodGet, c.URL("/connect/device"), nil)
+	fields.Set("user_code", typed)
+	_, fields = b.page(http.MethodPost, c.URL("/connect/device"), fields)
+	fields.Set("username", "alice")
+	fields.Set("password", alicePassword)
+	decidePage, fields := b.page(http.MethodPost, c.URL("/connect/device"), fields)
+	if !strings.Contains(decidePage, `name="deny"`) {
+		b.t.Fatalf("the decision page has no deny button:\n%s", decidePage)
+	}
+	fields.Set(button, button)
+	done, _ := b.page(http.MethodPost, c.URL("/connect/device"), fields)
+	if strings.Contains(done, "<form") {
+		b.t.Errorf("the page after %s holds a form:\n%s", button, done)
+	}
+	return done
+}
+
+func deviceConfig(c *Caddy) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: "tv",
+		Scopes:   []string{"openid", "offline_access", "api.read"},
+		Endpoint: oauth2.Endpoint{
+			DeviceAuthURL: c.URL("/connect/deviceauthorization"),
+			TokenURL:      c.URL("/connect/token"),
+			AuthStyle:     oauth2.AuthStyleInParams,
+		},
+	}
+}
+
+// RFC 8628 through Caddy: x/oauth2 asks for a code and polls while a person approves it on the
+// device page; the token then passes bearer_auth.
+func TestDeviceFlowApproved(t *testing.T) {
+	upstream := startUpstream(t)
+	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(deviceCaddyfile))
+	cfg := deviceConfig(c)
+	ctx := testContext(t)
+	auth, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth.VerificationURI != c.URL("/connect/device") || !strings.Contains(auth.VerificationURIComplete, "user_code=") || auth.Interval == 0 {
+		t.Fatalf("device authorization = %+v", auth)
+	}
+	done := newBrowserless(t).decide(c, auth.UserCode, "approve")
+	if !strings.Contains(strings.ToLower(done), "approved") {
+		t.Errorf("the page after approval does not say so:\n%s", done)
+	}
+	tok, err := cfg.DeviceAccessToken(ctx, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == "" || tok.Extra("id_token") == nil {
+		t.Errorf("device token = %+v, want a refresh token and an id_token", tok)
+	}
+	echo := callUpstream(t, c, "/api/x", tok.AccessToken, nil)
+	if got := echo.Header.Get("X-User"); got != "alice" {
+		t.Errorf("X-User upstream = %q, want alice", got)
+	}
+	// Redeemed once: polling again is invalid_grant.
+	_, err = cfg.DeviceAccessToken(ctx, auth)
+	wantTokenError(t, "a second redemption", err, "invalid_grant", http.StatusBadRequest)
+}
+
+func TestDeviceFlowDenied(t *testing.T) {
+	upstream := startUpstream(t)
+	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(deviceCaddyfile))
+	cfg := deviceConfig(c)
+	ctx := testContext(t)
+	auth, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newBrowserless(t).decide(c, auth.UserCode, "deny")
+	_, err = cfg.DeviceAccessToken(ctx, auth)
+	wantTokenError(t, fmt.Sprintf("polling after the user denied %s", auth.UserCode), err, "access_denied", http.StatusBadRequest)
+}

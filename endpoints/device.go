@@ -1,7 +1,6 @@
 package endpoints
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -371,27 +370,9 @@ func (p *DevicePage) failed(w http.ResponseWriter, status int, doing string, err
 		Message: "This is not possible right now. Try again in a moment."})
 }
 
-// show renders v. The template runs into a buffer first, so that a failing one gives a clean 500
-// rather than half a page.
+// show answers with the device page v, under deviceCSP.
 func (p *DevicePage) show(w http.ResponseWriter, status int, v *DeviceView) {
-	var buf bytes.Buffer
-	if err := p.tmpl.Execute(&buf, v); err != nil {
-		p.logger.Error("rendering the device page failed", zap.Error(err))
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	// The page holds a CSRF token, a sign-in ticket, a person's name: no cache keeps it.
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Content-Security-Policy", deviceCSP)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	// verification_uri_complete carries the user code: no Referer carries it away.
-	h.Set("Referrer-Policy", "no-referrer")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	writePage(w, p.logger, p.tmpl, deviceCSP, status, v)
 }
 
 // csrf returns the browser's CSRF cookie value, setting a new cookie when it has none. The cookie

@@ -1,7 +1,6 @@
 package endpoints
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"embed"
 	"fmt"
@@ -63,27 +62,9 @@ var builtinTemplate = template.Must(template.ParseFS(templateFS, "templates/page
 // no form-action: browsers apply it to the redirect that follows the form, which leaves the site.
 const pageCSP = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; script-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// render answers with the page. The template runs into a buffer first, so that a failing one gives a
-// clean 500 rather than half a page.
+// render answers with the page, under pageCSP.
 func (p *Pages) render(w http.ResponseWriter, status int, page *Page) {
-	var buf bytes.Buffer
-	if err := p.tmpl.Execute(&buf, page); err != nil {
-		p.logger.Error("rendering a page failed", zap.Error(err))
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	// A page may hold a CSRF token or a person's name: no cache keeps it.
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	// The page's URL holds the authorization request (state, nonce): no Referer carries it away.
-	h.Set("Referrer-Policy", "no-referrer")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	writePage(w, p.logger, p.tmpl, pageCSP, status, page)
 }
 
 // showError answers with an error page.

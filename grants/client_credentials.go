@@ -6,7 +6,7 @@ import "context"
 // the client and there is no refresh token (§4.4.3). Only confidential clients have it: New refuses
 // a public client that registers it.
 func (s *Server) clientCredentials(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
-	scope, err := grantedScope(req.form, apiScopes(req.client.Scopes))
+	scope, err := GrantedScope(req.form["scope"], apiScopes(req.client.Scopes))
 	if err != nil {
 		return nil, err
 	}

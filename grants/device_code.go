@@ -82,7 +82,7 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	if !client.allows("device_code") {
 		return nil, errorf(CodeUnauthorizedClient, "the client may not use the device flow")
 	}
-	scope, err := grantedScope(f, client.Scopes)
+	scope, err := GrantedScope(f["scope"], client.Scopes)
 	if err != nil {
 		return nil, err
 	}

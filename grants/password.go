@@ -17,7 +17,7 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	if username == "" || password == "" {
 		return nil, errorf(CodeInvalidRequest, "username and password are required")
 	}
-	scope, err := grantedScope(req.form, req.client.Scopes)
+	scope, err := GrantedScope(req.form["scope"], req.client.Scopes)
 	if err != nil {
 		return nil, err
 	}
@@ -34,6 +34,8 @@ type SignedIn struct {
 	// Claims are the user's, with tenant when one was chosen.
 	Claims   map[string]any
 	AuthTime time.Time
+	// IdP names the identity provider that checked the password.
+	IdP string
 }
 
 // SignIn checks a person's password for client, as the password grant and the login page both
@@ -42,12 +44,13 @@ type SignedIn struct {
 // throttled attempt 429 (never invalid_grant, even for the right password), a provider that cannot
 // answer 503.
 func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, username, password, acrValues string) (SignedIn, *Error) {
-	acr, err := s.parseACRValues(client, acrValues)
+	acr, err := s.ACRValues(client, acrValues)
 	if err != nil {
 		return SignedIn{}, err
 	}
+	idp := acr.IdPs[0]
 	now := s.cfg.Now()
-	userKey := acr.idp + "\x00" + username
+	userKey := idp + "\x00" + username
 	address := s.cfg.ClientIP(r)
 	if wait, blocked := s.limits.usernames.Blocked(userKey, now); blocked {
 		return SignedIn{}, tooManyAttempts(wait)
@@ -55,12 +58,12 @@ func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, us
 	if wait, blocked := s.limits.addresses.Blocked(address, now); blocked {
 		return SignedIn{}, tooManyAttempts(wait)
 	}
-	user, ok, fault := s.idps[acr.idp].Authenticate(ctx, username, password)
+	user, ok, fault := s.idps[idp].Authenticate(ctx, username, password)
 	if fault != nil {
 		return SignedIn{}, unavailable(fault)
 	}
 	// A tenant the user does not belong to is as wrong as a wrong password.
-	if ok && acr.tenant != "" && len(user.Tenants) > 0 && !slices.Contains(user.Tenants, acr.tenant) {
+	if ok && acr.Tenant != "" && len(user.Tenants) > 0 && !slices.Contains(user.Tenants, acr.Tenant) {
 		ok = false
 	}
 	if !ok {
@@ -69,35 +72,46 @@ func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, us
 		return SignedIn{}, errorf(CodeInvalidGrant, "the username or password is wrong")
 	}
 	s.limits.usernames.Forget(userKey)
-	return SignedIn{Subject: user.Subject, Claims: withTenant(user, acr.tenant), AuthTime: now}, nil
+	return SignedIn{Subject: user.Subject, Claims: withTenant(user, acr.Tenant), AuthTime: now, IdP: idp}, nil
 }
 
-// acrValues is what tokengate reads from acr_values: which identity provider, which tenant.
-type acrValues struct {
-	idp    string
-	tenant string
+// ACRValues is what tokengate reads from acr_values (OIDC Core §3.1.2.1), as IdentityServer does:
+// `idp:<name>` and `tenant:<name>`; other values are ignored.
+type ACRValues struct {
+	// IdPs are the identity providers whose sign-in answers the request: the one idp: names, or
+	// every one the client may use. Never empty; a password is checked by the first.
+	IdPs []string
+	// Tenant is the tenant: value, or "".
+	Tenant string
 }
 
-// parseACRValues reads `idp:<name>` (which must be allowed for the client) and `tenant:<name>`
-// from the space-separated acr_values, as IdentityServer does; other values are ignored.
-func (s *Server) parseACRValues(c *Client, param string) (acrValues, *Error) {
-	var acr acrValues
+// ACRValues reads the space-separated acr_values param for client. An identity provider it names
+// must be one the client may use: its identity_providers, or the first configured provider when it
+// lists none. The password grant and the authorization endpoint both read acr_values here, so a
+// session answers exactly the requests a password check would. Errors are invalid_request.
+func (s *Server) ACRValues(c *Client, param string) (ACRValues, *Error) {
+	var acr ACRValues
+	var named string
 	for _, v := range strings.Fields(param) {
 		if name, ok := strings.CutPrefix(v, "idp:"); ok {
-			acr.idp = name
+			named = name
 		} else if name, ok := strings.CutPrefix(v, "tenant:"); ok {
-			acr.tenant = name
+			acr.Tenant = name
 		}
 	}
 	allowed := c.IdentityProviders
 	if len(allowed) == 0 && len(s.cfg.IdentityProviders) > 0 {
 		allowed = []string{s.cfg.IdentityProviders[0].Name}
 	}
-	if acr.idp == "" && len(allowed) > 0 {
-		acr.idp = allowed[0]
-	}
-	if !slices.Contains(allowed, acr.idp) {
+	switch {
+	case named != "" && !slices.Contains(allowed, named):
 		return acr, errorf(CodeInvalidRequest, "the identity provider is not available to this client")
+	case named != "":
+		acr.IdPs = []string{named}
+	case len(allowed) == 0:
+		return acr, errorf(CodeInvalidRequest, "no identity provider is available to this client")
+	default:
+		acr.IdPs = allowed
 	}
 	return acr, nil
 }

@@ -2,6 +2,8 @@ package grants
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,57 @@ func TestDefaultIdentityProviderOnly(t *testing.T) {
 	resp = f.do(request{body: vals("grant_type", "password", "username", "carol", "password", "carol-pw").Encode(),
 		basic: [2]string{"other", "other-secret"}})
 	f.expectOK("default provider", resp)
+}
+
+// ACRValues picks the identity providers and tenant a sign-in may use, for the password grant and
+// the authorization endpoint alike.
+func TestACRValues(t *testing.T) {
+	f := newFixture(t)
+	app, _ := f.srv.Client("app")
+	other, _ := f.srv.Client("other")
+	for _, tc := range []struct {
+		client *Client
+		param  string
+		idps   []string
+		tenant string
+		code   string
+	}{
+		{app, "", []string{"main", "partners"}, "", ""},
+		{app, "idp:partners", []string{"partners"}, "", ""},
+		{app, "tenant:acme idp:main urn:ignored", []string{"main"}, "acme", ""},
+		{app, "idp:", []string{"main", "partners"}, "", ""},
+		{app, "idp:ldap", nil, "", CodeInvalidRequest},
+		// Names compare exactly.
+		{app, "idp:Main", nil, "", CodeInvalidRequest},
+		// A client without identity_providers has the first provider only.
+		{other, "", []string{"main"}, "", ""},
+		{other, "idp:partners", nil, "", CodeInvalidRequest},
+	} {
+		got, err := f.srv.ACRValues(tc.client, tc.param)
+		var code string
+		if err != nil {
+			code = err.Code
+		}
+		if code != tc.code || !slices.Equal(got.IdPs, tc.idps) || got.Tenant != tc.tenant {
+			t.Errorf("ACRValues(%s, %q) = %q %q %q, want %q %q %q", tc.client.ID, tc.param, got.IdPs, got.Tenant, code, tc.idps, tc.tenant, tc.code)
+		}
+	}
+}
+
+// SignedIn names the identity provider that checked the password, so a session can say which.
+func TestSignInNamesTheIdentityProvider(t *testing.T) {
+	f := newFixture(t)
+	app, _ := f.srv.Client("app")
+	for _, tc := range []struct{ user, password, acr, want string }{
+		{"alice", "alice-pw", "", "main"},
+		{"bob", "bob-pw", "idp:partners", "partners"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/connect/authorize", nil)
+		user, err := f.srv.SignIn(t.Context(), r, app, tc.user, tc.password, tc.acr)
+		if err != nil || user.IdP != tc.want {
+			t.Errorf("SignIn(%q, acr_values %q).IdP = %q, %v, want %q", tc.user, tc.acr, user.IdP, err, tc.want)
+		}
+	}
 }
 
 func TestPasswordTokens(t *testing.T) {

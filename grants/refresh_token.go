@@ -32,7 +32,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	g.familyID, g.familyExpires = record.FamilyID, record.ExpiresAt
 	// §6: the new scope may narrow the original, never widen it; the refresh token keeps the
 	// original, so a later refresh without scope gets it all back.
-	scope, scopeErr := grantedScope(req.form, g.Scope)
+	scope, scopeErr := GrantedScope(req.form["scope"], g.Scope)
 	if scopeErr != nil {
 		return nil, scopeErr
 	}

@@ -23,7 +23,8 @@ func parseScope(param string) ([]string, *Error) {
 		}
 		for i := 0; i < len(token); i++ {
 			if c := token[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7E {
-				return nil, errorf(CodeInvalidScope, "the scope holds a character RFC 6749 §3.3 does not allow")
+				// "section", not "§": an error_description is ASCII (RFC 6749 §5.2, §4.1.2.1).
+				return nil, errorf(CodeInvalidScope, "the scope holds a character RFC 6749 section 3.3 does not allow")
 			}
 		}
 		if !slices.Contains(scopes, token) {
@@ -33,10 +34,12 @@ func parseScope(param string) ([]string, *Error) {
 	return scopes, nil
 }
 
-// grantedScope decides the scope of a grant: what was asked for if every part is allowed, or all
-// that is allowed when nothing was asked for (IdentityServer's rule).
-func grantedScope(f form, allowed []string) ([]string, *Error) {
-	requested, err := parseScope(f["scope"])
+// GrantedScope decides the scope of a grant from a request's scope parameter: what was asked for
+// if every part is a valid scope-token found in allowed, or all that is allowed when nothing was
+// asked for (IdentityServer's rule). The token endpoint and the authorization endpoint both use
+// it, so a code and a token are granted alike. Its errors are invalid_scope.
+func GrantedScope(param string, allowed []string) ([]string, *Error) {
+	requested, err := parseScope(param)
 	if err != nil {
 		return nil, err
 	}

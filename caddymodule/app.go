@@ -282,7 +282,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	pages, err := a.buildPages(ctx, idps, keysNow)
+	pages, err := a.buildPages(ctx, keysNow)
 	if err != nil {
 		return err
 	}
@@ -329,7 +329,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 // buildPages builds the sign-in, authorize and end-session pages.
-func (a *App) buildPages(ctx context.Context, idps []grants.IdentityProvider, keysNow func() *tokens.KeySet) (*endpoints.Pages, error) {
+func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet) (*endpoints.Pages, error) {
 	sessionKey, err := a.sessionKey(ctx)
 	if err != nil {
 		return nil, err
@@ -340,19 +340,14 @@ func (a *App) buildPages(ctx context.Context, idps []grants.IdentityProvider, ke
 			return nil, fmt.Errorf("login_template: %w", err)
 		}
 	}
-	var defaultIdP string
-	if len(idps) > 0 {
-		defaultIdP = idps[0].Name
-	}
 	return endpoints.NewPages(endpoints.PagesConfig{
-		Issuer:                  a.Issuer,
-		Server:                  a.server,
-		DefaultIdentityProvider: defaultIdP,
-		SessionKey:              sessionKey,
-		Keys:                    keysNow,
-		Template:                tmpl,
-		Logger:                  a.logger,
-		Now:                     a.now,
+		Issuer:     a.Issuer,
+		Server:     a.server,
+		SessionKey: sessionKey,
+		Keys:       keysNow,
+		Template:   tmpl,
+		Logger:     a.logger,
+		Now:        a.now,
 	})
 }
 

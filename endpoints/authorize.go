@@ -25,9 +25,6 @@ type PagesConfig struct {
 	// Server knows the clients, checks passwords (grants.Server.SignIn, throttled) and issues
 	// codes; required.
 	Server *grants.Server
-	// DefaultIdentityProvider names the identity provider of a client without identity_providers:
-	// the first `users` block (grants.Config.IdentityProviders[0].Name); "" when there is none.
-	DefaultIdentityProvider string
 	// SessionKey signs session cookies and CSRF tokens (HMAC-SHA256): at least MinSessionKeyLen
 	// random bytes, the same on every instance and kept across restarts, or sessions end with it.
 	// Required.
@@ -50,7 +47,6 @@ type PagesConfig struct {
 type Pages struct {
 	issuer     string
 	server     *grants.Server
-	defaultIdP string
 	sessionKey []byte
 	sessionTTL time.Duration
 	keys       func() *tokens.KeySet
@@ -76,7 +72,6 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 	p := &Pages{
 		issuer:        cfg.Issuer,
 		server:        cfg.Server,
-		defaultIdP:    cfg.DefaultIdentityProvider,
 		sessionKey:    cfg.SessionKey,
 		sessionTTL:    cfg.SessionTTL,
 		keys:          cfg.Keys,
@@ -314,9 +309,10 @@ func (req *authRequest) validate(p *Pages, params url.Values) *authError {
 	if !slices.Contains(req.client.Grants, "authorization_code") {
 		return req.fail("unauthorized_client", "the client may not use the authorization code grant")
 	}
-	var desc string
-	if req.scope, desc = requestedScope(get("scope"), req.client.Scopes); desc != "" {
-		return req.fail("invalid_scope", desc)
+	// The token endpoint's scope rule, so a code is granted what a token would be.
+	var err *grants.Error
+	if req.scope, err = grants.GrantedScope(get("scope"), req.client.Scopes); err != nil {
+		return req.fail(err.Code, err.Description)
 	}
 	if err := req.pkce(get("code_challenge"), get("code_challenge_method")); err != nil {
 		return err
@@ -336,34 +332,13 @@ func (req *authRequest) validate(p *Pages, params url.Values) *authError {
 	if hint, repeated := single(params, "login_hint"); !repeated && len(hint) <= maxParamLen {
 		req.loginHint = hint
 	}
-	return req.identityProviders(p.defaultIdP)
-}
-
-// requestedScope is the scope of the code: what was asked for when every part of it is a valid
-// scope-token (RFC 6749 §3.3) the client may have, or all the client may have when it asks for
-// nothing (IdentityServer's rule, as at the token endpoint). desc explains a refusal.
-func requestedScope(param string, allowed []string) (scope []string, desc string) {
-	for _, token := range strings.Split(param, " ") {
-		if token == "" || slices.Contains(scope, token) {
-			continue
-		}
-		for i := 0; i < len(token); i++ {
-			if c := token[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
-				return nil, "the scope holds a character RFC 6749 section 3.3 does not allow"
-			}
-		}
-		if !slices.Contains(allowed, token) {
-			return nil, "the scope " + token + " is not allowed for this client"
-		}
-		scope = append(scope, token)
+	// acr_values is read as SignIn reads it: a session answers the requests a password would.
+	acr, err := p.server.ACRValues(req.client, req.acrValues)
+	if err != nil {
+		return req.fail(err.Code, err.Description)
 	}
-	if len(scope) == 0 {
-		if len(allowed) == 0 {
-			return nil, "the client has no scope to grant"
-		}
-		return allowed, ""
-	}
-	return scope, ""
+	req.idps, req.tenant = acr.IdPs, acr.Tenant
+	return nil
 }
 
 // pkce checks the code challenge (RFC 7636 §4.3, §4.4.1): required of a public client, whose code
@@ -429,35 +404,6 @@ func (req *authRequest) prompt(param string) *authError {
 	}
 	if req.promptNone && len(values) > 1 {
 		return req.fail("invalid_request", "prompt=none cannot be combined with another value")
-	}
-	return nil
-}
-
-// identityProviders reads acr_values (idp:<name>, tenant:<name>) as grants.Server.SignIn does, and
-// decides which identity providers' sessions may answer: the one named, which the client must be
-// allowed, or any the client may use, its first being the one a sign-in uses.
-func (req *authRequest) identityProviders(defaultIdP string) *authError {
-	var named string
-	for _, v := range strings.Fields(req.acrValues) {
-		if name, ok := strings.CutPrefix(v, "idp:"); ok {
-			named = name
-		} else if name, ok := strings.CutPrefix(v, "tenant:"); ok {
-			req.tenant = name
-		}
-	}
-	allowed := req.client.IdentityProviders
-	if len(allowed) == 0 && defaultIdP != "" {
-		allowed = []string{defaultIdP}
-	}
-	switch {
-	case named != "" && !slices.Contains(allowed, named):
-		return req.fail("invalid_request", "the identity provider is not available to this client")
-	case named != "":
-		req.idps = []string{named}
-	case len(allowed) == 0:
-		return req.fail("invalid_request", "no identity provider is available to this client")
-	default:
-		req.idps = allowed
 	}
 	return nil
 }

@@ -157,12 +157,11 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		t.Fatal(err)
 	}
 	f.pages, err = NewPages(PagesConfig{
-		Issuer:                  issuer,
-		Server:                  f.grants,
-		DefaultIdentityProvider: "main",
-		SessionKey:              f.key,
-		Keys:                    f.keySet,
-		Now:                     f.clock,
+		Issuer:     issuer,
+		Server:     f.grants,
+		SessionKey: f.key,
+		Keys:       f.keySet,
+		Now:        f.clock,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -155,5 +155,5 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request, req *authRequest,
 		p.refuse(w, req.fail(err.Code, err.Description))
 		return
 	}
-	p.issueCode(w, r, req, p.startSession(w, r, user, req.idps[0]))
+	p.issueCode(w, r, req, p.startSession(w, r, user))
 }

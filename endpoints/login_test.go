@@ -238,7 +238,7 @@ func TestLoginTemplateReplaced(t *testing.T) {
 		`<p>ACME {{.Title}}: {{.Message}}</p>{{with .Login}}<form method="post" action="{{.Action}}">` +
 			`{{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">{{end}}` +
 			`<input type="text" name="username" value="{{.Username}}"><input type="password" name="password"><button type="submit">Go</button></form>{{end}}`))
-	pages, err := NewPages(PagesConfig{Issuer: f.issuer, Server: f.grants, DefaultIdentityProvider: "main",
+	pages, err := NewPages(PagesConfig{Issuer: f.issuer, Server: f.grants,
 		SessionKey: f.key, Keys: f.keySet, Template: custom, Now: f.clock})
 	if err != nil {
 		t.Fatal(err)

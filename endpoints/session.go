@@ -93,14 +93,14 @@ func (p *Pages) readSession(r *http.Request) (*session, bool) {
 // startSession puts the person who just signed in into a new session cookie and returns the
 // session. A session too big for a cookie is not set (the person signs in again next time); the
 // sign-in itself still counts.
-func (p *Pages) startSession(w http.ResponseWriter, r *http.Request, user grants.SignedIn, idp string) *session {
+func (p *Pages) startSession(w http.ResponseWriter, r *http.Request, user grants.SignedIn) *session {
 	now := p.now()
 	s := &session{
 		ID:       randomString(),
 		Subject:  user.Subject,
 		Claims:   user.Claims,
 		AuthTime: user.AuthTime.Unix(),
-		IdP:      idp,
+		IdP:      user.IdP,
 		Expires:  now.Add(p.sessionTTL).Unix(),
 	}
 	payload, err := json.Marshal(s)

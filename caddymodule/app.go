@@ -274,6 +274,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Limits:            a.shared.limits,
 		OnRevoke:          a.syncDenyList,
 		Revoked:           a.shared.deny.Revoked,
+		ClientRevoked:     a.shared.deny.ClientRevoked,
 		ClientIP:          clientIP,
 		Logger:            a.logger,
 		Now:               a.now,
@@ -282,6 +283,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if err := a.revokeRemovedClients(ctx); err != nil {
+		return err
+	}
 	pages, err := a.buildPages(ctx, keysNow)
 	if err != nil {
 		return err
@@ -325,6 +329,28 @@ func (a *App) Provision(ctx caddy.Context) error {
 		zap.String("kid", signing.ID),
 		zap.String("alg", signing.Alg),
 		zap.Int("clients", len(clients)))
+	return nil
+}
+
+// revokeRemovedClients revokes the tokens of every client the previous configuration on this store
+// had and this one has not (SPEC "When things go wrong"): refused from the next request on, and
+// still refused if the client is declared again. The entry lasts as long as anything issued before
+// it could: a refresh family's whole life, then its last access token's.
+func (a *App) revokeRemovedClients(ctx context.Context) error {
+	removed := a.shared.replaceClients(a.clientIDs)
+	if len(removed) == 0 {
+		return nil
+	}
+	now := a.now()
+	until := now.Add(time.Duration(a.RefreshTokenTTL) + a.maxTokenTTL())
+	for _, id := range removed {
+		r := store.Revocation{Kind: store.RevokedClient, ID: id, At: now, Until: until}
+		if err := a.shared.store.Revoke(ctx, r); err != nil {
+			return fmt.Errorf("revoking the tokens of removed client %q: %w", id, err)
+		}
+		a.shared.deny.Add(r)
+		a.logger.Info("client removed: its tokens are revoked", zap.String("client_id", id))
+	}
 	return nil
 }
 

@@ -84,6 +84,15 @@ http://` + addr + ` {
 	if status, _ := getAPI(t, base, token); status != http.StatusUnauthorized {
 		t.Errorf("GET /api/x with the token of a removed client = %d, want 401", status)
 	}
+	// Declared again, the client gets new tokens; the ones from before its removal stay revoked.
+	time.Sleep(time.Second) // iat has whole seconds: the new token must not share the removal's
+	load(config("svc"))
+	if status, _ := getAPI(t, base, token); status != http.StatusUnauthorized {
+		t.Errorf("GET /api/x with a token from before the client's removal = %d, want 401", status)
+	}
+	if status, body := getAPI(t, base, postToken(t, base)); status != http.StatusOK || body != "hello svc" {
+		t.Errorf("GET /api/x with a new token = %d %q, want 200", status, body)
+	}
 }
 
 func freeAddress(t testing.TB) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
@@ -52,9 +53,28 @@ type sharedState struct {
 	limits *grants.Limits
 	// deviceGuesses counts wrong user codes per address, across reloads.
 	deviceGuesses *throttle.Limiter
+	// clients are the client ids of the configuration provisioned last, so that the next one can
+	// tell which clients a reload removed.
+	clientsMu sync.Mutex
+	clients   map[string]bool
 	// stop ends the deny-list's sync; done closes when it has ended.
 	stop context.CancelFunc
 	done chan struct{}
+}
+
+// replaceClients records ids as the configured clients and returns the ones the previous
+// configuration had and this one has not.
+func (s *sharedState) replaceClients(ids map[string]bool) []string {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	var removed []string
+	for id := range s.clients {
+		if !ids[id] {
+			removed = append(removed, id)
+		}
+	}
+	s.clients = ids
+	return removed
 }
 
 // Destruct stops the sync and closes the store, once the last configuration using them is gone.

@@ -21,14 +21,21 @@ type DenyList struct {
 	src store.Revocations
 	now func() time.Time
 
-	// mu guards the two sets; readers (every request) only take the read lock.
+	// mu guards the sets; readers (every request) only take the read lock.
 	mu       sync.RWMutex
 	jtis     map[string]time.Time
 	families map[string]time.Time
+	// clients holds the clients removed from the configuration: when, and until when it matters.
+	clients map[string]removedClient
 
 	// syncMu serializes Sync, so that the cursor only moves forward.
 	syncMu sync.Mutex
 	cursor uint64
+}
+
+// removedClient is a RevokedClient entry: the client's tokens issued before at are refused.
+type removedClient struct {
+	at, until time.Time
 }
 
 // forever is the Until of an entry that gave none: it is kept for the life of the process rather
@@ -37,7 +44,8 @@ var forever = time.Unix(1<<62, 0)
 
 // NewDenyList returns an empty DenyList that Sync fills from src; now is the clock.
 func NewDenyList(src store.Revocations, now func() time.Time) *DenyList {
-	return &DenyList{src: src, now: now, jtis: map[string]time.Time{}, families: map[string]time.Time{}}
+	return &DenyList{src: src, now: now, jtis: map[string]time.Time{}, families: map[string]time.Time{},
+		clients: map[string]removedClient{}}
 }
 
 // Add puts r on the list; Revoked sees it at once. An entry of unknown kind or without an id is
@@ -52,6 +60,11 @@ func (d *DenyList) Add(r store.Revocation) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if r.Kind == store.RevokedClient {
+		old := d.clients[r.ID]
+		d.clients[r.ID] = removedClient{at: later(old.at, r.At), until: later(old.until, until)}
+		return
+	}
 	set := d.set(r.Kind)
 	if set == nil {
 		return
@@ -84,6 +97,22 @@ func (d *DenyList) Revoked(jti, gid string) bool {
 	return ok
 }
 
+// ClientRevoked reports whether a token issued to clientID at issuedAt predates the client's removal
+// from the configuration: such a token stays refused even once the client is declared again.
+func (d *DenyList) ClientRevoked(clientID string, issuedAt time.Time) bool {
+	d.mu.RLock()
+	removed, ok := d.clients[clientID]
+	d.mu.RUnlock()
+	return ok && issuedAt.Before(removed.at)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // Sync adds the entries appended to the store's log since the last Sync and forgets expired ones.
 // A failed read leaves the cursor where it was, so nothing is skipped.
 func (d *DenyList) Sync(ctx context.Context) error {
@@ -105,8 +134,13 @@ func (d *DenyList) Sync(ctx context.Context) error {
 // requests of a large list are not held up while it looks, and deletes under the write lock.
 func (d *DenyList) prune() {
 	now := d.now()
-	var jtis, families []string
+	var jtis, families, clients []string
 	d.mu.RLock()
+	for id, removed := range d.clients {
+		if removed.until.Before(now) {
+			clients = append(clients, id)
+		}
+	}
 	for id, until := range d.jtis {
 		if until.Before(now) {
 			jtis = append(jtis, id)
@@ -118,11 +152,16 @@ func (d *DenyList) prune() {
 		}
 	}
 	d.mu.RUnlock()
-	if len(jtis) == 0 && len(families) == 0 {
+	if len(jtis) == 0 && len(families) == 0 && len(clients) == 0 {
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for _, id := range clients {
+		if d.clients[id].until.Before(now) {
+			delete(d.clients, id)
+		}
+	}
 	for _, id := range jtis {
 		// An Add since the scan may have extended it.
 		if d.jtis[id].Before(now) {

@@ -157,3 +157,29 @@ func TestDenyListRun(t *testing.T) {
 		t.Errorf("Run did not pick up the log's entries")
 	}
 }
+
+// A client removed from the configuration keeps its old tokens refused even when declared again:
+// only tokens issued after the removal pass.
+func TestDenyListClientRemoval(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	d := NewDenyList(nil, func() time.Time { return now })
+	d.Add(store.Revocation{Kind: store.RevokedClient, ID: "partner", At: now, Until: now.Add(time.Hour)})
+	for _, tc := range []struct {
+		client string
+		iat    time.Time
+		want   bool
+	}{
+		{"partner", now.Add(-time.Second), true},
+		{"partner", now.Add(time.Second), false},
+		{"other", now.Add(-time.Second), false},
+	} {
+		if got := d.ClientRevoked(tc.client, tc.iat); got != tc.want {
+			t.Errorf("ClientRevoked(%q, %v) = %v, want %v", tc.client, tc.iat, got, tc.want)
+		}
+	}
+	now = now.Add(2 * time.Hour)
+	d.prune()
+	if d.ClientRevoked("partner", now.Add(-3*time.Hour)) {
+		t.Error("the removal was kept past its Until")
+	}
+}

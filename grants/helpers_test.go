@@ -133,8 +133,9 @@ func newFixture(t *testing.T) *fixture {
 				t.Error(err)
 			}
 		},
-		Revoked: f.deny.Revoked,
-		Now:     f.clock,
+		Revoked:       f.deny.Revoked,
+		ClientRevoked: f.deny.ClientRevoked,
+		Now:           f.clock,
 	})
 	if err != nil {
 		t.Fatal(err)

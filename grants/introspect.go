@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tokengate/tokengate/store"
 )
@@ -75,7 +76,7 @@ func (s *Server) introspectAccess(_ context.Context, token string, visible func(
 		return nil, nil
 	}
 	c, err := s.cfg.Verifier.VerifyAccessToken(token)
-	if err != nil || !visible(c.ClientID) || s.revoked(c.JTI, c.GrantID) {
+	if err != nil || !visible(c.ClientID) || s.revoked(c.JTI, c.GrantID) || s.clientRevoked(c.ClientID, c.IssuedAt) {
 		return nil, nil
 	}
 	if _, ok := s.clients[c.ClientID]; !ok {
@@ -95,7 +96,7 @@ func (s *Server) introspectAccess(_ context.Context, token string, visible func(
 // introspectRefresh answers for a live refresh token of the caller's.
 func (s *Server) introspectRefresh(ctx context.Context, token string, visible func(string) bool) (*introspection, error) {
 	record, g, err := s.lookupRefresh(ctx, token)
-	if err != nil || record == nil || !visible(record.ClientID) {
+	if err != nil || record == nil || !visible(record.ClientID) || s.clientRevoked(record.ClientID, g.IssuedAt) {
 		return nil, err
 	}
 	client, ok := s.clients[record.ClientID]
@@ -132,6 +133,11 @@ func (s *Server) lookupRefresh(ctx context.Context, token string) (*store.Refres
 // revoked asks the gate's deny-list, when there is one.
 func (s *Server) revoked(jti, gid string) bool {
 	return s.cfg.Revoked != nil && s.cfg.Revoked(jti, gid)
+}
+
+// clientRevoked asks whether the token predates its client's removal from the configuration.
+func (s *Server) clientRevoked(clientID string, issuedAt time.Time) bool {
+	return s.cfg.ClientRevoked != nil && s.cfg.ClientRevoked(clientID, issuedAt)
 }
 
 // revokedNow tells the gate that the store recorded a revocation.

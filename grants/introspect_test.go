@@ -153,3 +153,16 @@ func TestRevocationStoreFaultIsNot200(t *testing.T) {
 		t.Fatal("the token was reported revoked")
 	}
 }
+
+// SPEC "When things go wrong": a client removed by a reload has its tokens revoked, and they stay
+// revoked when it is declared again.
+func TestRemovedClientTokensStayRevoked(t *testing.T) {
+	f := newFixture(t)
+	login := f.login("offline_access api.read")
+	f.advance(time.Second)
+	f.deny.Add(store.Revocation{Kind: store.RevokedClient, ID: "app", At: f.clock(), Until: f.clock().Add(800 * time.Hour)})
+	f.expectError("refresh after the client's removal", f.refresh(login.str("refresh_token")), 400, CodeInvalidGrant)
+	f.expectInactive("access token after the client's removal", f.introspect(login.str("access_token"), app))
+	f.advance(time.Second)
+	f.expectOK("a token issued after the client came back", f.refresh(f.login("offline_access api.read").str("refresh_token")))
+}

@@ -29,6 +29,10 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if err := json.Unmarshal(record.Grant, &g); err != nil {
 		return nil, serverFault(err)
 	}
+	// SPEC: removing a client revokes its tokens, and declaring it again does not revive them.
+	if s.clientRevoked(record.ClientID, g.IssuedAt) {
+		return nil, invalidRefreshToken()
+	}
 	g.familyID, g.familyExpires = record.FamilyID, record.ExpiresAt
 	// §6: the new scope may narrow the original, never widen it; the refresh token keeps the
 	// original, so a later refresh without scope gets it all back.

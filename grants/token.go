@@ -53,6 +53,9 @@ type Config struct {
 	OnRevoke func(context.Context)
 	// Revoked is the gate's deny-list, so introspection calls a revoked access token inactive.
 	Revoked func(jti, gid string) bool
+	// ClientRevoked reports a token issued to a client before the client was removed from the
+	// configuration; such tokens stay dead when the client returns. Optional.
+	ClientRevoked func(clientID string, issuedAt time.Time) bool
 	// ClientIP names the address a request comes from, for throttling; nil means the TCP peer.
 	ClientIP func(*http.Request) string
 	// Logger gets server faults (never secrets or whole tokens); nil means none.

@@ -62,12 +62,17 @@ const (
 	// RevokedFamily names a refresh family (or a code's grant): its refresh tokens fail and every
 	// access token carrying its id is refused.
 	RevokedFamily RevocationKind = "family"
+	// RevokedClient names a client removed from the configuration: every token issued to it before
+	// At is refused, even if the client is declared again later.
+	RevokedClient RevocationKind = "client"
 )
 
 // Revocation is one entry of the deny-list that bearer_auth keeps in memory.
 type Revocation struct {
 	Kind RevocationKind `json:"kind"`
 	ID   string         `json:"id"`
+	// At is when a client was removed (RevokedClient only): its tokens issued before are refused.
+	At time.Time `json:"at,omitzero"`
 	// Until is when the entry may be forgotten: the expiry of the last token it could concern.
 	Until time.Time `json:"until"`
 }

@@ -23,7 +23,7 @@ BENCHTIME ?= 5s
 # The race detector needs cgo (a C compiler); without one the unit tests still run, unraced.
 RACE := $(if $(filter 1,$(shell go env CGO_ENABLED)),-race)
 
-.PHONY: build run test fuzz bench
+.PHONY: build run test fuzz bench node_deps
 
 # Every package but tests/, whose TestMain builds Caddy and which has no unit tests or fuzz targets.
 unit_packages = go list -e ./... | grep -v '/tests$$'
@@ -54,11 +54,18 @@ run: build
 # Both runs always happen, so one failing package does not hide the other's results; the exit status
 # is the first failure's. tests/ runs without -race: it drives the prebuilt bin/caddy, which is the
 # code under test, and racing the test client itself would only slow it down.
-test: build
+test: build node_deps
 	@status=0; \
 	go test $(RACE) -timeout $(UNIT_TIMEOUT) $$($(unit_packages)) || status=$$?; \
 	CADDY_BIN=$(CURDIR)/$(BIN) go test -timeout $(E2E_TIMEOUT) ./tests/... || status=$$?; \
 	exit $$status
+
+# openid-client at the version tests/node/package-lock.json pins, for tests/openidclient_test.go;
+# installed once, and only where npm exists (the test says why it skips otherwise).
+node_deps:
+	@if command -v npm >/dev/null && [ ! -d tests/node/node_modules ]; then \
+		npm ci --prefix tests/node --no-audit --no-fund; \
+	fi
 
 # Fuzz targets are found by name, so a new one joins without editing this file. `go test -fuzz` takes
 # one target and one package at a time.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +71,8 @@ func TestAuthorizationCode(t *testing.T) {
 	// SECURITY C41 / OIDC Core §3.1.3.7: exact iss, aud holding the client, exp, iat, the echoed nonce.
 	id := jwtClaims(t, resp.str("id_token"))
 	if id["iss"] != issuer || id["aud"] != "web" || id["nonce"] != "n-0S6_WzA2Mj" || id["sub"] != "alice" ||
-		id["exp"] == nil || id["iat"] == nil || id["auth_time"] == nil || id["at_hash"] == nil {
+		id["exp"] == nil || id["iat"] == nil || id["auth_time"] == nil || id["at_hash"] == nil ||
+		fmt.Sprint(id["amr"]) != "[pwd]" || id["azp"] != "web" {
 		t.Errorf("id_token claims = %v", id)
 	}
 	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))

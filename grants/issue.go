@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -133,13 +134,19 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		Scope:       scopeParam,
 	}
 	if g.User && slices.Contains(scope, scopeOpenID) {
+		idClaims := maps.Clone(g.Claims)
+		if idClaims == nil {
+			idClaims = map[string]any{}
+		}
+		// OIDC Core §2 amr, RFC 8176 §2: every person tokengate signs in gave a password.
+		idClaims["amr"] = []string{"pwd"}
 		resp.IDToken, err = s.cfg.Minter.IDToken(tokens.IDToken{
 			Subject:     g.Subject,
 			ClientID:    c.ID,
 			Nonce:       g.nonce,
 			AccessToken: access,
 			AuthTime:    g.AuthTime,
-			Claims:      g.Claims,
+			Claims:      idClaims,
 			TTL:         ttl,
 		})
 		if err != nil {

@@ -3,6 +3,7 @@ package tokens
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,7 +74,9 @@ func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
 	keys := v.keys()
 	mc := jwt.MapClaims{}
 	_, err := v.parser.ParseWithClaims(raw, mc, func(t *jwt.Token) (any, error) {
-		return keys.verificationKey(t.Header)
+		// RFC 9068 §4 / RFC 8725 §3.11: only an access token passes, not an ID token or another
+		// JWT signed by the same key.
+		return keys.verificationKey(t.Header, "at+jwt", "application/at+jwt")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -113,9 +116,40 @@ func checkCompact(raw string) error {
 	return nil
 }
 
+// VerifyIDTokenHint checks raw as an ID token signed by a key of this set for issuer, and returns
+// the client it was issued to: azp, which tokengate sets beside a single aud (OIDC Core §2). The
+// header is checked as for an access token, but for typ JWT; the claims other than iss, aud and azp
+// are not: RP-Initiated Logout §2 accepts an expired id_token_hint, since the session it names may
+// well have outlived it. Every error wraps ErrInvalidToken.
+func (s *KeySet) VerifyIDTokenHint(raw, issuer string) (clientID string, err error) {
+	if err := checkCompact(raw); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	parser := jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
+	mc := jwt.MapClaims{}
+	_, err = parser.ParseWithClaims(raw, mc, func(t *jwt.Token) (any, error) {
+		// RFC 8725 §3.11: an access token (at+jwt) is not an ID token.
+		return s.verificationKey(t.Header, "JWT")
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if iss, _ := mc.GetIssuer(); issuer == "" || iss != issuer {
+		return "", fmt.Errorf("%w: iss does not match", ErrInvalidToken)
+	}
+	azp, _ := mc["azp"].(string)
+	aud, _ := mc.GetAudience()
+	if azp == "" || !slices.Contains(aud, azp) {
+		return "", fmt.Errorf("%w: names no client", ErrInvalidToken)
+	}
+	return azp, nil
+}
+
 // verificationKey returns the public key a token with header h must verify with, found by kid in
-// this set only: jku, x5u and jwk headers are never used to find a key (RFC 8725 §3.10).
-func (s *KeySet) verificationKey(h map[string]any) (any, error) {
+// this set only: jku, x5u and jwk headers are never used to find a key (RFC 8725 §3.10). The
+// header's typ must be one of typs, so that a token of one kind does not pass for another (RFC 8725
+// §3.11); media types compare case-insensitively (RFC 2045 §5.1).
+func (s *KeySet) verificationKey(h map[string]any, typs ...string) (any, error) {
 	kid, _ := h["kid"].(string)
 	e, ok := s.byID[kid]
 	if !ok {
@@ -131,11 +165,9 @@ func (s *KeySet) verificationKey(h map[string]any) (any, error) {
 	if _, ok := h["crit"]; ok {
 		return nil, errors.New("unsupported crit header")
 	}
-	// RFC 9068 §4 / RFC 8725 §3.11: only an access token passes, not an ID token or another JWT
-	// signed by the same key. Media types compare case-insensitively (RFC 2045 §5.1).
 	typ, _ := h["typ"].(string)
-	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, errors.New("typ is not at+jwt")
+	if !slices.ContainsFunc(typs, func(want string) bool { return strings.EqualFold(typ, want) }) {
+		return nil, fmt.Errorf("typ is not %s", typs[0])
 	}
 	return e.public, nil
 }

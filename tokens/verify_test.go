@@ -342,3 +342,61 @@ func FuzzVerifyAccessToken(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyIDTokenHint: an ID token this set signed for the issuer names its client, expired or
+// not (RP-Initiated Logout §2); a token of another kind, key, algorithm or issuer names no one.
+func TestVerifyIDTokenHint(t *testing.T) {
+	f := newFixture(t)
+	minted, err := NewMinter(testIssuer, f.set, fixedClock(t0)).IDToken(IDToken{Subject: "alice", ClientID: "web", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attacker, err := GenerateKey(ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// hint is an expired ID token for web signed by a key of the set, after edit.
+	hint := func(alg string, edit func(h map[string]any, c jwt.MapClaims)) string {
+		return f.signed(t, alg, func(h map[string]any, c jwt.MapClaims) {
+			h["typ"] = "JWT"
+			clear(c)
+			c["iss"], c["sub"], c["aud"], c["azp"], c["exp"] = testIssuer, "alice", "web", "web", t0.Add(-time.Hour).Unix()
+			if edit != nil {
+				edit(h, c)
+			}
+		})
+	}
+	rs := f.keys[RS256]
+	for _, tc := range []struct {
+		name, raw, want string
+	}{
+		{"minted", minted, "web"},
+		{"expired", hint(ES256, nil), "web"},
+		{"RS256", hint(RS256, nil), "web"},
+		{"typ in lower case", hint(EdDSA, setHeader("typ", "jwt")), "web"},
+		// RFC 8725 §3.11: an access token is not an ID token.
+		{"typ at+jwt", hint(ES256, setHeader("typ", "at+jwt")), ""},
+		{"no typ", hint(ES256, func(h map[string]any, _ jwt.MapClaims) { delete(h, "typ") }), ""},
+		{"crit", hint(ES256, setHeader("crit", []string{"exp"})), ""},
+		{"another issuer", hint(ES256, set("iss", "https://other.example")), ""},
+		{"issuer with a trailing slash", hint(ES256, set("iss", testIssuer+"/")), ""},
+		{"no azp", hint(ES256, drop("azp")), ""},
+		{"azp not an audience", hint(ES256, set("aud", "api")), ""},
+		// RFC 8725 §3.1: the key decides the algorithm.
+		{"PS256 by the RS256 key", craft(t, jwt.SigningMethodPS256, rs.Signer, map[string]any{"alg": PS256, "kid": rs.ID, "typ": "JWT"},
+			jwt.MapClaims{"iss": testIssuer, "aud": "web", "azp": "web"}), ""},
+		{"alg none", replaceSegment(hint(ES256, nil), 0, `{"alg":"none","kid":"`+f.keys[ES256].ID+`","typ":"JWT"}`), ""},
+		{"another key, a known kid", craft(t, jwt.SigningMethodES256, attacker, map[string]any{"alg": ES256, "kid": f.keys[ES256].ID, "typ": "JWT"},
+			jwt.MapClaims{"iss": testIssuer, "aud": "web", "azp": "web"}), ""},
+		{"too long", minted + strings.Repeat("A", MaxTokenLen), ""},
+		{"garbage", "x.y.z", ""},
+	} {
+		got, err := f.set().VerifyIDTokenHint(tc.raw, testIssuer)
+		if got != tc.want || (tc.want == "") != errors.Is(err, ErrInvalidToken) {
+			t.Errorf("VerifyIDTokenHint(%s) = %q, %v, want %q", tc.name, got, err, tc.want)
+		}
+	}
+	if got, err := f.set().VerifyIDTokenHint(minted, ""); got != "" || !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("VerifyIDTokenHint(minted, no issuer) = %q, %v, want a refusal", got, err)
+	}
+}

@@ -1,14 +1,9 @@
 package endpoints
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
-
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/tokengate/tokengate/tokens"
 )
 
 // EndSession serves GET and POST /connect/endsession (OpenID Connect RP-Initiated Logout 1.0): it
@@ -52,7 +47,8 @@ func (p *Pages) postLogoutRedirect(params url.Values) (string, bool) {
 	if hint, repeated := single(params, "id_token_hint"); repeated {
 		return "", false
 	} else if hint != "" {
-		azp, err := p.idTokenClient(hint)
+		// Only an ID token this tokengate signed, expired or not, names its client.
+		azp, err := p.keys().VerifyIDTokenHint(hint, p.issuer)
 		if err != nil || (clientID != "" && clientID != azp) {
 			return "", false
 		}
@@ -63,42 +59,4 @@ func (p *Pages) postLogoutRedirect(params url.Values) (string, bool) {
 		return "", false
 	}
 	return to, true
-}
-
-// idTokenClient returns the client an ID token this tokengate signed was issued to. Only the
-// signature, the type and the issuer are checked: RP-Initiated Logout §2 accepts an expired
-// id_token_hint, since the session it names may well have outlived it.
-func (p *Pages) idTokenClient(raw string) (string, error) {
-	if len(raw) > tokens.MaxTokenLen {
-		return "", errors.New("id_token_hint is too long")
-	}
-	keys := p.keys()
-	parser := jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
-	claims := jwt.MapClaims{}
-	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		key, ok := keys.Lookup(kid)
-		// RFC 8725 §3.1: the key decides the algorithm, which refuses none and HS256 keyed with the
-		// public key. §3.11: an access token (at+jwt) is not an ID token.
-		if !ok || t.Method.Alg() != key.Alg {
-			return nil, errors.New("unknown key or algorithm")
-		}
-		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "JWT") {
-			return nil, errors.New("not an ID token")
-		}
-		return key.Signer.Public(), nil
-	})
-	if err != nil {
-		return "", err
-	}
-	if iss, _ := claims.GetIssuer(); iss != p.issuer {
-		return "", errors.New("id_token_hint from another issuer")
-	}
-	// OIDC Core §2: azp is the party the ID token was issued to; tokengate sets it and a single aud.
-	azp, _ := claims["azp"].(string)
-	aud, _ := claims.GetAudience()
-	if azp == "" || !slices.Contains(aud, azp) {
-		return "", errors.New("id_token_hint names no client")
-	}
-	return azp, nil
 }

@@ -17,17 +17,15 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tokengate/tokengate/bench/internal/caddyproc"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -64,7 +62,7 @@ func run(caddyBin string, duration time.Duration, workers int, only string) erro
 		return err
 	}
 	defer os.RemoveAll(dir)
-	front, upstream, admin := freePort(), freePort(), freePort()
+	front, upstream, admin := caddyproc.FreePort(), caddyproc.FreePort(), caddyproc.FreePort()
 	base := fmt.Sprintf("http://127.0.0.1:%d", front)
 
 	secretHash, err := bcrypt.GenerateFromPassword([]byte("bench-secret"), bcrypt.DefaultCost)
@@ -110,11 +108,7 @@ http://127.0.0.1:%[2]d {
 	respond "upstream"
 }
 `, front, upstream, admin, base, dir, secretHash, passwordHash)
-	config := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(config, []byte(caddyfile), 0o600); err != nil {
-		return err
-	}
-	stop, err := startCaddy(caddyBin, config, dir, base+"/respond")
+	stop, err := caddyproc.Start(caddyBin, dir, caddyfile, base+"/respond")
 	if err != nil {
 		return err
 	}
@@ -296,49 +290,4 @@ func newClient(workers int) *http.Client {
 			IdleConnTimeout:     time.Minute,
 		},
 	}
-}
-
-// startCaddy runs Caddy on config and waits until ready answers.
-func startCaddy(bin, config, dir, ready string) (func(), error) {
-	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", config)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	logFile, err := os.Create(filepath.Join(dir, "caddy.log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-		logFile.Close()
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return stop, nil
-			}
-		}
-	}
-	stop()
-	out, _ := os.ReadFile(filepath.Join(dir, "caddy.log"))
-	return nil, fmt.Errorf("caddy did not become ready:\n%s", out)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokengate/tokengate/bench/internal/caddyproc"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -228,7 +229,7 @@ func (s *soak) token(base string, form url.Values) (string, error) {
 
 // startRedis runs a redis-server that keeps nothing on disk, on a free port.
 func startRedis(bin, dir string) (stop func(), redisURL string, err error) {
-	port := freePort()
+	port := caddyproc.FreePort()
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--logfile", "redis.log")
 	if err := cmd.Start(); err != nil {
@@ -253,7 +254,7 @@ func startCaddy(bin, dir, redisURL string, passwordHash []byte) (base string, st
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
-	port, admin := freePort(), freePort()
+	port, admin := caddyproc.FreePort(), caddyproc.FreePort()
 	base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	// Both instances have one issuer: tokens of either pass at the other.
 	caddyfile := fmt.Sprintf(`{
@@ -279,52 +280,6 @@ func startCaddy(bin, dir, redisURL string, passwordHash []byte) (base string, st
 	tokengate
 }
 `, admin, dir, redisURL, passwordHash, base)
-	config := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(config, []byte(caddyfile), 0o600); err != nil {
-		return "", nil, err
-	}
-	logFile, err := os.Create(filepath.Join(dir, "caddy.log"))
-	if err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", config)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return "", nil, err
-	}
-	stop = func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
-	}
-	ready := base + "/.well-known/openid-configuration/jwks"
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base, stop, nil
-			}
-		}
-	}
-	stop()
-	out, _ := os.ReadFile(filepath.Join(dir, "caddy.log"))
-	return "", nil, fmt.Errorf("caddy did not serve within 30s:\n%s", out)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	stop, err = caddyproc.Start(bin, dir, caddyfile, base+"/.well-known/openid-configuration/jwks")
+	return base, stop, err
 }

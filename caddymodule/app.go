@@ -91,8 +91,9 @@ type App struct {
 	// DeviceCodeTTL is the lifetime of device codes. Default: 300s. At least 1s.
 	DeviceCodeTTL caddy.Duration `json:"device_code_ttl,omitempty"`
 
-	// LoginTemplate is an html/template file that replaces the built-in sign-in page; it receives
-	// an endpoints.Page. Default: the built-in page.
+	// LoginTemplate is an html/template file that replaces the built-in pages: its main template
+	// renders the sign-in pages (fed an endpoints.Page), and a template it defines as "device", if
+	// any, the device pages (fed an endpoints.DeviceView). Default: the built-in pages.
 	LoginTemplate string `json:"login_template,omitempty"`
 
 	// Clients are the registered clients. Default: none.
@@ -286,7 +287,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.revokeRemovedClients(ctx); err != nil {
 		return err
 	}
-	pages, err := a.buildPages(ctx, keysNow)
+	var tmpl *template.Template
+	if a.LoginTemplate != "" {
+		if tmpl, err = template.ParseFiles(a.LoginTemplate); err != nil {
+			return fmt.Errorf("login_template: %w", err)
+		}
+	}
+	pages, err := a.buildPages(ctx, keysNow, tmpl)
 	if err != nil {
 		return err
 	}
@@ -296,6 +303,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SignIns:  a.shared.store,
 		Guesses:  a.shared.deviceGuesses,
 		ClientIP: clientIP,
+		Template: deviceTemplate(tmpl),
 		Logger:   a.logger,
 		Now:      a.now,
 	})
@@ -355,16 +363,10 @@ func (a *App) revokeRemovedClients(ctx context.Context) error {
 }
 
 // buildPages builds the sign-in, authorize and end-session pages.
-func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet) (*endpoints.Pages, error) {
+func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmpl *template.Template) (*endpoints.Pages, error) {
 	sessionKey, err := a.sessionKey(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var tmpl *template.Template
-	if a.LoginTemplate != "" {
-		if tmpl, err = template.ParseFiles(a.LoginTemplate); err != nil {
-			return nil, fmt.Errorf("login_template: %w", err)
-		}
 	}
 	return endpoints.NewPages(endpoints.PagesConfig{
 		Issuer:     a.Issuer,
@@ -375,6 +377,16 @@ func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet) (*e
 		Logger:     a.logger,
 		Now:        a.now,
 	})
+}
+
+// deviceTemplate is the part of a login_template file that renders the device pages: the template
+// it defines as "device" (fed an endpoints.DeviceView), or nil for the built-in device page. One
+// file replaces the sign-in and the device pages, as SPEC's single login_template asks.
+func deviceTemplate(tmpl *template.Template) *template.Template {
+	if tmpl == nil {
+		return nil
+	}
+	return tmpl.Lookup("device")
 }
 
 // sessionKeySlot holds the key that signs session cookies and CSRF tokens. It lives beside the

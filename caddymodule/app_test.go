@@ -470,3 +470,27 @@ func TestSessionKeyIsKeptInTheStore(t *testing.T) {
 		t.Fatalf("session key = %x then %x, %v; want the same 32+ bytes twice", first, again, err)
 	}
 }
+
+// One login_template file replaces the sign-in page and, through its "device" template, the device
+// page too (SPEC: login_template replaces the login/consent/device page template).
+func TestLoginTemplateReplacesBothPages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pages.html")
+	page := `<p>our sign-in {{.Title}}</p>{{define "device"}}<p>our device page {{.Step}}</p>{{end}}`
+	if err := os.WriteFile(path, []byte(page), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := provision(t, `{"issuer": "https://auth.example.com", "store": {"backend": "memory"},
+		"login_template": `+jsonString(path)+`,
+		"identity_providers": [{"name": "local", "users": [{"username": "alice", "hash": "$2a$04$0ocRRKdJ4Wu6Cb5c2Q3s5.3ZbG8lIsY6lyLi9HWv5Pyt2iwj7Xw4C"}]}],
+		"clients": [{"id": "web", "secrets": ["s3cret-s3cret"], "grants": ["authorization_code"],
+			"scopes": ["openid"], "redirect_uris": ["https://web.example.com/cb"]}]}`)
+	for path, want := range map[string]string{
+		"/connect/device": "our device page code",
+		"/connect/authorize?client_id=web&redirect_uri=https://web.example.com/cb&response_type=code&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256": "our sign-in",
+	} {
+		rec, _ := serve(app, httptest.NewRequest(http.MethodGet, path, nil))
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s = %d %q (Location %q), want it to hold %q", path, rec.Code, rec.Body.String(), rec.Header().Get("Location"), want)
+		}
+	}
+}

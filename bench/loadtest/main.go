@@ -15,11 +15,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"log"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,11 +83,13 @@ func run(caddyBin string, duration time.Duration, workers int, only string) erro
 	tokengate {
 		issuer %[4]s
 		store bolt %[5]s/tokengate.db
+		code_ttl 10m
 		client bench {
 			secret %[6]s
-			grants client_credentials password refresh_token
+			grants client_credentials password refresh_token authorization_code
 			scopes api offline_access
 			audience api
+			redirect_uris https://bench.example/cb
 		}
 		users main {
 			user bench %[7]s
@@ -147,10 +152,28 @@ http://127.0.0.1:%[2]d {
 			},
 		},
 	}
+	codes := &codePool{base: base}
+	scenarios["exchange"] = scenario{
+		name: "code exchange (authorize done ahead)",
+		once: func(c *http.Client, _ any) (any, error) {
+			code, err := codes.take()
+			if err != nil {
+				return nil, err
+			}
+			_, err = tokenRequest(c, base, basic, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {benchRedirect}})
+			return nil, err
+		},
+	}
 	if only != "" {
 		s, ok := scenarios[only]
 		if !ok {
 			return fmt.Errorf("no scenario %q", only)
+		}
+		if only == "exchange" {
+			if err := codes.fill(workers, 20000); err != nil {
+				return err
+			}
 		}
 		fmt.Printf("admin endpoint http://127.0.0.1:%d\n", admin)
 		rate, err := measure(client, s, workers, duration)
@@ -178,15 +201,22 @@ http://127.0.0.1:%[2]d {
 			}
 		}
 	}
-	mean := func(key string) float64 {
-		sum := 0.0
-		for _, r := range rates[key] {
-			sum += r
+	// The code exchange has no goal: it is reported beside the others, with codes issued ahead
+	// (a signed-in session's authorize requests) for as many exchanges as client_credentials made.
+	for range 2 {
+		need := int(mean0(rates["cc"])*duration.Seconds()*1.5) + workers
+		if err := codes.fill(workers, need); err != nil {
+			return err
 		}
-		return sum / float64(len(rates[key]))
+		rate, err := measure(client, scenarios["exchange"], workers, duration)
+		if err != nil {
+			return fmt.Errorf("%s: %w", scenarios["exchange"].name, err)
+		}
+		rates["exchange"] = append(rates["exchange"], rate)
 	}
+	mean := func(key string) float64 { return mean0(rates[key]) }
 	var line []string
-	for _, key := range []string{"respond", "proxy", "gate", "cc", "refresh", "malformed"} {
+	for _, key := range []string{"respond", "proxy", "gate", "cc", "refresh", "exchange", "malformed"} {
 		line = append(line, fmt.Sprintf("%s=%.0f/s", key, mean(key)))
 	}
 	for _, p := range pairs {
@@ -194,6 +224,96 @@ http://127.0.0.1:%[2]d {
 	}
 	fmt.Println(strings.Join(line, " "))
 	return nil
+}
+
+// mean0 is the mean of rates, 0 for none.
+func mean0(rates []float64) float64 {
+	sum := 0.0
+	for _, r := range rates {
+		sum += r
+	}
+	return sum / float64(max(len(rates), 1))
+}
+
+// benchRedirect is the bench client's registered redirect URI; nothing listens there, the codes
+// are read from the Location header.
+const benchRedirect = "https://bench.example/cb"
+
+// codePool holds authorization codes issued ahead, so the exchange is measured alone.
+type codePool struct {
+	base  string
+	mu    sync.Mutex
+	codes []string
+}
+
+func (p *codePool) take() (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.codes) == 0 {
+		return "", errors.New("ran out of authorization codes issued ahead")
+	}
+	code := p.codes[len(p.codes)-1]
+	p.codes = p.codes[:len(p.codes)-1]
+	return code, nil
+}
+
+// fill signs in once through the login page, then has the signed-in session authorize until the
+// pool holds n codes, with workers requests at a time.
+func (p *codePool) fill(workers, n int) error {
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	authorize := p.base + "/connect/authorize?" + url.Values{"client_id": {"bench"}, "redirect_uri": {benchRedirect},
+		"response_type": {"code"}, "scope": {"api"}, "state": {"bench"}}.Encode()
+	resp, err := browser.Get(authorize)
+	if err != nil {
+		return err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"username": {"bench"}, "password": {"bench-password"}}
+	for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
+		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	if _, err := p.codeFrom(browser.PostForm(p.base+"/connect/authorize", form)); err != nil {
+		return fmt.Errorf("signing in for codes: %w", err)
+	}
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	var issued atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for issued.Add(1) <= int64(n) {
+				code, err := p.codeFrom(browser.Get(authorize))
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				p.mu.Lock()
+				p.codes = append(p.codes, code)
+				p.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)"`)
+
+// codeFrom reads the code from an authorization response's redirect.
+func (p *codePool) codeFrom(resp *http.Response, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	location, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound || location.Query().Get("code") == "" {
+		return "", fmt.Errorf("authorize answered %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return location.Query().Get("code"), nil
 }
 
 // measure runs s on every worker for d and returns successful requests per second. Any failed

@@ -181,7 +181,7 @@ func (g *gateUnderAttack) get(t *testing.T, path, auth string, extra http.Header
 	if auth != "" {
 		header.Set("Authorization", auth)
 	}
-	return send(t, g.Caddy, attack{method: http.MethodGet, path: path, header: header})
+	return send(t, g.Caddy, request{method: http.MethodGet, path: path, header: header})
 }
 
 // challengeSyntax is an RFC 6750 §3 challenge as the gate may write it: quoted values without an
@@ -439,23 +439,23 @@ func TestAttackGateRequests(t *testing.T) {
 	t.Run("I81 token in several places", func(t *testing.T) {
 		withQuery := func(path, auth string) func() reply {
 			return func() reply {
-				return send(t, g.Caddy, attack{method: http.MethodGet, path: path, query: "access_token=" + valid,
+				return send(t, g.Caddy, request{method: http.MethodGet, path: path, query: "access_token=" + valid,
 					header: http.Header{"Authorization": {auth}}})
 			}
 		}
 		g.wantRefused(t, "header and query", valid, http.StatusBadRequest, "invalid_request", withQuery("/api/x", "Bearer "+valid))
 		g.wantRefused(t, "header and form body", valid, http.StatusBadRequest, "invalid_request", func() reply {
-			return send(t, g.Caddy, attack{path: "/api/x", header: http.Header{"Authorization": {"Bearer " + valid}},
+			return send(t, g.Caddy, request{path: "/api/x", header: http.Header{"Authorization": {"Bearer " + valid}},
 				body: formBody("access_token", valid)})
 		})
 		g.wantRefused(t, "two Authorization headers", valid, http.StatusBadRequest, "invalid_request", func() reply {
-			return send(t, g.Caddy, attack{method: http.MethodGet, path: "/api/x", header: http.Header{"Authorization": {"Bearer " + valid, "Bearer " + valid}}})
+			return send(t, g.Caddy, request{method: http.MethodGet, path: "/api/x", header: http.Header{"Authorization": {"Bearer " + valid, "Bearer " + valid}}})
 		})
 		// RFC 6750 §2.3 is not offered: a query-only or body-only token is refused, never used.
 		before := g.up.Requests()
 		for what, r := range map[string]reply{
-			"query only": send(t, g.Caddy, attack{method: http.MethodGet, path: "/api/x", query: "access_token=" + valid}),
-			"body only":  send(t, g.Caddy, attack{path: "/api/x", body: formBody("access_token", valid)}),
+			"query only": send(t, g.Caddy, request{method: http.MethodGet, path: "/api/x", query: "access_token=" + valid}),
+			"body only":  send(t, g.Caddy, request{path: "/api/x", body: formBody("access_token", valid)}),
 		} {
 			if r.status != http.StatusBadRequest && r.status != http.StatusUnauthorized {
 				t.Errorf("token in the %s = HTTP %d %s, want 400 or 401", what, r.status, r.body)
@@ -477,14 +477,14 @@ func TestAttackGateRequests(t *testing.T) {
 
 	t.Run("I89 revoked tokens", func(t *testing.T) {
 		web := basicAuth("web", "web-secret")
-		grant := func() tokenReply {
+		grant := func() tokenAnswer {
 			return wantToken(t, "password grant", postToken(t, g.Caddy, web,
 				formBody("grant_type", "password", "username", "alice", "password", alicePassword, "scope", "offline_access api.read")))
 		}
 		// Revoked at /connect/revocation, after a request that put the token in the gate's cache.
 		tok := grant()
 		callUpstream(t, g.Caddy, "/api/before-revocation", tok.AccessToken, nil)
-		r := send(t, g.Caddy, attack{path: "/connect/revocation", header: web, body: formBody("token", tok.AccessToken)})
+		r := send(t, g.Caddy, request{path: "/connect/revocation", header: web, body: formBody("token", tok.AccessToken)})
 		if r.status != http.StatusOK {
 			t.Fatalf("revoking = HTTP %d %s, want 200", r.status, r.body)
 		}

@@ -1,130 +1,27 @@
 package tests
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
-
-// attack is one hand-made HTTP request: what the attack suite sends is mostly what no client library
-// would, so every part is spelled out.
-type attack struct {
-	// method defaults to POST.
-	method string
-	path   string
-	// query is the raw query string, sent as it is.
-	query  string
-	header http.Header
-	// contentType defaults to application/x-www-form-urlencoded when body is set; "-" sends none.
-	contentType string
-	body        string
-}
-
-// reply is what came back from an attack, body read.
-type reply struct {
-	status  int
-	header  http.Header
-	body    []byte
-	elapsed time.Duration
-}
-
-// send makes the request a describes and returns the answer. A transport error fails the test.
-func send(t *testing.T, c *Caddy, a attack) reply {
-	t.Helper()
-	r, err := trySend(t, c, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-// trySend is send for goroutines other than the test's, which must not call t.Fatal.
-func trySend(t *testing.T, c *Caddy, a attack) (reply, error) {
-	method := a.method
-	if method == "" {
-		method = http.MethodPost
-	}
-	target := c.URL(a.path)
-	if a.query != "" {
-		target += "?" + a.query
-	}
-	req, err := http.NewRequestWithContext(testContext(t), method, target, strings.NewReader(a.body))
-	if err != nil {
-		return reply{}, err
-	}
-	for name, values := range a.header {
-		req.Header[name] = values
-	}
-	switch {
-	case a.contentType == "-":
-	case a.contentType != "":
-		req.Header.Set("Content-Type", a.contentType)
-	case a.body != "":
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: %w", method, a.path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: reading the body: %w", method, a.path, err)
-	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: body, elapsed: time.Since(start)}, nil
-}
 
 // postToken POSTs body to /connect/token with the extra header (Authorization, mostly).
 func postToken(t *testing.T, c *Caddy, header http.Header, body string) reply {
 	t.Helper()
-	return send(t, c, attack{path: "/connect/token", header: header, body: body})
-}
-
-// basicAuth is an RFC 6749 §2.3.1 Authorization header: id and secret form-urlencoded, then Base64.
-func basicAuth(id, secret string) http.Header {
-	return basicAuthRaw(url.QueryEscape(id) + ":" + url.QueryEscape(secret))
-}
-
-// basicAuthRaw is an Authorization header of Basic with the Base64 of raw, encoded as is.
-func basicAuthRaw(raw string) http.Header {
-	return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(raw))}}
-}
-
-// formBody encodes name/value pairs in the order given, repeats included (url.Values sorts and merges).
-func formBody(pairs ...string) string {
-	parts := make([]string, 0, len(pairs)/2)
-	for i := 0; i+1 < len(pairs); i += 2 {
-		parts = append(parts, url.QueryEscape(pairs[i])+"="+url.QueryEscape(pairs[i+1]))
-	}
-	return strings.Join(parts, "&")
-}
-
-// tokenReply is an RFC 6749 §5.1 success.
-type tokenReply struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	Scope        string `json:"scope"`
-	RefreshToken string `json:"refresh_token"`
-	IDToken      string `json:"id_token"`
+	return send(t, c, request{path: "/connect/token", header: header, body: body})
 }
 
 // wantToken checks r is a token response and decodes it.
-func wantToken(t *testing.T, what string, r reply) tokenReply {
+func wantToken(t *testing.T, what string, r reply) tokenAnswer {
 	t.Helper()
-	var tok tokenReply
 	if r.status != http.StatusOK {
 		t.Fatalf("%s: HTTP %d %s, want 200 and a token", what, r.status, r.body)
 	}
-	if err := json.Unmarshal(r.body, &tok); err != nil || tok.AccessToken == "" {
+	tok, err := r.tokenAnswer()
+	if err != nil || tok.AccessToken == "" {
 		t.Fatalf("%s: body %s (%v), want a token response", what, r.body, err)
 	}
 	return tok

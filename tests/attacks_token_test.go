@@ -86,7 +86,7 @@ func startAttackTokengate(t *testing.T, accessTTL, refreshTTL string) *Caddy {
 var svcBasic = basicAuth("svc", "svc-secret")
 
 // aliceGrant signs alice in through client (web with its secret, or the public spa) with scope.
-func aliceGrant(t *testing.T, c *Caddy, client, scope string) tokenReply {
+func aliceGrant(t *testing.T, c *Caddy, client, scope string) tokenAnswer {
 	t.Helper()
 	body := formBody("grant_type", "password", "username", "alice", "password", alicePassword, "scope", scope)
 	return wantToken(t, "password grant for alice through "+client, postToken(t, c, clientAuth(client), body))
@@ -155,7 +155,7 @@ func TestAttackTokenFormat(t *testing.T) {
 
 	t.Run("A3 method", func(t *testing.T) {
 		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
-			r := send(t, c, attack{method: method, path: "/connect/token", query: cc, header: svcBasic, body: cc})
+			r := send(t, c, request{method: method, path: "/connect/token", query: cc, header: svcBasic, body: cc})
 			if r.status != http.StatusMethodNotAllowed {
 				wantError(t, method+" /connect/token", r, "invalid_request")
 			}
@@ -175,10 +175,10 @@ func TestAttackTokenFormat(t *testing.T) {
 			{"text/plain", "text/plain", cc},
 			{"multipart", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\nclient_credentials\r\n--x--\r\n"},
 		} {
-			r := send(t, c, attack{path: "/connect/token", header: svcBasic, contentType: tc.contentType, body: tc.body})
+			r := send(t, c, request{path: "/connect/token", header: svcBasic, contentType: tc.contentType, body: tc.body})
 			wantError(t, tc.name, r, "invalid_request")
 		}
-		r := send(t, c, attack{path: "/connect/token", header: svcBasic, contentType: "application/x-www-form-urlencoded; charset=UTF-8", body: cc})
+		r := send(t, c, request{path: "/connect/token", header: svcBasic, contentType: "application/x-www-form-urlencoded; charset=UTF-8", body: cc})
 		wantToken(t, "form body with charset=UTF-8", r)
 	})
 
@@ -191,7 +191,7 @@ func TestAttackTokenFormat(t *testing.T) {
 			{"grant_type in query and body", "grant_type=client_credentials", cc},
 			{"scope in query and body", "scope=api.write", formBody("grant_type", "client_credentials", "scope", "api.read")},
 		} {
-			wantError(t, tc.name, send(t, c, attack{path: "/connect/token", query: tc.query, header: svcBasic, body: tc.body}), "invalid_request")
+			wantError(t, tc.name, send(t, c, request{path: "/connect/token", query: tc.query, header: svcBasic, body: tc.body}), "invalid_request")
 		}
 	})
 
@@ -217,10 +217,10 @@ func TestAttackTokenFormat(t *testing.T) {
 	})
 
 	t.Run("A9 query parameters", func(t *testing.T) {
-		r := send(t, c, attack{path: "/connect/token", query: cc, header: svcBasic, contentType: "application/x-www-form-urlencoded"})
+		r := send(t, c, request{path: "/connect/token", query: cc, header: svcBasic, contentType: "application/x-www-form-urlencoded"})
 		wantError(t, "every parameter in the query", r, "invalid_request")
 		// §2.3.1: credentials in the URL never authenticate.
-		r = send(t, c, attack{path: "/connect/token", query: formBody("client_id", "svc", "client_secret", "svc-secret"), body: cc})
+		r = send(t, c, request{path: "/connect/token", query: formBody("client_id", "svc", "client_secret", "svc-secret"), body: cc})
 		wantError(t, "credentials in the query", r, "invalid_request")
 	})
 
@@ -503,7 +503,7 @@ func TestAttackRefresh(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range racers {
 			wg.Go(func() {
-				r, err := trySend(t, c, attack{path: "/connect/token", header: basicAuth("web", "web-secret"),
+				r, err := do(testContext(t), c, request{path: "/connect/token", header: basicAuth("web", "web-secret"),
 					body: formBody("grant_type", "refresh_token", "refresh_token", g.RefreshToken)})
 				if err != nil {
 					t.Error(err)
@@ -627,7 +627,7 @@ func TestAttackGrants(t *testing.T) {
 		before := time.Now().Unix()
 		for _, tc := range []struct {
 			name, sub, client, scope string
-			tok                      tokenReply
+			tok                      tokenAnswer
 		}{
 			{"client_credentials", "svc", "svc", "api.read", wantToken(t, "svc", postToken(t, c, svcBasic, cc+"&scope=api.read"))},
 			{"password", "alice", "web", "openid api.read", aliceGrant(t, c, "web", "openid api.read")},
@@ -655,7 +655,7 @@ func TestAttackGrants(t *testing.T) {
 			if d := claims.Exp - claims.Iat - tc.tok.ExpiresIn; claims.Iat < before-5 || d < -1 || d > 1 {
 				t.Errorf("%s access token iat, exp = %d, %d with expires_in %d, want exp - iat = expires_in", tc.name, claims.Iat, claims.Exp, tc.tok.ExpiresIn)
 			}
-			r := send(t, c, attack{method: http.MethodGet, path: "/api/who", header: http.Header{"Authorization": {"Bearer " + tc.tok.AccessToken}}})
+			r := send(t, c, request{method: http.MethodGet, path: "/api/who", header: http.Header{"Authorization": {"Bearer " + tc.tok.AccessToken}}})
 			if want := "hello " + tc.sub; r.status != http.StatusOK || string(r.body) != want {
 				t.Errorf("GET /api/who with the %s token = HTTP %d %q, want 200 %q", tc.name, r.status, r.body, want)
 			}

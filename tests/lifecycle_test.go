@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -86,10 +85,10 @@ func TestLifecycleIntrospectionAndRevocation(t *testing.T) {
 		}
 		// The very next request on either route is refused, the cache notwithstanding.
 		for _, path := range []string{"/api/revoked", "/admin/revoked"} {
-			resp, _ := call(t, c, path, machine.AccessToken, nil)
-			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			r := call(t, c, path, machine.AccessToken, nil)
+			if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 				t.Errorf("GET %s with a revoked, cached token: HTTP %d WWW-Authenticate %q, want 401 invalid_token",
-					path, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+					path, r.status, r.header.Get("WWW-Authenticate"))
 			}
 		}
 		wantInactive(t, "a revoked access token", introspect(t, c, "svc", "svc-secret", machine.AccessToken))
@@ -116,25 +115,12 @@ func TestLifecycleIntrospectionAndRevocation(t *testing.T) {
 // credentials when client is empty, and returns the status and body.
 func introspectAs(t *testing.T, c *Caddy, client, secret, token string) (int, []byte) {
 	t.Helper()
+	var header http.Header
 	if client != "" {
-		return postForm(t, c, "/connect/introspect", client, secret, url.Values{"token": {token}})
+		header = basicAuth(client, secret)
 	}
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, c.URL("/connect/introspect"),
-		strings.NewReader(url.Values{"token": {token}}.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST /connect/introspect: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("POST /connect/introspect: reading the body: %v", err)
-	}
-	return resp.StatusCode, body
+	r := send(t, c, request{path: "/connect/introspect", header: header, body: url.Values{"token": {token}}.Encode()})
+	return r.status, r.body
 }
 
 // TestLifecycleRestart stops and starts Caddy on the default store (bolt, in Caddy's data

@@ -27,10 +27,10 @@ type refreshLoad struct {
 	tokens      [][2]string     // per worker: its current and previous refresh token
 	lastOK      []time.Time     // per worker: when it last rotated
 	ok          int
-	unavailable int           // 503 temporarily_unavailable answers
-	slowest     time.Duration // the slowest 503
+	unavailable int            // 503 temporarily_unavailable answers
+	slowest     time.Duration  // the slowest 503
 	spans       [][2]time.Time // when each answered request was sent and answered
-	failures    []string      // lost tokens (any other answer), doubled tokens, transport failures
+	failures    []string       // lost tokens (any other answer), doubled tokens, transport failures
 }
 
 // startRefreshLoad starts one worker per token; each redeems its refresh token at the instances

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,28 +9,6 @@ import (
 
 	"golang.org/x/oauth2"
 )
-
-// postForm POSTs form to path, authenticating as client with HTTP Basic, and returns the status and
-// body.
-func postForm(t *testing.T, c *Caddy, path, client, secret string, form url.Values) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, c.URL(path), strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(client), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("POST %s: reading the body: %v", path, err)
-	}
-	return resp.StatusCode, body
-}
 
 // introspect asks /connect/introspect about token as client and returns the decoded answer.
 func introspect(t *testing.T, c *Caddy, client, secret, token string) map[string]any {
@@ -84,9 +61,9 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	t.Run("access token", func(t *testing.T) {
 		callUpstream(t, c, "/api/before-revocation", tok.AccessToken, nil)
 		revoke(t, c, tok.AccessToken)
-		resp, _ := call(t, c, "/api/after-revocation", tok.AccessToken, nil)
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-			t.Errorf("a revoked access token: HTTP %d WWW-Authenticate %q, want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		r := call(t, c, "/api/after-revocation", tok.AccessToken, nil)
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("a revoked access token: HTTP %d WWW-Authenticate %q, want 401 invalid_token", r.status, r.header.Get("WWW-Authenticate"))
 		}
 		wantInactive(t, "a revoked access token", introspect(t, c, "web", "web-secret", tok.AccessToken))
 	})
@@ -98,8 +75,8 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 		_, err := web.TokenSource(testContext(t), &oauth2.Token{RefreshToken: other.RefreshToken}).Token()
 		wantTokenError(t, "a revoked refresh token", err, "invalid_grant", http.StatusBadRequest)
 		// The family is dead, and with it the access tokens it issued.
-		if resp, _ := call(t, c, "/api/after-revocation", other.AccessToken, nil); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("an access token of a revoked refresh family: HTTP %d, want 401", resp.StatusCode)
+		if r := call(t, c, "/api/after-revocation", other.AccessToken, nil); r.status != http.StatusUnauthorized {
+			t.Errorf("an access token of a revoked refresh family: HTTP %d, want 401", r.status)
 		}
 	})
 }

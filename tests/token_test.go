@@ -1,34 +1,17 @@
 package tests
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
-
-// alicePassword is the password of the user alice in tokengateCaddyfile.
-const alicePassword = "alice-password"
-
-// aliceHash is a bcrypt hash of alicePassword, at the lowest cost so that tests stay fast.
-var aliceHash = sync.OnceValue(func() string {
-	hash, err := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
-	if err != nil {
-		panic(err)
-	}
-	return string(hash)
-})
 
 // tokengateCaddyfile is the configuration the token tests share: a machine client "svc"
 // (client_credentials), a user-facing client "web" (password and refresh_token, OpenID Connect), the
@@ -133,63 +116,6 @@ func wantTokenError(t *testing.T, what string, err error, code string, status in
 		t.Errorf("%s: error %q (HTTP %d), want %q (HTTP %d); body %s", what, re.ErrorCode, re.Response.StatusCode, code, status, re.Body)
 	}
 	return re
-}
-
-// call sends a GET for path with the access token (none when empty) and extra headers, and returns
-// the response with its body read.
-func call(t *testing.T, c *Caddy, path, token string, header http.Header) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, c.URL(path), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, values := range header {
-		req.Header[name] = values
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: reading the body: %v", path, err)
-	}
-	return resp, body
-}
-
-// callUpstream calls path with token, expects the upstream to answer, and returns what it received.
-func callUpstream(t *testing.T, c *Caddy, path, token string, header http.Header) Echo {
-	t.Helper()
-	resp, body := call(t, c, path, token, header)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s with a token: HTTP %d (%s), want 200 from the upstream; WWW-Authenticate: %q",
-			path, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
-	}
-	var echo Echo
-	if err := json.Unmarshal(body, &echo); err != nil {
-		t.Fatalf("GET %s: the upstream's answer %q: %v", path, body, err)
-	}
-	return echo
-}
-
-// jwtPart decodes part i (0 header, 1 claims) of a compact JWT into v.
-func jwtPart(t *testing.T, token string, i int, v any) {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token %q has %d parts, want 3 (a JWS)", token, len(parts))
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[i])
-	if err != nil {
-		t.Fatalf("token part %d: %v", i, err)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		t.Fatalf("token part %d %s: %v", i, raw, err)
-	}
 }
 
 func TestClientCredentials(t *testing.T) {
@@ -396,9 +322,8 @@ func TestRefreshTokenReuseRevokesFamily(t *testing.T) {
 	wantTokenError(t, "reusing a rotated refresh token", err, "invalid_grant", http.StatusBadRequest)
 	_, err = refresh(second.RefreshToken)
 	wantTokenError(t, "the family's current refresh token after a reuse", err, "invalid_grant", http.StatusBadRequest)
-	resp, _ := call(t, c, "/api/after-reuse", second.AccessToken, nil)
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("an access token of a dead family: HTTP %d, want 401", resp.StatusCode)
+	if r := call(t, c, "/api/after-reuse", second.AccessToken, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("an access token of a dead family: HTTP %d, want 401", r.status)
 	}
 }
 
@@ -431,11 +356,11 @@ func TestBearerAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := up.Requests()
-			resp, body := call(t, c, tc.path, tc.token, nil)
-			if resp.StatusCode != tc.status {
-				t.Errorf("GET %s: HTTP %d (%s), want %d", tc.path, resp.StatusCode, body, tc.status)
+			r := call(t, c, tc.path, tc.token, nil)
+			if r.status != tc.status {
+				t.Errorf("GET %s: HTTP %d (%s), want %d", tc.path, r.status, r.body, tc.status)
 			}
-			challenge := resp.Header.Get("WWW-Authenticate")
+			challenge := r.header.Get("WWW-Authenticate")
 			for _, part := range tc.challenge {
 				if !strings.Contains(challenge, part) {
 					t.Errorf("WWW-Authenticate = %q, want it to hold %q", challenge, part)
@@ -464,31 +389,15 @@ func TestRestartKeepsRefreshTokenAndKey(t *testing.T) {
 	c, _ := startTokengate(t, "1h")
 	web := webConfig(c, "openid", "offline_access", "api.read")
 	tok := aliceToken(t, c, "openid", "offline_access", "api.read")
-	var header struct {
-		Kid string `json:"kid"`
-	}
-	jwtPart(t, tok.AccessToken, 0, &header)
+	kid := kidOf(t, tok.AccessToken)
 
 	c.Restart(t)
 
 	// The bolt store kept the signing key: the token signed before the restart still passes, and
 	// its key is still published.
 	callUpstream(t, c, "/api/after-restart", tok.AccessToken, nil)
-	resp, body := call(t, c, "/.well-known/openid-configuration/jwks", "", nil)
-	var jwks struct {
-		Keys []struct {
-			Kid string `json:"kid"`
-		} `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &jwks); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("JWKS after restart: HTTP %d %s (%v)", resp.StatusCode, body, err)
-	}
-	var kids []string
-	for _, k := range jwks.Keys {
-		kids = append(kids, k.Kid)
-	}
-	if !slices.Contains(kids, header.Kid) {
-		t.Errorf("JWKS kids after restart = %q, want them to hold %q", kids, header.Kid)
+	if kids := jwksKids(t, c); !slices.Contains(kids, kid) {
+		t.Errorf("JWKS kids after restart = %q, want them to hold %q", kids, kid)
 	}
 
 	// ...and the refresh token.

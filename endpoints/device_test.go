@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 )
 
@@ -39,24 +37,6 @@ type deviceEnv struct {
 	now      func() time.Time
 }
 
-// deviceClock is a clock the test moves.
-type deviceClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *deviceClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *deviceClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *deviceEnv {
 	t.Helper()
 	mux := http.NewServeMux()
@@ -67,11 +47,7 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	keys := testKeySet(t, tokens.ES256)
 	keySource := func() *tokens.KeySet { return keys }
 	e.verifier = tokens.NewVerifier(issuer, keySource, now)
-	pw, err := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users, err := identity.NewStatic([]identity.StaticUser{{Username: "alice", Hash: string(pw)}})
+	users, err := identity.NewStatic([]identity.StaticUser{{Username: "alice", Hash: hash(t, "alice-pw")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +232,7 @@ func userCodeOf(t *testing.T, complete string) string {
 }
 
 func TestDevicePageApprove(t *testing.T) {
-	c := &deviceClock{t: time.Unix(1_800_000_000, 0)}
+	c := &testClock{t: time.Unix(1_800_000_000, 0)}
 	e := newDeviceEnv(t, c.now, nil)
 	deviceCode, complete := e.start()
 	if status, code := e.poll(deviceCode); status != http.StatusBadRequest || code != grants.CodeAuthorizationPending {
@@ -313,7 +289,7 @@ func TestDevicePageDeny(t *testing.T) {
 		{"no button, as a cancel control would post", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newDeviceEnv(t, (&deviceClock{t: time.Unix(1_800_000_000, 0)}).now, nil)
+			e := newDeviceEnv(t, (&testClock{t: time.Unix(1_800_000_000, 0)}).now, nil)
 			deviceCode, complete := e.start()
 			b := e.browser("192.0.2.1")
 			done := b.submit(b.decideFrom(complete), tt.set...)
@@ -331,7 +307,7 @@ func TestDevicePageDeny(t *testing.T) {
 // Every step refuses a form not posted from this page in this browser, and a decision needs the
 // sign-in of the browser that posts it.
 func TestDevicePageCSRF(t *testing.T) {
-	c := &deviceClock{t: time.Unix(1_800_000_000, 0)}
+	c := &testClock{t: time.Unix(1_800_000_000, 0)}
 	e := newDeviceEnv(t, c.now, nil)
 	deviceCode, complete := e.start()
 	victim := e.browser("192.0.2.1")
@@ -365,7 +341,7 @@ func TestDevicePageCSRF(t *testing.T) {
 // From the 10th wrong user code from one address within a minute, the page answers 429, to a
 // right code too; other addresses are unaffected, and a minute later it answers again.
 func TestDevicePageThrottlesWrongCodes(t *testing.T) {
-	c := &deviceClock{t: time.Unix(1_800_000_000, 0)}
+	c := &testClock{t: time.Unix(1_800_000_000, 0)}
 	e := newDeviceEnv(t, c.now, nil)
 	_, complete := e.start()
 	right := userCodeOf(t, complete)
@@ -394,7 +370,7 @@ func TestDevicePageThrottlesWrongCodes(t *testing.T) {
 
 // A sign-in outlives nothing: once the code has expired, the decision records nothing.
 func TestDevicePageExpired(t *testing.T) {
-	c := &deviceClock{t: time.Unix(1_800_000_000, 0)}
+	c := &testClock{t: time.Unix(1_800_000_000, 0)}
 	e := newDeviceEnv(t, c.now, nil)
 	deviceCode, complete := e.start()
 	b := e.browser("192.0.2.1")

@@ -47,21 +47,25 @@ type fixture struct {
 	keys   *tokens.KeySet
 	minter *tokens.Minter
 	key    []byte
-
-	mu  sync.Mutex
-	now time.Time
+	*testClock
 }
 
-func (f *fixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
+// testClock is a clock the test moves.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
 }
 
-func (f *fixture) advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
 
 func hash(t testing.TB, pw string) string {
@@ -75,14 +79,14 @@ func hash(t testing.TB, pw string) string {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0), key: []byte(strings.Repeat("k", MinSessionKeyLen))}
+	f := &fixture{t: t, testClock: &testClock{t: time.Unix(1_800_000_000, 0)}, key: []byte(strings.Repeat("k", MinSessionKeyLen))}
 	mux := http.NewServeMux()
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	f.issuer = f.srv.URL
 	f.build(t, f.issuer)
 	userinfo := Userinfo(&gate.Gate{
-		Verifier:  tokens.NewVerifier(f.issuer, f.keySet, f.clock),
+		Verifier:  tokens.NewVerifier(f.issuer, f.keySet, f.now),
 		Deny:      f.deny,
 		Realm:     f.issuer,
 		Audiences: map[string]bool{f.issuer: true, "api": true},
@@ -104,10 +108,10 @@ func (f *fixture) keySet() *tokens.KeySet { return f.keys }
 // build makes the grants server and the pages for issuer.
 func (f *fixture) build(t testing.TB, issuer string) {
 	t.Helper()
-	f.store = store.NewMemory(f.clock)
-	f.deny = gate.NewDenyList(f.store, f.clock)
+	f.store = store.NewMemory(f.now)
+	f.deny = gate.NewDenyList(f.store, f.now)
 	f.keys = testKeySet(t, tokens.ES256)
-	f.minter = tokens.NewMinter(issuer, f.keySet, f.clock)
+	f.minter = tokens.NewMinter(issuer, f.keySet, f.now)
 	main, err := identity.NewStatic([]identity.StaticUser{
 		{Username: "alice", Hash: hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
 			"name": "Alice Liddell", "given_name": "Alice", "email": "alice@example.com", "department": "research"}},
@@ -148,10 +152,10 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
 		Store:             f.store,
 		Minter:            f.minter,
-		Verifier:          tokens.NewVerifier(issuer, f.keySet, f.clock),
+		Verifier:          tokens.NewVerifier(issuer, f.keySet, f.now),
 		OnRevoke:          func(ctx context.Context) { f.deny.Sync(ctx) },
 		Revoked:           f.deny.Revoked,
-		Now:               f.clock,
+		Now:               f.now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +165,7 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		Server:     f.grants,
 		SessionKey: f.key,
 		Keys:       f.keySet,
-		Now:        f.clock,
+		Now:        f.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func TestLoginCSRF(t *testing.T) {
 	tampered.Set(fieldCSRF, tampered.Get(fieldCSRF)+"A")
 	forgedExpiry := creds(victimForm)
 	_, mac, _ := strings.Cut(forgedExpiry.Get(fieldCSRF), ".")
-	forgedExpiry.Set(fieldCSRF, strconv.FormatInt(f.clock().Add(48*time.Hour).Unix(), 10)+"."+mac)
+	forgedExpiry.Set(fieldCSRF, strconv.FormatInt(f.now().Add(48*time.Hour).Unix(), 10)+"."+mac)
 	for _, tc := range []struct {
 		name string
 		b    *browser
@@ -239,7 +239,7 @@ func TestLoginTemplateReplaced(t *testing.T) {
 			`{{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">{{end}}` +
 			`<input type="text" name="username" value="{{.Username}}"><input type="password" name="password"><button type="submit">Go</button></form>{{end}}`))
 	pages, err := NewPages(PagesConfig{Issuer: f.issuer, Server: f.grants,
-		SessionKey: f.key, Keys: f.keySet, Template: custom, Now: f.clock})
+		SessionKey: f.key, Keys: f.keySet, Template: custom, Now: f.now})
 	if err != nil {
 		t.Fatal(err)
 	}

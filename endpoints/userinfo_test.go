@@ -68,7 +68,7 @@ func TestUserinfoRefusals(t *testing.T) {
 	f := newFixture(t)
 	good := f.accessToken("openid profile", "g1")
 	revoked := f.accessToken("openid", "g-dead")
-	if err := f.store.Revoke(context.Background(), store.Revocation{Kind: store.RevokedFamily, ID: "g-dead", Until: f.clock().Add(time.Hour)}); err != nil {
+	if err := f.store.Revoke(context.Background(), store.Revocation{Kind: store.RevokedFamily, ID: "g-dead", Until: f.now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.deny.Sync(context.Background()); err != nil {

@@ -1,11 +1,9 @@
 package endpoints
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -291,7 +289,7 @@ func (p *DevicePage) signIn(w http.ResponseWriter, r *http.Request, req grants.D
 			Message: "Signing in to this application is not possible here."})
 		return
 	}
-	ticket := deviceRandom()
+	ticket := randomString()
 	binding := sha256.Sum256([]byte(csrf))
 	payload, err := json.Marshal(deviceSignIn{UserCode: req.UserCode, CSRF: binding[:], Subject: user.Subject,
 		Claims: user.Claims, AuthTime: user.AuthTime})
@@ -382,19 +380,16 @@ func (p *DevicePage) csrf(w http.ResponseWriter, r *http.Request) string {
 	if v, ok := deviceCookieValue(r); ok {
 		return v
 	}
-	v := deviceRandom()
+	v := randomString()
 	http.SetCookie(w, &http.Cookie{Name: deviceCookie, Value: v, Path: p.action, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	return v
 }
 
-// deviceCookieValue returns the CSRF cookie's value when it is one deviceRandom could have made.
+// deviceCookieValue returns the CSRF cookie's value when it is one randomString could have made.
 func deviceCookieValue(r *http.Request) (string, bool) {
 	c, err := r.Cookie(deviceCookie)
-	if err != nil || len(c.Value) != 43 {
-		return "", false
-	}
-	if _, err := base64.RawURLEncoding.DecodeString(c.Value); err != nil {
+	if err != nil || len(c.Value) != 43 || !base64URLChars(c.Value) {
 		return "", false
 	}
 	return c.Value, true
@@ -403,14 +398,7 @@ func deviceCookieValue(r *http.Request) (string, bool) {
 // deviceSignInKey is the one-time key of a ticket: the store never sees the ticket itself.
 func deviceSignInKey(ticket string) string {
 	sum := sha256.Sum256([]byte(ticket))
-	return deviceSignInPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// deviceRandom is 256 random bits, base64url.
-func deviceRandom() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return deviceSignInPrefix + b64.EncodeToString(sum[:])
 }
 
 // devicePeer is the TCP peer's address without the port.

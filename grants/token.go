@@ -259,6 +259,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	return grantFuncs[name](s, ctx, &tokenRequest{http: r, form: f, client: client, now: now})
 }
 
+// ClientIP names the address r comes from as the throttles do: Config.ClientIP, or the TCP peer.
+// The device page counts wrong user codes per address with it.
+func (s *Server) ClientIP(r *http.Request) string {
+	return s.cfg.ClientIP(r)
+}
+
 // peerAddress is the TCP peer's address without the port.
 func peerAddress(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -231,3 +231,29 @@ func TestExpiresInNeverRoundsToZero(t *testing.T) {
 		}
 	}
 }
+
+// ClientIP names an address as Config.ClientIP does, or as the TCP peer without its port.
+func TestClientIP(t *testing.T) {
+	byPeer := newFixture(t).srv
+	cfg := byPeer.cfg
+	cfg.ClientIP = func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
+	byHeader, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := http.NewRequest(http.MethodPost, "/", nil)
+	r.RemoteAddr = "192.0.2.7:54321"
+	r.Header.Set("X-Test-Address", "198.51.100.9")
+	for _, tc := range []struct {
+		name string
+		srv  *Server
+		want string
+	}{
+		{"configured", byHeader, "198.51.100.9"},
+		{"peer", byPeer, "192.0.2.7"},
+	} {
+		if got := tc.srv.ClientIP(r); got != tc.want {
+			t.Errorf("ClientIP(%s) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

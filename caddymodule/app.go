@@ -302,7 +302,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Server:   a.server,
 		SignIns:  a.shared.store,
 		Guesses:  a.shared.deviceGuesses,
-		ClientIP: clientIP,
 		Template: deviceTemplate(tmpl),
 		Logger:   a.logger,
 		Now:      a.now,

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -70,9 +69,6 @@ type DeviceConfig struct {
 	// Guesses counts wrong user codes per address. It must outlive config reloads, or a reload
 	// forgives a guesser; nil means NewDeviceGuesses().
 	Guesses *throttle.Limiter
-	// ClientIP names the address a request comes from (grants.Config.ClientIP); nil means the TCP
-	// peer.
-	ClientIP func(*http.Request) string
 	// Template renders every device page from a DeviceView; nil means the built-in one. A
 	// replacement must keep the forms' contract, described at DeviceView.
 	Template *template.Template
@@ -85,13 +81,12 @@ type DeviceConfig struct {
 // DevicePage serves the verification URI (RFC 8628 §3.3): the person types the user code, signs
 // in, and approves or denies the device's request.
 type DevicePage struct {
-	server   *grants.Server
-	signIns  store.OneTime
-	guesses  *throttle.Limiter
-	clientIP func(*http.Request) string
-	tmpl     *template.Template
-	logger   *zap.Logger
-	now      func() time.Time
+	server  *grants.Server
+	signIns store.OneTime
+	guesses *throttle.Limiter
+	tmpl    *template.Template
+	logger  *zap.Logger
+	now     func() time.Time
 	// action is where the forms post, and the cookie's path: DevicePath under the issuer's path.
 	action string
 }
@@ -150,20 +145,16 @@ func NewDevicePage(cfg DeviceConfig) (*DevicePage, error) {
 		return nil, errors.New("endpoints: the device page needs a grants server and a store")
 	}
 	p := &DevicePage{
-		server:   cfg.Server,
-		signIns:  cfg.SignIns,
-		guesses:  cfg.Guesses,
-		clientIP: cfg.ClientIP,
-		tmpl:     cfg.Template,
-		logger:   cfg.Logger,
-		now:      cfg.Now,
-		action:   strings.TrimSuffix(issuer.Path, "/") + DevicePath,
+		server:  cfg.Server,
+		signIns: cfg.SignIns,
+		guesses: cfg.Guesses,
+		tmpl:    cfg.Template,
+		logger:  cfg.Logger,
+		now:     cfg.Now,
+		action:  strings.TrimSuffix(issuer.Path, "/") + DevicePath,
 	}
 	if p.guesses == nil {
 		p.guesses = NewDeviceGuesses()
-	}
-	if p.clientIP == nil {
-		p.clientIP = devicePeer
 	}
 	if p.tmpl == nil {
 		p.tmpl = deviceTemplate
@@ -240,7 +231,8 @@ func (p *DevicePage) post(w http.ResponseWriter, r *http.Request) {
 // code is refused, a right one too, or a guesser would learn from the answers. When it returns
 // false it has answered.
 func (p *DevicePage) pending(w http.ResponseWriter, r *http.Request, typed string) (grants.DeviceRequest, bool) {
-	address, now := p.clientIP(r), p.now()
+	// The address is named as for the password throttle: grants.Config.ClientIP.
+	address, now := p.server.ClientIP(r), p.now()
 	if wait, blocked := p.guesses.Blocked(address, now); blocked {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -399,15 +391,6 @@ func deviceCookieValue(r *http.Request) (string, bool) {
 func deviceSignInKey(ticket string) string {
 	sum := sha256.Sum256([]byte(ticket))
 	return deviceSignInPrefix + b64.EncodeToString(sum[:])
-}
-
-// devicePeer is the TCP peer's address without the port.
-func devicePeer(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 var _ http.Handler = (*DevicePage)(nil)

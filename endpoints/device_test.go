@@ -72,7 +72,7 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.page, err = NewDevicePage(DeviceConfig{Issuer: issuer, Server: e.grants, SignIns: e.store, ClientIP: address,
+	e.page, err = NewDevicePage(DeviceConfig{Issuer: issuer, Server: e.grants, SignIns: e.store,
 		Template: tmpl, Now: now})
 	if err != nil {
 		t.Fatal(err)

@@ -80,17 +80,35 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 // setUserPlaceholders sets {http.auth.user.*} as caddyauth does for basic_auth. The named ones are
 // set last, so that a claim called "id" cannot stand in for the subject.
 func setUserPlaceholders(repl *caddy.Replacer, c *tokens.Claims) {
-	for name, v := range c.All {
-		switch name {
-		case "sub", "client_id", "scope":
-			continue
+	// One lazy provider instead of a Set per claim: a request pays for the placeholders its
+	// configuration reads, not for every claim of the token (the gate's hot path, HARD-PARTS).
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, userPlaceholderPrefix)
+		if !ok {
+			return nil, false
 		}
-		repl.Set("http.auth.user."+name, claimText(v))
-	}
-	repl.Set("http.auth.user.id", c.Subject)
-	repl.Set("http.auth.user.client_id", c.ClientID)
-	repl.Set("http.auth.user.scope", c.Scope)
+		// The named placeholders win over claims of the same name: a claim called id cannot pose
+		// as the subject.
+		switch name {
+		case "id":
+			return c.Subject, true
+		case "client_id":
+			return c.ClientID, true
+		case "scope":
+			return c.Scope, true
+		case "sub":
+			return nil, false
+		}
+		v, ok := c.All[name]
+		if !ok {
+			return nil, false
+		}
+		return claimText(v), true
+	})
 }
+
+// userPlaceholderPrefix starts every placeholder bearer_auth provides.
+const userPlaceholderPrefix = "http.auth.user."
 
 // claimText writes a claim value as text: strings as they are, numbers in plain decimal (an exp
 // of 1700000000 stays that, not 1.7e+09), arrays space-separated, objects as JSON.

@@ -72,7 +72,7 @@ func TestAuthorizationCode(t *testing.T) {
 	id := jwtClaims(t, resp.str("id_token"))
 	if id["iss"] != issuer || id["aud"] != "web" || id["nonce"] != "n-0S6_WzA2Mj" || id["sub"] != "alice" ||
 		id["exp"] == nil || id["iat"] == nil || id["auth_time"] == nil || id["at_hash"] == nil ||
-		fmt.Sprint(id["amr"]) != "[pwd]" || id["azp"] != "web" {
+		fmt.Sprint(id["amr"]) != "[pwd]" || id["acr"] != "1" || id["azp"] != "web" {
 		t.Errorf("id_token claims = %v", id)
 	}
 	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))

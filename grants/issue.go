@@ -138,8 +138,10 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		if idClaims == nil {
 			idClaims = map[string]any{}
 		}
-		// OIDC Core §2 amr, RFC 8176 §2: every person tokengate signs in gave a password.
+		// OIDC Core §2 amr (RFC 8176 §2) and acr: every person tokengate signs in gave a password,
+		// ISO/IEC 29115 level 1, which OIDC Core §2 writes as acr "1".
 		idClaims["amr"] = []string{"pwd"}
+		idClaims["acr"] = "1"
 		resp.IDToken, err = s.cfg.Minter.IDToken(tokens.IDToken{
 			Subject:     g.Subject,
 			ClientID:    c.ID,

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
 )
 
 var (
@@ -419,31 +420,14 @@ func UnverifiedIssuer(raw string) (string, error) {
 	return c.Issuer, nil
 }
 
-// checkCompact refuses, without decoding anything, what cannot be one JWS in compact form (RFC 7515
-// §7.1): too long, not three non-empty segments, or a character outside base64url. Whitespace,
-// a second token or a JWE (five segments) are all refused here. Its errors wrap ErrInvalid.
+// checkCompact refuses what tokens.CheckCompact refuses, with errors that wrap ErrInvalid. An
+// oversized input is refused first, with an error made once, so that it costs no allocation.
 func checkCompact(raw string) error {
 	if len(raw) > MaxLen {
 		return errTooLong
 	}
-	dots, segLen := 0, 0
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c == '.':
-			if segLen == 0 || dots == 2 {
-				return fmt.Errorf("%w: not three non-empty segments", ErrInvalid)
-			}
-			dots++
-			segLen = 0
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-			segLen++
-		default:
-			return fmt.Errorf("%w: a character outside base64url", ErrInvalid)
-		}
-	}
-	if dots != 2 || segLen == 0 {
-		return fmt.Errorf("%w: not three non-empty segments", ErrInvalid)
+	if err := tokens.CheckCompact(raw, MaxLen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

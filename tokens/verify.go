@@ -68,7 +68,7 @@ func NewVerifier(issuer string, keys func() *KeySet, now func() time.Time) *Veri
 // VerifyAccessToken checks raw as an RFC 9068 access token (§4) and returns its claims. Every error
 // wraps ErrInvalidToken. It never panics, and refuses oversized or malformed input before decoding it.
 func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
-	if err := checkCompact(raw); err != nil {
+	if err := CheckCompact(raw, MaxTokenLen); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	keys := v.keys()
@@ -88,11 +88,14 @@ func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
 	return c, nil
 }
 
-// checkCompact refuses, without decoding anything, what cannot be a JWS compact serialization
-// (RFC 7515 §7.1): too long, not three non-empty segments, or a character outside base64url.
-func checkCompact(raw string) error {
-	if len(raw) > MaxTokenLen {
-		return fmt.Errorf("longer than %d bytes", MaxTokenLen)
+// CheckCompact refuses, without decoding anything, what cannot be one JWS compact serialization
+// (RFC 7515 §7.1): longer than maxLen, not three non-empty segments, or a character outside
+// base64url. Whitespace, a second token or a JWE (five segments) are all refused here. Every JWT
+// tokengate reads passes it first, so an oversized or malformed input costs no decoding
+// (CVE-2025-30204).
+func CheckCompact(raw string, maxLen int) error {
+	if len(raw) > maxLen {
+		return fmt.Errorf("longer than %d bytes", maxLen)
 	}
 	dots, segLen := 0, 0
 	for i := 0; i < len(raw); i++ {
@@ -122,7 +125,7 @@ func checkCompact(raw string) error {
 // are not: RP-Initiated Logout §2 accepts an expired id_token_hint, since the session it names may
 // well have outlived it. Every error wraps ErrInvalidToken.
 func (s *KeySet) VerifyIDTokenHint(raw, issuer string) (clientID string, err error) {
-	if err := checkCompact(raw); err != nil {
+	if err := CheckCompact(raw, MaxTokenLen); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	parser := jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())

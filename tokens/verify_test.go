@@ -400,3 +400,29 @@ func TestVerifyIDTokenHint(t *testing.T) {
 		t.Errorf("VerifyIDTokenHint(minted, no issuer) = %q, %v, want a refusal", got, err)
 	}
 }
+
+// CheckCompact admits three non-empty base64url segments within maxLen, and nothing else.
+func TestCheckCompact(t *testing.T) {
+	for _, tc := range []struct {
+		raw    string
+		maxLen int
+		ok     bool
+	}{
+		{"a.b.c", 5, true},
+		{"eyJhbGciOiJFUzI1NiJ9.e30.c2ln-_", 64, true},
+		{"a.b.c", 4, false},
+		{"a.b", 64, false},
+		{"a.b.c.d.e", 64, false},
+		{".b.c", 64, false},
+		{"a..c", 64, false},
+		{"a.b.", 64, false},
+		{"a.b.c ", 64, false},
+		{"a.b.c=", 64, false},
+		{"a.b+/.c", 64, false},
+		{"", 64, false},
+	} {
+		if err := CheckCompact(tc.raw, tc.maxLen); (err == nil) != tc.ok {
+			t.Errorf("CheckCompact(%q, %d) = %v, want ok %t", tc.raw, tc.maxLen, err, tc.ok)
+		}
+	}
+}

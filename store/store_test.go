@@ -41,16 +41,7 @@ func openMemory(_ *testing.T, now func() time.Time) Store { return NewMemory(now
 
 func openTestBolt(t *testing.T, now func() time.Time) Store {
 	t.Helper()
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "tokengate.db"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return openTestBoltAt(t, filepath.Join(t.TempDir(), "tokengate.db"), now)
 }
 
 func TestMemory(t *testing.T) {

@@ -115,12 +115,19 @@ func deviceConfig(c *Caddy) *oauth2.Config {
 	}
 }
 
+// startDeviceCaddy starts Caddy on deviceCaddyfile in front of a new Upstream, and returns it with
+// the TV app's client configuration.
+func startDeviceCaddy(t *testing.T) (*Caddy, *oauth2.Config) {
+	t.Helper()
+	upstream := startUpstream(t)
+	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(deviceCaddyfile))
+	return c, deviceConfig(c)
+}
+
 // RFC 8628 through Caddy: x/oauth2 asks for a code and polls while a person approves it on the
 // device page; the token then passes bearer_auth.
 func TestDeviceFlowApproved(t *testing.T) {
-	upstream := startUpstream(t)
-	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(deviceCaddyfile))
-	cfg := deviceConfig(c)
+	c, cfg := startDeviceCaddy(t)
 	ctx := testContext(t)
 	auth, err := cfg.DeviceAuth(ctx)
 	if err != nil {
@@ -150,9 +157,7 @@ func TestDeviceFlowApproved(t *testing.T) {
 }
 
 func TestDeviceFlowDenied(t *testing.T) {
-	upstream := startUpstream(t)
-	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(deviceCaddyfile))
-	cfg := deviceConfig(c)
+	c, cfg := startDeviceCaddy(t)
 	ctx := testContext(t)
 	auth, err := cfg.DeviceAuth(ctx)
 	if err != nil {

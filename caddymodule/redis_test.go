@@ -42,7 +42,7 @@ func TestRedisStore(t *testing.T) {
 			t.Errorf("the %s %q holds the Redis password", what, v)
 		}
 	}
-	if !strings.HasPrefix(app.storeName, "redis redis://"+r.addr) {
+	if !strings.HasPrefix(app.storeName, "redis redis://"+r.Addr()) {
 		t.Errorf("store name = %q, want it to name the server", app.storeName)
 	}
 	raw := issueToken(t, app)
@@ -57,7 +57,7 @@ func TestRedisUnreachableFailsProvision(t *testing.T) {
 	r := startRedis(t, redisPassword)
 	wrongPassword := strings.Replace(r.url("one"), redisPassword, "not-the-"+redisPassword, 1)
 	r2 := startRedis(t, "")
-	r2.kill()
+	r2.Kill()
 	for name, redisURL := range map[string]string{"nothing listens": r2.url("one"), "wrong password": wrongPassword} {
 		_, err := tryProvision(t, redisConfig(redisURL))
 		if err == nil || !strings.Contains(err.Error(), "store redis: ") {
@@ -136,11 +136,11 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("POST /connect/token needing Redis = %d %s, want 200", rec.Code, rec.Body)
 	}
 
-	r.pause()
+	r.Pause()
 	resumed := false
 	defer func() {
 		if !resumed {
-			r.resume()
+			r.Resume()
 		}
 	}()
 	start := time.Now()
@@ -153,7 +153,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 	waitForLog(t, logs, zapcore.WarnLevel, "revocations may be stale")
 
-	r.resume()
+	r.Resume()
 	resumed = true
 	waitForLog(t, logs, zapcore.InfoLevel, "revocations are current again")
 	rec, _ = serve(app, offlineRequest())

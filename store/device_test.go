@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/redistest"
 )
 
 // testDeviceCodes is the conformance suite's part for DeviceCodes (RFC 8628): every backend's test
@@ -417,11 +419,11 @@ func TestDevicePurge(t *testing.T) {
 // with a fault, never ErrNotFound (which the token endpoint would answer invalid_grant), and a
 // poll during the outage uses nothing up.
 func TestRedisDeviceCodesDown(t *testing.T) {
-	srv := startRedis(t, redisConfig{persist: true})
+	srv := startRedis(t, redistest.Config{Persist: true})
 	s := srv.open(t, newClock().now)
 	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 	mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
-	srv.kill()
+	srv.Kill()
 	calls := map[string]func() error{
 		"CreateDeviceCode":  func() error { _, err := s.CreateDeviceCode(ctx, "h2", device("MNPQRSTV")); return err },
 		"PendingDeviceCode": func() error { _, err := s.PendingDeviceCode(ctx, "BCDFGHJK"); return err },
@@ -438,7 +440,7 @@ func TestRedisDeviceCodesDown(t *testing.T) {
 			t.Errorf("%s = %v with Redis down, want a fault", name, err)
 		}
 	}
-	srv.start()
+	srv.Restart()
 	waitForRedis(t, s)
 	if d := expectPoll(t, s, "h1", DeviceApproved, nil); string(d.Grant) != "g" {
 		t.Errorf("grant after the outage = %q, want %q", d.Grant, "g")

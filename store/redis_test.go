@@ -14,10 +14,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/redistest"
 )
 
 func TestRedis(t *testing.T) {
-	srv := startRedis(t, redisConfig{})
+	srv := startRedis(t, redistest.Config{})
 	open := func(t *testing.T, now func() time.Time) Store {
 		srv.flush(t)
 		return srv.open(t, now)
@@ -79,7 +81,7 @@ func (a *alternating) Close() error { return nil }
 // TestRedisTwoInstances runs the suite's races across two clients: what one instance does once,
 // another cannot do again.
 func TestRedisTwoInstances(t *testing.T) {
-	srv := startRedis(t, redisConfig{})
+	srv := startRedis(t, redistest.Config{})
 	open := func(t *testing.T, now func() time.Time) Store {
 		srv.flush(t)
 		return &alternating{stores: []Store{srv.open(t, now), srv.open(t, now)}}
@@ -99,7 +101,7 @@ func TestRedisTwoInstances(t *testing.T) {
 // TestRedisTTLs: every key but two expires redisSlack after its record, by Redis's own clock,
 // so Redis forgets what no purge would come to delete.
 func TestRedisTTLs(t *testing.T) {
-	srv := startRedis(t, redisConfig{})
+	srv := startRedis(t, redistest.Config{})
 	s := srv.open(t, newClock().now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	mustRotate(t, s, "a", "b", grant("f1", 2*time.Hour))
@@ -164,7 +166,7 @@ func waitForRedis(t *testing.T, s *Redis) {
 // TestRedisLogTrim: an append drops the entries Redis may forget, so the log every instance
 // reads does not grow without end, and readers still get the rest in order.
 func TestRedisLogTrim(t *testing.T) {
-	srv := startRedis(t, redisConfig{})
+	srv := startRedis(t, redistest.Config{})
 	c := newClock()
 	s := srv.open(t, c.now)
 	short := Revocation{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Minute)}
@@ -212,12 +214,12 @@ func TestRedisDown(t *testing.T) {
 		name       string
 		fail, heal func(*redisServer)
 	}{
-		{"killed", (*redisServer).kill, (*redisServer).start},
-		{"not answering", (*redisServer).pause, (*redisServer).resume},
+		{"killed", (*redisServer).Kill, (*redisServer).Restart},
+		{"not answering", (*redisServer).Pause, (*redisServer).Resume},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startRedis(t, redisConfig{})
+			srv := startRedis(t, redistest.Config{})
 			c := newClock()
 			s := srv.open(t, c.now)
 			mustCreate(t, s, "a", grant("f1", time.Hour))
@@ -227,7 +229,7 @@ func TestRedisDown(t *testing.T) {
 			tt.fail(srv)
 			calls := storeCalls(s)
 			calls["OpenRedis"] = func() error {
-				r, err := OpenRedis(srv.url(), c.now)
+				r, err := OpenRedis(srv.URL(), c.now)
 				if err == nil {
 					r.Close()
 				} else if !strings.Contains(err.Error(), "ping") {
@@ -270,14 +272,14 @@ func TestRedisDown(t *testing.T) {
 // TestRedisOutageKeepsToken: a refresh token presented while Redis is down is not used up; after
 // a restart that kept the data, it still rotates.
 func TestRedisOutageKeepsToken(t *testing.T) {
-	srv := startRedis(t, redisConfig{persist: true})
+	srv := startRedis(t, redistest.Config{Persist: true})
 	s := srv.open(t, newClock().now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
-	srv.kill()
+	srv.Kill()
 	if err := s.RotateRefreshToken(ctx, "a", "b", grant("f1", time.Hour)); err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrReused) {
 		t.Fatalf("RotateRefreshToken(%q) with Redis down = %v, want a fault", "a", err)
 	}
-	srv.start()
+	srv.Restart()
 	waitForRedis(t, s)
 	if _, err := s.RefreshToken(ctx, "a"); err != nil {
 		t.Fatalf("RefreshToken(%q) after the restart = %v, want nil", "a", err)
@@ -289,19 +291,19 @@ func TestRedisOutageKeepsToken(t *testing.T) {
 // up (the server paused between the read and the write, as in a partition) does nothing, so the
 // token the client will present again is still live instead of counting as reused.
 func TestRedisLateWriteDoesNothing(t *testing.T) {
-	srv := startRedis(t, redisConfig{})
+	srv := startRedis(t, redistest.Config{})
 	s := srv.open(t, newClock().now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	decide := s.rotation(ctx, "a", "b", grant("f1", time.Hour))
 	err := s.update(ctx, func() (redisWrite, error) {
 		w, err := decide()
-		srv.pause()
+		srv.Pause()
 		return w, err
 	})
 	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrReused) {
 		t.Errorf("RotateRefreshToken(%q) with Redis paused = %v, want a fault", "a", err)
 	}
-	srv.resume() // Redis now runs the write it was sent
+	srv.Resume() // Redis now runs the write it was sent
 	for _, tt := range []struct {
 		hash string
 		want error
@@ -314,20 +316,20 @@ func TestRedisLateWriteDoesNothing(t *testing.T) {
 
 func TestOpenRedis(t *testing.T) {
 	const secret = "s3cret-pw"
-	withPassword := startRedis(t, redisConfig{password: secret})
-	overTLS := startRedis(t, redisConfig{password: secret, tls: true})
+	withPassword := startRedis(t, redistest.Config{Password: secret})
+	overTLS := startRedis(t, redistest.Config{Password: secret, TLS: true})
 	tests := []struct {
 		name string
 		url  string
 		ok   bool
 	}{
-		{"password", withPassword.url(), true},
-		{"tls", overTLS.url(), true},
-		{"no password", "redis://" + withPassword.addr(), false},
-		{"wrong password", "redis://:wrong-" + secret + "@" + withPassword.addr(), false},
-		{"plain to a tls port", "redis://:" + secret + "@" + overTLS.addr(), false},
-		{"tls to a plain port", "rediss://:" + secret + "@" + withPassword.addr() + "?skip_verify=true", false},
-		{"nothing listening", fmt.Sprintf("redis://127.0.0.1:%d", freePort(t)), false},
+		{"password", withPassword.URL(), true},
+		{"tls", overTLS.URL(), true},
+		{"no password", "redis://" + withPassword.Addr(), false},
+		{"wrong password", "redis://:wrong-" + secret + "@" + withPassword.Addr(), false},
+		{"plain to a tls port", "redis://:" + secret + "@" + overTLS.Addr(), false},
+		{"tls to a plain port", "rediss://:" + secret + "@" + withPassword.Addr() + "?skip_verify=true", false},
+		{"nothing listening", fmt.Sprintf("redis://127.0.0.1:%d", redistest.FreePort(t)), false},
 		{"bad port", "redis://:" + secret + "@127.0.0.1:port", false},
 		{"bad scheme", "http://:" + secret + "@127.0.0.1", false},
 	}
@@ -362,7 +364,7 @@ func TestOpenRedis(t *testing.T) {
 // BenchmarkRedisRotate measures rotations per second with 32 concurrent clients, each rotating its
 // own chain, against a local redis-server that does not persist.
 func BenchmarkRedisRotate(b *testing.B) {
-	s := startRedis(b, redisConfig{}).open(b, time.Now)
+	s := startRedis(b, redistest.Config{}).open(b, time.Now)
 	var chains atomic.Int64
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()

@@ -117,10 +117,10 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	}
 	load := startRefreshLoad(t, instances, start)
 	time.Sleep(500 * time.Millisecond)
-	r.kill()
+	r.Kill()
 	down := time.Now()
 	time.Sleep(time.Second)
-	r.start()
+	r.Restart()
 	up := time.Now()
 	for deadline := up.Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		load.mu.Lock()

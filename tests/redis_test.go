@@ -1,121 +1,31 @@
 package tests
 
 import (
-	"bufio"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/redistest"
 )
 
-// redisServer is a redis-server a test started on a free loopback port. It is killed when the
+// startRedis starts a redis-server for t (see redistest.Start); with persist it keeps its data in
+// an append-only file, so that it comes back with everything after a kill. It is killed when the
 // test ends, after the Caddy instances started later have stopped.
-type redisServer struct {
-	t      *testing.T
-	bin    string
-	dir    string
-	port   string
-	args   []string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
-}
-
-// startRedis starts a redis-server for t; with persist it keeps its data in an append-only file,
-// so that it comes back with everything after a kill. Without redis-server installed the test is
-// skipped, or failed when CI=true: CI must test `store redis`.
-func startRedis(t *testing.T, persist bool) *redisServer {
+func startRedis(t *testing.T, persist bool) *redistest.Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is not installed, and CI=true: store redis must be tested (%v)", err)
-		}
-		t.Skip("redis-server is not installed: skipping the store redis tests (with CI=true this fails)")
-	}
-	r := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: freePort(t)}
-	appendOnly := "no"
-	if persist {
-		appendOnly = "yes"
-	}
-	// appendfsync always: what Redis acknowledged is on disk, so a kill cannot bring back a refresh
-	// token that tokengate was told had rotated (everysec, the default, may lose a second).
-	r.args = []string{"--port", r.port, "--bind", "127.0.0.1", "--dir", r.dir, "--logfile", "redis.log",
-		"--save", "", "--appendonly", appendOnly, "--appendfsync", "always"}
-	t.Cleanup(r.kill)
-	r.start()
-	return r
-}
-
-// url is what `store redis` takes.
-func (r *redisServer) url() string { return "redis://127.0.0.1:" + r.port }
-
-// start runs the server (again, on the same port and directory) and waits until it answers PING.
-func (r *redisServer) start() {
-	r.t.Helper()
-	r.cmd = exec.Command(r.bin, r.args...)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("starting redis-server: %v", err)
-	}
-	r.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) {
-		cmd.Wait()
-		close(exited)
-	}(r.cmd, r.exited)
-	for deadline := time.Now().Add(10 * time.Second); !r.pong(); time.Sleep(10 * time.Millisecond) {
-		select {
-		case <-r.exited:
-			r.t.Fatalf("redis-server exited: %s", r.log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on port %s did not answer within 10s: %s", r.port, r.log())
-		}
-	}
-}
-
-// pong reports whether the server answers PING, and not -LOADING.
-func (r *redisServer) pong() bool {
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+r.port, time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && line == "+PONG\r\n"
-}
-
-func (r *redisServer) log() []byte {
-	data, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-	return data
-}
-
-// kill sends SIGKILL, as a crash would: Redis saves nothing and says goodbye to no one.
-func (r *redisServer) kill() {
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	<-r.exited
-	r.cmd = nil
+	return redistest.Start(t, "store redis", redistest.Config{Persist: persist})
 }
 
 // startOnRedis starts two Caddy instances at the same moment on one Redis, with one issuer, as
 // a deployment behind a load balancer would run them.
-func startOnRedis(t *testing.T, r *redisServer) (a, b *Caddy) {
+func startOnRedis(t *testing.T, r *redistest.Server) (a, b *Caddy) {
 	t.Helper()
 	caddyfile := (&lifecycleConfig{
 		issuer:  "http://tokengate.test",
-		options: []string{"store redis " + r.url()},
+		options: []string{"store redis " + r.URL()},
 		clients: []string{"web"},
 	}).caddyfile()
 	caddies := startTogether(t, caddyfile, caddyfile)
@@ -261,13 +171,13 @@ func TestRedisOutage(t *testing.T) {
 	wantGate(t, a, cached.AccessToken, http.StatusOK, "before the outage")
 	wantGate(t, b, cached.AccessToken, http.StatusOK, "before the outage")
 
-	r.kill()
+	r.Kill()
 	down := time.Now()
 	outageChecks(t, []*Caddy{a, b}, held, unseen, cached)
 	// Once the deny-list's sync (each second) has failed too, the gate still accepts.
 	time.Sleep(time.Until(down.Add(1200 * time.Millisecond)))
 	outageChecks(t, []*Caddy{a, b}, held, unseen, cached)
-	r.start()
+	r.Restart()
 	refreshAfterOutage(t, b, held.RefreshToken)
 }
 

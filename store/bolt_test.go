@@ -1,14 +1,11 @@
 package store
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,36 +173,12 @@ func txID(t *testing.T, s *Bolt) int {
 	return id
 }
 
-// BenchmarkBoltRotate measures durable rotations per second with 32 concurrent clients, each
-// rotating its own chain.
+// BenchmarkBoltRotate measures durable rotations per second (see benchmarkRotate).
 func BenchmarkBoltRotate(b *testing.B) {
 	s, err := OpenBolt(filepath.Join(b.TempDir(), "tokengate.db"), time.Now)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	var chains atomic.Int64
-	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		chain := chains.Add(1)
-		fam := fmt.Sprintf("f%d", chain)
-		rt := RefreshToken{FamilyID: fam, ClientID: "client", ExpiresAt: time.Now().Add(time.Hour), Grant: []byte(`{"sub":"alice","scope":"openid offline_access"}`)}
-		// Real keys are hashes of random tokens, scattered over the whole B+tree: so are these.
-		hashed := func(i int) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(fmt.Sprintf("%s-%d", fam, i)))) }
-		old := hashed(0)
-		if err := s.CreateRefreshToken(ctx, old, rt); err != nil {
-			b.Error(err)
-			return
-		}
-		for i := 1; pb.Next(); i++ {
-			next := hashed(i)
-			if err := s.RotateRefreshToken(ctx, old, next, rt); err != nil {
-				b.Error(err)
-				return
-			}
-			old = next
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rotations/s")
+	benchmarkRotate(b, s)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -361,30 +360,8 @@ func TestOpenRedis(t *testing.T) {
 	}
 }
 
-// BenchmarkRedisRotate measures rotations per second with 32 concurrent clients, each rotating its
-// own chain, against a local redis-server that does not persist.
+// BenchmarkRedisRotate measures rotations per second (see benchmarkRotate) against a local
+// redis-server that does not persist.
 func BenchmarkRedisRotate(b *testing.B) {
-	s := startRedis(b, redistest.Config{}).open(b, time.Now)
-	var chains atomic.Int64
-	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		chain := chains.Add(1)
-		fam := fmt.Sprintf("f%d", chain)
-		rt := RefreshToken{FamilyID: fam, ClientID: "client", ExpiresAt: time.Now().Add(time.Hour), Grant: []byte(`{"sub":"alice","scope":"openid offline_access"}`)}
-		old := fmt.Sprintf("%s-0", fam)
-		if err := s.CreateRefreshToken(ctx, old, rt); err != nil {
-			b.Error(err)
-			return
-		}
-		for i := 1; pb.Next(); i++ {
-			next := fmt.Sprintf("%s-%d", fam, i)
-			if err := s.RotateRefreshToken(ctx, old, next, rt); err != nil {
-				b.Error(err)
-				return
-			}
-			old = next
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rotations/s")
+	benchmarkRotate(b, startRedis(b, redistest.Config{}).open(b, time.Now))
 }

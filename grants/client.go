@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/credential"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -21,8 +22,13 @@ type Client struct {
 	// Public clients (native apps, SPAs) have no secret.
 	Public bool
 	// AuthMethod is how a confidential client authenticates; "" means client_secret_basic, which
-	// is interchangeable with client_secret_post.
+	// is interchangeable with client_secret_post. client_secret_jwt signs its assertions with its
+	// plaintext secrets (HS256), private_key_jwt with a key of Keys.
 	AuthMethod string
+	// Keys are the client's public keys (jwks_file, jwks_uri): required by private_key_jwt, and
+	// with the jwt_bearer grant they verify the assertions the client signs for itself. Nil means
+	// none.
+	Keys assertion.KeySource
 	// Grants are the grant names it may use (see KnownGrant).
 	Grants []string
 	// Scopes are what it may ask for; asking for none means all of them.
@@ -53,6 +59,9 @@ type Secret struct {
 	hash []byte
 	// plain is kept as a SHA-256 digest so the comparison is constant-time whatever the lengths.
 	plain [sha256.Size]byte
+	// plainText is the secret itself, the HMAC key of client_secret_jwt (OIDC Core §9); nil for a
+	// hash.
+	plainText []byte
 }
 
 // NewSecret parses a configured secret: a bcrypt hash as `caddy hash-password` prints it, or
@@ -64,7 +73,7 @@ func NewSecret(configured string) (*Secret, error) {
 	if credential.IsBcryptHash(configured) {
 		return &Secret{hash: []byte(configured)}, nil
 	}
-	return &Secret{plain: sha256.Sum256([]byte(configured))}, nil
+	return &Secret{plain: sha256.Sum256([]byte(configured)), plainText: []byte(configured)}, nil
 }
 
 // cost is what checking this secret costs in bcrypt terms (0 for plaintext).
@@ -91,6 +100,8 @@ var wireGrantTypes = map[string]string{
 	"device_code":        GrantTypeDeviceCode,
 	"password":           "password",
 	"refresh_token":      "refresh_token",
+	"jwt_bearer":         GrantTypeJWTBearer,
+	"saml2_bearer":       GrantTypeSAML2Bearer,
 }
 
 // KnownGrant reports whether name is a grant this release implements.

@@ -3,10 +3,13 @@ package grants
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/assertion"
 )
 
 // Client authentication methods (RFC 6749 §2.3, OIDC Core §9).
@@ -18,11 +21,16 @@ const (
 	AuthNone        = "none"
 )
 
+// ClientAssertionType is the one client_assertion_type tokengate knows (RFC 7523 §2.2).
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 // presentedCredentials is what a request offers to prove which client sent it.
 type presentedCredentials struct {
 	clientID string
 	secret   string
 	basic    bool
+	// assertion is a client assertion (RFC 7523 §2.2); clientID is then its unverified iss.
+	assertion string
 }
 
 // clientAuthFailed is the one answer for an unknown client, a wrong secret and a missing one, so
@@ -43,11 +51,15 @@ func readCredentials(r *http.Request, f form) (presentedCredentials, *Error) {
 		}
 		c.clientID, c.secret = id, secret
 	}
-	_, hasAssertion := f["client_assertion"]
+	clientAssertion, hasAssertion := f["client_assertion"]
+	assertionType, hasType := f["client_assertion_type"]
 	bodySecret, hasBodySecret := f["client_secret"]
 	// RFC 6749 §2.3: a client must not use more than one authentication method in a request.
 	if (c.basic && (hasBodySecret || hasAssertion)) || (hasBodySecret && hasAssertion) {
 		return c, errorf(CodeInvalidRequest, "more than one client authentication method was used")
+	}
+	if hasAssertion || hasType {
+		return readClientAssertion(f, clientAssertion, assertionType)
 	}
 	if bodyID, ok := f["client_id"]; ok {
 		// RFC 7521 §4.2: a client_id that contradicts the authenticated one is an error.
@@ -56,14 +68,47 @@ func readCredentials(r *http.Request, f form) (presentedCredentials, *Error) {
 		}
 		c.clientID = bodyID
 	}
-	if hasAssertion {
-		// Client assertions (RFC 7523 §2.2) arrive in a later release.
-		return c, clientAuthFailed(false)
-	}
 	if hasBodySecret {
 		c.secret = bodySecret
 	}
 	return c, nil
+}
+
+// readClientAssertion reads RFC 7523 §2.2 client authentication: the assertion names its client
+// in iss, which the client's own Verifier then checks along with everything else.
+func readClientAssertion(f form, raw, assertionType string) (presentedCredentials, *Error) {
+	var c presentedCredentials
+	switch {
+	case raw == "":
+		return c, errorf(CodeInvalidRequest, "client_assertion_type without client_assertion")
+	case assertionType != ClientAssertionType:
+		// RFC 7521 §4.2: client_assertion_type is required, and names a format we must understand.
+		return c, errorf(CodeInvalidRequest, "client_assertion_type must be "+ClientAssertionType)
+	}
+	iss, err := assertion.UnverifiedIssuer(raw)
+	if err != nil {
+		return c, clientAuthFailed(false)
+	}
+	// RFC 7521 §4.2: a client_id beside the assertion must name the client the assertion does.
+	if bodyID, ok := f["client_id"]; ok && bodyID != iss {
+		return c, clientAuthFailed(false)
+	}
+	c.clientID, c.assertion = iss, raw
+	return c, nil
+}
+
+// presentsCredentials reports whether a request carries any client credential: Basic, a body
+// secret or a client assertion. A client_id alone is none (a public client's identification).
+func presentsCredentials(r *http.Request, f form) bool {
+	if scheme, _, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Basic") {
+		return true
+	}
+	for _, name := range []string{"client_secret", "client_assertion", "client_assertion_type"} {
+		if _, ok := f[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeBasic reads RFC 6749 §2.3.1 Basic credentials: base64 of id ":" secret, each
@@ -98,7 +143,13 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return nil, tooManyAttempts(wait)
 	}
 	client, known := s.clients[creds.clientID]
-	ok, fault := s.checkClientSecret(ctx, client, known, creds)
+	var ok bool
+	var fault *Error
+	if creds.assertion != "" {
+		ok, fault = s.checkClientAssertion(ctx, creds)
+	} else {
+		ok, fault = s.checkClientSecret(ctx, client, known, creds)
+	}
 	if fault != nil {
 		return nil, fault
 	}
@@ -107,6 +158,24 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return nil, clientAuthFailed(creds.basic)
 	}
 	return client, nil
+}
+
+// checkClientAssertion verifies a client assertion with its client's Verifier (OIDC Core §9). A
+// client registered for a secret method has none, so it cannot use assertions, nor an unknown one.
+// The answer never says which check failed: that would help whoever forges assertions.
+func (s *Server) checkClientAssertion(ctx context.Context, creds presentedCredentials) (bool, *Error) {
+	v := s.clientAuth[creds.clientID]
+	if v == nil {
+		return false, nil
+	}
+	_, err := v.Verify(ctx, creds.assertion)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, assertion.ErrInvalid):
+		return false, nil
+	}
+	return false, unavailable(err)
 }
 
 func (s *Server) checkClientSecret(ctx context.Context, client *Client, known bool, creds presentedCredentials) (bool, *Error) {

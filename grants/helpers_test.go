@@ -75,7 +75,9 @@ func secrets(t *testing.T, configured ...string) []*Secret {
 //   - spa: public, password and refresh_token
 //   - other: confidential, password and refresh_token
 //   - pwonly: confidential, password only
-func newFixture(t *testing.T) *fixture {
+//
+// options change the Config before the Server is built.
+func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0)}
 	f.store = store.NewMemory(f.clock)
@@ -107,7 +109,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	all := []string{"client_credentials", "password", "refresh_token"}
-	f.srv, err = New(Config{
+	cfg := Config{
 		Issuer: issuer,
 		Clients: []*Client{
 			{ID: "app", Secrets: secrets(t, bcryptHash(t, "app-secret")), Grants: all,
@@ -136,7 +138,11 @@ func newFixture(t *testing.T) *fixture {
 		Revoked:       f.deny.Revoked,
 		ClientRevoked: f.deny.ClientRevoked,
 		Now:           f.clock,
-	})
+	}
+	for _, o := range options {
+		o(f, &cfg)
+	}
+	f.srv, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

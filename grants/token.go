@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 	"go.uber.org/zap"
@@ -28,6 +31,13 @@ type IdentityProvider struct {
 type Config struct {
 	// Issuer is the iss of every token; required.
 	Issuer string
+	// TokenEndpoint is the token endpoint's URL: an audience assertions may name (RFC 7523 §3),
+	// and the Recipient of SAML assertions (RFC 7522 §3). Default: the issuer + /connect/token.
+	TokenEndpoint string
+	// Trusts are the issuers of jwt-bearer assertions (`trust` blocks); issuers must be unique.
+	Trusts []Trust
+	// SAMLTrusts are the issuers of SAML 2.0 bearer assertions (`saml_trust` blocks).
+	SAMLTrusts []samlbearer.Trust
 	// Clients are the registered clients; ids must be unique.
 	Clients []*Client
 	// IdentityProviders check users' passwords; the first is the default, the only one a client
@@ -64,6 +74,17 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Trust is an issuer of jwt-bearer assertions (RFC 7523 §2.1), a `trust` block: whose keys
+// verify assertions whose iss is Issuer.
+type Trust struct {
+	// Name names the block in errors.
+	Name string
+	// Issuer is the iss its assertions carry, compared byte for byte.
+	Issuer string
+	// Keys verify its assertions.
+	Keys assertion.KeySource
+}
+
 // Store is what the endpoints keep: refresh tokens, authorization codes, device codes, and the
 // revocations the gate follows.
 type Store interface {
@@ -83,6 +104,14 @@ type Server struct {
 	secretCost int
 	// grantNames maps a wire grant_type to the grant name clients register.
 	grantNames map[string]string
+	// clientAuth verifies the client assertions of each client registered for client_secret_jwt
+	// or private_key_jwt; selfGrant the jwt-bearer assertions of each client with keys and the
+	// jwt_bearer grant; trusts those of each trust block, by issuer.
+	clientAuth map[string]*assertion.Verifier
+	selfGrant  map[string]*assertion.Verifier
+	trusts     map[string]*assertion.Verifier
+	// saml verifies saml2-bearer assertions; nil without saml_trust blocks.
+	saml *samlbearer.Verifier
 }
 
 // grantFunc runs one grant for an authenticated client allowed to use it.
@@ -94,6 +123,8 @@ var grantFuncs = map[string]grantFunc{
 	"device_code":        (*Server).deviceCode,
 	"password":           (*Server).password,
 	"refresh_token":      (*Server).refreshToken,
+	"jwt_bearer":         (*Server).jwtBearer,
+	"saml2_bearer":       (*Server).saml2Bearer,
 }
 
 // tokenRequest is a parsed request from an authenticated client.
@@ -133,6 +164,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = peerAddress
 	}
+	if cfg.TokenEndpoint == "" {
+		cfg.TokenEndpoint = strings.TrimSuffix(cfg.Issuer, "/") + tokenPath
+	}
 	s := &Server{
 		cfg:        cfg,
 		clients:    make(map[string]*Client, len(cfg.Clients)),
@@ -140,6 +174,9 @@ func New(cfg Config) (*Server, error) {
 		limits:     cfg.Limits,
 		secretCost: bcrypt.MinCost,
 		grantNames: make(map[string]string, len(wireGrantTypes)),
+		clientAuth: make(map[string]*assertion.Verifier),
+		selfGrant:  make(map[string]*assertion.Verifier),
+		trusts:     make(map[string]*assertion.Verifier, len(cfg.Trusts)),
 	}
 	if s.limits == nil {
 		s.limits = NewLimits()
@@ -152,6 +189,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("grants: identity provider %q declared twice", idp.Name)
 		}
 		s.idps[idp.Name] = idp.Provider
+	}
+	if err := s.addTrusts(); err != nil {
+		return nil, err
 	}
 	for _, c := range cfg.Clients {
 		if err := s.addClient(c); err != nil {
@@ -168,13 +208,16 @@ func (s *Server) addClient(c *Client) error {
 	if _, dup := s.clients[c.ID]; dup {
 		return errors.New("declared twice")
 	}
-	if c.Public != (len(c.Secrets) == 0) {
-		return errors.New("a client has secrets exactly when it is not public")
+	if err := checkCredentials(c); err != nil {
+		return err
 	}
 	for _, g := range c.Grants {
 		if !KnownGrant(g) {
 			return fmt.Errorf("unknown grant %q", g)
 		}
+	}
+	if err := s.addAssertionVerifiers(c); err != nil {
+		return err
 	}
 	// RFC 6749 §4.4: a public client proves nothing, so it cannot act on its own behalf.
 	if c.Public && c.allows("client_credentials") {
@@ -197,6 +240,10 @@ func (s *Server) Client(id string) (*Client, bool) {
 	c, ok := s.clients[id]
 	return c, ok
 }
+
+// tokenPath is the token endpoint's path under the issuer (endpoints.TokenPath, which imports this
+// package).
+const tokenPath = "/connect/token"
 
 // secretWait bounds how long a request may queue for a bcrypt compare before it is told to retry.
 const secretWait = 10 * time.Second
@@ -248,9 +295,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	ctx, cancel := context.WithTimeout(r.Context(), secretWait)
 	defer cancel()
 	now := s.cfg.Now()
-	client, err := s.authenticateClient(ctx, r, f, now)
-	if err != nil {
-		return nil, err
+	// SPEC: a client with keys may present a jwt-bearer assertion it signed itself as its only
+	// credential; the grant then verifies it with the client's keys before anything is issued.
+	client := s.selfAsserting(name, r, f)
+	if client == nil {
+		if client, err = s.authenticateClient(ctx, r, f, now); err != nil {
+			return nil, err
+		}
 	}
 	// SPEC: a grant the client is not registered for is refused before anything is looked up.
 	if !client.allows(name) {

@@ -1,0 +1,155 @@
+package grants
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// jwtBearerForm is a jwt-bearer grant request for the assertion raw.
+func jwtBearerForm(raw string, extra ...string) string {
+	return vals(append([]string{"grant_type", GrantTypeJWTBearer, "assertion", raw}, extra...)...).Encode()
+}
+
+func newAssertionFixture(t *testing.T) (*fixture, *assertionKeys) {
+	t.Helper()
+	var k *assertionKeys
+	f := newFixture(t, func(f *fixture, cfg *Config) {
+		k = newAssertionKeys(t, f.now)
+		withAssertions(t, k)(f, cfg)
+	})
+	return f, k
+}
+
+// RFC 7523 §2.1 with a trusted third party's assertion: the client authenticates as usual, and the
+// token speaks for the assertion's sub.
+func TestJWTBearerFromTrustedIssuer(t *testing.T) {
+	f, k := newAssertionFixture(t)
+	relying := [2]string{"relying", "relying-secret"}
+	raw := signJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "alice@partner", f.clock()))
+	resp := f.do(request{body: jwtBearerForm(raw, "scope", "api.read"), basic: relying})
+	f.expectOK("trusted assertion", resp)
+	c, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "alice@partner" || c.ClientID != "relying" || c.Scope != "api.read" {
+		t.Errorf("token sub, client_id, scope = %q, %q, %q, want alice@partner, relying, api.read", c.Subject, c.ClientID, c.Scope)
+	}
+	if _, ok := resp.json["refresh_token"]; ok {
+		t.Error("jwt-bearer issued a refresh token; the assertion's issuer decides how long access lasts")
+	}
+	if _, ok := resp.json["id_token"]; ok {
+		t.Error("jwt-bearer issued an ID token; nobody signed in")
+	}
+	// With no scope asked for: the client's API scopes, never a user scope.
+	resp = f.do(request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "bob", f.clock()))), basic: relying})
+	if resp.str("scope") != "api.read api.write" {
+		t.Errorf("default scope = %q, want api.read api.write", resp.str("scope"))
+	}
+}
+
+// SECURITY G63-G68.
+func TestJWTBearerAttacks(t *testing.T) {
+	f, k := newAssertionFixture(t)
+	relying := [2]string{"relying", "relying-secret"}
+	now := f.clock()
+	good := func() jwt.MapClaims { return claimsFor(partner, "alice", now) }
+	sign := func(c jwt.MapClaims) string { return signJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), c) }
+	valid := sign(good())
+	for _, tc := range []struct {
+		name   string
+		body   string
+		basic  [2]string
+		status int
+		code   string
+	}{
+		// G63.
+		{"no assertion", vals("grant_type", GrantTypeJWTBearer).Encode(), relying, 400, CodeInvalidRequest},
+		{"garbage", jwtBearerForm("garbage"), relying, 400, CodeInvalidGrant},
+		{"two JWTs", jwtBearerForm(valid + " " + valid), relying, 400, CodeInvalidGrant},
+		// G64.
+		{"a bad signature", jwtBearerForm(signJWT(t, jwt.SigningMethodES256, mustEC(t), kid("t1"), good())), relying, 400, CodeInvalidGrant},
+		{"alg none", jwtBearerForm(signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, good())), relying, 400, CodeInvalidGrant},
+		{"HS256 keyed with the issuer's public key", jwtBearerForm(signJWT(t, jwt.SigningMethodHS256, publicPEM(t, &k.partner.PublicKey), kid("t1"), good())), relying, 400, CodeInvalidGrant},
+		{"expired", jwtBearerForm(sign(with(good(), "exp", now.Add(-time.Minute).Unix()))), relying, 400, CodeInvalidGrant},
+		{"no exp", jwtBearerForm(sign(with(good(), "exp", nil))), relying, 400, CodeInvalidGrant},
+		{"a foreign aud", jwtBearerForm(sign(with(good(), "aud", "https://elsewhere.example.com"))), relying, 400, CodeInvalidGrant},
+		{"no iss", jwtBearerForm(sign(with(good(), "iss", nil))), relying, 400, CodeInvalidGrant},
+		{"an untrusted iss", jwtBearerForm(sign(with(good(), "iss", "https://evil.example.com"))), relying, 400, CodeInvalidGrant},
+		{"no sub", jwtBearerForm(sign(with(good(), "sub", nil))), relying, 400, CodeInvalidGrant},
+		{"nbf in two minutes", jwtBearerForm(sign(with(good(), "nbf", now.Add(2*time.Minute).Unix()))), relying, 400, CodeInvalidGrant},
+		{"an unknown kid", jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.partner, kid("t9"), good())), relying, 400, CodeInvalidGrant},
+		// G65.
+		{"exp in three hours", jwtBearerForm(sign(with(good(), "exp", now.Add(3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
+		{"iat three hours ago", jwtBearerForm(sign(with(good(), "iat", now.Add(-3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
+		// G67.
+		{"excess scope", jwtBearerForm(valid, "scope", "api.admin"), relying, 400, CodeInvalidScope},
+		{"a user scope", jwtBearerForm(valid, "scope", "openid"), relying, 400, CodeInvalidScope},
+		// G68: authentication is optional for a self-signed assertion, but bad credentials are refused.
+		{"a wrong secret", jwtBearerForm(valid), [2]string{"relying", "wrong"}, 401, CodeInvalidClient},
+		{"a client's own assertion with a wrong secret", jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.client, kid("c1"),
+			claimsFor("pkjwt", "device-1", now))), [2]string{"pkjwt", "wrong"}, 401, CodeInvalidClient},
+		{"a grant the client lacks", jwtBearerForm(valid), [2]string{"app", "app-secret"}, 400, CodeUnauthorizedClient},
+		{"no client at all", jwtBearerForm(valid), [2]string{}, 401, CodeInvalidClient},
+	} {
+		f.expectError(tc.name, f.do(request{body: tc.body, basic: tc.basic}), tc.status, tc.code)
+	}
+	// The refused scope did not use the assertion up.
+	f.expectOK("after a refused scope", f.do(request{body: jwtBearerForm(valid), basic: relying}))
+	// G66: once only, until its first use has expired.
+	f.expectError("replay", f.do(request{body: jwtBearerForm(valid), basic: relying}), 400, CodeInvalidGrant)
+	reuse := with(good(), "jti", "fixed")
+	first := sign(with(reuse, "exp", f.clock().Add(time.Minute).Unix()))
+	f.expectOK("jti fixed, first use", f.do(request{body: jwtBearerForm(first), basic: relying}))
+	f.advance(2 * time.Minute)
+	second := sign(with(reuse, "iat", f.clock().Unix(), "exp", f.clock().Add(time.Minute).Unix()))
+	f.expectOK("jti fixed, after the first expired", f.do(request{body: jwtBearerForm(second), basic: relying}))
+}
+
+// SPEC "jwt-bearer": a client with keys and the grant may present an assertion it signed itself as
+// its only authentication (the service-account pattern).
+func TestJWTBearerSelfSigned(t *testing.T) {
+	f, k := newAssertionFixture(t)
+	now := f.clock()
+	own := func(c jwt.MapClaims) string { return signJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), c) }
+	resp := f.do(request{body: jwtBearerForm(own(claimsFor("pkjwt", "device-42", now)))})
+	f.expectOK("self-signed, no other authentication", resp)
+	c, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "device-42" || c.ClientID != "pkjwt" {
+		t.Errorf("token sub, client_id = %q, %q, want device-42, pkjwt", c.Subject, c.ClientID)
+	}
+	f.expectOK("self-signed with its client_id", f.do(request{body: jwtBearerForm(own(claimsFor("pkjwt", "device-42", now)), "client_id", "pkjwt")}))
+	for _, tc := range []struct {
+		name   string
+		req    request
+		status int
+		code   string
+	}{
+		// The assertion is the client's authentication, so it must be single use.
+		{"no jti", request{body: jwtBearerForm(own(with(claimsFor("pkjwt", "d", now), "jti", nil)))}, 400, CodeInvalidGrant},
+		{"signed by a trusted issuer's key", request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.partner, kid("c1"), claimsFor("pkjwt", "d", now)))}, 400, CodeInvalidGrant},
+		{"another client_id", request{body: jwtBearerForm(own(claimsFor("pkjwt", "d", now)), "client_id", "jwtc")}, 401, CodeInvalidClient},
+		// A client without keys has nothing to sign with: its client_id alone proves nothing.
+		{"a secret client's self-signed assertion", request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodHS256, []byte("relying-secret"), nil, claimsFor("relying", "d", now)))}, 401, CodeInvalidClient},
+		// Another client's key never vouches for assertions about someone else's client.
+		{"another client's assertion", request{body: jwtBearerForm(own(claimsFor("pkjwt", "d", now))), basic: [2]string{"relying", "relying-secret"}}, 400, CodeInvalidGrant},
+		{"a client assertion as the grant", request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.client,
+			map[string]any{"kid": "c1", "typ": "client-authentication+jwt"}, claimsFor("pkjwt", "pkjwt", now)))}, 400, CodeInvalidGrant},
+	} {
+		f.expectError(tc.name, f.do(tc.req), tc.status, tc.code)
+	}
+	// An assertion used as a client assertion cannot then be a grant, nor the other way round:
+	// they share the client's jti space.
+	raw := own(claimsFor("pkjwt", "pkjwt", now))
+	f.expectOK("as a client assertion", f.do(request{body: assertionForm(raw)}))
+	if resp := f.do(request{body: jwtBearerForm(raw)}); resp.status != http.StatusBadRequest || !strings.Contains(resp.str("error_description"), "jti") {
+		t.Errorf("the same assertion as a grant: %d %s, want invalid_grant for its jti", resp.status, resp.raw)
+	}
+}

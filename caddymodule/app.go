@@ -20,11 +20,13 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/keys"
+	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -103,6 +105,13 @@ type App struct {
 	// client without identity_providers may use. Default: none.
 	IdentityProviders []*IdentityProviderConfig `json:"identity_providers,omitempty"`
 
+	// Trusts are the issuers of jwt-bearer assertions (RFC 7523), the `trust` blocks. Default: none.
+	Trusts []*TrustConfig `json:"trusts,omitempty"`
+
+	// SAMLTrusts are the issuers of SAML 2.0 bearer assertions (RFC 7522), the `saml_trust`
+	// blocks. Default: none.
+	SAMLTrusts []*SAMLTrustConfig `json:"saml_trusts,omitempty"`
+
 	now    func() time.Time
 	logger *zap.Logger
 
@@ -129,6 +138,31 @@ type App struct {
 	audiences map[string]bool
 	// routes maps a request path to the endpoint that serves it.
 	routes map[string]http.Handler
+	// jwksKeys are the keys of the remote key sets this configuration holds in jwksPool.
+	jwksKeys []string
+}
+
+// TrustConfig is a `trust` block: an issuer of jwt-bearer assertions and its keys.
+type TrustConfig struct {
+	// Name names the block in errors. Required, unique.
+	Name string `json:"name"`
+	// Issuer is the iss of its assertions, compared byte for byte. Required, unique.
+	Issuer string `json:"issuer"`
+	// Exactly one of JWKSFile (a JWK Set), JWKSURI (fetched and cached; https, or http on a
+	// loopback host) and KeyFile (PEM public keys or certificates) holds its keys.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	JWKSURI  string `json:"jwks_uri,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+}
+
+// SAMLTrustConfig is a `saml_trust` block: an issuer of SAML 2.0 bearer assertions.
+type SAMLTrustConfig struct {
+	// Name names the block in errors. Required, unique.
+	Name string `json:"name"`
+	// EntityID is the Issuer of its assertions, compared exactly. Required, unique.
+	EntityID string `json:"entity_id"`
+	// CertificateFile is a PEM file of the certificates its signatures verify with. Required.
+	CertificateFile string `json:"certificate_file"`
 }
 
 // StoreConfig chooses the store backend.
@@ -171,9 +205,14 @@ type ClientConfig struct {
 	// Public marks a client that cannot keep a secret (native and browser apps). Default: false.
 	Public bool `json:"public,omitempty"`
 	// AuthMethod is how a confidential client authenticates at the token endpoint:
-	// client_secret_basic or client_secret_post (interchangeable), or client_secret_jwt.
+	// client_secret_basic or client_secret_post (interchangeable), client_secret_jwt (HS256 with a
+	// plaintext secret of at least 32 bytes) or private_key_jwt (a key of JWKSFile or JWKSURI).
 	// Default: client_secret_basic.
 	AuthMethod string `json:"auth_method,omitempty"`
+	// JWKSFile (a JWK Set file) or JWKSURI (fetched and cached) holds the client's public keys:
+	// for private_key_jwt, and for the jwt-bearer assertions it signs itself. Default: none.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	JWKSURI  string `json:"jwks_uri,omitempty"`
 	// Grants are the grants it may use, by their Caddyfile names. Required.
 	Grants []string `json:"grants,omitempty"`
 	// Scopes are the scopes it may ask for; also its scope when a request names none. Default:
@@ -257,12 +296,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	trusts, samlTrusts, err := a.buildTrusts()
+	if err != nil {
+		return err
+	}
 	idps, err := a.buildIdentityProviders()
 	if err != nil {
 		return err
 	}
 	a.server, err = grants.New(grants.Config{
 		Issuer:            a.Issuer,
+		TokenEndpoint:     endpoints.URL(a.Issuer, endpoints.TokenPath),
+		Trusts:            trusts,
+		SAMLTrusts:        samlTrusts,
 		Clients:           clients,
 		IdentityProviders: idps,
 		AccessTokenTTL:    time.Duration(a.AccessTokenTTL),
@@ -513,6 +559,9 @@ func (a *App) check() error {
 		}
 		idps[p.Name] = true
 	}
+	if err := a.checkTrusts(); err != nil {
+		return err
+	}
 	ids := make(map[string]bool, len(a.Clients))
 	for i, c := range a.Clients {
 		if err := c.check(); err != nil {
@@ -531,6 +580,32 @@ func (a *App) check() error {
 	return nil
 }
 
+// checkTrusts reports the first mistake in the trust and saml_trust blocks: each on its own, and
+// names and issuers unique.
+func (a *App) checkTrusts() error {
+	names, issuers := map[string]bool{}, map[string]bool{}
+	for i, t := range a.Trusts {
+		if err := t.check(); err != nil {
+			return fmt.Errorf("trust %d: %w", i, err)
+		}
+		if names[t.Name] || issuers[t.Issuer] {
+			return fmt.Errorf("trust %q: its name or issuer is another trust's", t.Name)
+		}
+		names[t.Name], issuers[t.Issuer] = true, true
+	}
+	names, issuers = map[string]bool{}, map[string]bool{}
+	for i, t := range a.SAMLTrusts {
+		if err := t.check(); err != nil {
+			return fmt.Errorf("saml_trust %d: %w", i, err)
+		}
+		if names[t.Name] || issuers[t.EntityID] {
+			return fmt.Errorf("saml_trust %q: its name or entity_id is another saml_trust's", t.Name)
+		}
+		names[t.Name], issuers[t.EntityID] = true, true
+	}
+	return nil
+}
+
 // buildClients turns the configuration into grants.Clients, replacing {env.X} placeholders in the
 // secrets.
 func (a *App) buildClients() ([]*grants.Client, error) {
@@ -540,6 +615,9 @@ func (a *App) buildClients() ([]*grants.Client, error) {
 	a.audiences = map[string]bool{a.Issuer: true}
 	for _, c := range a.Clients {
 		gc, err := c.build(repl)
+		if err == nil && (c.JWKSFile != "" || c.JWKSURI != "") {
+			gc.Keys, err = a.keySource(c.JWKSFile, c.JWKSURI, "")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
@@ -585,6 +663,55 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 		PKCEPlain:              c.PKCEPlain,
 		IntrospectAny:          c.IntrospectAny,
 	}, nil
+}
+
+// buildTrusts reads the keys of the trust and saml_trust blocks.
+func (a *App) buildTrusts() ([]grants.Trust, []samlbearer.Trust, error) {
+	trusts := make([]grants.Trust, 0, len(a.Trusts))
+	for _, t := range a.Trusts {
+		keys, err := a.keySource(t.JWKSFile, t.JWKSURI, t.KeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("trust %q: %w", t.Name, err)
+		}
+		trusts = append(trusts, grants.Trust{Name: t.Name, Issuer: t.Issuer, Keys: keys})
+	}
+	samlTrusts := make([]samlbearer.Trust, 0, len(a.SAMLTrusts))
+	for _, t := range a.SAMLTrusts {
+		certs, err := samlbearer.LoadCertificates(t.CertificateFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("saml_trust %q: %w", t.Name, err)
+		}
+		samlTrusts = append(samlTrusts, samlbearer.Trust{EntityID: t.EntityID, Certificates: certs})
+	}
+	return trusts, samlTrusts, nil
+}
+
+// keySource returns the keys of a jwks_file, a key_file (PEM), or a jwks_uri, whichever is set.
+// A remote key set is shared through jwksPool, so a reload keeps its cache.
+func (a *App) keySource(jwksFile, jwksURI, keyFile string) (assertion.KeySource, error) {
+	switch {
+	case jwksURI != "":
+		return a.remoteKeys(jwksURI)
+	case jwksFile != "":
+		data, err := os.ReadFile(jwksFile)
+		if err != nil {
+			return nil, fmt.Errorf("jwks_file: %w", err)
+		}
+		keys, err := assertion.ParseJWKS(data)
+		if err != nil {
+			return nil, fmt.Errorf("jwks_file %s: %w", jwksFile, err)
+		}
+		return keys, nil
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("key_file: %w", err)
+	}
+	keys, err := assertion.ParsePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("key_file %s: %w", keyFile, err)
+	}
+	return keys, nil
 }
 
 // authMethods are the methods the client may authenticate with, as discovery names them: "none"
@@ -750,6 +877,7 @@ func (a *App) metadata() endpoints.Metadata {
 	meta.GrantTypesSupported = grantTypes.sorted()
 	meta.ScopesSupported = scopes.sorted()
 	meta.TokenEndpointAuthMethodsSupported = methods.sorted()
+	meta.TokenEndpointAuthSigningAlgValuesSupported = assertionAlgs(methods)
 	// Introspection and revocation authenticate the caller as the token endpoint does; a public
 	// client may revoke its own tokens (RFC 7009 §2.1) but not introspect (RFC 7662 §2.1).
 	meta.RevocationEndpointAuthMethodsSupported = meta.TokenEndpointAuthMethodsSupported
@@ -758,6 +886,26 @@ func (a *App) metadata() endpoints.Metadata {
 	meta.IDTokenSigningAlgValuesSupported = a.keySet.Load().Algs()
 	meta.ClaimsSupported = claims.sorted()
 	return meta
+}
+
+// publicKeyAlgs are the algorithms private_key_jwt assertions may use: those assertion.NewPublicKey
+// admits for RSA, EC and Ed25519 keys.
+var publicKeyAlgs = []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+
+// assertionAlgs are the algorithms client assertions may be signed with, given the client
+// authentication methods in use.
+func assertionAlgs(methods set) []string {
+	algs := set{}
+	if methods[grants.AuthSecretJWT] {
+		algs.add("HS256")
+	}
+	if methods[grants.AuthPrivateKey] {
+		algs.add(publicKeyAlgs...)
+	}
+	if len(algs) == 0 {
+		return nil
+	}
+	return algs.sorted()
 }
 
 // set is a set of strings that lists itself in order, so the discovery document is stable.
@@ -825,12 +973,20 @@ func (a *App) Stop() error {
 
 // Cleanup releases this configuration's hold on the shared state.
 func (a *App) Cleanup() error {
-	if a.poolKey == "" {
-		return nil
+	var errs []error
+	for _, key := range a.jwksKeys {
+		if _, err := jwksPool.Delete(key); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	_, err := pool.Delete(a.poolKey)
-	a.poolKey = ""
-	return err
+	a.jwksKeys = nil
+	if a.poolKey != "" {
+		if _, err := pool.Delete(a.poolKey); err != nil {
+			errs = append(errs, err)
+		}
+		a.poolKey = ""
+	}
+	return errors.Join(errs...)
 }
 
 // tokengateApp returns the configured tokengate app, for the handlers to provision from.

@@ -27,7 +27,7 @@ func init() {
 
 // notYet are options of the SPEC that later releases implement; naming them gets a clearer error
 // than "unrecognized".
-var notYet = []string{"trust", "saml_trust", "grant", "jwks_file", "jwks_uri"}
+var notYet = []string{"grant"}
 
 // parseGlobalOption parses the tokengate global option into the tokengate app. Syntax:
 //
@@ -40,6 +40,8 @@ var notYet = []string{"trust", "saml_trust", "grant", "jwks_file", "jwks_uri"}
 //	    access_token_ttl | refresh_token_ttl | code_ttl | device_code_ttl <duration>
 //	    client <client_id> { ... }
 //	    users <name> { ... }
+//	    trust <name> { ... }
+//	    saml_trust <name> { ... }
 //	    login_template <file>
 //	}
 //
@@ -78,6 +80,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			idpRefs = append(idpRefs, refs...)
 		case "users":
 			err = parseUsers(d.NewFromNextSegment(), app)
+		case "trust":
+			err = parseTrust(d.NewFromNextSegment(), app)
+		case "saml_trust":
+			err = parseSAMLTrust(d.NewFromNextSegment(), app)
 		case "login_template":
 			app.LoginTemplate, err = singleArg(d)
 		default:
@@ -223,7 +229,8 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 //	client <client_id> {
 //	    secret <secret>
 //	    public
-//	    auth_method client_secret_basic | client_secret_post
+//	    auth_method client_secret_basic | client_secret_post | client_secret_jwt | private_key_jwt
+//	    jwks_file <path> | jwks_uri <url>
 //	    grants <grant>...
 //	    scopes <scope>...
 //	    audience <aud>...
@@ -267,6 +274,10 @@ func parseClient(d *caddyfile.Dispenser, app *App) ([]idpRef, error) {
 			err = parseFlag(d, &c.IntrospectAny)
 		case "auth_method":
 			err = parseAuthMethod(d, c)
+		case "jwks_file":
+			err = parseOnce(d, &c.JWKSFile, nil)
+		case "jwks_uri":
+			err = parseOnce(d, &c.JWKSURI, checkKeySetURI)
 		case "grants":
 			err = parseList(d, &c.Grants, checkGrant)
 		case "scopes":
@@ -327,6 +338,116 @@ func parseAuthMethod(d *caddyfile.Dispenser, c *ClientConfig) error {
 		return d.WrapErr(err)
 	}
 	c.AuthMethod = m
+	return nil
+}
+
+// parseOnce parses an option with one argument, declared at most once, checked with check.
+func parseOnce(d *caddyfile.Dispenser, dst *string, check func(string) error) error {
+	opt := d.Val()
+	if *dst != "" {
+		return d.Errf("%s is declared twice", opt)
+	}
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(v); err != nil {
+			return d.WrapErr(err)
+		}
+	}
+	*dst = v
+	return nil
+}
+
+// parseTrust parses one `trust` block from its own dispenser. Syntax:
+//
+//	trust <name> {
+//	    issuer <iss>
+//	    jwks_file <path> | jwks_uri <url> | key_file <pem>
+//	}
+func parseTrust(d *caddyfile.Dispenser, app *App) error {
+	d.Next() // "trust"
+	name, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(app.Trusts, func(t *TrustConfig) bool { return t.Name == name }) {
+		return d.Errf("trust %q is declared twice", name)
+	}
+	t := &TrustConfig{Name: name}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "issuer":
+			err = parseOnce(d, &t.Issuer, nil)
+		case "jwks_file":
+			err = parseOnce(d, &t.JWKSFile, nil)
+		case "jwks_uri":
+			err = parseOnce(d, &t.JWKSURI, checkKeySetURI)
+		case "key_file":
+			err = parseOnce(d, &t.KeyFile, nil)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	err = t.check()
+	if err == nil && slices.ContainsFunc(app.Trusts, func(o *TrustConfig) bool { return o.Issuer == t.Issuer }) {
+		err = fmt.Errorf("trust %q: issuer %q is another trust's", name, t.Issuer)
+	}
+	// What spans lines is reported at the block's own line.
+	if err != nil {
+		d.Reset()
+		d.Next()
+		return d.WrapErr(err)
+	}
+	app.Trusts = append(app.Trusts, t)
+	return nil
+}
+
+// parseSAMLTrust parses one `saml_trust` block from its own dispenser. Syntax:
+//
+//	saml_trust <name> {
+//	    entity_id <id>
+//	    certificate_file <pem>
+//	}
+func parseSAMLTrust(d *caddyfile.Dispenser, app *App) error {
+	d.Next() // "saml_trust"
+	name, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(app.SAMLTrusts, func(t *SAMLTrustConfig) bool { return t.Name == name }) {
+		return d.Errf("saml_trust %q is declared twice", name)
+	}
+	t := &SAMLTrustConfig{Name: name}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "entity_id":
+			err = parseOnce(d, &t.EntityID, nil)
+		case "certificate_file":
+			err = parseOnce(d, &t.CertificateFile, nil)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	err = t.check()
+	if err == nil && slices.ContainsFunc(app.SAMLTrusts, func(o *SAMLTrustConfig) bool { return o.EntityID == t.EntityID }) {
+		err = fmt.Errorf("saml_trust %q: entity_id %q is another saml_trust's", name, t.EntityID)
+	}
+	if err != nil {
+		d.Reset()
+		d.Next()
+		return d.WrapErr(err)
+	}
+	app.SAMLTrusts = append(app.SAMLTrusts, t)
 	return nil
 }
 

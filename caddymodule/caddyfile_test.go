@@ -98,6 +98,38 @@ func TestParseGlobalOption(t *testing.T) {
 			`{"username":"alice","hash":"` + testHash + `","claims":{"email":"alice@example.com"},"tenants":["acme","globex"]},` +
 			`{"username":"bob","hash":"` + testHash + `"}]},` +
 			`{"name":"legacy","http_login":"http://127.0.0.1:9090/login"}]}`},
+		{"assertions", `tokengate {
+			issuer https://auth.example.com
+			client svc {
+				auth_method private_key_jwt
+				jwks_uri https://svc.example.com/jwks
+				grants client_credentials jwt_bearer
+			}
+			client relying {
+				secret {env.RELYING_SECRET}
+				auth_method client_secret_jwt
+				jwks_file /etc/relying.json
+				grants jwt_bearer saml2_bearer
+			}
+			trust partner {
+				issuer https://partner.example.com
+				jwks_file /etc/partner.json
+			}
+			trust legacy {
+				issuer legacy-idp
+				key_file /etc/legacy.pem
+			}
+			saml_trust adfs {
+				entity_id http://adfs.example.com/adfs/services/trust
+				certificate_file /etc/adfs.pem
+			}
+		}`, `{"issuer":"https://auth.example.com","clients":[` +
+			`{"id":"svc","auth_method":"private_key_jwt","jwks_uri":"https://svc.example.com/jwks","grants":["client_credentials","jwt_bearer"]},` +
+			`{"id":"relying","secrets":["{env.RELYING_SECRET}"],"auth_method":"client_secret_jwt","jwks_file":"/etc/relying.json",` +
+			`"grants":["jwt_bearer","saml2_bearer"]}],` +
+			`"trusts":[{"name":"partner","issuer":"https://partner.example.com","jwks_file":"/etc/partner.json"},` +
+			`{"name":"legacy","issuer":"legacy-idp","key_file":"/etc/legacy.pem"}],` +
+			`"saml_trusts":[{"name":"adfs","entity_id":"http://adfs.example.com/adfs/services/trust","certificate_file":"/etc/adfs.pem"}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseGlobal(tc.input)
@@ -140,7 +172,18 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"issuer with fragment", "tokengate {\n issuer https://a.example#x\n}", "no query or fragment, at Testfile:2", ""},
 		{"argument on the option", "tokengate foo {\n}", "wrong argument count", ""},
 		{"unknown option", "tokengate {\n issuer https://a.example\n colour blue\n}", `unrecognized subdirective "colour", at Testfile:3`, ""},
-		{"later release", "tokengate {\n issuer https://a.example\n trust partner {\n  issuer x\n }\n}", "trust is not supported by this release of tokengate, at Testfile:3", ""},
+		{"later release", "tokengate {\n issuer https://a.example\n grant urn:x mod {\n }\n}", "grant is not supported by this release of tokengate, at Testfile:3", ""},
+		{"trust without keys", "tokengate {\n issuer https://a.example\n trust partner {\n  issuer x\n }\n}", `trust "partner": want exactly one of jwks_file, jwks_uri and key_file, at Testfile:3`, ""},
+		{"trust with two key sources", "tokengate {\n trust partner {\n  issuer x\n  key_file k.pem\n  jwks_file k.json\n }\n}", "want exactly one", "at Testfile:2"},
+		{"trust without issuer", "tokengate {\n trust partner {\n  key_file k.pem\n }\n}", `trust "partner": no issuer, at Testfile:2`, ""},
+		{"trust issuer twice", "tokengate {\n trust partner {\n  issuer x\n  issuer y\n }\n}", "issuer is declared twice, at Testfile:4", ""},
+		{"trust over plain http", "tokengate {\n trust partner {\n  issuer x\n  jwks_uri http://partner.example/jwks\n }\n}", "use https, at Testfile:4", ""},
+		{"trust option unknown", "tokengate {\n trust partner {\n  audience x\n }\n}", `unrecognized subdirective "audience", at Testfile:3`, ""},
+		{"two trusts, one issuer", "tokengate {\n trust a {\n  issuer x\n  key_file k.pem\n }\n trust b {\n  issuer x\n  key_file k.pem\n }\n}", `issuer "x" is another trust's, at Testfile:6`, ""},
+		{"trust declared twice", "tokengate {\n trust a {\n  issuer x\n  key_file k.pem\n }\n trust a {\n  issuer y\n  key_file k.pem\n }\n}", `trust "a" is declared twice, at Testfile:6`, ""},
+		{"saml_trust without certificate", "tokengate {\n saml_trust idp {\n  entity_id https://idp.example\n }\n}", `saml_trust "idp": no certificate_file, at Testfile:2`, ""},
+		{"saml_trust without entity_id", "tokengate {\n saml_trust idp {\n  certificate_file c.pem\n }\n}", `no entity_id, at Testfile:2`, ""},
+		{"saml_trust option unknown", "tokengate {\n saml_trust idp {\n  key_file c.pem\n }\n}", `unrecognized subdirective "key_file", at Testfile:3`, ""},
 		{"store redis without url", "tokengate {\n store redis\n}", "wrong argument count", "at Testfile:2"},
 		{"store redis with two urls", "tokengate {\n store redis redis://a redis://b\n}", "wrong argument count", "at Testfile:2"},
 		{"store redis http url", "tokengate {\n store redis http://:s3cret@localhost\n}", "the URL must start with redis://, rediss:// (TLS) or unix://, at Testfile:2", ""},
@@ -166,8 +209,14 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"no grants", strings.Replace(clientBlock, "grants client_credentials", "", 1), `client "svc": no grants, at Testfile:3`, ""},
 		{"duplicate client", strings.Replace(clientBlock, "}\n}", "}\n\tclient svc {\n\t\tsecret t\n\t\tgrants password\n\t}\n}", 1), `client "svc" is declared twice, at Testfile:7`, ""},
 		{"bad auth_method", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tauth_method client_secret", 1), `unknown auth_method "client_secret"`, "at Testfile:5"},
-		{"auth_method of a later release", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tauth_method private_key_jwt", 1), "auth_method private_key_jwt is not supported by this release", "at Testfile:5"},
-		{"jwks_file", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tjwks_file keys.json", 1), "jwks_file is not supported by this release of tokengate, at Testfile:5", ""},
+		{"private_key_jwt without keys", strings.Replace(clientBlock, "secret s3cret", "auth_method private_key_jwt", 1), `client "svc": auth_method private_key_jwt needs jwks_file or jwks_uri, at Testfile:3`, ""},
+		{"private_key_jwt with a secret", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tauth_method private_key_jwt\n\t\tjwks_file k.json", 1), "a private_key_jwt client has no secret", "at Testfile:3"},
+		{"client_secret_jwt with a bcrypt secret", strings.Replace(clientBlock, "secret s3cret", "secret "+testHash+"\n\t\tauth_method client_secret_jwt", 1), "a bcrypt hash cannot be used", "at Testfile:3"},
+		{"client_secret_jwt with a short secret", strings.Replace(clientBlock, "secret s3cret", "secret short\n\t\tauth_method client_secret_jwt", 1), "HS256 needs at least 32", "at Testfile:3"},
+		{"jwks_file and jwks_uri", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tjwks_file k.json\n\t\tjwks_uri https://svc.example/jwks", 1), "exclusive", "at Testfile:3"},
+		{"jwks_uri over plain http", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tjwks_uri http://svc.example/jwks", 1), "use https", "at Testfile:5"},
+		{"jwks_file twice", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tjwks_file a\n\t\tjwks_file b", 1), "jwks_file is declared twice, at Testfile:6", ""},
+		{"public with keys", strings.Replace(clientBlock, "secret s3cret\n\t\tgrants client_credentials", "public\n\t\tjwks_file k.json\n\t\tgrants password", 1), "a public client has no keys", "at Testfile:3"},
 		{"client ttl under a second", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\taccess_token_ttl 10ms", 1), "access_token_ttl: 10ms is under the minimum of 1s, at Testfile:5", ""},
 		{"secret without value", strings.Replace(clientBlock, "secret s3cret", "secret", 1), "wrong argument count", "at Testfile:4"},
 		{"registered claim", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tclaim sub root", 1), `claim "sub" is set by tokengate itself, at Testfile:5`, ""},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/credential"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/tokens"
@@ -103,12 +104,18 @@ func checkGrant(name string) error {
 // checkAuthMethod accepts the methods a confidential client may be registered with.
 func checkAuthMethod(m string) error {
 	switch m {
-	case grants.AuthSecretBasic, grants.AuthSecretPost:
+	case grants.AuthSecretBasic, grants.AuthSecretPost, grants.AuthSecretJWT, grants.AuthPrivateKey:
 		return nil
-	case grants.AuthSecretJWT, grants.AuthPrivateKey:
-		return fmt.Errorf("auth_method %s is not supported by this release (use %s or %s)", m, grants.AuthSecretBasic, grants.AuthSecretPost)
 	}
-	return fmt.Errorf("unknown auth_method %q (want %s or %s)", m, grants.AuthSecretBasic, grants.AuthSecretPost)
+	return fmt.Errorf("unknown auth_method %q (want %s, %s, %s or %s)", m,
+		grants.AuthSecretBasic, grants.AuthSecretPost, grants.AuthSecretJWT, grants.AuthPrivateKey)
+}
+
+// checkKeySetURI accepts a jwks_uri that assertion.NewRemoteJWKS will take: https, or http on a
+// loopback host.
+func checkKeySetURI(uri string) error {
+	_, err := assertion.NewRemoteJWKS(uri, nil, nil)
+	return err
 }
 
 // checkScope accepts a scope-token (RFC 6749 §3.3: %x21 / %x23-5B / %x5D-7E).
@@ -174,16 +181,78 @@ func (c *ClientConfig) check() error {
 	return nil
 }
 
-// checkSecrets enforces that a confidential client has a secret and a public one has none
-// (RFC 6749 §2.1).
+// checkSecrets enforces what each kind of client proves itself with (RFC 6749 §2.1, OIDC Core
+// §9): a public client nothing, a private_key_jwt client its keys, any other a secret, plaintext
+// for client_secret_jwt, whose HMAC a bcrypt hash cannot key.
 func (c *ClientConfig) checkSecrets() error {
+	hasKeys := c.JWKSFile != "" || c.JWKSURI != ""
 	switch {
+	case c.JWKSFile != "" && c.JWKSURI != "":
+		return errors.New("jwks_file and jwks_uri are exclusive")
 	case c.Public && len(c.Secrets) > 0:
 		return errors.New("a public client has no secret")
 	case c.Public && c.AuthMethod != "":
 		return errors.New("a public client has no auth_method")
-	case !c.Public && len(c.Secrets) == 0:
+	case c.Public && hasKeys:
+		return errors.New("a public client has no keys")
+	case c.AuthMethod == grants.AuthPrivateKey && !hasKeys:
+		return errors.New("auth_method private_key_jwt needs jwks_file or jwks_uri")
+	case c.AuthMethod == grants.AuthPrivateKey && len(c.Secrets) > 0:
+		return errors.New("a private_key_jwt client has no secret")
+	case !c.Public && c.AuthMethod != grants.AuthPrivateKey && len(c.Secrets) == 0:
 		return errors.New("a confidential client needs a secret (or mark it public)")
+	case c.AuthMethod == grants.AuthSecretJWT && slices.ContainsFunc(c.Secrets, credential.IsBcryptHash):
+		return errors.New("client_secret_jwt signs with the plaintext secret: a bcrypt hash cannot be used ({env.X} keeps it out of the file)")
+	}
+	if c.AuthMethod == grants.AuthSecretJWT {
+		for _, secret := range c.Secrets {
+			// A placeholder is checked once replaced, at provision time.
+			if !strings.HasPrefix(secret, "{") && len(secret) < minHMACSecret {
+				return fmt.Errorf("client_secret_jwt: a secret of %d bytes; HS256 needs at least %d (RFC 7518 §3.2)", len(secret), minHMACSecret)
+			}
+		}
+	}
+	if c.JWKSURI != "" {
+		return checkKeySetURI(c.JWKSURI)
+	}
+	return nil
+}
+
+// minHMACSecret is RFC 7518 §3.2's least HS256 key, as assertion.NewHMACSecrets enforces it.
+const minHMACSecret = 32
+
+// check reports what is wrong with a `trust` block.
+func (t *TrustConfig) check() error {
+	sources := 0
+	for _, s := range []string{t.JWKSFile, t.JWKSURI, t.KeyFile} {
+		if s != "" {
+			sources++
+		}
+	}
+	switch {
+	case t.Name == "":
+		return errors.New("trust: empty name")
+	case t.Issuer == "":
+		return fmt.Errorf("trust %q: no issuer", t.Name)
+	case sources != 1:
+		return fmt.Errorf("trust %q: want exactly one of jwks_file, jwks_uri and key_file", t.Name)
+	case t.JWKSURI != "":
+		if err := checkKeySetURI(t.JWKSURI); err != nil {
+			return fmt.Errorf("trust %q: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// check reports what is wrong with a `saml_trust` block.
+func (t *SAMLTrustConfig) check() error {
+	switch {
+	case t.Name == "":
+		return errors.New("saml_trust: empty name")
+	case t.EntityID == "":
+		return fmt.Errorf("saml_trust %q: no entity_id", t.Name)
+	case t.CertificateFile == "":
+		return fmt.Errorf("saml_trust %q: no certificate_file", t.Name)
 	}
 	return nil
 }

@@ -6,15 +6,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
@@ -197,4 +200,36 @@ func (w *watchedRevocations) RevocationsSince(ctx context.Context, cursor uint64
 		w.health.report(err)
 	}
 	return list, next, err
+}
+
+// jwksFetchTimeout bounds one fetch of a jwks_uri (RemoteJWKS bounds it too, body included).
+const jwksFetchTimeout = 10 * time.Second
+
+// jwksPool holds the remote key sets (jwks_uri) by URI, so a reload keeps their caches and does
+// not refetch every issuer's keys, and configurations naming one URI share one fetcher.
+var jwksPool = caddy.NewUsagePool()
+
+// pooledJWKS is a remote key set in jwksPool; it holds nothing to release.
+type pooledJWKS struct {
+	*assertion.RemoteJWKS
+}
+
+// Destruct implements caddy.Destructor.
+func (*pooledJWKS) Destruct() error { return nil }
+
+// remoteKeys takes a hold on the key set at uri, creating it if no configuration holds it yet.
+// Cleanup releases the hold.
+func (a *App) remoteKeys(uri string) (assertion.KeySource, error) {
+	v, _, err := jwksPool.LoadOrNew(uri, func() (caddy.Destructor, error) {
+		remote, err := assertion.NewRemoteJWKS(uri, &http.Client{Timeout: jwksFetchTimeout}, a.now)
+		if err != nil {
+			return nil, err
+		}
+		return &pooledJWKS{remote}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.jwksKeys = append(a.jwksKeys, uri)
+	return v.(*pooledJWKS).RemoteJWKS, nil
 }

@@ -69,6 +69,10 @@ type Metadata struct {
 	// TokenEndpointAuthMethodsSupported holds the client authentication methods the clients are
 	// registered with; omitted when empty.
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	// TokenEndpointAuthSigningAlgValuesSupported holds the algorithms client assertions may be
+	// signed with (RFC 8414 §2): HS256 for client_secret_jwt, the public-key ones for
+	// private_key_jwt; omitted when no client uses either.
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	// IntrospectionEndpointAuthMethodsSupported and RevocationEndpointAuthMethodsSupported hold the
 	// methods callers of those endpoints authenticate with; omitted when empty.
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`

@@ -1,0 +1,373 @@
+package tests
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+	dsig "github.com/russellhaering/goxmldsig"
+)
+
+const (
+	clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	grantJWTBearer      = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	grantSAML2Bearer    = "urn:ietf:params:oauth:grant-type:saml2-bearer"
+	partnerIssuer       = "https://partner.example.com"
+	samlEntityID        = "https://idp.example.com/saml"
+	// hmacSecret is the client_secret_jwt client's secret: HS256 needs 32 bytes.
+	hmacSecret = "an-hs256-client-secret-of-32-bytes-at-least"
+)
+
+// assertionCaddyfile registers a private_key_jwt client with a jwks_file (pk, which may also sign
+// its own jwt-bearer assertions), one with a jwks_uri (remote), a client_secret_jwt client (hs), a
+// secret client for the assertion grants (relying), a trust and a saml_trust. /api/* answers with
+// the token's sub and client_id.
+const assertionCaddyfile = `{
+	tokengate {
+		issuer {{BASE}}
+		store memory
+		client pk {
+			auth_method private_key_jwt
+			jwks_file {{DIR}}/pk.json
+			grants client_credentials jwt_bearer
+			scopes api.read
+		}
+		client remote {
+			auth_method private_key_jwt
+			jwks_uri {{JWKS_URI}}
+			grants client_credentials
+			scopes api.read
+		}
+		client hs {
+			secret ` + hmacSecret + `
+			auth_method client_secret_jwt
+			grants client_credentials
+			scopes api.read
+		}
+		client relying {
+			secret relying-secret
+			grants jwt_bearer saml2_bearer
+			scopes api.read
+		}
+		trust partner {
+			issuer ` + partnerIssuer + `
+			key_file {{DIR}}/partner.pem
+		}
+		saml_trust idp {
+			entity_id ` + samlEntityID + `
+			certificate_file {{DIR}}/idp.pem
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+	bearer_auth /api/*
+	respond /api/* "{http.auth.user.id} {http.auth.user.client_id}"
+}
+`
+
+// assertionWorld is a running Caddy on assertionCaddyfile and the keys its test signs with.
+type assertionWorld struct {
+	caddy   *Caddy
+	pk      *ecdsa.PrivateKey // pk's key, kid pk1
+	remote  *ecdsa.PrivateKey // remote's key, served at its jwks_uri as kid r1
+	partner *rsa.PrivateKey   // the trust's key
+	idp     *rsa.PrivateKey   // the SAML IdP's key
+	idpCert *x509.Certificate
+}
+
+func startAssertionWorld(t *testing.T) *assertionWorld {
+	t.Helper()
+	w := &assertionWorld{pk: newEC(t), remote: newEC(t), partner: newRSA(t), idp: newRSA(t)}
+	dir := t.TempDir()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &w.idp.PublicKey, w.idp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.idpCert, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	partnerDER, _ := x509.MarshalPKIXPublicKey(&w.partner.PublicKey)
+	writeFile(t, filepath.Join(dir, "pk.json"), jwkSet(t, "pk1", &w.pk.PublicKey))
+	writeFile(t, filepath.Join(dir, "partner.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: partnerDER}))
+	writeFile(t, filepath.Join(dir, "idp.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	remoteSet := jwkSet(t, "r1", &w.remote.PublicKey)
+	jwksServer := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/jwk-set+json")
+		rw.Write(remoteSet)
+	}))
+	t.Cleanup(jwksServer.Close)
+	config := strings.NewReplacer("{{DIR}}", dir, "{{JWKS_URI}}", jwksServer.URL+"/jwks").Replace(assertionCaddyfile)
+	w.caddy = startCaddy(t, config)
+	return w
+}
+
+func newEC(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newRSA(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func jwkSet(t *testing.T, kid string, pub any) []byte {
+	t.Helper()
+	data, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: kid, Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// claims are a fresh assertion's: aud the token endpoint, a minute to live, a new jti.
+func (w *assertionWorld) claims(iss, sub string) jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{"iss": iss, "sub": sub, "aud": w.caddy.URL("/connect/token"),
+		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": rand.Text()}
+}
+
+func signed(t *testing.T, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	raw, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// publicKeyPEM is what an algorithm-confusion attacker keys HMAC with: the public key, published.
+func publicKeyPEM(t *testing.T, pub any) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// withClientAssertion is a client_credentials request authenticated by raw.
+func withClientAssertion(raw string, pairs ...string) string {
+	return formBody(append([]string{"grant_type", "client_credentials", "client_assertion_type", clientAssertionType, "client_assertion", raw}, pairs...)...)
+}
+
+// wantAPI checks the token reaches /api/ as sub and client.
+func wantAPI(t *testing.T, c *Caddy, what, token, sub, client string) {
+	t.Helper()
+	r := send(t, c, request{method: http.MethodGet, path: "/api/x", header: bearer(token, nil)})
+	if want := sub + " " + client; r.status != http.StatusOK || string(r.body) != want {
+		t.Errorf("%s: GET /api/x = %d %q, want 200 %q", what, r.status, r.body, want)
+	}
+}
+
+// RFC 7523 §2.2, OIDC Core §9 through Caddy: each client assertion method, a replay, and algorithm
+// confusion.
+func TestClientAssertionMethods(t *testing.T) {
+	w := startAssertionWorld(t)
+	c := w.caddy
+	for _, tc := range []struct {
+		name, client, raw string
+	}{
+		{"private_key_jwt with a jwks_file", "pk", signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "pk"))},
+		{"private_key_jwt with a jwks_uri", "remote", signed(t, jwt.SigningMethodES256, w.remote, "r1", w.claims("remote", "remote"))},
+		{"client_secret_jwt", "hs", signed(t, jwt.SigningMethodHS256, []byte(hmacSecret), "", w.claims("hs", "hs"))},
+	} {
+		tok := wantToken(t, tc.name, postToken(t, c, nil, withClientAssertion(tc.raw)))
+		wantAPI(t, c, tc.name, tok.AccessToken, tc.client, tc.client)
+		// SECURITY B25: an assertion authenticates once.
+		wantInvalidClient(t, tc.name+", replayed", postToken(t, c, nil, withClientAssertion(tc.raw)), false)
+	}
+	// SECURITY B24: HS256 keyed with the client's public key (which its JWKS publishes).
+	confused := signed(t, jwt.SigningMethodHS256, publicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "pk"))
+	wantInvalidClient(t, "HS256 with pk's public key", postToken(t, c, nil, withClientAssertion(confused)), false)
+	// SECURITY B29: client_secret_jwt's client cannot be reached with another algorithm.
+	wantInvalidClient(t, "hs signed ES256", postToken(t, c, nil, withClientAssertion(signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("hs", "hs")))), false)
+	wantError(t, "an unknown client_assertion_type", postToken(t, c, nil, formBody("grant_type", "client_credentials",
+		"client_assertion_type", "urn:example:other", "client_assertion", signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "pk")))), "invalid_request")
+	// SECURITY B20: Basic beside an assertion.
+	wantError(t, "Basic and an assertion", postToken(t, c, basicAuth("hs", hmacSecret),
+		withClientAssertion(signed(t, jwt.SigningMethodHS256, []byte(hmacSecret), "", w.claims("hs", "hs")))), "invalid_request")
+	// SECURITY B21: a client registered for client_secret_jwt cannot send its secret instead.
+	wantInvalidClient(t, "hs with Basic", postToken(t, c, basicAuth("hs", hmacSecret), formBody("grant_type", "client_credentials")), true)
+
+	// Introspection authenticates the same way.
+	tok := wantToken(t, "pk", postToken(t, c, nil, withClientAssertion(signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "pk")))))
+	r := send(t, c, request{path: "/connect/introspect", body: formBody("token", tok.AccessToken,
+		"client_assertion_type", clientAssertionType, "client_assertion", signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "pk")))})
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"active":true`) {
+		t.Errorf("introspection with private_key_jwt = %d %s, want an active token", r.status, r.body)
+	}
+}
+
+// RFC 7523 §2.1 through Caddy: a trusted issuer's assertion for an authenticated client, a
+// client's own assertion as its only authentication, a replay, and algorithm confusion.
+func TestJWTBearerGrant(t *testing.T) {
+	w := startAssertionWorld(t)
+	c := w.caddy
+	relying := basicAuth("relying", "relying-secret")
+	grant := func(raw string) string { return formBody("grant_type", grantJWTBearer, "assertion", raw) }
+
+	raw := signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims(partnerIssuer, "alice@partner"))
+	tok := wantToken(t, "a partner's assertion", postToken(t, c, relying, grant(raw)))
+	if tok.RefreshToken != "" || tok.IDToken != "" {
+		t.Errorf("jwt-bearer answered a refresh token %q or an ID token %q, want neither", tok.RefreshToken, tok.IDToken)
+	}
+	wantAPI(t, c, "a partner's assertion", tok.AccessToken, "alice@partner", "relying")
+	wantError(t, "a replayed assertion", postToken(t, c, relying, grant(raw)), "invalid_grant")
+	wantInvalidClient(t, "a partner's assertion without client authentication",
+		postToken(t, c, nil, grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims(partnerIssuer, "alice")))), false)
+	wantInvalidClient(t, "a partner's assertion with a wrong secret",
+		postToken(t, c, basicAuth("relying", "wrong"), grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims(partnerIssuer, "alice")))), true)
+	// SECURITY G64: HS256 keyed with the issuer's public key (Keycloak CVE-2026-11800), and none.
+	wantError(t, "HS256 with the partner's public key", postToken(t, c, relying,
+		grant(signed(t, jwt.SigningMethodHS256, publicKeyPEM(t, &w.partner.PublicKey), "", w.claims(partnerIssuer, "admin")))), "invalid_grant")
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, w.claims(partnerIssuer, "admin")).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	wantError(t, "alg none", postToken(t, c, relying, grant(none)), "invalid_grant")
+	wantError(t, "an untrusted issuer", postToken(t, c, relying,
+		grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims("https://evil.example.com", "admin")))), "invalid_grant")
+
+	// SPEC: pk signs its own assertion, about any subject, and needs no other authentication.
+	own := signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "device-7"))
+	tok = wantToken(t, "pk's own assertion", postToken(t, c, nil, grant(own)))
+	wantAPI(t, c, "pk's own assertion", tok.AccessToken, "device-7", "pk")
+	wantError(t, "pk's own assertion, replayed", postToken(t, c, nil, grant(own)), "invalid_grant")
+	wantError(t, "pk's assertion in the partner's key", postToken(t, c, nil,
+		grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims("pk", "device-7")))), "invalid_grant")
+	wantError(t, "HS256 with pk's public key", postToken(t, c, nil,
+		grant(signed(t, jwt.SigningMethodHS256, publicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "device-7")))), "invalid_grant")
+}
+
+// samlXML is an assertion from the IdP about nameID, bearer-confirmed for recipient.
+func samlXML(id, nameID, recipient, audience string) string {
+	now := time.Now().UTC()
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	return fmt.Sprintf(`<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="%s" Version="2.0" IssueInstant="%s">
+  <saml:Issuer>%s</saml:Issuer>
+  <saml:Subject>
+    <saml:NameID>%s</saml:NameID>
+    <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">
+      <saml:SubjectConfirmationData Recipient="%s" NotOnOrAfter="%s"/>
+    </saml:SubjectConfirmation>
+  </saml:Subject>
+  <saml:Conditions NotBefore="%s" NotOnOrAfter="%s">
+    <saml:AudienceRestriction><saml:Audience>%s</saml:Audience></saml:AudienceRestriction>
+  </saml:Conditions>
+</saml:Assertion>`, id, at(0), samlEntityID, nameID, recipient, at(2*time.Minute), at(-time.Minute), at(2*time.Minute), audience)
+}
+
+// signSAML signs xml enveloped with the IdP's key (goxmldsig) and returns the signed XML.
+func (w *assertionWorld) signSAML(t *testing.T, xml string) string {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(xml); err != nil {
+		t.Fatal(err)
+	}
+	ctx, err := dsig.NewSigningContext(w.idp, [][]byte{w.idpCert.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	root := doc.Root()
+	sig, err := ctx.ConstructSignature(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.InsertChildAt(root.SelectElement("saml:Issuer").Index()+1, sig)
+	out, err := doc.WriteToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// RFC 7522 through Caddy: a signed assertion, a replay, and a NameID changed after signing.
+func TestSAML2BearerGrant(t *testing.T) {
+	w := startAssertionWorld(t)
+	c := w.caddy
+	relying := basicAuth("relying", "relying-secret")
+	grant := func(xml string) string {
+		return formBody("grant_type", grantSAML2Bearer, "assertion", base64.RawURLEncoding.EncodeToString([]byte(xml)))
+	}
+	xml := w.signSAML(t, samlXML("_a1", "alice@corp", c.URL("/connect/token"), c.Base))
+	tok := wantToken(t, "a signed assertion", postToken(t, c, relying, grant(xml)))
+	wantAPI(t, c, "a signed assertion", tok.AccessToken, "alice@corp", "relying")
+	wantError(t, "a replayed assertion", postToken(t, c, relying, grant(xml)), "invalid_grant")
+	tampered := strings.Replace(w.signSAML(t, samlXML("_a2", "alice@corp", c.URL("/connect/token"), c.Base)), "alice@corp", "admin@corp", 1)
+	wantError(t, "a NameID changed after signing", postToken(t, c, relying, grant(tampered)), "invalid_grant")
+	wantError(t, "another Recipient", postToken(t, c, relying,
+		grant(w.signSAML(t, samlXML("_a3", "alice@corp", "https://other.example.com/connect/token", c.Base)))), "invalid_grant")
+	wantError(t, "another Audience", postToken(t, c, relying,
+		grant(w.signSAML(t, samlXML("_a4", "alice@corp", c.URL("/connect/token"), "https://other.example.com")))), "invalid_grant")
+	wantError(t, "no assertion", postToken(t, c, relying, formBody("grant_type", grantSAML2Bearer)), "invalid_request")
+}
+
+// Discovery names the assertion grants and client authentication methods the Caddyfile enabled.
+func TestDiscoveryOfAssertionFeatures(t *testing.T) {
+	w := startAssertionWorld(t)
+	r := send(t, w.caddy, request{method: http.MethodGet, path: "/.well-known/openid-configuration"})
+	var doc struct {
+		GrantTypes  []string `json:"grant_types_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+		SigningAlgs []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{grantJWTBearer, grantSAML2Bearer, "client_credentials"} {
+		if !slices.Contains(doc.GrantTypes, want) {
+			t.Errorf("grant_types_supported = %q, want it to hold %q", doc.GrantTypes, want)
+		}
+	}
+	for _, want := range []string{"client_secret_jwt", "private_key_jwt", "client_secret_basic"} {
+		if !slices.Contains(doc.AuthMethods, want) {
+			t.Errorf("token_endpoint_auth_methods_supported = %q, want it to hold %q", doc.AuthMethods, want)
+		}
+	}
+	for _, want := range []string{"HS256", "ES256", "RS256"} {
+		if !slices.Contains(doc.SigningAlgs, want) {
+			t.Errorf("token_endpoint_auth_signing_alg_values_supported = %q, want it to hold %q", doc.SigningAlgs, want)
+		}
+	}
+}

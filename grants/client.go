@@ -110,5 +110,11 @@ func KnownGrant(name string) bool {
 	return ok
 }
 
-// WireGrantType returns the grant_type value that stands for the grant name.
-func WireGrantType(name string) string { return wireGrantTypes[name] }
+// WireGrantType returns the grant_type value that stands for the grant name. An extension grant
+// is named by its URI, which is its grant_type.
+func WireGrantType(name string) string {
+	if wire, ok := wireGrantTypes[name]; ok {
+		return wire
+	}
+	return name
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
 )
 
 // introspection is RFC 7662 §2.2's answer for an active token. An inactive one is exactly
@@ -72,14 +73,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) (*introspect
 // introspectAccess answers for an access token this tokengate signed, or nil when token is not one
 // the caller may see alive.
 func (s *Server) introspectAccess(_ context.Context, token string, visible func(string) bool) (*introspection, error) {
-	if !looksLikeJWT(token) {
-		return nil, nil
-	}
-	c, err := s.cfg.Verifier.VerifyAccessToken(token)
-	if err != nil || !visible(c.ClientID) || s.revoked(c.JTI, c.GrantID) || s.clientRevoked(c.ClientID, c.IssuedAt) {
-		return nil, nil
-	}
-	if _, ok := s.clients[c.ClientID]; !ok {
+	c, ok := s.activeAccessToken(token)
+	if !ok || !visible(c.ClientID) {
 		return nil, nil
 	}
 	answer := &introspection{
@@ -91,6 +86,22 @@ func (s *Server) introspectAccess(_ context.Context, token string, visible func(
 		answer.NotBefore = c.NotBefore.Unix()
 	}
 	return answer, nil
+}
+
+// activeAccessToken returns the claims of token when it is an access token this tokengate signed
+// that is alive: unexpired, not revoked, and issued to a client still registered.
+func (s *Server) activeAccessToken(token string) (*tokens.Claims, bool) {
+	if !looksLikeJWT(token) {
+		return nil, false
+	}
+	c, err := s.cfg.Verifier.VerifyAccessToken(token)
+	if err != nil || s.revoked(c.JTI, c.GrantID) || s.clientRevoked(c.ClientID, c.IssuedAt) {
+		return nil, false
+	}
+	if _, ok := s.clients[c.ClientID]; !ok {
+		return nil, false
+	}
+	return c, true
 }
 
 // introspectRefresh answers for a live refresh token of the caller's.

@@ -37,6 +37,8 @@ type grant struct {
 	familyExpires time.Time
 	// nonce goes into the ID token of the first response only (OIDC Core §3.1.3.6).
 	nonce string
+	// audience narrows the token's aud (an extension grant's choice); nil means the client's.
+	audience []string
 }
 
 // tokenResponse is RFC 6749 §5.1's successful response.
@@ -47,6 +49,8 @@ type tokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is RFC 8693 §2.2.1's, for a token exchange.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // respond issues the tokens for g: a new refresh family when the client may refresh and asked for
@@ -115,12 +119,16 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		claims[k] = v
 	}
 	scopeParam := strings.Join(scope, " ")
+	audience := g.audience
+	if audience == nil {
+		audience = s.audience(c)
+	}
 	access, _, exp, err := s.cfg.Minter.AccessToken(tokens.AccessToken{
 		Subject:  g.Subject,
 		ClientID: c.ID,
 		Scope:    scopeParam,
 		GrantID:  g.familyID,
-		Audience: s.audience(c),
+		Audience: audience,
 		Claims:   claims,
 		TTL:      ttl,
 	})

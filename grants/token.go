@@ -38,6 +38,8 @@ type Config struct {
 	Trusts []Trust
 	// SAMLTrusts are the issuers of SAML 2.0 bearer assertions (`saml_trust` blocks).
 	SAMLTrusts []samlbearer.Trust
+	// Extensions are the extension grants; a client registers one by its URI.
+	Extensions []ExtensionGrant
 	// Clients are the registered clients; ids must be unique.
 	Clients []*Client
 	// IdentityProviders check users' passwords; the first is the default, the only one a client
@@ -112,6 +114,8 @@ type Server struct {
 	trusts     map[string]*assertion.Verifier
 	// saml verifies saml2-bearer assertions; nil without saml_trust blocks.
 	saml *samlbearer.Verifier
+	// extensions are the extension grants by URI.
+	extensions map[string]ExtensionGrant
 }
 
 // grantFunc runs one grant for an authenticated client allowed to use it.
@@ -177,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 		clientAuth: make(map[string]*assertion.Verifier),
 		selfGrant:  make(map[string]*assertion.Verifier),
 		trusts:     make(map[string]*assertion.Verifier, len(cfg.Trusts)),
+		extensions: make(map[string]ExtensionGrant, len(cfg.Extensions)),
 	}
 	if s.limits == nil {
 		s.limits = NewLimits()
@@ -191,6 +196,9 @@ func New(cfg Config) (*Server, error) {
 		s.idps[idp.Name] = idp.Provider
 	}
 	if err := s.addTrusts(); err != nil {
+		return nil, err
+	}
+	if err := s.addExtensions(); err != nil {
 		return nil, err
 	}
 	for _, c := range cfg.Clients {
@@ -212,7 +220,7 @@ func (s *Server) addClient(c *Client) error {
 		return err
 	}
 	for _, g := range c.Grants {
-		if !KnownGrant(g) {
+		if !KnownGrant(g) && s.extensions[g] == nil {
 			return fmt.Errorf("unknown grant %q", g)
 		}
 	}
@@ -307,7 +315,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if !client.allows(name) {
 		return nil, errorf(CodeUnauthorizedClient, "the client may not use this grant type")
 	}
-	return grantFuncs[name](s, ctx, &tokenRequest{http: r, form: f, client: client, now: now})
+	req := &tokenRequest{http: r, form: f, client: client, now: now}
+	if run, ok := grantFuncs[name]; ok {
+		return run(s, ctx, req)
+	}
+	return s.extensionGrant(ctx, s.extensions[name], req)
 }
 
 // ClientIP names the address r comes from as the throttles do: Config.ClientIP, or the TCP peer.

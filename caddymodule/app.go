@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -112,6 +113,10 @@ type App struct {
 	// blocks. Default: none.
 	SAMLTrusts []*SAMLTrustConfig `json:"saml_trusts,omitempty"`
 
+	// ExtensionGrants are the extension grants (RFC 6749 §4.5), the `grant` lines, each a module
+	// of namespace tokengate.grants. A client registers one by its grant type. Default: none.
+	ExtensionGrants []*ExtensionGrantConfig `json:"extension_grants,omitempty"`
+
 	now    func() time.Time
 	logger *zap.Logger
 
@@ -153,6 +158,18 @@ type TrustConfig struct {
 	JWKSFile string `json:"jwks_file,omitempty"`
 	JWKSURI  string `json:"jwks_uri,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
+}
+
+// extensionNamespace is the Caddy module namespace of extension grants.
+const extensionNamespace = "tokengate.grants"
+
+// ExtensionGrantConfig is a `grant <urn> <module> { ... }` line.
+type ExtensionGrantConfig struct {
+	// GrantType is the absolute URI that requests' grant_type carries; it must be the one the
+	// module serves. Required, unique.
+	GrantType string `json:"grant_type"`
+	// GrantRaw is the module, of namespace tokengate.grants. Required.
+	GrantRaw json.RawMessage `json:"grant" caddy:"namespace=tokengate.grants inline_key=module"`
 }
 
 // SAMLTrustConfig is a `saml_trust` block: an issuer of SAML 2.0 bearer assertions.
@@ -300,6 +317,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	extensions, err := a.loadExtensionGrants(ctx)
+	if err != nil {
+		return err
+	}
 	idps, err := a.buildIdentityProviders()
 	if err != nil {
 		return err
@@ -309,6 +330,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		TokenEndpoint:     endpoints.URL(a.Issuer, endpoints.TokenPath),
 		Trusts:            trusts,
 		SAMLTrusts:        samlTrusts,
+		Extensions:        extensions,
 		Clients:           clients,
 		IdentityProviders: idps,
 		AccessTokenTTL:    time.Duration(a.AccessTokenTTL),
@@ -562,6 +584,16 @@ func (a *App) check() error {
 	if err := a.checkTrusts(); err != nil {
 		return err
 	}
+	extensions := make(map[string]bool, len(a.ExtensionGrants))
+	for _, g := range a.ExtensionGrants {
+		if err := checkExtensionGrantType(g.GrantType); err != nil {
+			return err
+		}
+		if extensions[g.GrantType] {
+			return fmt.Errorf("grant %q: declared twice", g.GrantType)
+		}
+		extensions[g.GrantType] = true
+	}
 	ids := make(map[string]bool, len(a.Clients))
 	for i, c := range a.Clients {
 		if err := c.check(); err != nil {
@@ -574,6 +606,11 @@ func (a *App) check() error {
 		for _, name := range c.IdentityProviders {
 			if !idps[name] {
 				return fmt.Errorf("client %q: identity_providers: no users block is named %q", c.ID, name)
+			}
+		}
+		for _, g := range c.Grants {
+			if !grants.KnownGrant(g) && !extensions[g] {
+				return fmt.Errorf("client %q: no grant line declares %q", c.ID, g)
 			}
 		}
 	}
@@ -684,6 +721,26 @@ func (a *App) buildTrusts() ([]grants.Trust, []samlbearer.Trust, error) {
 		samlTrusts = append(samlTrusts, samlbearer.Trust{EntityID: t.EntityID, Certificates: certs})
 	}
 	return trusts, samlTrusts, nil
+}
+
+// loadExtensionGrants provisions the modules of the grant lines.
+func (a *App) loadExtensionGrants(ctx caddy.Context) ([]grants.ExtensionGrant, error) {
+	out := make([]grants.ExtensionGrant, 0, len(a.ExtensionGrants))
+	for _, g := range a.ExtensionGrants {
+		v, err := ctx.LoadModule(g, "GrantRaw")
+		if err != nil {
+			return nil, fmt.Errorf("grant %s: %w", g.GrantType, err)
+		}
+		ext, ok := v.(grants.ExtensionGrant)
+		if !ok {
+			return nil, fmt.Errorf("grant %s: module %T is not an extension grant", g.GrantType, v)
+		}
+		if ext.GrantType() != g.GrantType {
+			return nil, fmt.Errorf("grant %s: the module serves %s", g.GrantType, ext.GrantType())
+		}
+		out = append(out, ext)
+	}
+	return out, nil
 }
 
 // keySource returns the keys of a jwks_file, a key_file (PEM), or a jwks_uri, whichever is set.

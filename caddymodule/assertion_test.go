@@ -171,3 +171,41 @@ func TestRemoteKeySetSurvivesReload(t *testing.T) {
 		t.Error("the key set stayed in the pool after every configuration released it")
 	}
 }
+
+// exchangeConfig is an app with the token exchange, a client svc to get a subject token from, and
+// a client gw that may exchange it.
+const exchangeConfig = `{
+	"issuer": "https://auth.example.com",
+	"store": {"backend": "memory"},
+	"clients": [
+		{"id": "svc", "secrets": ["{env.TOKENGATE_TEST_SECRET}"], "grants": ["client_credentials"], "scopes": ["api.read"]},
+		{"id": "gw", "secrets": ["gw-secret"], "grants": ["urn:ietf:params:oauth:grant-type:token-exchange"], "scopes": ["api.read"]}
+	],
+	"extension_grants": [{"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "grant": {"module": "token_exchange"}}]
+}`
+
+func TestTokenExchangeModule(t *testing.T) {
+	app := provision(t, exchangeConfig)
+	subject := issueToken(t, app)
+	form := url.Values{"grant_type": {grants.GrantTypeTokenExchange}, "subject_token": {subject}, "subject_token_type": {grants.TokenTypeAccessToken}}
+	r := httptest.NewRequest(http.MethodPost, "https://auth.example.com/connect/token", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth("gw", "gw-secret")
+	rec, _ := serve(app, r)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"issued_token_type":"`+grants.TokenTypeAccessToken) {
+		t.Fatalf("token exchange through the app = %d %s, want 200 and an issued_token_type", rec.Code, rec.Body)
+	}
+	disc, _ := serve(app, httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration", nil))
+	if !strings.Contains(disc.Body.String(), grants.GrantTypeTokenExchange) {
+		t.Errorf("discovery = %s, want it to list the token exchange", disc.Body)
+	}
+	for _, tc := range []struct{ name, config, want string }{
+		{"a grant line naming another URI", strings.ReplaceAll(exchangeConfig, "urn:ietf:params:oauth:grant-type:token-exchange", "urn:example:exchange"), "the module serves"},
+		{"a client's undeclared extension", strings.Replace(exchangeConfig, `"extension_grants"`, `"unused"`, 1), `no grant line declares`},
+		{"an unknown module", strings.Replace(exchangeConfig, `"module": "token_exchange"`, `"module": "magic"`, 1), "tokengate.grants.magic"},
+	} {
+		if _, err := tryProvision(t, tc.config); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Provision(%s) = %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}

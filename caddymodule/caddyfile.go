@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/tokengate/tokengate/grants"
 )
 
 func init() {
@@ -25,10 +27,6 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("bearer_auth", httpcaddyfile.Before, "basic_auth")
 }
 
-// notYet are options of the SPEC that later releases implement; naming them gets a clearer error
-// than "unrecognized".
-var notYet = []string{"grant"}
-
 // parseGlobalOption parses the tokengate global option into the tokengate app. Syntax:
 //
 //	tokengate {
@@ -42,6 +40,7 @@ var notYet = []string{"grant"}
 //	    users <name> { ... }
 //	    trust <name> { ... }
 //	    saml_trust <name> { ... }
+//	    grant <urn> <module> { ... }
 //	    login_template <file>
 //	}
 //
@@ -55,10 +54,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	app := new(App)
-	// idpRefs are identity_providers names a client used, each with the error naming its line;
-	// a users block may come after the client. rotateKeyFile likewise names the line of
-	// signing_key_rotation, refused if a signing_key_file comes before or after it.
-	var idpRefs []idpRef
+	// refs are the identity_providers and extension grants a client named, each with the error
+	// naming its line: a users block or grant line may come after the client. rotateKeyFile
+	// likewise names the line of signing_key_rotation, refused if a signing_key_file comes before
+	// or after it.
+	var refs []laterRef
 	var rotateKeyFile error
 	for d.NextBlock(0) {
 		var err error
@@ -75,15 +75,17 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			rotateKeyFile = d.Err(errRotateKeyFile)
 			err = parseDuration(d, &app.SigningKeyRotation)
 		case "client":
-			var refs []idpRef
-			refs, err = parseClient(d.NewFromNextSegment(), app)
-			idpRefs = append(idpRefs, refs...)
+			var clientRefs []laterRef
+			clientRefs, err = parseClient(d.NewFromNextSegment(), app)
+			refs = append(refs, clientRefs...)
 		case "users":
 			err = parseUsers(d.NewFromNextSegment(), app)
 		case "trust":
 			err = parseTrust(d.NewFromNextSegment(), app)
 		case "saml_trust":
 			err = parseSAMLTrust(d.NewFromNextSegment(), app)
+		case "grant":
+			err = parseExtensionGrant(d.NewFromNextSegment(), app)
 		case "login_template":
 			app.LoginTemplate, err = singleArg(d)
 		default:
@@ -99,25 +101,28 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if app.SigningKeyFile != nil && rotateKeyFile != nil {
 		return nil, rotateKeyFile
 	}
-	for _, ref := range idpRefs {
-		if !slices.ContainsFunc(app.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == ref.name }) {
+	for _, ref := range refs {
+		declared := slices.ContainsFunc(app.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == ref.name })
+		if ref.grant {
+			declared = slices.ContainsFunc(app.ExtensionGrants, func(g *ExtensionGrantConfig) bool { return g.GrantType == ref.name })
+		}
+		if !declared {
 			return nil, ref.err
 		}
 	}
 	return httpcaddyfile.App{Name: "tokengate", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-// idpRef is a client's use of an identity provider, checked once every users block is known.
-type idpRef struct {
-	name string
-	err  error
+// laterRef is a client's use of an identity provider or (grant) an extension grant, checked once
+// every users block and grant line is known.
+type laterRef struct {
+	name  string
+	grant bool
+	err   error
 }
 
-// unrecognized is the error for an unknown subdirective, clearer for one a later release adds.
+// unrecognized is the error for an unknown subdirective.
 func unrecognized(d *caddyfile.Dispenser) error {
-	if slices.Contains(notYet, d.Val()) {
-		return d.Errf("%s is not supported by this release of tokengate", d.Val())
-	}
 	return d.Errf("unrecognized subdirective %q", d.Val())
 }
 
@@ -244,7 +249,7 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 //	}
 //
 // It returns the identity_providers names for the caller to check once all users blocks are read.
-func parseClient(d *caddyfile.Dispenser, app *App) ([]idpRef, error) {
+func parseClient(d *caddyfile.Dispenser, app *App) ([]laterRef, error) {
 	d.Next() // "client"
 	id, err := singleArg(d)
 	if err != nil {
@@ -257,7 +262,7 @@ func parseClient(d *caddyfile.Dispenser, app *App) ([]idpRef, error) {
 		return nil, d.Errf("client %q is declared twice", id)
 	}
 	c := &ClientConfig{ID: id}
-	var refs []idpRef
+	var refs []laterRef
 	for d.NextBlock(0) {
 		var err error
 		switch opt := d.Val(); opt {
@@ -280,6 +285,11 @@ func parseClient(d *caddyfile.Dispenser, app *App) ([]idpRef, error) {
 			err = parseOnce(d, &c.JWKSURI, checkKeySetURI)
 		case "grants":
 			err = parseList(d, &c.Grants, checkGrant)
+			for _, g := range c.Grants {
+				if !grants.KnownGrant(g) {
+					refs = append(refs, laterRef{name: g, grant: true, err: d.Errf("client %q: no grant line declares %q", id, g)})
+				}
+			}
 		case "scopes":
 			err = parseList(d, &c.Scopes, checkScope)
 		case "audience":
@@ -295,7 +305,7 @@ func parseClient(d *caddyfile.Dispenser, app *App) ([]idpRef, error) {
 		case "identity_providers":
 			for _, name := range d.RemainingArgs() {
 				c.IdentityProviders = append(c.IdentityProviders, name)
-				refs = append(refs, idpRef{name, d.Errf("client %q: no users block is named %q", id, name)})
+				refs = append(refs, laterRef{name: name, err: d.Errf("client %q: no users block is named %q", id, name)})
 			}
 			if len(c.IdentityProviders) == 0 {
 				err = d.ArgErr()
@@ -357,6 +367,35 @@ func parseOnce(d *caddyfile.Dispenser, dst *string, check func(string) error) er
 		}
 	}
 	*dst = v
+	return nil
+}
+
+// parseExtensionGrant parses `grant <urn> <module> [{ ... }]`: the block is the module's own.
+func parseExtensionGrant(d *caddyfile.Dispenser, app *App) error {
+	d.Next() // "grant"
+	var urn, name string
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	urn = d.Val()
+	if err := checkExtensionGrantType(urn); err != nil {
+		return d.WrapErr(err)
+	}
+	if slices.ContainsFunc(app.ExtensionGrants, func(g *ExtensionGrantConfig) bool { return g.GrantType == urn }) {
+		return d.Errf("grant %q is declared twice", urn)
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name = d.Val()
+	mod, err := caddyfile.UnmarshalModule(d, extensionNamespace+"."+name)
+	if err != nil {
+		return err
+	}
+	app.ExtensionGrants = append(app.ExtensionGrants, &ExtensionGrantConfig{
+		GrantType: urn,
+		GrantRaw:  caddyconfig.JSONModuleObject(mod, "module", name, nil),
+	})
 	return nil
 }
 

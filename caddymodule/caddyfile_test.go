@@ -130,6 +130,16 @@ func TestParseGlobalOption(t *testing.T) {
 			`"trusts":[{"name":"partner","issuer":"https://partner.example.com","jwks_file":"/etc/partner.json"},` +
 			`{"name":"legacy","issuer":"legacy-idp","key_file":"/etc/legacy.pem"}],` +
 			`"saml_trusts":[{"name":"adfs","entity_id":"http://adfs.example.com/adfs/services/trust","certificate_file":"/etc/adfs.pem"}]}`},
+		{"an extension grant", `tokengate {
+			issuer https://auth.example.com
+			client gateway {
+				secret s3cret
+				grants urn:ietf:params:oauth:grant-type:token-exchange
+			}
+			grant urn:ietf:params:oauth:grant-type:token-exchange token_exchange
+		}`, `{"issuer":"https://auth.example.com","clients":[` +
+			`{"id":"gateway","secrets":["s3cret"],"grants":["urn:ietf:params:oauth:grant-type:token-exchange"]}],` +
+			`"extension_grants":[{"grant_type":"urn:ietf:params:oauth:grant-type:token-exchange","grant":{"module":"token_exchange"}}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseGlobal(tc.input)
@@ -172,7 +182,13 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"issuer with fragment", "tokengate {\n issuer https://a.example#x\n}", "no query or fragment, at Testfile:2", ""},
 		{"argument on the option", "tokengate foo {\n}", "wrong argument count", ""},
 		{"unknown option", "tokengate {\n issuer https://a.example\n colour blue\n}", `unrecognized subdirective "colour", at Testfile:3`, ""},
-		{"later release", "tokengate {\n issuer https://a.example\n grant urn:x mod {\n }\n}", "grant is not supported by this release of tokengate, at Testfile:3", ""},
+		{"grant of an unknown module", "tokengate {\n issuer https://a.example\n grant urn:x:y magic {\n }\n}", "tokengate.grants.magic", ""},
+		{"grant without module", "tokengate {\n issuer https://a.example\n grant urn:x:y\n}", "wrong argument count", "at Testfile:3"},
+		{"grant not a URI", "tokengate {\n grant exchange token_exchange\n}", "absolute URI", "at Testfile:2"},
+		{"grant of a built-in name", "tokengate {\n grant refresh_token token_exchange\n}", "absolute URI", "at Testfile:2"},
+		{"grant declared twice", "tokengate {\n grant urn:ietf:params:oauth:grant-type:token-exchange token_exchange\n grant urn:ietf:params:oauth:grant-type:token-exchange token_exchange\n}", "declared twice, at Testfile:3", ""},
+		{"token_exchange with an option", "tokengate {\n grant urn:ietf:params:oauth:grant-type:token-exchange token_exchange {\n  actors any\n }\n}", `unrecognized subdirective "actors", at Testfile:3`, ""},
+		{"a client's undeclared extension grant", strings.Replace(clientBlock, "grants client_credentials", "grants client_credentials urn:example:magic", 1), `client "svc": no grant line declares "urn:example:magic", at Testfile:5`, ""},
 		{"trust without keys", "tokengate {\n issuer https://a.example\n trust partner {\n  issuer x\n }\n}", `trust "partner": want exactly one of jwks_file, jwks_uri and key_file, at Testfile:3`, ""},
 		{"trust with two key sources", "tokengate {\n trust partner {\n  issuer x\n  key_file k.pem\n  jwks_file k.json\n }\n}", "want exactly one", "at Testfile:2"},
 		{"trust without issuer", "tokengate {\n trust partner {\n  key_file k.pem\n }\n}", `trust "partner": no issuer, at Testfile:2`, ""},

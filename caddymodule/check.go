@@ -93,10 +93,21 @@ func vschars(s string) bool {
 	return true
 }
 
-// checkGrant accepts the Caddyfile names of the grants this release implements.
+// checkGrant accepts the Caddyfile names of the built-in grants, and the URIs of extension grants
+// (App.check makes sure a grant line declares each).
 func checkGrant(name string) error {
-	if !grants.KnownGrant(name) {
+	if !grants.KnownGrant(name) && checkExtensionGrantType(name) != nil {
 		return fmt.Errorf("unknown grant %q", name)
+	}
+	return nil
+}
+
+// checkExtensionGrantType accepts what may name an extension grant: an absolute URI (RFC 6749
+// §4.5), so never a built-in grant's name.
+func checkExtensionGrantType(uri string) error {
+	scheme, rest, ok := strings.Cut(uri, ":")
+	if !ok || scheme == "" || rest == "" || strings.ContainsAny(uri, " \t\r\n") {
+		return fmt.Errorf("grant %q: an extension grant type is an absolute URI (RFC 6749 §4.5)", uri)
 	}
 	return nil
 }

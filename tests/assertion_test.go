@@ -31,6 +31,8 @@ const (
 	clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	grantJWTBearer      = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	grantSAML2Bearer    = "urn:ietf:params:oauth:grant-type:saml2-bearer"
+	grantTokenExchange  = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccess     = "urn:ietf:params:oauth:token-type:access_token"
 	partnerIssuer       = "https://partner.example.com"
 	samlEntityID        = "https://idp.example.com/saml"
 	// hmacSecret is the client_secret_jwt client's secret: HS256 needs 32 bytes.
@@ -39,7 +41,8 @@ const (
 
 // assertionCaddyfile registers a private_key_jwt client with a jwks_file (pk, which may also sign
 // its own jwt-bearer assertions), one with a jwks_uri (remote), a client_secret_jwt client (hs), a
-// secret client for the assertion grants (relying), a trust and a saml_trust. /api/* answers with
+// secret client for the assertion grants (relying), a client of the token exchange (gw), a trust
+// and a saml_trust. /api/* answers with
 // the token's sub and client_id.
 const assertionCaddyfile = `{
 	tokengate {
@@ -68,6 +71,12 @@ const assertionCaddyfile = `{
 			grants jwt_bearer saml2_bearer
 			scopes api.read
 		}
+		client gw {
+			secret gw-secret
+			grants ` + grantTokenExchange + `
+			scopes api.read
+		}
+		grant ` + grantTokenExchange + ` token_exchange
 		trust partner {
 			issuer ` + partnerIssuer + `
 			key_file {{DIR}}/partner.pem
@@ -370,4 +379,35 @@ func TestDiscoveryOfAssertionFeatures(t *testing.T) {
 			t.Errorf("token_endpoint_auth_signing_alg_values_supported = %q, want it to hold %q", doc.SigningAlgs, want)
 		}
 	}
+}
+
+// RFC 8693 through Caddy: the token exchange declared by a grant line, with delegation.
+func TestTokenExchangeGrant(t *testing.T) {
+	w := startAssertionWorld(t)
+	c := w.caddy
+	gw := basicAuth("gw", "gw-secret")
+	subject := wantToken(t, "pk's own assertion", postToken(t, c, nil,
+		formBody("grant_type", grantJWTBearer, "assertion", signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "device-7")))))
+	actor := wantToken(t, "hs", postToken(t, c, nil, withClientAssertion(signed(t, jwt.SigningMethodHS256, []byte(hmacSecret), "", w.claims("hs", "hs")))))
+	r := postToken(t, c, gw, formBody("grant_type", grantTokenExchange, "subject_token", subject.AccessToken, "subject_token_type", tokenTypeAccess,
+		"actor_token", actor.AccessToken, "actor_token_type", tokenTypeAccess))
+	tok := wantToken(t, "exchange", r)
+	wantAPI(t, c, "the exchanged token", tok.AccessToken, "device-7", "gw")
+	var issued struct {
+		IssuedTokenType string `json:"issued_token_type"`
+	}
+	json.Unmarshal(r.body, &issued)
+	if issued.IssuedTokenType != tokenTypeAccess {
+		t.Errorf("issued_token_type = %q, want %q", issued.IssuedTokenType, tokenTypeAccess)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok.AccessToken, ".")[1])
+	if !strings.Contains(string(payload), `"act":{"client_id":"hs","sub":"hs"}`) {
+		t.Errorf("exchanged token claims %s, want act naming hs", payload)
+	}
+	wantError(t, "a wider scope", postToken(t, c, gw, formBody("grant_type", grantTokenExchange, "subject_token", subject.AccessToken,
+		"subject_token_type", tokenTypeAccess, "scope", "api.write")), "invalid_scope")
+	wantError(t, "a forged subject token", postToken(t, c, gw, formBody("grant_type", grantTokenExchange,
+		"subject_token", subject.AccessToken[:len(subject.AccessToken)-4]+"AAAA", "subject_token_type", tokenTypeAccess)), "invalid_request")
+	wantError(t, "a client without the grant", postToken(t, c, basicAuth("relying", "relying-secret"), formBody("grant_type", grantTokenExchange,
+		"subject_token", subject.AccessToken, "subject_token_type", tokenTypeAccess)), "unauthorized_client")
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/assertion"
+	"go.uber.org/zap"
 )
 
 // Client authentication methods (RFC 6749 §2.3, OIDC Core §9).
@@ -173,6 +174,9 @@ func (s *Server) checkClientAssertion(ctx context.Context, creds presentedCreden
 	case err == nil:
 		return true, nil
 	case errors.Is(err, assertion.ErrInvalid):
+		// The operator of a client whose assertions fail needs the reason; the client's mistake
+		// is not a server error.
+		s.cfg.Logger.Debug("client assertion refused", zap.String("client_id", creds.clientID), zap.Error(err))
 		return false, nil
 	}
 	return false, unavailable(err)

@@ -98,6 +98,7 @@ const assertionCaddyfile = `{
 // assertionWorld is a running Caddy on assertionCaddyfile and the keys its test signs with.
 type assertionWorld struct {
 	caddy   *Caddy
+	config  string            // the Caddyfile it runs, paths filled in
 	pk      *ecdsa.PrivateKey // pk's key, kid pk1
 	remote  *ecdsa.PrivateKey // remote's key, served at its jwks_uri as kid r1
 	partner *rsa.PrivateKey   // the trust's key
@@ -128,8 +129,8 @@ func startAssertionWorld(t *testing.T) *assertionWorld {
 		rw.Write(remoteSet)
 	}))
 	t.Cleanup(jwksServer.Close)
-	config := strings.NewReplacer("{{DIR}}", dir, "{{JWKS_URI}}", jwksServer.URL+"/jwks").Replace(assertionCaddyfile)
-	w.caddy = startCaddy(t, config)
+	w.config = strings.NewReplacer("{{DIR}}", dir, "{{JWKS_URI}}", jwksServer.URL+"/jwks").Replace(assertionCaddyfile)
+	w.caddy = startCaddy(t, w.config)
 	return w
 }
 
@@ -286,6 +287,12 @@ func TestJWTBearerGrant(t *testing.T) {
 		grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims("pk", "device-7")))), "invalid_grant")
 	wantError(t, "HS256 with pk's public key", postToken(t, c, nil,
 		grant(signed(t, jwt.SigningMethodHS256, publicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "device-7")))), "invalid_grant")
+
+	// SECURITY G67: an issuer a reload no longer trusts is refused from then on. (A reload that
+	// leaves a jwt_bearer client with nobody to trust is refused, so the partner is replaced.)
+	c.Reload(t, strings.Replace(w.config, "issuer "+partnerIssuer, "issuer https://successor.example.com", 1))
+	wantError(t, "a partner's assertion after its trust was removed", postToken(t, c, relying,
+		grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims(partnerIssuer, "alice@partner")))), "invalid_grant")
 }
 
 // samlXML is an assertion from the IdP about nameID, bearer-confirmed for recipient.

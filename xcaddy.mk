@@ -1,5 +1,6 @@
 # Builds Caddy with tokengate and runs its tests. Use as `make -f xcaddy.mk <target>`:
 #   build   bin/caddy, rebuilt only when the sources changed (bin/caddy.hash records what it was built from)
+#   build-example  bin/caddy-example: bin/caddy plus examples/apikeygrant, a third-party extension grant
 #   run     build, then serve Caddyfile.example (token endpoint on :8080, a protected demo app behind it)
 #   test    build, then every test: unit packages with the race detector, tests/ against bin/caddy
 #   fuzz    every fuzz target of every package for FUZZTIME each
@@ -11,8 +12,12 @@ SHELL := /bin/bash
 CADDY_VERSION := v2.11.9
 # xcaddy needs a version beside the local replacement: with a bare `=.` it asks the module proxy for
 # github.com/tokengate/tokengate, which is not published. The zero pseudo-version names no release.
-MODULE := github.com/tokengate/tokengate@v0.0.0-00010101000000-000000000000=.
+ZERO := v0.0.0-00010101000000-000000000000
+MODULE := github.com/tokengate/tokengate@$(ZERO)=.
 BIN := bin/caddy
+# An extension grant of its own module, built in as a third party would build it.
+EXAMPLE := github.com/tokengate/tokengate/examples/apikeygrant@$(ZERO)=./examples/apikeygrant
+EXAMPLE_BIN := bin/caddy-example
 
 # The whole suite must finish well inside CI's limit; these bound each `go test` run.
 UNIT_TIMEOUT ?= 8m
@@ -23,7 +28,7 @@ BENCHTIME ?= 5s
 # The race detector needs cgo (a C compiler); without one the unit tests still run, unraced.
 RACE := $(if $(filter 1,$(shell go env CGO_ENABLED)),-race)
 
-.PHONY: build run test fuzz bench node_deps
+.PHONY: build build-example run test fuzz bench node_deps
 
 # Every package but tests/, whose TestMain builds Caddy and which has no unit tests or fuzz targets.
 unit_packages = go list -e ./... | grep -v '/tests$$'
@@ -36,17 +41,26 @@ source_hash = { find . \( -path ./.git -o -path ./bin -o -path ./.cache -o -path
 	! -name '*_test.go' ! -name '*.md' ! -name 'Caddyfile*' ! -name xcaddy.mk -print0 \
 	| LC_ALL=C sort -z | xargs -0 sha256sum; go version; echo $(CADDY_VERSION); } | sha256sum | cut -d' ' -f1
 
-# flock: two test runs started together build once, and neither runs a half-written binary.
-build:
+# cached_build builds $(1) with the --with flags $(2), unless $(1).hash says it was built from these
+# very sources and flags. flock: two test runs started together build once, and neither runs a
+# half-written binary.
+define cached_build
 	@mkdir -p bin
 	@exec 9>bin/.build.lock; flock 9; \
-	hash=$$($(source_hash)); \
-	if [ -x $(BIN) ] && [ "$$hash" = "$$(cat $(BIN).hash 2>/dev/null)" ]; then \
-		echo "$(BIN) is up to date"; exit 0; \
+	hash=$$({ $(source_hash); echo '$(2)'; } | sha256sum | cut -d' ' -f1); \
+	if [ -x $(1) ] && [ "$$hash" = "$$(cat $(1).hash 2>/dev/null)" ]; then \
+		echo "$(1) is up to date"; exit 0; \
 	fi; \
-	rm -f $(BIN).hash; \
-	go tool xcaddy build $(CADDY_VERSION) --with $(MODULE) --output $(BIN); \
-	echo "$$hash" > $(BIN).hash
+	rm -f $(1).hash; \
+	go tool xcaddy build $(CADDY_VERSION) $(2) --output $(1); \
+	echo "$$hash" > $(1).hash
+endef
+
+build:
+	$(call cached_build,$(BIN),--with $(MODULE))
+
+build-example:
+	$(call cached_build,$(EXAMPLE_BIN),--with $(MODULE) --with $(EXAMPLE))
 
 run: build
 	$(BIN) run --config Caddyfile.example --adapter caddyfile
@@ -54,10 +68,10 @@ run: build
 # Both runs always happen, so one failing package does not hide the other's results; the exit status
 # is the first failure's. tests/ runs without -race: it drives the prebuilt bin/caddy, which is the
 # code under test, and racing the test client itself would only slow it down.
-test: build node_deps
+test: build build-example node_deps
 	@status=0; \
 	go test $(RACE) -timeout $(UNIT_TIMEOUT) $$($(unit_packages)) || status=$$?; \
-	CADDY_BIN=$(CURDIR)/$(BIN) go test -timeout $(E2E_TIMEOUT) ./tests/... || status=$$?; \
+	CADDY_BIN=$(CURDIR)/$(BIN) EXAMPLE_CADDY_BIN=$(CURDIR)/$(EXAMPLE_BIN) go test -timeout $(E2E_TIMEOUT) ./tests/... || status=$$?; \
 	exit $$status
 
 # openid-client at the version tests/node/package-lock.json pins, for tests/openidclient_test.go;

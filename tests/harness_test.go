@@ -70,6 +70,7 @@ type Caddy struct {
 	// Admin is the address of Caddy's admin endpoint, as `caddy reload --address` takes it.
 	Admin string
 
+	bin     string            // the Caddy binary it runs
 	dir     string            // HOME and XDG directories; {{DATA}} is dir/data
 	vars    *strings.Replacer // the placeholders above
 	config  string            // path of the Caddyfile last started or reloaded
@@ -84,11 +85,18 @@ type Caddy struct {
 // test failed.
 func startCaddy(t *testing.T, caddyfile string) *Caddy {
 	t.Helper()
+	return startCaddyBinary(t, caddyBin, caddyfile)
+}
+
+// startCaddyBinary is startCaddy with another Caddy binary (one built with more modules).
+func startCaddyBinary(t *testing.T, bin, caddyfile string) *Caddy {
+	t.Helper()
 	dir := t.TempDir()
 	port, port2 := freePort(t), freePort(t)
 	c := &Caddy{
 		Base:  "http://127.0.0.1:" + port,
 		Admin: "127.0.0.1:" + freePort(t),
+		bin:   bin,
 		dir:   dir,
 		vars: strings.NewReplacer(
 			"{{PORT}}", port,
@@ -175,7 +183,7 @@ func withGlobals(caddyfile, globals string) string {
 
 // command prepares a bin/caddy invocation in this instance's private environment.
 func (c *Caddy) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(caddyBin, args...)
+	cmd := exec.Command(c.bin, args...)
 	cmd.Dir = c.dir
 	cmd.Env = append(os.Environ(),
 		"HOME="+c.dir,

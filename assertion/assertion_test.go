@@ -12,6 +12,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tokengate/tokengate/internal/assertiontest"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -57,44 +58,44 @@ func TestClientAssertionAttacks(t *testing.T) {
 			return s[:len(s)-1] + "B" // 256 bytes end in 2 padding bits; B sets one
 		}, "base64"},
 		{"B24", "exp 5 minutes past", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "iat", t0.Add(-10*time.Minute).Unix(), "exp", t0.Add(-5*time.Minute).Unix()))
+			return rsa(t, assertiontest.With(clientClaims(), "iat", t0.Add(-10*time.Minute).Unix(), "exp", t0.Add(-5*time.Minute).Unix()))
 		}, "exp is past"},
 		{"B24", "exp 6 s past, beyond the leeway", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "exp", t0.Add(-6*time.Second).Unix()))
+			return rsa(t, assertiontest.With(clientClaims(), "exp", t0.Add(-6*time.Second).Unix()))
 		}, "exp is past"},
-		{"B24", "no exp", func(t *testing.T) string { return rsa(t, with(clientClaims(), "exp", nil)) }, "no exp"},
+		{"B24", "no exp", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "exp", nil)) }, "no exp"},
 		{"B24", "exp a string", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "exp", "1800000300"))
+			return rsa(t, assertiontest.With(clientClaims(), "exp", "1800000300"))
 		}, "exp is not a NumericDate"},
-		{"B24", "exp beyond year 9999", func(t *testing.T) string { return rsa(t, with(clientClaims(), "exp", 1e300)) }, "exp is not a NumericDate"},
+		{"B24", "exp beyond year 9999", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "exp", 1e300)) }, "exp is not a NumericDate"},
 		{"B24", "wrong aud", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "aud", "https://other.example.com/connect/token"))
+			return rsa(t, assertiontest.With(clientClaims(), "aud", "https://other.example.com/connect/token"))
 		}, "aud does not name"},
 		{"B24", "aud the issuer with a trailing slash", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "aud", issuer+"/"))
+			return rsa(t, assertiontest.With(clientClaims(), "aud", issuer+"/"))
 		}, "aud does not name"},
-		{"B24", "no aud", func(t *testing.T) string { return rsa(t, with(clientClaims(), "aud", nil)) }, "no aud"},
-		{"B24", "aud an empty list", func(t *testing.T) string { return rsa(t, with(clientClaims(), "aud", []string{})) }, "aud does not name"},
-		{"B24", "aud a number", func(t *testing.T) string { return rsa(t, with(clientClaims(), "aud", 7)) }, "aud is not"},
-		{"B24", "iss is not sub", func(t *testing.T) string { return rsa(t, with(clientClaims(), "sub", "admin")) }, "sub is not iss"},
-		{"B24", "no sub", func(t *testing.T) string { return rsa(t, with(clientClaims(), "sub", nil)) }, "no sub"},
-		{"B24", "no jti", func(t *testing.T) string { return rsa(t, with(clientClaims(), "jti", nil)) }, "no jti"},
-		{"B24", "an empty jti", func(t *testing.T) string { return rsa(t, with(clientClaims(), "jti", "")) }, "jti is not"},
+		{"B24", "no aud", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "aud", nil)) }, "no aud"},
+		{"B24", "aud an empty list", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "aud", []string{})) }, "aud does not name"},
+		{"B24", "aud a number", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "aud", 7)) }, "aud is not"},
+		{"B24", "iss is not sub", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "sub", "admin")) }, "sub is not iss"},
+		{"B24", "no sub", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "sub", nil)) }, "no sub"},
+		{"B24", "no jti", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "jti", nil)) }, "no jti"},
+		{"B24", "an empty jti", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "jti", "")) }, "jti is not"},
 		{"B22", "iss another client", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "iss", "client-2", "sub", "client-2"))
+			return rsa(t, assertiontest.With(clientClaims(), "iss", "client-2", "sub", "client-2"))
 		}, "iss is not"},
-		{"B22", "no iss", func(t *testing.T) string { return rsa(t, with(clientClaims(), "iss", nil)) }, "no iss"},
+		{"B22", "no iss", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "iss", nil)) }, "no iss"},
 		{"B27", "nbf 61 s ahead", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "nbf", t0.Add(61*time.Second).Unix()))
+			return rsa(t, assertiontest.With(clientClaims(), "nbf", t0.Add(61*time.Second).Unix()))
 		}, "nbf is more than"},
 		{"G65", "exp 2 h ahead", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "exp", t0.Add(2*time.Hour).Unix()))
+			return rsa(t, assertiontest.With(clientClaims(), "exp", t0.Add(2*time.Hour).Unix()))
 		}, "exp is more than"},
 		{"G65", "iat 2 h ago, exp still ahead", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "iat", t0.Add(-2*time.Hour).Unix()))
+			return rsa(t, assertiontest.With(clientClaims(), "iat", t0.Add(-2*time.Hour).Unix()))
 		}, "iat is more than 1h0m0s ago"},
 		{"G65", "iat 2 minutes ahead", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "iat", t0.Add(2*time.Minute).Unix()))
+			return rsa(t, assertiontest.With(clientClaims(), "iat", t0.Add(2*time.Minute).Unix()))
 		}, "iat is more than 1m0s ahead"},
 		{"B28", "unknown kid", func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodRS256, rsaKey, kid("rsa-2"), clientClaims())
@@ -145,7 +146,7 @@ func TestClientAssertionAttacks(t *testing.T) {
 			return s[0] + ".." + s[2]
 		}, "segments"},
 		{"G63", "longer than MaxLen", func(t *testing.T) string {
-			return rsa(t, with(clientClaims(), "pad", strings.Repeat("a", MaxLen)))
+			return rsa(t, assertiontest.With(clientClaims(), "pad", strings.Repeat("a", MaxLen)))
 		}, "longer than"},
 	}
 	for _, tt := range tests {
@@ -167,17 +168,17 @@ func TestClientAssertionAccepted(t *testing.T) {
 		header     map[string]any
 		claims     jwt.MapClaims
 	}{
-		{"B26", "aud the issuer", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "aud", issuer)},
-		{"B26", "aud the token endpoint", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "aud", tokenEndpoint)},
+		{"B26", "aud the issuer", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "aud", issuer)},
+		{"B26", "aud the token endpoint", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "aud", tokenEndpoint)},
 		{"B26", "aud a list naming the token endpoint", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"),
-			with(clientClaims(), "aud", []string{"https://other.example.com", tokenEndpoint})},
-		{"B27", "nbf 8 s ahead", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "nbf", t0.Add(8*time.Second).Unix())},
-		{"B27", "nbf 60 s ahead", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "nbf", t0.Add(60*time.Second).Unix())},
-		{"B24", "exp 4 s past, within the leeway", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "exp", t0.Add(-4*time.Second).Unix())},
-		{"G65", "exp 1 h ahead", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "exp", t0.Add(time.Hour).Unix())},
-		{"G65", "iat 59 minutes ago", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "iat", t0.Add(-59*time.Minute).Unix())},
-		{"G65", "no iat", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "iat", nil)},
-		{"", "a fractional exp", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "exp", float64(t0.Unix())+60.5)},
+			assertiontest.With(clientClaims(), "aud", []string{"https://other.example.com", tokenEndpoint})},
+		{"B27", "nbf 8 s ahead", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "nbf", t0.Add(8*time.Second).Unix())},
+		{"B27", "nbf 60 s ahead", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "nbf", t0.Add(60*time.Second).Unix())},
+		{"B24", "exp 4 s past, within the leeway", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "exp", t0.Add(-4*time.Second).Unix())},
+		{"G65", "exp 1 h ahead", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "exp", t0.Add(time.Hour).Unix())},
+		{"G65", "iat 59 minutes ago", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "iat", t0.Add(-59*time.Minute).Unix())},
+		{"G65", "no iat", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "iat", nil)},
+		{"", "a fractional exp", jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "exp", float64(t0.Unix())+60.5)},
 		{"", "PS256", jwt.SigningMethodPS256, rsaKey, kid("rsa-1"), clientClaims()},
 		{"", "ES256", jwt.SigningMethodES256, ecKey, kid("ec-1"), clientClaims()},
 		{"", "EdDSA", jwt.SigningMethodEdDSA, edKey, kid("ed-1"), clientClaims()},
@@ -199,7 +200,7 @@ func TestClientAssertionAccepted(t *testing.T) {
 
 func TestVerifyReturnsClaims(t *testing.T) {
 	v := newVerifier(t, clientConfig(t, newClock()))
-	c := with(clientClaims(), "nbf", t0.Unix(), "jti", "abc", "aud", []string{issuer, "x"}, "scope", "read")
+	c := assertiontest.With(clientClaims(), "nbf", t0.Unix(), "jti", "abc", "aud", []string{issuer, "x"}, "scope", "read")
 	got, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), c))
 	if err != nil {
 		t.Fatalf("Verify = %v, want nil", err)
@@ -226,7 +227,7 @@ func TestReplay(t *testing.T) {
 	t.Run("B25 a replay within the exp leeway", func(t *testing.T) {
 		clk := newClock()
 		v := newVerifier(t, clientConfig(t, clk))
-		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), with(clientClaims(), "exp", t0.Add(time.Minute).Unix()))
+		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), assertiontest.With(clientClaims(), "exp", t0.Add(time.Minute).Unix()))
 		if _, err := v.Verify(ctx, raw); err != nil {
 			t.Fatalf("first Verify = %v, want nil", err)
 		}
@@ -237,12 +238,12 @@ func TestReplay(t *testing.T) {
 	t.Run("G66 the same jti after the first expired", func(t *testing.T) {
 		clk := newClock()
 		v := newVerifier(t, clientConfig(t, clk))
-		first := with(clientClaims(), "jti", "again", "exp", t0.Add(time.Minute).Unix())
+		first := assertiontest.With(clientClaims(), "jti", "again", "exp", t0.Add(time.Minute).Unix())
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), first)); err != nil {
 			t.Fatalf("first Verify = %v, want nil", err)
 		}
 		clk.Add(2 * time.Minute)
-		second := with(first, "iat", clk.Now().Unix(), "exp", clk.Now().Add(time.Minute).Unix())
+		second := assertiontest.With(first, "iat", clk.Now().Unix(), "exp", clk.Now().Add(time.Minute).Unix())
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), second)); err != nil {
 			t.Errorf("Verify(a new assertion reusing an expired jti) = %v, want nil", err)
 		}
@@ -266,7 +267,7 @@ func TestReplay(t *testing.T) {
 	})
 	t.Run("a forged assertion does not use up its jti", func(t *testing.T) {
 		v := newVerifier(t, clientConfig(t, newClock()))
-		c := with(clientClaims(), "jti", "victim")
+		c := assertiontest.With(clientClaims(), "jti", "victim")
 		_, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, attackerEC, kid("ec-1"), c))
 		wantInvalid(t, "Verify(forged)", err, "signature is invalid")
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), c)); err != nil {
@@ -275,8 +276,8 @@ func TestReplay(t *testing.T) {
 	})
 	t.Run("a refused assertion does not use up its jti", func(t *testing.T) {
 		v := newVerifier(t, clientConfig(t, newClock()))
-		c := with(clientClaims(), "jti", "victim")
-		_, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), with(c, "aud", "https://elsewhere")))
+		c := assertiontest.With(clientClaims(), "jti", "victim")
+		_, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), assertiontest.With(c, "aud", "https://elsewhere")))
 		wantInvalid(t, "Verify(wrong aud)", err, "aud")
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), c)); err != nil {
 			t.Errorf("Verify(good, after a refused one with its jti) = %v, want nil", err)
@@ -288,7 +289,7 @@ func TestReplay(t *testing.T) {
 		keys := staticJWKS(t, clientJWKS(t))
 		for _, p := range []struct{ iss, jti string }{{"a:b", "c"}, {"a", "b:c"}, {"b", "b:c"}} {
 			v := newVerifier(t, Config{Issuer: p.iss, ClientAuth: true, Audiences: []string{issuer}, Keys: keys, Replay: replay, Now: clk.Now})
-			c := with(clientClaims(), "iss", p.iss, "sub", p.iss, "jti", p.jti, "aud", issuer)
+			c := assertiontest.With(clientClaims(), "iss", p.iss, "sub", p.iss, "jti", p.jti, "aud", issuer)
 			if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), c)); err != nil {
 				t.Errorf("Verify(iss %q, jti %q) = %v, want nil", p.iss, p.jti, err)
 			}
@@ -407,15 +408,15 @@ func TestGrantAssertion(t *testing.T) {
 		{"G64", "HS256 keyed with the issuer's public key PEM (CVE-2026-11800)",
 			sign(t, jwt.SigningMethodHS256, rsaPublicPEM(t, &rsaKey.PublicKey), nil, grantClaims()), "no HS256 key"},
 		{"G64", "a bad signature", sign(t, jwt.SigningMethodRS256, attackerRSA, nil, grantClaims()), "signature is invalid"},
-		{"G64", "no iss", rs(with(grantClaims(), "iss", nil)), "no iss"},
-		{"G64", "an untrusted iss", rs(with(grantClaims(), "iss", "https://idp.example.com.evil")), "iss is not"},
-		{"G64", "no sub", rs(with(grantClaims(), "sub", nil)), "no sub"},
-		{"G64", "a foreign aud", rs(with(grantClaims(), "aud", "https://other-as.example.com")), "aud does not name"},
-		{"G64", "expired", rs(with(grantClaims(), "exp", t0.Add(-time.Minute).Unix())), "exp is past"},
-		{"G64", "no exp", rs(with(grantClaims(), "exp", nil)), "no exp"},
-		{"G64", "nbf 2 minutes ahead", rs(with(grantClaims(), "nbf", t0.Add(2*time.Minute).Unix())), "nbf"},
-		{"G65", "exp 2 h ahead", rs(with(grantClaims(), "exp", t0.Add(2*time.Hour).Unix())), "exp is more than"},
-		{"G65", "iat 2 h ago", rs(with(grantClaims(), "iat", t0.Add(-2*time.Hour).Unix())), "iat is more than"},
+		{"G64", "no iss", rs(assertiontest.With(grantClaims(), "iss", nil)), "no iss"},
+		{"G64", "an untrusted iss", rs(assertiontest.With(grantClaims(), "iss", "https://idp.example.com.evil")), "iss is not"},
+		{"G64", "no sub", rs(assertiontest.With(grantClaims(), "sub", nil)), "no sub"},
+		{"G64", "a foreign aud", rs(assertiontest.With(grantClaims(), "aud", "https://other-as.example.com")), "aud does not name"},
+		{"G64", "expired", rs(assertiontest.With(grantClaims(), "exp", t0.Add(-time.Minute).Unix())), "exp is past"},
+		{"G64", "no exp", rs(assertiontest.With(grantClaims(), "exp", nil)), "no exp"},
+		{"G64", "nbf 2 minutes ahead", rs(assertiontest.With(grantClaims(), "nbf", t0.Add(2*time.Minute).Unix())), "nbf"},
+		{"G65", "exp 2 h ahead", rs(assertiontest.With(grantClaims(), "exp", t0.Add(2*time.Hour).Unix())), "exp is more than"},
+		{"G65", "iat 2 h ago", rs(assertiontest.With(grantClaims(), "iat", t0.Add(-2*time.Hour).Unix())), "iat is more than"},
 		{"G64", "a client assertion replayed as a grant", sign(t, jwt.SigningMethodRS256, rsaKey,
 			map[string]any{"typ": "client-authentication+jwt"}, grantClaims()), "typ"},
 		{"G63", "two JWTs", rs(grantClaims()) + "." + rs(grantClaims()), "segments"},
@@ -426,7 +427,7 @@ func TestGrantAssertion(t *testing.T) {
 
 	t.Run("G66 a replayed jti", func(t *testing.T) {
 		v := newVerifier(t, cfg(newClock()))
-		raw := rs(with(grantClaims(), "jti", "g-1"))
+		raw := rs(assertiontest.With(grantClaims(), "jti", "g-1"))
 		if _, err := v.Verify(ctx, raw); err != nil {
 			t.Fatalf("first Verify = %v, want nil", err)
 		}
@@ -503,6 +504,6 @@ func TestNewVerifierConfig(t *testing.T) {
 	c.MaxLifetime = 10 * time.Minute
 	v := newVerifier(t, c)
 	_, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodES256, ecKey, nil,
-		with(clientClaims(), "exp", t0.Add(15*time.Minute).Unix())))
+		assertiontest.With(clientClaims(), "exp", t0.Add(15*time.Minute).Unix())))
 	wantInvalid(t, "Verify(exp 15 minutes ahead, MaxLifetime 10m)", err, "exp is more than 10m0s ahead")
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokengate/tokengate/internal/assertiontest"
 )
 
 // FuzzVerifyAssertion: whatever the input, Verify never panics, refuses with exactly one of its
@@ -20,8 +22,8 @@ func FuzzVerifyAssertion(f *testing.F) {
 		f.Add(sign(f, method, key, header, c))
 	}
 	seed(jwt.SigningMethodES256, ecKey, kid("ec-1"), clientClaims())
-	seed(jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), with(clientClaims(), "aud", []string{issuer, "x"}))
-	seed(jwt.SigningMethodEdDSA, edKey, nil, with(clientClaims(), "nbf", t0.Unix()))
+	seed(jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), assertiontest.With(clientClaims(), "aud", []string{issuer, "x"}))
+	seed(jwt.SigningMethodEdDSA, edKey, nil, assertiontest.With(clientClaims(), "nbf", t0.Unix()))
 	f.Add(sign(f, jwt.SigningMethodHS256, rsaPublicPEM(f, &rsaKey.PublicKey), kid("rsa-1"), clientClaims()))
 	f.Add(sign(f, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, clientClaims()) + "AAAA")
 	f.Add(sign(f, jwt.SigningMethodES256, attackerEC, map[string]any{"kid": "../../dev/null", "crit": []string{"b64"}}, clientClaims()))

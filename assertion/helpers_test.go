@@ -23,6 +23,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tokengate/tokengate/internal/assertiontest"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -157,38 +158,10 @@ func grantClaims() jwt.MapClaims {
 	}
 }
 
-// with returns a copy of c with the given claims set, or deleted when the value is nil.
-func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	out := jwt.MapClaims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
-}
-
 // sign makes a JWS with method and key; header entries are added, or removed when nil.
 func sign(t testing.TB, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	for k, v := range header {
-		if v == nil {
-			delete(tok.Header, k)
-		} else {
-			tok.Header[k] = v
-		}
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return s
+	return assertiontest.SignJWT(t, method, key, header, claims)
 }
 
 func kid(k string) map[string]any { return map[string]any{"kid": k} }

@@ -9,18 +9,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"math/big"
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
-	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/tokengate/tokengate/assertion"
+	"github.com/tokengate/tokengate/internal/assertiontest"
 	"github.com/tokengate/tokengate/samlbearer"
 )
 
@@ -111,86 +108,16 @@ func claimsFor(iss, sub string, now time.Time) jwt.MapClaims {
 		"exp": now.Add(5 * time.Minute).Unix(), "jti": randomToken()}
 }
 
-// with returns a copy of c with kv set, a nil value deleting the claim.
-func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	out := jwt.MapClaims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
-}
-
-// signJWT signs claims with method and key, adding header fields.
-func signJWT(t *testing.T, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	for k, v := range header {
-		tok.Header[k] = v
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// publicPEM is pub as a PEM PUBLIC KEY: what an algorithm-confusion attacker keys HMAC with.
-func publicPEM(t *testing.T, pub any) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
-
 // samlAssertion is a SAML assertion from samlIdP about nameID, bearer-confirmed for the token
 // endpoint, valid from now for five minutes, with the given ID and Recipient.
 func samlAssertion(id, nameID, recipient string, now time.Time) string {
-	at := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339) }
-	return fmt.Sprintf(`<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="%s" Version="2.0" IssueInstant="%s">
-  <saml:Issuer>%s</saml:Issuer>
-  <saml:Subject>
-    <saml:NameID>%s</saml:NameID>
-    <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">
-      <saml:SubjectConfirmationData Recipient="%s" NotOnOrAfter="%s"/>
-    </saml:SubjectConfirmation>
-  </saml:Subject>
-  <saml:Conditions NotBefore="%s" NotOnOrAfter="%s">
-    <saml:AudienceRestriction><saml:Audience>%s</saml:Audience></saml:AudienceRestriction>
-  </saml:Conditions>
-</saml:Assertion>`, id, at(0), samlIdP, nameID, recipient, at(5*time.Minute), at(-time.Minute), at(5*time.Minute), issuer)
+	return assertiontest.SAML{ID: id, Issuer: samlIdP, NameID: nameID, Recipient: recipient, Audience: issuer,
+		Now: now, TTL: 5 * time.Minute}.XML()
 }
 
-// signSAML signs the assertion XML enveloped, the signature after the Issuer (SAML core §5.4.2),
-// and returns it base64url-encoded as RFC 7522 §2.1 sends it.
+// signSAML signs the assertion XML with the IdP's key and returns it base64url-encoded, as RFC 7522
+// §2.1 sends it.
 func (k *assertionKeys) signSAML(t *testing.T, xml string) string {
 	t.Helper()
-	doc := etree.NewDocument()
-	if err := doc.ReadFromString(xml); err != nil {
-		t.Fatal(err)
-	}
-	ctx, err := dsig.NewSigningContext(k.saml, [][]byte{k.cert.Raw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	root := doc.Root()
-	sig, err := ctx.ConstructSignature(root, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root.InsertChildAt(root.SelectElement("saml:Issuer").Index()+1, sig)
-	out, err := doc.WriteToString()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(out))
+	return base64.RawURLEncoding.EncodeToString([]byte(assertiontest.SignSAML(t, xml, k.saml, k.cert)))
 }

@@ -9,6 +9,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokengate/tokengate/internal/assertiontest"
 )
 
 // assertionForm is a client_credentials request authenticated by the client assertion raw.
@@ -27,14 +29,18 @@ func TestClientAssertions(t *testing.T) {
 		withAssertions(t, k)(f, cfg)
 	})
 	now := f.clock()
-	pk := func(c jwt.MapClaims) string { return signJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), c) }
-	hs := func(c jwt.MapClaims) string { return signJWT(t, jwt.SigningMethodHS256, []byte(hmacSecret), nil, c) }
+	pk := func(c jwt.MapClaims) string {
+		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), c)
+	}
+	hs := func(c jwt.MapClaims) string {
+		return assertiontest.SignJWT(t, jwt.SigningMethodHS256, []byte(hmacSecret), nil, c)
+	}
 	good := func() jwt.MapClaims { return claimsFor("pkjwt", "pkjwt", now) }
 	stranger := mustEC(t)
 	jwk, _ := json.Marshal(jose.JSONWebKey{Key: &stranger.PublicKey})
 	var jwkHeader map[string]any
 	json.Unmarshal(jwk, &jwkHeader)
-	none := signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, good())
+	none := assertiontest.SignJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, good())
 
 	for _, tc := range []struct {
 		name string
@@ -45,45 +51,45 @@ func TestClientAssertions(t *testing.T) {
 	}{
 		// B26: both of this server's identifiers are accepted audiences.
 		{"private_key_jwt, aud the issuer", assertionForm(pk(good())), 200, ""},
-		{"private_key_jwt, aud the token endpoint", assertionForm(pk(with(good(), "aud", tokenEndpoint))), 200, ""},
-		{"private_key_jwt, aud a list holding the issuer", assertionForm(pk(with(good(), "aud", []string{"x", issuer}))), 200, ""},
+		{"private_key_jwt, aud the token endpoint", assertionForm(pk(assertiontest.With(good(), "aud", tokenEndpoint))), 200, ""},
+		{"private_key_jwt, aud a list holding the issuer", assertionForm(pk(assertiontest.With(good(), "aud", []string{"x", issuer}))), 200, ""},
 		{"private_key_jwt with a matching client_id", assertionForm(pk(good()), "client_id", "pkjwt"), 200, ""},
 		{"client_secret_jwt", assertionForm(hs(claimsFor("jwtc", "jwtc", now))), 200, ""},
 		// B27: a clock 8 s ahead is tolerated, one over a minute ahead is not.
-		{"nbf 8 s ahead", assertionForm(pk(with(good(), "nbf", now.Add(8*time.Second).Unix()))), 200, ""},
-		{"nbf 61 s ahead", assertionForm(pk(with(good(), "nbf", now.Add(61*time.Second).Unix()))), 0, ""},
+		{"nbf 8 s ahead", assertionForm(pk(assertiontest.With(good(), "nbf", now.Add(8*time.Second).Unix()))), 200, ""},
+		{"nbf 61 s ahead", assertionForm(pk(assertiontest.With(good(), "nbf", now.Add(61*time.Second).Unix()))), 0, ""},
 		// B24.
 		{"alg none", assertionForm(none), 0, ""},
-		{"HS256 keyed with the client's public key", assertionForm(signJWT(t, jwt.SigningMethodHS256, publicPEM(t, &k.client.PublicKey), kid("c1"), good())), 0, ""},
-		{"a stranger's signature", assertionForm(signJWT(t, jwt.SigningMethodES256, stranger, kid("c1"), good())), 0, ""},
-		{"exp 5 minutes past", assertionForm(pk(with(good(), "exp", now.Add(-5*time.Minute).Unix()))), 0, ""},
-		{"no exp", assertionForm(pk(with(good(), "exp", nil))), 0, ""},
-		{"a wrong aud", assertionForm(pk(with(good(), "aud", "https://other.example.com"))), 0, ""},
-		{"iss is not sub", assertionForm(pk(with(good(), "sub", "alice"))), 0, ""},
-		{"no sub", assertionForm(pk(with(good(), "sub", nil))), 0, ""},
-		{"no jti", assertionForm(pk(with(good(), "jti", nil))), 0, ""},
+		{"HS256 keyed with the client's public key", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &k.client.PublicKey), kid("c1"), good())), 0, ""},
+		{"a stranger's signature", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, stranger, kid("c1"), good())), 0, ""},
+		{"exp 5 minutes past", assertionForm(pk(assertiontest.With(good(), "exp", now.Add(-5*time.Minute).Unix()))), 0, ""},
+		{"no exp", assertionForm(pk(assertiontest.With(good(), "exp", nil))), 0, ""},
+		{"a wrong aud", assertionForm(pk(assertiontest.With(good(), "aud", "https://other.example.com"))), 0, ""},
+		{"iss is not sub", assertionForm(pk(assertiontest.With(good(), "sub", "alice"))), 0, ""},
+		{"no sub", assertionForm(pk(assertiontest.With(good(), "sub", nil))), 0, ""},
+		{"no jti", assertionForm(pk(assertiontest.With(good(), "jti", nil))), 0, ""},
 		// B28: kid only ever selects among configured keys; jku and jwk are never fetched or used.
-		{"an unknown kid", assertionForm(signJWT(t, jwt.SigningMethodES256, k.client, kid("c2"), good())), 0, ""},
-		{"kid a path", assertionForm(signJWT(t, jwt.SigningMethodES256, k.client, kid("../../dev/null"), good())), 0, ""},
-		{"kid SQL", assertionForm(signJWT(t, jwt.SigningMethodES256, k.client, kid("' OR 1=1"), good())), 0, ""},
-		{"a jku to the attacker's keys", assertionForm(signJWT(t, jwt.SigningMethodES256, stranger,
+		{"an unknown kid", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c2"), good())), 0, ""},
+		{"kid a path", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("../../dev/null"), good())), 0, ""},
+		{"kid SQL", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("' OR 1=1"), good())), 0, ""},
+		{"a jku to the attacker's keys", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, stranger,
 			map[string]any{"kid": "c1", "jku": "https://attacker.example/jwks"}, good())), 0, ""},
-		{"an embedded jwk", assertionForm(signJWT(t, jwt.SigningMethodES256, stranger, map[string]any{"jwk": jwkHeader}, good())), 0, ""},
+		{"an embedded jwk", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, stranger, map[string]any{"jwk": jwkHeader}, good())), 0, ""},
 		// B29.
-		{"client_secret_jwt with a wrong key", assertionForm(signJWT(t, jwt.SigningMethodHS256, []byte(hmacSecret+"x"), nil, claimsFor("jwtc", "jwtc", now))), 0, ""},
-		{"client_secret_jwt signed ES256", assertionForm(signJWT(t, jwt.SigningMethodES256, k.client, nil, claimsFor("jwtc", "jwtc", now))), 0, ""},
+		{"client_secret_jwt with a wrong key", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, []byte(hmacSecret+"x"), nil, claimsFor("jwtc", "jwtc", now))), 0, ""},
+		{"client_secret_jwt signed ES256", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, nil, claimsFor("jwtc", "jwtc", now))), 0, ""},
 		{"an unknown client_assertion_type", strings.Replace(assertionForm(pk(good())), "jwt-bearer", "saml2-bearer", 1), 400, CodeInvalidRequest},
 		{"no client_assertion_type", vals("grant_type", "client_credentials", "client_assertion", pk(good())).Encode(), 400, CodeInvalidRequest},
 		{"client_assertion_type alone", vals("grant_type", "client_credentials", "client_assertion_type", ClientAssertionType, "client_id", "pkjwt").Encode(), 400, CodeInvalidRequest},
 		// B21: each client uses the method it registered; a secret client cannot use assertions.
-		{"a secret client's assertion", assertionForm(signJWT(t, jwt.SigningMethodHS256, []byte("other-secret"), nil, claimsFor("other", "other", now))), 0, ""},
+		{"a secret client's assertion", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, []byte("other-secret"), nil, claimsFor("other", "other", now))), 0, ""},
 		{"client_secret_jwt's secret in the body", vals("grant_type", "client_credentials", "client_id", "jwtc", "client_secret", hmacSecret).Encode(), 0, ""},
 		{"private_key_jwt with its id alone", vals("grant_type", "client_credentials", "client_id", "pkjwt").Encode(), 0, ""},
 		// B22, B23: the assertion names the client, exactly.
 		{"client_id another client", assertionForm(pk(good()), "client_id", "jwtc"), 0, ""},
-		{"iss with a NUL", assertionForm(pk(with(good(), "iss", "pkjwt\x00", "sub", "pkjwt\x00"))), 0, ""},
-		{"iss in another case", assertionForm(pk(with(good(), "iss", "PKJWT", "sub", "PKJWT"))), 0, ""},
-		{"an unknown client", assertionForm(pk(with(good(), "iss", "nobody", "sub", "nobody"))), 0, ""},
+		{"iss with a NUL", assertionForm(pk(assertiontest.With(good(), "iss", "pkjwt\x00", "sub", "pkjwt\x00"))), 0, ""},
+		{"iss in another case", assertionForm(pk(assertiontest.With(good(), "iss", "PKJWT", "sub", "PKJWT"))), 0, ""},
+		{"an unknown client", assertionForm(pk(assertiontest.With(good(), "iss", "nobody", "sub", "nobody"))), 0, ""},
 		{"not a JWT", assertionForm("garbage"), 0, ""},
 		// B20: one method per request.
 		{"client_secret and an assertion", assertionForm(hs(claimsFor("jwtc", "jwtc", now)), "client_secret", hmacSecret), 400, CodeInvalidRequest},
@@ -124,7 +130,7 @@ func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 		withAssertions(t, k)(f, cfg)
 	})
 	pk := func() string {
-		return signJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), claimsFor("pkjwt", "pkjwt", f.clock()))
+		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), claimsFor("pkjwt", "pkjwt", f.clock()))
 	}
 	token := f.do(request{body: assertionForm(pk())})
 	f.expectOK("token", token)
@@ -135,7 +141,7 @@ func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 	if in.status != 200 || in.json["active"] != true || in.str("client_id") != "pkjwt" {
 		t.Fatalf("introspect with private_key_jwt: %d %s, want an active token of pkjwt", in.status, in.raw)
 	}
-	forged := signJWT(t, jwt.SigningMethodES256, mustEC(t), kid("c1"), claimsFor("pkjwt", "pkjwt", f.clock()))
+	forged := assertiontest.SignJWT(t, jwt.SigningMethodES256, mustEC(t), kid("c1"), claimsFor("pkjwt", "pkjwt", f.clock()))
 	bad := f.do(request{target: "/connect/revocation", body: vals("client_assertion_type", ClientAssertionType,
 		"client_assertion", forged, "token", token.str("access_token")).Encode()})
 	f.expectError("revoke with a forged assertion", bad, 401, CodeInvalidClient)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokengate/tokengate/internal/assertiontest"
 )
 
 // jwtBearerForm is a jwt-bearer grant request for the assertion raw.
@@ -29,7 +31,7 @@ func newAssertionFixture(t *testing.T) (*fixture, *assertionKeys) {
 func TestJWTBearerFromTrustedIssuer(t *testing.T) {
 	f, k := newAssertionFixture(t)
 	relying := [2]string{"relying", "relying-secret"}
-	raw := signJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "alice@partner", f.clock()))
+	raw := assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "alice@partner", f.clock()))
 	resp := f.do(request{body: jwtBearerForm(raw, "scope", "api.read"), basic: relying})
 	f.expectOK("trusted assertion", resp)
 	c, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
@@ -46,7 +48,7 @@ func TestJWTBearerFromTrustedIssuer(t *testing.T) {
 		t.Error("jwt-bearer issued an ID token; nobody signed in")
 	}
 	// With no scope asked for: the client's API scopes, never a user scope.
-	resp = f.do(request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "bob", f.clock()))), basic: relying})
+	resp = f.do(request{body: jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "bob", f.clock()))), basic: relying})
 	if resp.str("scope") != "api.read api.write" {
 		t.Errorf("default scope = %q, want api.read api.write", resp.str("scope"))
 	}
@@ -58,7 +60,9 @@ func TestJWTBearerAttacks(t *testing.T) {
 	relying := [2]string{"relying", "relying-secret"}
 	now := f.clock()
 	good := func() jwt.MapClaims { return claimsFor(partner, "alice", now) }
-	sign := func(c jwt.MapClaims) string { return signJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), c) }
+	sign := func(c jwt.MapClaims) string {
+		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), c)
+	}
 	valid := sign(good())
 	for _, tc := range []struct {
 		name   string
@@ -72,26 +76,26 @@ func TestJWTBearerAttacks(t *testing.T) {
 		{"garbage", jwtBearerForm("garbage"), relying, 400, CodeInvalidGrant},
 		{"two JWTs", jwtBearerForm(valid + " " + valid), relying, 400, CodeInvalidGrant},
 		// G64.
-		{"a bad signature", jwtBearerForm(signJWT(t, jwt.SigningMethodES256, mustEC(t), kid("t1"), good())), relying, 400, CodeInvalidGrant},
-		{"alg none", jwtBearerForm(signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, good())), relying, 400, CodeInvalidGrant},
-		{"HS256 keyed with the issuer's public key", jwtBearerForm(signJWT(t, jwt.SigningMethodHS256, publicPEM(t, &k.partner.PublicKey), kid("t1"), good())), relying, 400, CodeInvalidGrant},
-		{"expired", jwtBearerForm(sign(with(good(), "exp", now.Add(-time.Minute).Unix()))), relying, 400, CodeInvalidGrant},
-		{"no exp", jwtBearerForm(sign(with(good(), "exp", nil))), relying, 400, CodeInvalidGrant},
-		{"a foreign aud", jwtBearerForm(sign(with(good(), "aud", "https://elsewhere.example.com"))), relying, 400, CodeInvalidGrant},
-		{"no iss", jwtBearerForm(sign(with(good(), "iss", nil))), relying, 400, CodeInvalidGrant},
-		{"an untrusted iss", jwtBearerForm(sign(with(good(), "iss", "https://evil.example.com"))), relying, 400, CodeInvalidGrant},
-		{"no sub", jwtBearerForm(sign(with(good(), "sub", nil))), relying, 400, CodeInvalidGrant},
-		{"nbf in two minutes", jwtBearerForm(sign(with(good(), "nbf", now.Add(2*time.Minute).Unix()))), relying, 400, CodeInvalidGrant},
-		{"an unknown kid", jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.partner, kid("t9"), good())), relying, 400, CodeInvalidGrant},
+		{"a bad signature", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, mustEC(t), kid("t1"), good())), relying, 400, CodeInvalidGrant},
+		{"alg none", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, good())), relying, 400, CodeInvalidGrant},
+		{"HS256 keyed with the issuer's public key", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &k.partner.PublicKey), kid("t1"), good())), relying, 400, CodeInvalidGrant},
+		{"expired", jwtBearerForm(sign(assertiontest.With(good(), "exp", now.Add(-time.Minute).Unix()))), relying, 400, CodeInvalidGrant},
+		{"no exp", jwtBearerForm(sign(assertiontest.With(good(), "exp", nil))), relying, 400, CodeInvalidGrant},
+		{"a foreign aud", jwtBearerForm(sign(assertiontest.With(good(), "aud", "https://elsewhere.example.com"))), relying, 400, CodeInvalidGrant},
+		{"no iss", jwtBearerForm(sign(assertiontest.With(good(), "iss", nil))), relying, 400, CodeInvalidGrant},
+		{"an untrusted iss", jwtBearerForm(sign(assertiontest.With(good(), "iss", "https://evil.example.com"))), relying, 400, CodeInvalidGrant},
+		{"no sub", jwtBearerForm(sign(assertiontest.With(good(), "sub", nil))), relying, 400, CodeInvalidGrant},
+		{"nbf in two minutes", jwtBearerForm(sign(assertiontest.With(good(), "nbf", now.Add(2*time.Minute).Unix()))), relying, 400, CodeInvalidGrant},
+		{"an unknown kid", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t9"), good())), relying, 400, CodeInvalidGrant},
 		// G65.
-		{"exp in three hours", jwtBearerForm(sign(with(good(), "exp", now.Add(3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
-		{"iat three hours ago", jwtBearerForm(sign(with(good(), "iat", now.Add(-3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
+		{"exp in three hours", jwtBearerForm(sign(assertiontest.With(good(), "exp", now.Add(3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
+		{"iat three hours ago", jwtBearerForm(sign(assertiontest.With(good(), "iat", now.Add(-3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
 		// G67.
 		{"excess scope", jwtBearerForm(valid, "scope", "api.admin"), relying, 400, CodeInvalidScope},
 		{"a user scope", jwtBearerForm(valid, "scope", "openid"), relying, 400, CodeInvalidScope},
 		// G68: authentication is optional for a self-signed assertion, but bad credentials are refused.
 		{"a wrong secret", jwtBearerForm(valid), [2]string{"relying", "wrong"}, 401, CodeInvalidClient},
-		{"a client's own assertion with a wrong secret", jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.client, kid("c1"),
+		{"a client's own assertion with a wrong secret", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"),
 			claimsFor("pkjwt", "device-1", now))), [2]string{"pkjwt", "wrong"}, 401, CodeInvalidClient},
 		{"a grant the client lacks", jwtBearerForm(valid), [2]string{"app", "app-secret"}, 400, CodeUnauthorizedClient},
 		{"no client at all", jwtBearerForm(valid), [2]string{}, 401, CodeInvalidClient},
@@ -102,11 +106,11 @@ func TestJWTBearerAttacks(t *testing.T) {
 	f.expectOK("after a refused scope", f.do(request{body: jwtBearerForm(valid), basic: relying}))
 	// G66: once only, until its first use has expired.
 	f.expectError("replay", f.do(request{body: jwtBearerForm(valid), basic: relying}), 400, CodeInvalidGrant)
-	reuse := with(good(), "jti", "fixed")
-	first := sign(with(reuse, "exp", f.clock().Add(time.Minute).Unix()))
+	reuse := assertiontest.With(good(), "jti", "fixed")
+	first := sign(assertiontest.With(reuse, "exp", f.clock().Add(time.Minute).Unix()))
 	f.expectOK("jti fixed, first use", f.do(request{body: jwtBearerForm(first), basic: relying}))
 	f.advance(2 * time.Minute)
-	second := sign(with(reuse, "iat", f.clock().Unix(), "exp", f.clock().Add(time.Minute).Unix()))
+	second := sign(assertiontest.With(reuse, "iat", f.clock().Unix(), "exp", f.clock().Add(time.Minute).Unix()))
 	f.expectOK("jti fixed, after the first expired", f.do(request{body: jwtBearerForm(second), basic: relying}))
 }
 
@@ -115,7 +119,9 @@ func TestJWTBearerAttacks(t *testing.T) {
 func TestJWTBearerSelfSigned(t *testing.T) {
 	f, k := newAssertionFixture(t)
 	now := f.clock()
-	own := func(c jwt.MapClaims) string { return signJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), c) }
+	own := func(c jwt.MapClaims) string {
+		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), c)
+	}
 	resp := f.do(request{body: jwtBearerForm(own(claimsFor("pkjwt", "device-42", now)))})
 	f.expectOK("self-signed, no other authentication", resp)
 	c, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
@@ -133,14 +139,14 @@ func TestJWTBearerSelfSigned(t *testing.T) {
 		code   string
 	}{
 		// The assertion is the client's authentication, so it must be single use.
-		{"no jti", request{body: jwtBearerForm(own(with(claimsFor("pkjwt", "d", now), "jti", nil)))}, 400, CodeInvalidGrant},
-		{"signed by a trusted issuer's key", request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.partner, kid("c1"), claimsFor("pkjwt", "d", now)))}, 400, CodeInvalidGrant},
+		{"no jti", request{body: jwtBearerForm(own(assertiontest.With(claimsFor("pkjwt", "d", now), "jti", nil)))}, 400, CodeInvalidGrant},
+		{"signed by a trusted issuer's key", request{body: jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("c1"), claimsFor("pkjwt", "d", now)))}, 400, CodeInvalidGrant},
 		{"another client_id", request{body: jwtBearerForm(own(claimsFor("pkjwt", "d", now)), "client_id", "jwtc")}, 401, CodeInvalidClient},
 		// A client without keys has nothing to sign with: its client_id alone proves nothing.
-		{"a secret client's self-signed assertion", request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodHS256, []byte("relying-secret"), nil, claimsFor("relying", "d", now)))}, 401, CodeInvalidClient},
+		{"a secret client's self-signed assertion", request{body: jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, []byte("relying-secret"), nil, claimsFor("relying", "d", now)))}, 401, CodeInvalidClient},
 		// Another client's key never vouches for assertions about someone else's client.
 		{"another client's assertion", request{body: jwtBearerForm(own(claimsFor("pkjwt", "d", now))), basic: [2]string{"relying", "relying-secret"}}, 400, CodeInvalidGrant},
-		{"a client assertion as the grant", request{body: jwtBearerForm(signJWT(t, jwt.SigningMethodES256, k.client,
+		{"a client assertion as the grant", request{body: jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client,
 			map[string]any{"kid": "c1", "typ": "client-authentication+jwt"}, claimsFor("pkjwt", "pkjwt", now)))}, 400, CodeInvalidGrant},
 	} {
 		f.expectError(tc.name, f.do(tc.req), tc.status, tc.code)

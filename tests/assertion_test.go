@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -21,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
-	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/tokengate/tokengate/internal/assertiontest"
 )
 
 const (
@@ -177,25 +176,11 @@ func (w *assertionWorld) claims(iss, sub string) jwt.MapClaims {
 
 func signed(t *testing.T, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
+	var header map[string]any
 	if kid != "" {
-		tok.Header["kid"] = kid
+		header = map[string]any{"kid": kid}
 	}
-	raw, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-// publicKeyPEM is what an algorithm-confusion attacker keys HMAC with: the public key, published.
-func publicKeyPEM(t *testing.T, pub any) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return assertiontest.SignJWT(t, method, key, header, claims)
 }
 
 // withClientAssertion is a client_credentials request authenticated by raw.
@@ -230,7 +215,7 @@ func TestClientAssertionMethods(t *testing.T) {
 		wantInvalidClient(t, tc.name+", replayed", postToken(t, c, nil, withClientAssertion(tc.raw)), false)
 	}
 	// SECURITY B24: HS256 keyed with the client's public key (which its JWKS publishes).
-	confused := signed(t, jwt.SigningMethodHS256, publicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "pk"))
+	confused := signed(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "pk"))
 	wantInvalidClient(t, "HS256 with pk's public key", postToken(t, c, nil, withClientAssertion(confused)), false)
 	// SECURITY B29: client_secret_jwt's client cannot be reached with another algorithm.
 	wantInvalidClient(t, "hs signed ES256", postToken(t, c, nil, withClientAssertion(signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("hs", "hs")))), false)
@@ -272,7 +257,7 @@ func TestJWTBearerGrant(t *testing.T) {
 		postToken(t, c, basicAuth("relying", "wrong"), grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims(partnerIssuer, "alice")))), true)
 	// SECURITY G64: HS256 keyed with the issuer's public key (Keycloak CVE-2026-11800), and none.
 	wantError(t, "HS256 with the partner's public key", postToken(t, c, relying,
-		grant(signed(t, jwt.SigningMethodHS256, publicKeyPEM(t, &w.partner.PublicKey), "", w.claims(partnerIssuer, "admin")))), "invalid_grant")
+		grant(signed(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &w.partner.PublicKey), "", w.claims(partnerIssuer, "admin")))), "invalid_grant")
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, w.claims(partnerIssuer, "admin")).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	wantError(t, "alg none", postToken(t, c, relying, grant(none)), "invalid_grant")
 	wantError(t, "an untrusted issuer", postToken(t, c, relying,
@@ -286,7 +271,7 @@ func TestJWTBearerGrant(t *testing.T) {
 	wantError(t, "pk's assertion in the partner's key", postToken(t, c, nil,
 		grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims("pk", "device-7")))), "invalid_grant")
 	wantError(t, "HS256 with pk's public key", postToken(t, c, nil,
-		grant(signed(t, jwt.SigningMethodHS256, publicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "device-7")))), "invalid_grant")
+		grant(signed(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "device-7")))), "invalid_grant")
 
 	// SECURITY G67: an issuer a reload no longer trusts is refused from then on. (A reload that
 	// leaves a jwt_bearer client with nobody to trust is refused, so the partner is replaced.)
@@ -297,45 +282,14 @@ func TestJWTBearerGrant(t *testing.T) {
 
 // samlXML is an assertion from the IdP about nameID, bearer-confirmed for recipient.
 func samlXML(id, nameID, recipient, audience string) string {
-	now := time.Now().UTC()
-	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
-	return fmt.Sprintf(`<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="%s" Version="2.0" IssueInstant="%s">
-  <saml:Issuer>%s</saml:Issuer>
-  <saml:Subject>
-    <saml:NameID>%s</saml:NameID>
-    <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">
-      <saml:SubjectConfirmationData Recipient="%s" NotOnOrAfter="%s"/>
-    </saml:SubjectConfirmation>
-  </saml:Subject>
-  <saml:Conditions NotBefore="%s" NotOnOrAfter="%s">
-    <saml:AudienceRestriction><saml:Audience>%s</saml:Audience></saml:AudienceRestriction>
-  </saml:Conditions>
-</saml:Assertion>`, id, at(0), samlEntityID, nameID, recipient, at(2*time.Minute), at(-time.Minute), at(2*time.Minute), audience)
+	return assertiontest.SAML{ID: id, Issuer: samlEntityID, NameID: nameID, Recipient: recipient, Audience: audience,
+		Now: time.Now(), TTL: 2 * time.Minute}.XML()
 }
 
 // signSAML signs xml enveloped with the IdP's key (goxmldsig) and returns the signed XML.
 func (w *assertionWorld) signSAML(t *testing.T, xml string) string {
 	t.Helper()
-	doc := etree.NewDocument()
-	if err := doc.ReadFromString(xml); err != nil {
-		t.Fatal(err)
-	}
-	ctx, err := dsig.NewSigningContext(w.idp, [][]byte{w.idpCert.Raw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	root := doc.Root()
-	sig, err := ctx.ConstructSignature(root, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root.InsertChildAt(root.SelectElement("saml:Issuer").Index()+1, sig)
-	out, err := doc.WriteToString()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return assertiontest.SignSAML(t, xml, w.idp, w.idpCert)
 }
 
 // RFC 7522 through Caddy: a signed assertion, a replay, and a NameID changed after signing.

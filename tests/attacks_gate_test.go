@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokengate/tokengate/internal/assertiontest"
 )
 
 // attackGateCaddyfile puts bearer_auth in front of a catch-all reverse_proxy on {{BASE}}, the set-up
@@ -137,21 +140,9 @@ func (g *gateUnderAttack) claims() jwt.MapClaims {
 // at+jwt, kid gate-key) changed by edits: a nil value removes the field.
 func forge(t *testing.T, method jwt.SigningMethod, key any, edits map[string]any, claims jwt.MapClaims) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	tok.Header["typ"] = "at+jwt"
-	tok.Header["kid"] = gateKID
-	for name, v := range edits {
-		if v == nil {
-			delete(tok.Header, name)
-		} else {
-			tok.Header[name] = v
-		}
-	}
-	raw, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatalf("signing a forged token: %v", err)
-	}
-	return raw
+	header := map[string]any{"typ": "at+jwt", "kid": gateKID}
+	maps.Copy(header, edits)
+	return assertiontest.SignJWT(t, method, key, header, claims)
 }
 
 // sign is forge with the gate's own key: a token tokengate would take, but for edits and claims.

@@ -231,7 +231,7 @@ func TestReplay(t *testing.T) {
 		if _, err := v.Verify(ctx, raw); err != nil {
 			t.Fatalf("first Verify = %v, want nil", err)
 		}
-		clk.Add(time.Minute + 3*time.Second) // past exp, within the leeway: still acceptable, so still recorded
+		clk.Advance(time.Minute + 3*time.Second) // past exp, within the leeway: still acceptable, so still recorded
 		_, err := v.Verify(ctx, raw)
 		wantInvalid(t, "Verify after exp, within the leeway", err, "jti was used before")
 	})
@@ -242,7 +242,7 @@ func TestReplay(t *testing.T) {
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), first)); err != nil {
 			t.Fatalf("first Verify = %v, want nil", err)
 		}
-		clk.Add(2 * time.Minute)
+		clk.Advance(2 * time.Minute)
 		second := assertiontest.With(first, "iat", clk.Now().Unix(), "exp", clk.Now().Add(time.Minute).Unix())
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), second)); err != nil {
 			t.Errorf("Verify(a new assertion reusing an expired jti) = %v, want nil", err)

@@ -12,10 +12,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"math/big"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,25 +64,9 @@ func mustEC(c elliptic.Curve) *ecdsa.PrivateKey {
 	return k
 }
 
-// clock is a settable clock shared by a verifier and its memory store.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testclock.New(t0) }
 
 // jwksJSON is a JWK Set of the given keys, as a client or an issuer would publish it.
 func jwksJSON(t testing.TB, keys ...jose.JSONWebKey) []byte {

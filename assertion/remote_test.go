@@ -108,10 +108,10 @@ func TestRemoteJWKSCaches(t *testing.T) {
 	keysOf(t, r, "")
 	keysOf(t, r, "rsa-1")
 	s.wantFetches(t, "three lookups", 1)
-	clk.Add(defaultTTL - time.Second)
+	clk.Advance(defaultTTL - time.Second)
 	keysOf(t, r, "ec-1")
 	s.wantFetches(t, "just before the default TTL", 1)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	keysOf(t, r, "ec-1")
 	s.wantFetches(t, "at the default TTL", 2)
 }
@@ -122,10 +122,10 @@ func TestRemoteJWKSHonoursMaxAge(t *testing.T) {
 	clk := newClock()
 	r := s.remote(t, clk)
 	keysOf(t, r, "ec-1")
-	clk.Add(119 * time.Second)
+	clk.Advance(119 * time.Second)
 	keysOf(t, r, "ec-1")
 	s.wantFetches(t, "within max-age", 1)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	keysOf(t, r, "ec-1")
 	s.wantFetches(t, "at max-age", 2)
 }
@@ -171,18 +171,18 @@ func TestRemoteJWKSUnknownKidCoolDown(t *testing.T) {
 		t.Errorf("Keys(unknown) = %d keys, want 0", n)
 	}
 	s.wantFetches(t, "an unknown kid within the cool-down of the first fetch", 1)
-	clk.Add(defaultCoolDown)
+	clk.Advance(defaultCoolDown)
 	for i := range 100 {
 		keysOf(t, r, fmt.Sprintf("../../dev/null?%d' OR 1=1", i))
 	}
 	s.wantFetches(t, "100 unknown kids", 2)
-	clk.Add(defaultCoolDown - time.Second)
+	clk.Advance(defaultCoolDown - time.Second)
 	keysOf(t, r, "still-unknown")
 	s.wantFetches(t, "an unknown kid within the cool-down", 2)
 
 	// The issuer rotates: the new kid is found by the next refetch after the cool-down.
 	s.set(jwksJSON(t, jose.JSONWebKey{Key: &attackerEC.PublicKey, KeyID: "ec-2"}), http.StatusOK, "")
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if n := keysOf(t, r, "ec-2"); n != 1 {
 		t.Errorf("Keys(ec-2) after rotation = %d keys, want 1", n)
 	}
@@ -275,7 +275,7 @@ func TestRemoteJWKSFailures(t *testing.T) {
 	s.wantFetches(t, "a failure, then a lookup within the cool-down", 1)
 
 	s.set(clientJWKS(t), http.StatusOK, "max-age=60")
-	clk.Add(defaultCoolDown)
+	clk.Advance(defaultCoolDown)
 	if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), clientClaims())); err != nil {
 		t.Errorf("Verify(issuer back) = %v, want nil", err)
 	}
@@ -283,7 +283,7 @@ func TestRemoteJWKSFailures(t *testing.T) {
 
 	// Down again: the cached keys are used, and refetched once per cool-down only.
 	s.set(nil, http.StatusBadGateway, "")
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	keysOf(t, r, "ec-1")
 	keysOf(t, r, "ec-1")
 	s.wantFetches(t, "stale keys, issuer down", 3)
@@ -292,7 +292,7 @@ func TestRemoteJWKSFailures(t *testing.T) {
 	wantInvalid(t, "Verify(unknown kid, issuer down)", err, "no ES256 key with this kid")
 
 	// Not forever: past maxStale the keys are dropped.
-	clk.Add(maxStale)
+	clk.Advance(maxStale)
 	if _, err := r.Keys(ctx, "ec-1"); err == nil || !strings.Contains(err.Error(), "no successful fetch") {
 		t.Errorf("Keys(%v after the last success) = %v, want an error", maxStale, err)
 	}

@@ -222,7 +222,7 @@ func TestSessionSkipsForm(t *testing.T) {
 		t.Errorf("prompt=none with a session redirected to %q, want a code", loc)
 	}
 
-	f.advance(10 * time.Minute)
+	f.Advance(10 * time.Minute)
 	for _, tc := range []struct {
 		name     string
 		params   url.Values
@@ -255,7 +255,7 @@ func TestSessionSkipsForm(t *testing.T) {
 		}
 	}
 
-	f.advance(DefaultSessionTTL)
+	f.Advance(DefaultSessionTTL)
 	if got := b.authorize(webRequest()); !got.isForm() {
 		t.Errorf("after the session expired: authorize = %d, want the form", got.status)
 	}
@@ -321,7 +321,7 @@ func TestCodeFlow(t *testing.T) {
 		t.Fatalf("redeeming the code = %d %v, want 200", status, body)
 	}
 	id := jwtClaims(t, body["id_token"].(string))
-	for name, want := range map[string]any{"iss": f.issuer, "sub": "alice", "aud": "web", "nonce": "n-456", "auth_time": float64(f.now().Unix())} {
+	for name, want := range map[string]any{"iss": f.issuer, "sub": "alice", "aud": "web", "nonce": "n-456", "auth_time": float64(f.Now().Unix())} {
 		if id[name] != want {
 			t.Errorf("id_token[%q] = %v, want %v", name, id[name], want)
 		}
@@ -331,14 +331,14 @@ func TestCodeFlow(t *testing.T) {
 	}
 
 	// A code from the session (no form) carries the same person and auth_time.
-	f.advance(time.Minute)
+	f.Advance(time.Minute)
 	loc = b.authorize(webRequest("nonce", "n-2")).location(t)
 	status, body = f.redeem(loc.Query().Get("code"), "https://web.example.com/cb", verifier)
 	if status != http.StatusOK {
 		t.Fatalf("redeeming the session's code = %d %v", status, body)
 	}
 	id = jwtClaims(t, body["id_token"].(string))
-	if id["sub"] != "alice" || id["nonce"] != "n-2" || id["auth_time"] != float64(f.now().Add(-time.Minute).Unix()) {
+	if id["sub"] != "alice" || id["nonce"] != "n-2" || id["auth_time"] != float64(f.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("session id_token sub %v nonce %v auth_time %v, want alice, n-2 and the sign-in time", id["sub"], id["nonce"], id["auth_time"])
 	}
 

@@ -3,6 +3,7 @@ package endpoints
 import (
 	"context"
 	"encoding/json"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"html"
 	"html/template"
 	"io"
@@ -232,8 +233,8 @@ func userCodeOf(t *testing.T, complete string) string {
 }
 
 func TestDevicePageApprove(t *testing.T) {
-	c := &testClock{t: time.Unix(1_800_000_000, 0)}
-	e := newDeviceEnv(t, c.now, nil)
+	c := testclock.New(time.Unix(1_800_000_000, 0))
+	e := newDeviceEnv(t, c.Now, nil)
 	deviceCode, complete := e.start()
 	if status, code := e.poll(deviceCode); status != http.StatusBadRequest || code != grants.CodeAuthorizationPending {
 		t.Fatalf("poll before the person acts = %d %q, want 400 authorization_pending", status, code)
@@ -264,7 +265,7 @@ func TestDevicePageApprove(t *testing.T) {
 	if strings.Contains(done.body, "<form") {
 		t.Errorf("the page after approval holds a form: %s", done.body)
 	}
-	c.advance(5 * time.Second)
+	c.Advance(5 * time.Second)
 	status, token := e.poll(deviceCode)
 	if status != http.StatusOK {
 		t.Fatalf("poll after approval = %d %q, want 200", status, token)
@@ -289,7 +290,7 @@ func TestDevicePageDeny(t *testing.T) {
 		{"no button, as a cancel control would post", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newDeviceEnv(t, (&testClock{t: time.Unix(1_800_000_000, 0)}).now, nil)
+			e := newDeviceEnv(t, testclock.New(time.Unix(1_800_000_000, 0)).Now, nil)
 			deviceCode, complete := e.start()
 			b := e.browser("192.0.2.1")
 			done := b.submit(b.decideFrom(complete), tt.set...)
@@ -307,8 +308,8 @@ func TestDevicePageDeny(t *testing.T) {
 // Every step refuses a form not posted from this page in this browser, and a decision needs the
 // sign-in of the browser that posts it.
 func TestDevicePageCSRF(t *testing.T) {
-	c := &testClock{t: time.Unix(1_800_000_000, 0)}
-	e := newDeviceEnv(t, c.now, nil)
+	c := testclock.New(time.Unix(1_800_000_000, 0))
+	e := newDeviceEnv(t, c.Now, nil)
 	deviceCode, complete := e.start()
 	victim := e.browser("192.0.2.1")
 	decide := victim.decideFrom(complete)
@@ -341,8 +342,8 @@ func TestDevicePageCSRF(t *testing.T) {
 // From the 10th wrong user code from one address within a minute, the page answers 429, to a
 // right code too; other addresses are unaffected, and a minute later it answers again.
 func TestDevicePageThrottlesWrongCodes(t *testing.T) {
-	c := &testClock{t: time.Unix(1_800_000_000, 0)}
-	e := newDeviceEnv(t, c.now, nil)
+	c := testclock.New(time.Unix(1_800_000_000, 0))
+	e := newDeviceEnv(t, c.Now, nil)
 	_, complete := e.start()
 	right := userCodeOf(t, complete)
 	guesser := e.browser("203.0.113.5")
@@ -364,18 +365,18 @@ func TestDevicePageThrottlesWrongCodes(t *testing.T) {
 
 	other := e.browser("192.0.2.1")
 	other.submit(other.open(complete)).expect(t, "another address", http.StatusOK, passwordInput)
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	guesser.submit(page, "user_code", right).expect(t, "a minute later", http.StatusOK, passwordInput)
 }
 
 // A sign-in outlives nothing: once the code has expired, the decision records nothing.
 func TestDevicePageExpired(t *testing.T) {
-	c := &testClock{t: time.Unix(1_800_000_000, 0)}
-	e := newDeviceEnv(t, c.now, nil)
+	c := testclock.New(time.Unix(1_800_000_000, 0))
+	e := newDeviceEnv(t, c.Now, nil)
 	deviceCode, complete := e.start()
 	b := e.browser("192.0.2.1")
 	decide := b.decideFrom(complete)
-	c.advance(300 * time.Second)
+	c.Advance(300 * time.Second)
 	b.submit(decide, "approve", "approve").expect(t, "approval after expiry", http.StatusBadRequest, codeInput)
 	if status, code := e.poll(deviceCode); code != grants.CodeExpiredToken {
 		t.Errorf("poll after expiry = %d %q, want expired_token", status, code)

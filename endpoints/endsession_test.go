@@ -33,10 +33,10 @@ func TestEndSessionRedirects(t *testing.T) {
 	foreignHint := other.idToken("web")
 	accessToken := f.accessToken("openid", "g1")
 	// Expired hints are accepted: the session outlives the ID token.
-	f.advance(time.Hour)
+	f.Advance(time.Hour)
 	parts := strings.Split(webHint, ".")
 	noneHint := b64.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
-	hsHint := hs256(`{"alg":"HS256","typ":"JWT","kid":"`+f.keys.Signing(f.now()).ID+`"}`, parts[1], f.keys.JWKS())
+	hsHint := hs256(`{"alg":"HS256","typ":"JWT","kid":"`+f.keys.Signing(f.Now()).ID+`"}`, parts[1], f.keys.JWKS())
 	for _, tc := range []struct {
 		name   string
 		params url.Values
@@ -118,7 +118,7 @@ func TestEndSessionHintAlgorithm(t *testing.T) {
 // stolen key could produce, to show what the verifier checks beyond the signature.
 func (f *fixture) signed(method jwt.SigningMethod, typ string, claims jwt.MapClaims) string {
 	f.t.Helper()
-	key := f.keys.Signing(f.now())
+	key := f.keys.Signing(f.Now())
 	token := jwt.NewWithClaims(method, claims)
 	token.Header["kid"] = key.ID
 	token.Header["typ"] = typ

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"html"
 	"io"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,23 +50,7 @@ type fixture struct {
 	*testClock
 }
 
-// testClock is a clock the test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type testClock = testclock.Clock
 
 func hash(t testing.TB, pw string) string {
 	t.Helper()
@@ -79,14 +63,14 @@ func hash(t testing.TB, pw string) string {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{t: t, testClock: &testClock{t: time.Unix(1_800_000_000, 0)}, key: []byte(strings.Repeat("k", MinSessionKeyLen))}
+	f := &fixture{t: t, testClock: testclock.New(time.Unix(1_800_000_000, 0)), key: []byte(strings.Repeat("k", MinSessionKeyLen))}
 	mux := http.NewServeMux()
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	f.issuer = f.srv.URL
 	f.build(t, f.issuer)
 	userinfo := Userinfo(&gate.Gate{
-		Verifier:  tokens.NewVerifier(f.issuer, f.keySet, f.now),
+		Verifier:  tokens.NewVerifier(f.issuer, f.keySet, f.Now),
 		Deny:      f.deny,
 		Realm:     f.issuer,
 		Audiences: map[string]bool{f.issuer: true, "api": true},
@@ -108,10 +92,10 @@ func (f *fixture) keySet() *tokens.KeySet { return f.keys }
 // build makes the grants server and the pages for issuer.
 func (f *fixture) build(t testing.TB, issuer string) {
 	t.Helper()
-	f.store = store.NewMemory(f.now)
-	f.deny = gate.NewDenyList(f.store, f.now)
+	f.store = store.NewMemory(f.Now)
+	f.deny = gate.NewDenyList(f.store, f.Now)
 	f.keys = testKeySet(t, tokens.ES256)
-	f.minter = tokens.NewMinter(issuer, f.keySet, f.now)
+	f.minter = tokens.NewMinter(issuer, f.keySet, f.Now)
 	main, err := identity.NewStatic([]identity.StaticUser{
 		{Username: "alice", Hash: hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
 			"name": "Alice Liddell", "given_name": "Alice", "email": "alice@example.com", "department": "research"}},
@@ -152,10 +136,10 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
 		Store:             f.store,
 		Minter:            f.minter,
-		Verifier:          tokens.NewVerifier(issuer, f.keySet, f.now),
+		Verifier:          tokens.NewVerifier(issuer, f.keySet, f.Now),
 		OnRevoke:          func(ctx context.Context) { f.deny.Sync(ctx) },
 		Revoked:           f.deny.Revoked,
-		Now:               f.now,
+		Now:               f.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +149,7 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		Server:     f.grants,
 		SessionKey: f.key,
 		Keys:       f.keySet,
-		Now:        f.now,
+		Now:        f.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

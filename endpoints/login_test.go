@@ -33,7 +33,7 @@ func TestLoginCSRF(t *testing.T) {
 	tampered.Set(fieldCSRF, tampered.Get(fieldCSRF)+"A")
 	forgedExpiry := creds(victimForm)
 	_, mac, _ := strings.Cut(forgedExpiry.Get(fieldCSRF), ".")
-	forgedExpiry.Set(fieldCSRF, strconv.FormatInt(f.now().Add(48*time.Hour).Unix(), 10)+"."+mac)
+	forgedExpiry.Set(fieldCSRF, strconv.FormatInt(f.Now().Add(48*time.Hour).Unix(), 10)+"."+mac)
 	for _, tc := range []struct {
 		name string
 		b    *browser
@@ -60,7 +60,7 @@ func TestLoginCSRF(t *testing.T) {
 		t.Errorf("after the refused POSTs the victim has a session: %d", got.status)
 	}
 	// The token expires with the form.
-	f.advance(csrfTTL + time.Second)
+	f.Advance(csrfTTL + time.Second)
 	if got := victim.post(AuthorizePath, creds(victimForm)); got.status != http.StatusForbidden {
 		t.Errorf("an expired form = %d, want 403", got.status)
 	}
@@ -239,7 +239,7 @@ func TestLoginTemplateReplaced(t *testing.T) {
 			`{{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">{{end}}` +
 			`<input type="text" name="username" value="{{.Username}}"><input type="password" name="password"><button type="submit">Go</button></form>{{end}}`))
 	pages, err := NewPages(PagesConfig{Issuer: f.issuer, Server: f.grants,
-		SessionKey: f.key, Keys: f.keySet, Template: custom, Now: f.now})
+		SessionKey: f.key, Keys: f.keySet, Template: custom, Now: f.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestRelyingPartyFlow(t *testing.T) {
 		t.Fatalf("Exchange: %v", err)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
-	idt, err := provider.Verifier(&oidc.Config{ClientID: "web", Now: f.now}).Verify(ctx, rawID)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: "web", Now: f.Now}).Verify(ctx, rawID)
 	if err != nil {
 		t.Fatalf("go-oidc Verify: %v", err)
 	}

@@ -68,7 +68,7 @@ func TestUserinfoRefusals(t *testing.T) {
 	f := newFixture(t)
 	good := f.accessToken("openid profile", "g1")
 	revoked := f.accessToken("openid", "g-dead")
-	if err := f.store.Revoke(context.Background(), store.Revocation{Kind: store.RevokedFamily, ID: "g-dead", Until: f.now().Add(time.Hour)}); err != nil {
+	if err := f.store.Revoke(context.Background(), store.Revocation{Kind: store.RevokedFamily, ID: "g-dead", Until: f.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.deny.Sync(context.Background()); err != nil {
@@ -106,7 +106,7 @@ func TestUserinfoRefusals(t *testing.T) {
 			t.Errorf("%s: userinfo answered claims %v", tc.name, claims)
 		}
 	}
-	f.advance(time.Hour + time.Minute)
+	f.Advance(time.Hour + time.Minute)
 	if got, _ := f.userinfo(http.MethodGet, "Bearer "+good, "", ""); got.status != http.StatusUnauthorized {
 		t.Errorf("an expired token: userinfo = %d, want 401", got.status)
 	}

@@ -3,6 +3,7 @@ package gate
 import (
 	"crypto/sha256"
 	"fmt"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 )
 
 func TestCacheGetPut(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	c := NewCache(10, clk.Now)
 	claims := &tokens.Claims{Subject: "alice", ExpiresAt: t0.Add(time.Minute)}
 	if _, ok := c.Get("tok"); ok {
@@ -38,7 +39,7 @@ func TestCacheGetPut(t *testing.T) {
 }
 
 func TestCacheIsBounded(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	c := NewCache(3, clk.Now)
 	short := &tokens.Claims{ExpiresAt: t0.Add(time.Minute)}
 	long := &tokens.Claims{ExpiresAt: t0.Add(time.Hour)}

@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"slices"
 	"sync"
 	"testing"
@@ -38,26 +39,10 @@ func (l *fakeLog) RevocationsSince(_ context.Context, cursor uint64) ([]store.Re
 	return append([]store.Revocation(nil), l.entries[cursor:]...), uint64(len(l.entries)), nil
 }
 
-// clock is a settable clock for tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
+type clock = testclock.Clock
 
 func TestDenyListAdd(t *testing.T) {
-	d := NewDenyList(&fakeLog{}, (&clock{now: t0}).Now)
+	d := NewDenyList(&fakeLog{}, testclock.New(t0).Now)
 	d.Add(store.Revocation{Kind: store.RevokedToken, ID: "j1", Until: t0.Add(time.Hour)})
 	d.Add(store.Revocation{Kind: store.RevokedFamily, ID: "g1", Until: t0.Add(time.Hour)})
 	d.Add(store.Revocation{Kind: store.RevokedToken, ID: ""})
@@ -83,7 +68,7 @@ func TestDenyListAdd(t *testing.T) {
 }
 
 func TestDenyListSync(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	log := &fakeLog{}
 	d := NewDenyList(log, clk.Now)
 	ctx := context.Background()
@@ -119,7 +104,7 @@ func TestDenyListSync(t *testing.T) {
 }
 
 func TestDenyListKeepsTheLaterUntil(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testclock.New(t0)
 	d := NewDenyList(&fakeLog{}, clk.Now)
 	d.Add(store.Revocation{Kind: store.RevokedFamily, ID: "g", Until: t0.Add(time.Hour)})
 	d.Add(store.Revocation{Kind: store.RevokedFamily, ID: "g", Until: t0.Add(time.Minute)})
@@ -136,7 +121,7 @@ func TestDenyListKeepsTheLaterUntil(t *testing.T) {
 func TestDenyListRun(t *testing.T) {
 	log := &fakeLog{}
 	log.Revoke(context.Background(), store.Revocation{Kind: store.RevokedToken, ID: "j1", Until: t0.Add(time.Hour)})
-	d := NewDenyList(log, (&clock{now: t0}).Now)
+	d := NewDenyList(log, testclock.New(t0).Now)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,7 +41,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	keys := func() *tokens.KeySet { return ks }
-	f := &fixture{clk: &clock{now: t0}, log: &fakeLog{}}
+	f := &fixture{clk: testclock.New(t0), log: &fakeLog{}}
 	f.minter = tokens.NewMinter(issuer, keys, f.clk.Now)
 	f.gate = &Gate{
 		Verifier:    tokens.NewVerifier(issuer, keys, f.clk.Now),

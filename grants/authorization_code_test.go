@@ -27,7 +27,7 @@ func (f *fixture) code(edit func(*CodeGrant)) string {
 	f.t.Helper()
 	g := CodeGrant{ClientID: "web", RedirectURI: webRedirect, Scope: []string{"openid", "offline_access", "api.read"},
 		Nonce: "n-0S6_WzA2Mj", CodeChallenge: s256(verifier), ChallengeMethod: PKCES256,
-		Subject: "alice", Claims: map[string]any{"email": "alice@example.com"}, AuthTime: f.clock().Add(-time.Minute)}
+		Subject: "alice", Claims: map[string]any{"email": "alice@example.com"}, AuthTime: f.Now().Add(-time.Minute)}
 	if edit != nil {
 		edit(&g)
 	}
@@ -139,7 +139,7 @@ func TestAuthorizationCodeAttacks(t *testing.T) {
 func TestAuthorizationCodeExpires(t *testing.T) {
 	f := newFixture(t)
 	code := f.code(nil)
-	f.advance(61 * time.Second)
+	f.Advance(61 * time.Second)
 	f.expectError("an expired code", f.redeem(web, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier), 400, CodeInvalidGrant)
 }
 

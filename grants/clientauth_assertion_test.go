@@ -25,10 +25,10 @@ func assertionForm(raw string, extra ...string) string {
 func TestClientAssertions(t *testing.T) {
 	var k *assertionKeys
 	f := newFixture(t, func(f *fixture, cfg *Config) {
-		k = newAssertionKeys(t, f.now)
+		k = newAssertionKeys(t, f.Now())
 		withAssertions(t, k)(f, cfg)
 	})
-	now := f.clock()
+	now := f.Now()
 	pk := func(c jwt.MapClaims) string {
 		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), c)
 	}
@@ -126,11 +126,11 @@ func TestClientAssertions(t *testing.T) {
 func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 	var k *assertionKeys
 	f := newFixture(t, func(f *fixture, cfg *Config) {
-		k = newAssertionKeys(t, f.now)
+		k = newAssertionKeys(t, f.Now())
 		withAssertions(t, k)(f, cfg)
 	})
 	pk := func() string {
-		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), claimsFor("pkjwt", "pkjwt", f.clock()))
+		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), claimsFor("pkjwt", "pkjwt", f.Now()))
 	}
 	token := f.do(request{body: assertionForm(pk())})
 	f.expectOK("token", token)
@@ -141,7 +141,7 @@ func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 	if in.status != 200 || in.json["active"] != true || in.str("client_id") != "pkjwt" {
 		t.Fatalf("introspect with private_key_jwt: %d %s, want an active token of pkjwt", in.status, in.raw)
 	}
-	forged := assertiontest.SignJWT(t, jwt.SigningMethodES256, mustEC(t), kid("c1"), claimsFor("pkjwt", "pkjwt", f.clock()))
+	forged := assertiontest.SignJWT(t, jwt.SigningMethodES256, mustEC(t), kid("c1"), claimsFor("pkjwt", "pkjwt", f.Now()))
 	bad := f.do(request{target: "/connect/revocation", body: vals("client_assertion_type", ClientAssertionType,
 		"client_assertion", forged, "token", token.str("access_token")).Encode()})
 	f.expectError("revoke with a forged assertion", bad, 401, CodeInvalidClient)

@@ -63,7 +63,7 @@ func (f *fixture) poll(who [2]string, code string) *response {
 }
 
 func alice(f *fixture) SignedIn {
-	return SignedIn{Subject: "alice", Claims: map[string]any{"email": "alice@example.com"}, AuthTime: f.clock()}
+	return SignedIn{Subject: "alice", Claims: map[string]any{"email": "alice@example.com"}, AuthTime: f.Now()}
 }
 
 func (f *fixture) approve(userCode string) {
@@ -156,9 +156,9 @@ func TestDeviceCodeGrant(t *testing.T) {
 	f.expectError("poll before approval", f.poll(tv, code), 400, CodeAuthorizationPending)
 	// F59: polling faster than the interval; the interval is now 10 s.
 	f.expectError("poll at once", f.poll(tv, code), 400, CodeSlowDown)
-	f.advance(6 * time.Second)
+	f.Advance(6 * time.Second)
 	f.expectError("poll 6 s later, interval 10 s", f.poll(tv, code), 400, CodeSlowDown)
-	f.advance(15 * time.Second)
+	f.Advance(15 * time.Second)
 	f.expectError("poll after the longer interval", f.poll(tv, code), 400, CodeAuthorizationPending)
 
 	// F62: another client's code is unknown to it, and its poll uses nothing up.
@@ -196,7 +196,7 @@ func TestDeviceCodeGrant(t *testing.T) {
 	// F61: past expires_in, approved or not.
 	pending, approved := f.startDevice(tv), f.startDevice(box)
 	f.approve(approved.str("user_code"))
-	f.advance(300 * time.Second)
+	f.Advance(300 * time.Second)
 	f.expectError("pending code past expires_in", f.poll(tv, pending.str("device_code")), 400, CodeExpiredToken)
 	f.expectError("approved code past expires_in", f.poll(box, approved.str("device_code")), 400, CodeExpiredToken)
 	if ok, _ := f.srv.ApproveDevice(t.Context(), pending.str("user_code"), alice(f)); ok {

@@ -8,13 +8,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 	"golang.org/x/crypto/bcrypt"
@@ -31,20 +31,7 @@ type fixture struct {
 	deny     *gate.DenyList
 	revoked  atomic.Int64
 
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fixture) advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
+	*testclock.Clock
 }
 
 func bcryptHash(t *testing.T, secret string) string {
@@ -79,9 +66,9 @@ func secrets(t *testing.T, configured ...string) []*Secret {
 // options change the Config before the Server is built.
 func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Unix(1_800_000_000, 0)}
-	f.store = store.NewMemory(f.clock)
-	f.deny = gate.NewDenyList(f.store, f.clock)
+	f := &fixture{t: t, Clock: testclock.New(time.Unix(1_800_000_000, 0))}
+	f.store = store.NewMemory(f.Now)
+	f.deny = gate.NewDenyList(f.store, f.Now)
 	signer, err := tokens.GenerateKey(tokens.ES256)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +82,7 @@ func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 		t.Fatal(err)
 	}
 	keySource := func() *tokens.KeySet { return keys }
-	f.verifier = tokens.NewVerifier(issuer, keySource, f.clock)
+	f.verifier = tokens.NewVerifier(issuer, keySource, f.Now)
 
 	main, err := identity.NewStatic([]identity.StaticUser{
 		{Username: "alice", Hash: bcryptHash(t, "alice-pw"), Claims: map[string]string{"email": "alice@example.com"}, Tenants: []string{"acme"}},
@@ -127,7 +114,7 @@ func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 		},
 		IdentityProviders: []IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
 		Store:             f.store,
-		Minter:            tokens.NewMinter(issuer, keySource, f.clock),
+		Minter:            tokens.NewMinter(issuer, keySource, f.Now),
 		Verifier:          f.verifier,
 		OnRevoke: func(ctx context.Context) {
 			f.revoked.Add(1)
@@ -137,7 +124,7 @@ func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 		},
 		Revoked:       f.deny.Revoked,
 		ClientRevoked: f.deny.ClientRevoked,
-		Now:           f.clock,
+		Now:           f.Now,
 	}
 	for _, o := range options {
 		o(f, &cfg)

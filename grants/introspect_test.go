@@ -65,7 +65,7 @@ func TestIntrospection(t *testing.T) {
 	f.expectOK("refresh", rotated)
 	f.expectInactive("a rotated refresh token", f.introspect(login.str("refresh_token"), app))
 
-	f.advance(2 * time.Hour)
+	f.Advance(2 * time.Hour)
 	f.expectInactive("an expired access token", f.introspect(rotated.str("access_token"), app))
 }
 
@@ -159,10 +159,10 @@ func TestRevocationStoreFaultIsNot200(t *testing.T) {
 func TestRemovedClientTokensStayRevoked(t *testing.T) {
 	f := newFixture(t)
 	login := f.login("offline_access api.read")
-	f.advance(time.Second)
-	f.deny.Add(store.Revocation{Kind: store.RevokedClient, ID: "app", At: f.clock(), Until: f.clock().Add(800 * time.Hour)})
+	f.Advance(time.Second)
+	f.deny.Add(store.Revocation{Kind: store.RevokedClient, ID: "app", At: f.Now(), Until: f.Now().Add(800 * time.Hour)})
 	f.expectError("refresh after the client's removal", f.refresh(login.str("refresh_token")), 400, CodeInvalidGrant)
 	f.expectInactive("access token after the client's removal", f.introspect(login.str("access_token"), app))
-	f.advance(time.Second)
+	f.Advance(time.Second)
 	f.expectOK("a token issued after the client came back", f.refresh(f.login("offline_access api.read").str("refresh_token")))
 }

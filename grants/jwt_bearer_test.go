@@ -20,7 +20,7 @@ func newAssertionFixture(t *testing.T) (*fixture, *assertionKeys) {
 	t.Helper()
 	var k *assertionKeys
 	f := newFixture(t, func(f *fixture, cfg *Config) {
-		k = newAssertionKeys(t, f.now)
+		k = newAssertionKeys(t, f.Now())
 		withAssertions(t, k)(f, cfg)
 	})
 	return f, k
@@ -31,7 +31,7 @@ func newAssertionFixture(t *testing.T) (*fixture, *assertionKeys) {
 func TestJWTBearerFromTrustedIssuer(t *testing.T) {
 	f, k := newAssertionFixture(t)
 	relying := [2]string{"relying", "relying-secret"}
-	raw := assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "alice@partner", f.clock()))
+	raw := assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "alice@partner", f.Now()))
 	resp := f.do(request{body: jwtBearerForm(raw, "scope", "api.read"), basic: relying})
 	f.expectOK("trusted assertion", resp)
 	c, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
@@ -48,7 +48,7 @@ func TestJWTBearerFromTrustedIssuer(t *testing.T) {
 		t.Error("jwt-bearer issued an ID token; nobody signed in")
 	}
 	// With no scope asked for: the client's API scopes, never a user scope.
-	resp = f.do(request{body: jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "bob", f.clock()))), basic: relying})
+	resp = f.do(request{body: jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), claimsFor(partner, "bob", f.Now()))), basic: relying})
 	if resp.str("scope") != "api.read api.write" {
 		t.Errorf("default scope = %q, want api.read api.write", resp.str("scope"))
 	}
@@ -58,7 +58,7 @@ func TestJWTBearerFromTrustedIssuer(t *testing.T) {
 func TestJWTBearerAttacks(t *testing.T) {
 	f, k := newAssertionFixture(t)
 	relying := [2]string{"relying", "relying-secret"}
-	now := f.clock()
+	now := f.Now()
 	good := func() jwt.MapClaims { return claimsFor(partner, "alice", now) }
 	sign := func(c jwt.MapClaims) string {
 		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t1"), c)
@@ -107,10 +107,10 @@ func TestJWTBearerAttacks(t *testing.T) {
 	// G66: once only, until its first use has expired.
 	f.expectError("replay", f.do(request{body: jwtBearerForm(valid), basic: relying}), 400, CodeInvalidGrant)
 	reuse := assertiontest.With(good(), "jti", "fixed")
-	first := sign(assertiontest.With(reuse, "exp", f.clock().Add(time.Minute).Unix()))
+	first := sign(assertiontest.With(reuse, "exp", f.Now().Add(time.Minute).Unix()))
 	f.expectOK("jti fixed, first use", f.do(request{body: jwtBearerForm(first), basic: relying}))
-	f.advance(2 * time.Minute)
-	second := sign(assertiontest.With(reuse, "iat", f.clock().Unix(), "exp", f.clock().Add(time.Minute).Unix()))
+	f.Advance(2 * time.Minute)
+	second := sign(assertiontest.With(reuse, "iat", f.Now().Unix(), "exp", f.Now().Add(time.Minute).Unix()))
 	f.expectOK("jti fixed, after the first expired", f.do(request{body: jwtBearerForm(second), basic: relying}))
 }
 
@@ -118,7 +118,7 @@ func TestJWTBearerAttacks(t *testing.T) {
 // its only authentication (the service-account pattern).
 func TestJWTBearerSelfSigned(t *testing.T) {
 	f, k := newAssertionFixture(t)
-	now := f.clock()
+	now := f.Now()
 	own := func(c jwt.MapClaims) string {
 		return assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"), c)
 	}

@@ -153,7 +153,7 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 	}
 	f.expectOK("another user", guess("carol", "carol-pw"))
 	// Never forever: after the window the right password works.
-	f.advance(5 * time.Minute)
+	f.Advance(5 * time.Minute)
 	f.expectOK("after the window", guess("alice", "alice-pw"))
 }
 

@@ -95,20 +95,20 @@ func TestRefreshTokenBinding(t *testing.T) {
 func TestRefreshTokenExpires(t *testing.T) {
 	f := newFixture(t)
 	token := f.login("offline_access api.read").str("refresh_token")
-	f.advance(719 * time.Hour)
+	f.Advance(719 * time.Hour)
 	resp := f.refresh(token)
 	f.expectOK("refresh near the family's end", resp)
 	// Access tokens never outlive the family they came from.
 	if got := resp.json["expires_in"]; got != float64(3600) {
 		t.Errorf("expires_in an hour before the family ends = %v, want 3600", got)
 	}
-	f.advance(30 * time.Minute)
+	f.Advance(30 * time.Minute)
 	resp = f.refresh(resp.str("refresh_token"))
 	f.expectOK("refresh half an hour before the end", resp)
 	if got := resp.json["expires_in"]; got != float64(1800) {
 		t.Errorf("expires_in half an hour before the family ends = %v, want 1800", got)
 	}
-	f.advance(time.Hour)
+	f.Advance(time.Hour)
 	f.expectError("expired family", f.refresh(resp.str("refresh_token")), 400, CodeInvalidGrant)
 }
 

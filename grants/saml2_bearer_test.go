@@ -17,7 +17,7 @@ func samlForm(encoded string, extra ...string) string {
 func TestSAML2Bearer(t *testing.T) {
 	f, k := newAssertionFixture(t)
 	relying := [2]string{"relying", "relying-secret"}
-	now := f.clock()
+	now := f.Now()
 	nameID := "CN=Alice Smith, O=Example &amp; Co"
 	valid := k.signSAML(t, samlAssertion("_ok", nameID, tokenEndpoint, now))
 	resp := f.do(request{body: samlForm(valid, "scope", "api.read"), basic: relying})

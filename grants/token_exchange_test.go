@@ -130,7 +130,7 @@ func TestExtensionResultIsChecked(t *testing.T) {
 		{"an audience not the client's", ExtensionResult{Subject: "x", Scope: []string{"api.read"}, Audience: []string{"other"}}, CodeServerError},
 		{"a registered claim", ExtensionResult{Subject: "x", Scope: []string{"api.read"}, Claims: map[string]any{"sub": "root"}}, CodeServerError},
 		{"no subject", ExtensionResult{Scope: []string{"api.read"}}, CodeServerError},
-		{"already expired", ExtensionResult{Subject: "x", Scope: []string{"api.read"}, ExpiresBy: f.clock().Add(-time.Second)}, CodeInvalidGrant},
+		{"already expired", ExtensionResult{Subject: "x", Scope: []string{"api.read"}, ExpiresBy: f.Now().Add(-time.Second)}, CodeInvalidGrant},
 	} {
 		r.res = tc.res
 		resp := f.do(request{body: "grant_type=urn:example:rogue", basic: [2]string{"ext", "ext-secret"}})

@@ -199,7 +199,7 @@ func TestClientAuthFloodIsThrottled(t *testing.T) {
 	wrong := request{body: "grant_type=client_credentials", basic: [2]string{"app", "wrong"}}
 	for i := 0; i < 50; i++ {
 		f.expectError("wrong secret", f.do(wrong), 401, CodeInvalidClient)
-		f.advance(time.Second)
+		f.Advance(time.Second)
 	}
 	var throttled *response
 	for i := 0; i < 200 && throttled == nil; i++ {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"slices"
 	"strings"
 	"sync"
@@ -16,23 +17,7 @@ import (
 
 var ctx = context.Background()
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+type clock = testclock.Clock
 
 const (
 	testInterval = time.Hour
@@ -45,7 +30,7 @@ var genStart = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 // newManager returns a Manager for alg with testInterval and testTTL on st.
 func newManager(t *testing.T, st store.SigningKeys, alg string, c *clock) *Manager {
 	t.Helper()
-	m, err := NewManager(Config{Store: st, Alg: alg, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.now})
+	m, err := NewManager(Config{Store: st, Alg: alg, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +79,7 @@ func slots(t *testing.T, st store.SigningKeys) []string {
 }
 
 func TestGenerationStart(t *testing.T) {
-	m := newManager(t, store.NewMemory(time.Now), tokens.ES256, &clock{})
+	m := newManager(t, store.NewMemory(time.Now), tokens.ES256, testclock.New(time.Time{}))
 	for _, at := range []time.Time{genStart, genStart.Add(time.Nanosecond), genStart.Add(testInterval - time.Nanosecond)} {
 		if got := m.start(m.generation(at)); !got.Equal(genStart) {
 			t.Errorf("start(generation(%v)) = %v, want %v", at, got, genStart)
@@ -109,10 +94,10 @@ func TestGenerationStart(t *testing.T) {
 // at least half an interval before it signs, signs from its generation's start, and the one before
 // stays published until every token it signed has expired, then leaves the JWKS and the store.
 func TestRotation(t *testing.T) {
-	c := &clock{t: genStart.Add(10 * time.Minute)}
-	st := store.NewMemory(c.now)
+	c := testclock.New(genStart.Add(10 * time.Minute))
+	st := store.NewMemory(c.Now)
 	m := newManager(t, st, tokens.ES256, c)
-	first := load(t, m).Signing(c.now()).ID
+	first := load(t, m).Signing(c.Now()).ID
 	next := genStart.Add(testInterval)
 	lead := testInterval/2 + 2*m.RefreshEvery()
 
@@ -130,7 +115,7 @@ func TestRotation(t *testing.T) {
 		{next.Add(testTTL + retireMargin - time.Nanosecond), 2, "second"},
 		{next.Add(testTTL + retireMargin), 1, "second"},
 	} {
-		c.set(step.at)
+		c.Set(step.at)
 		ks := load(t, m)
 		kids := published(t, ks)
 		if len(kids) != step.published {
@@ -158,13 +143,13 @@ func TestRotation(t *testing.T) {
 // TestLateKey: when no instance ran while the next key fell due, the key created late is still
 // published a lead before it signs, and the old key signs until then.
 func TestLateKey(t *testing.T) {
-	c := &clock{t: genStart}
-	st := store.NewMemory(c.now)
+	c := testclock.New(genStart)
+	st := store.NewMemory(c.Now)
 	m := newManager(t, st, tokens.ES256, c)
-	old := load(t, m).Signing(c.now()).ID
+	old := load(t, m).Signing(c.Now()).ID
 
 	late := genStart.Add(5*testInterval + 40*time.Minute) // within the next key's lead
-	c.set(late)
+	c.Set(late)
 	ks := load(t, m)
 	kids := published(t, ks)
 	if len(kids) != 2 {
@@ -178,11 +163,11 @@ func TestLateKey(t *testing.T) {
 	if got := ks.Signing(late).ID; got != old {
 		t.Errorf("Signing before the late key's time = %q, want the old key %q", got, old)
 	}
-	c.set(late.Add(lead))
-	if got := load(t, m).Signing(c.now()).ID; got != fresh.ID {
+	c.Set(late.Add(lead))
+	if got := load(t, m).Signing(c.Now()).ID; got != fresh.ID {
 		t.Errorf("Signing at the late key's time = %q, want %q", got, fresh.ID)
 	}
-	c.set(late.Add(lead + testTTL + retireMargin))
+	c.Set(late.Add(lead + testTTL + retireMargin))
 	if got := published(t, load(t, m)); !slices.Equal(got, []string{fresh.ID}) {
 		t.Errorf("JWKS once the old key's tokens expired = %q, want only %q", got, fresh.ID)
 	}
@@ -193,8 +178,8 @@ func TestLateKey(t *testing.T) {
 func TestManagersAgree(t *testing.T) {
 	// With no next key due, with one due in time, and with one due late.
 	for _, at := range []time.Duration{time.Minute, 29 * time.Minute, 40 * time.Minute} {
-		c := &clock{t: genStart.Add(at)}
-		st := store.NewMemory(c.now)
+		c := testclock.New(genStart.Add(at))
+		st := store.NewMemory(c.Now)
 		sets := make([]*tokens.KeySet, 8)
 		var wg sync.WaitGroup
 		for i := range sets {
@@ -212,9 +197,9 @@ func TestManagersAgree(t *testing.T) {
 			return
 		}
 		for i, ks := range sets[1:] {
-			if !slices.Equal(ks.JWKS(), sets[0].JWKS()) || ks.Signing(c.now()).ID != sets[0].Signing(c.now()).ID {
+			if !slices.Equal(ks.JWKS(), sets[0].JWKS()) || ks.Signing(c.Now()).ID != sets[0].Signing(c.Now()).ID {
 				t.Errorf("at gen%+v manager %d publishes %s, signs with %q; manager 0 %s, %q", at, i+1,
-					ks.JWKS(), ks.Signing(c.now()).ID, sets[0].JWKS(), sets[0].Signing(c.now()).ID)
+					ks.JWKS(), ks.Signing(c.Now()).ID, sets[0].JWKS(), sets[0].Signing(c.Now()).ID)
 			}
 		}
 		if got, want := len(slots(t, st)), len(published(t, sets[0])); got != want {
@@ -226,12 +211,12 @@ func TestManagersAgree(t *testing.T) {
 // TestAlgorithmChange: after signing_key changes algorithm, the old algorithm's keys stay published
 // (their tokens still verify) but never sign, and go once their tokens have expired.
 func TestAlgorithmChange(t *testing.T) {
-	c := &clock{t: genStart.Add(29 * time.Minute)} // the next ES256 key falls due
-	st := store.NewMemory(c.now)
+	c := testclock.New(genStart.Add(29 * time.Minute)) // the next ES256 key falls due
+	st := store.NewMemory(c.Now)
 	es := load(t, newManager(t, st, tokens.ES256, c))
 	esKids := published(t, es)
 
-	c.set(genStart.Add(50 * time.Minute))
+	c.Set(genStart.Add(50 * time.Minute))
 	m := newManager(t, st, tokens.EdDSA, c)
 	ks := load(t, m)
 	for _, kid := range esKids {
@@ -239,17 +224,17 @@ func TestAlgorithmChange(t *testing.T) {
 			t.Errorf("after the change to EdDSA the ES256 key %q is not published", kid)
 		}
 	}
-	for _, at := range []time.Time{time.Unix(0, 0), genStart, c.now(), genStart.Add(testInterval), genStart.Add(100 * testInterval)} {
+	for _, at := range []time.Time{time.Unix(0, 0), genStart, c.Now(), genStart.Add(testInterval), genStart.Add(100 * testInterval)} {
 		if k := ks.Signing(at); k.Alg != tokens.EdDSA {
 			t.Errorf("Signing(%v) = a %s key, want EdDSA", at, k.Alg)
 		}
 	}
 	// The newest ES256 key would have been followed by the end of its generation.
-	c.set(genStart.Add(2*testInterval + testTTL + retireMargin - time.Nanosecond))
+	c.Set(genStart.Add(2*testInterval + testTTL + retireMargin - time.Nanosecond))
 	if _, ok := load(t, m).Lookup(esKids[1]); !ok {
 		t.Error("the newest ES256 key left before its generation's tokens could have expired")
 	}
-	c.set(genStart.Add(2*testInterval + testTTL + retireMargin))
+	c.Set(genStart.Add(2*testInterval + testTTL + retireMargin))
 	ks = load(t, m)
 	if algs := ks.Algs(); !slices.Equal(algs, []string{tokens.EdDSA}) {
 		t.Errorf("algorithms published once the ES256 tokens expired = %q, want only EdDSA", algs)
@@ -264,8 +249,8 @@ func TestAlgorithmChange(t *testing.T) {
 // TestOtherSlotsAreLeftAlone: slots that a Manager did not write (the earlier single-slot scheme)
 // are neither published nor deleted.
 func TestOtherSlotsAreLeftAlone(t *testing.T) {
-	c := &clock{t: genStart}
-	st := store.NewMemory(c.now)
+	c := testclock.New(genStart)
+	st := store.NewMemory(c.Now)
 	signer, err := tokens.GenerateKey(tokens.ES256)
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +265,7 @@ func TestOtherSlotsAreLeftAlone(t *testing.T) {
 		}
 	}
 	m := newManager(t, st, tokens.ES256, c)
-	c.set(genStart.Add(100 * testInterval))
+	c.Set(genStart.Add(100 * testInterval))
 	if kids := published(t, load(t, m)); len(kids) != 1 || strings.HasPrefix(kids[0], "old-") {
 		t.Errorf("JWKS = %q, want one generated key", kids)
 	}
@@ -316,9 +301,9 @@ func (f *failing) SigningKeys(ctx context.Context) (map[string]store.SigningKey,
 // TestRunKeepsKeysThroughOutage: Run reports a failed read and publishes nothing then, and
 // publishes again once the store answers.
 func TestRunKeepsKeysThroughOutage(t *testing.T) {
-	c := &clock{t: genStart}
-	st := &failing{Memory: store.NewMemory(c.now), down: true}
-	m, err := NewManager(Config{Store: st, Alg: tokens.ES256, Interval: time.Second, MaxTokenTTL: time.Second, Now: c.now})
+	c := testclock.New(genStart)
+	st := &failing{Memory: store.NewMemory(c.Now), down: true}
+	m, err := NewManager(Config{Store: st, Alg: tokens.ES256, Interval: time.Second, MaxTokenTTL: time.Second, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,19 +374,19 @@ func TestNewManagerRefuses(t *testing.T) {
 // TestUnchangedKeysAreNotRebuilt: a refresh that finds the keys as they were returns the KeySet
 // it built before, and one that finds a new key parses only that one.
 func TestUnchangedKeysAreNotRebuilt(t *testing.T) {
-	c := &clock{t: genStart}
-	m := newManager(t, store.NewMemory(c.now), tokens.ES256, c)
+	c := testclock.New(genStart)
+	m := newManager(t, store.NewMemory(c.Now), tokens.ES256, c)
 	first := load(t, m)
-	c.set(genStart.Add(time.Minute))
+	c.Set(genStart.Add(time.Minute))
 	if again := load(t, m); again != first {
 		t.Error("Load with the keys unchanged built a new KeySet")
 	}
-	c.set(genStart.Add(29 * time.Minute)) // the next key falls due
+	c.Set(genStart.Add(29 * time.Minute)) // the next key falls due
 	next := load(t, m)
 	if next == first {
 		t.Fatal("Load with a new key returned the old KeySet")
 	}
-	kid := first.Signing(c.now()).ID
+	kid := first.Signing(c.Now()).ID
 	before, _ := first.Lookup(kid)
 	after, _ := next.Lookup(kid)
 	if before.Signer != after.Signer {

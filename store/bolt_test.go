@@ -18,7 +18,7 @@ import (
 func TestBoltDurable(t *testing.T) {
 	c := newClock()
 	path := filepath.Join(t.TempDir(), "tokengate.db")
-	s, err := OpenBolt(path, c.now)
+	s, err := OpenBolt(path, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestBoltDurable(t *testing.T) {
 		}
 	}
 
-	s = openTestBoltAt(t, path, c.now)
+	s = openTestBoltAt(t, path, c.Now)
 	if got, err := s.RefreshToken(ctx, "b"); err != nil || !reflect.DeepEqual(got, grant("f1", time.Hour)) {
 		t.Errorf("RefreshToken(%q) after reopen = %+v, %v, want %+v", "b", got, err, grant("f1", time.Hour))
 	}
@@ -88,9 +88,9 @@ func openTestBoltAt(t *testing.T, path string, now func() time.Time) *Bolt {
 // TestBoltLocked: a second opener of the same file fails after the lock timeout instead of hanging.
 func TestBoltLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokengate.db")
-	openTestBoltAt(t, path, newClock().now)
+	openTestBoltAt(t, path, newClock().Now)
 	start := time.Now()
-	s, err := openBolt(path, newClock().now, 50*time.Millisecond)
+	s, err := openBolt(path, newClock().Now, 50*time.Millisecond)
 	if err == nil {
 		s.Close()
 		t.Fatalf("openBolt(%q) while open = nil error, want a lock timeout", path)
@@ -107,7 +107,7 @@ func TestBoltLocked(t *testing.T) {
 func TestBoltPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "tokengate")
 	path := filepath.Join(dir, "tokengate.db")
-	openTestBoltAt(t, path, newClock().now)
+	openTestBoltAt(t, path, newClock().Now)
 	for _, p := range []string{dir, path} {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -123,7 +123,7 @@ func TestBoltPermissions(t *testing.T) {
 // flood of them costs reads, not fsyncs.
 func TestBoltRefusalsDoNotWrite(t *testing.T) {
 	c := newClock()
-	s := openTestBolt(t, c.now).(*Bolt)
+	s := openTestBolt(t, c.Now).(*Bolt)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
 	mustCreate(t, s, "short", grant("f2", time.Minute))
@@ -133,7 +133,7 @@ func TestBoltRefusalsDoNotWrite(t *testing.T) {
 	if ok, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Hour)); !ok || err != nil {
 		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "jti", ok, err)
 	}
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	tests := []struct {
 		name string
 		call func() error

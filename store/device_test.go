@@ -63,7 +63,7 @@ func expectPoll(t *testing.T, s Store, hash string, want DeviceStatus, wantErr e
 
 func testDeviceLookup(t *testing.T, open opener) {
 	c := newClock()
-	s := open(t, c.now)
+	s := open(t, c.Now)
 	want := device("BCDFGHJK")
 	mustCreateDevice(t, s, "h1", want)
 	got, err := s.PendingDeviceCode(ctx, "BCDFGHJK")
@@ -75,11 +75,11 @@ func testDeviceLookup(t *testing.T, open opener) {
 			t.Errorf("PendingDeviceCode(%q) = %v, want ErrNotFound", uc, err)
 		}
 	}
-	c.advance(5*time.Minute - time.Nanosecond)
+	c.Advance(5*time.Minute - time.Nanosecond)
 	if _, err := s.PendingDeviceCode(ctx, "BCDFGHJK"); err != nil {
 		t.Errorf("PendingDeviceCode(%q) at the last instant = %v, want nil", "BCDFGHJK", err)
 	}
-	c.advance(time.Nanosecond)
+	c.Advance(time.Nanosecond)
 	if _, err := s.PendingDeviceCode(ctx, "BCDFGHJK"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("PendingDeviceCode(%q) once expired = %v, want ErrNotFound", "BCDFGHJK", err)
 	}
@@ -91,7 +91,7 @@ func testDeviceLookup(t *testing.T, open opener) {
 // A user code is unique among live codes, and free again once its code has expired.
 func testDeviceUserCodeUnique(t *testing.T, open opener) {
 	c := newClock()
-	s := open(t, c.now)
+	s := open(t, c.Now)
 	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 	if ok, err := s.CreateDeviceCode(ctx, "h2", device("BCDFGHJK")); ok || err != nil {
 		t.Fatalf("CreateDeviceCode(%q) with a live user code = %v, %v, want false, nil", "h2", ok, err)
@@ -104,9 +104,9 @@ func testDeviceUserCodeUnique(t *testing.T, open opener) {
 	}
 	expectPoll(t, s, "h2", "", ErrNotFound)
 
-	c.advance(5 * time.Minute)
+	c.Advance(5 * time.Minute)
 	next := device("BCDFGHJK")
-	next.ClientID, next.ExpiresAt = "other", c.now().Add(5*time.Minute)
+	next.ClientID, next.ExpiresAt = "other", c.Now().Add(5*time.Minute)
 	mustCreateDevice(t, s, "h3", next)
 	got, err := s.PendingDeviceCode(ctx, "BCDFGHJK")
 	if err != nil || got.ClientID != "other" {
@@ -117,7 +117,7 @@ func testDeviceUserCodeUnique(t *testing.T, open opener) {
 }
 
 func testDeviceBadCodes(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	for _, tt := range []struct {
 		name string
 		edit func(*DeviceCode)
@@ -159,41 +159,41 @@ func testDevicePolls(t *testing.T, open opener) {
 			DeviceApproved, approval, "", ErrNotFound},
 		{"denied", func(t *testing.T, s Store, c *clock) { mustDecide(t, s, "BCDFGHJK", DeviceDenied, approval) },
 			DeviceDenied, nil, "", ErrNotFound},
-		{"expired", func(t *testing.T, s Store, c *clock) { c.advance(4 * time.Minute) }, DeviceExpired, nil, DeviceExpired, nil},
+		{"expired", func(t *testing.T, s Store, c *clock) { c.Advance(4 * time.Minute) }, DeviceExpired, nil, DeviceExpired, nil},
 		{"approved, then expired", func(t *testing.T, s Store, c *clock) {
 			mustDecide(t, s, "BCDFGHJK", DeviceApproved, approval)
-			c.advance(4 * time.Minute)
+			c.Advance(4 * time.Minute)
 		}, DeviceExpired, nil, DeviceExpired, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
-			s := open(t, c.now)
+			s := open(t, c.Now)
 			mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
-			c.advance(time.Minute)
+			c.Advance(time.Minute)
 			expectPoll(t, s, "h1", DevicePending, nil)
 			if tt.act != nil {
 				tt.act(t, s, c)
 			}
-			c.advance(time.Minute)
+			c.Advance(time.Minute)
 			got := expectPoll(t, s, "h1", tt.want, nil)
 			if string(got.Grant) != string(tt.grant) || got.ClientID != "tv" || !reflect.DeepEqual(got.Scope, device("").Scope) {
 				t.Errorf("PollDeviceCode(%q) = %+v, want the code with grant %q", "h1", got, tt.grant)
 			}
-			c.advance(time.Minute)
+			c.Advance(time.Minute)
 			expectPoll(t, s, "h1", tt.then, tt.thenErr)
 		})
 	}
 	t.Run("forgotten", func(t *testing.T) {
 		c := newClock()
-		s := open(t, c.now)
+		s := open(t, c.Now)
 		mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
-		c.advance(5*time.Minute + deviceKeep - time.Nanosecond)
+		c.Advance(5*time.Minute + deviceKeep - time.Nanosecond)
 		expectPoll(t, s, "h1", DeviceExpired, nil)
-		c.advance(time.Nanosecond)
+		c.Advance(time.Nanosecond)
 		expectPoll(t, s, "h1", "", ErrNotFound)
 	})
 	t.Run("unknown", func(t *testing.T) {
-		s := open(t, newClock().now)
+		s := open(t, newClock().Now)
 		expectPoll(t, s, "nope", "", ErrNotFound)
 	})
 }
@@ -202,7 +202,7 @@ func testDevicePolls(t *testing.T, open opener) {
 // this and every later poll.
 func testDeviceSlowDown(t *testing.T, open opener) {
 	c := newClock()
-	s := open(t, c.now)
+	s := open(t, c.Now)
 	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 	steps := []struct {
 		wait     time.Duration
@@ -218,7 +218,7 @@ func testDeviceSlowDown(t *testing.T, open opener) {
 		{20 * time.Second, DevicePending, 20 * time.Second},
 	}
 	for i, step := range steps {
-		c.advance(step.wait)
+		c.Advance(step.wait)
 		d, got, err := s.PollDeviceCode(ctx, "h1", "tv")
 		if err != nil || got != step.want || d.Interval != step.interval {
 			t.Fatalf("poll %d after %v = %q (interval %v), %v, want %q (interval %v)", i, step.wait, got, d.Interval, err, step.want, step.interval)
@@ -233,10 +233,10 @@ func testDeviceSlowDown(t *testing.T, open opener) {
 // uses up the owner's code.
 func testDeviceForeignPoll(t *testing.T, open opener) {
 	c := newClock()
-	s := open(t, c.now)
+	s := open(t, c.Now)
 	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 	expectPoll(t, s, "h1", DevicePending, nil)
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
 	for range 3 {
 		if _, got, err := s.PollDeviceCode(ctx, "h1", "thief"); !errors.Is(err, ErrNotFound) {
@@ -253,7 +253,7 @@ func testDeviceDecidedOnce(t *testing.T, open opener) {
 	for _, first := range []DeviceStatus{DeviceApproved, DeviceDenied} {
 		for _, second := range []DeviceStatus{DeviceApproved, DeviceDenied} {
 			t.Run(fmt.Sprintf("%s then %s", first, second), func(t *testing.T) {
-				s := open(t, newClock().now)
+				s := open(t, newClock().Now)
 				mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 				mustDecide(t, s, "BCDFGHJK", first, []byte("first"))
 				if err := s.DecideDeviceCode(ctx, "BCDFGHJK", second, []byte("second")); !errors.Is(err, ErrNotFound) {
@@ -295,7 +295,7 @@ type pollResult struct {
 
 // Of 16 concurrent polls of an approved code exactly one redeems it; the others find it used up.
 func testDeviceConcurrentPolls(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 	mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
 	results := race(16, func(int) pollResult {
@@ -318,7 +318,7 @@ func testDeviceConcurrentPolls(t *testing.T, open opener) {
 
 // Of concurrent decisions exactly one is recorded, and the poll reports that one.
 func testDeviceConcurrentDecisions(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 	decisions := []DeviceStatus{DeviceApproved, DeviceDenied}
 	errs := race(16, func(i int) error {
@@ -346,7 +346,7 @@ func testDeviceConcurrentDecisions(t *testing.T, open opener) {
 
 // Of concurrent creations with one user code exactly one succeeds, and the user code leads to it.
 func testDeviceConcurrentCreates(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	created := race(16, func(i int) bool {
 		d := device("BCDFGHJK")
 		d.ClientID = fmt.Sprint("client-", i)
@@ -398,15 +398,15 @@ func TestDevicePurge(t *testing.T) {
 	for name, open := range map[string]opener{"memory": openMemory, "bolt": openTestBolt} {
 		t.Run(name, func(t *testing.T) {
 			c := newClock()
-			s := open(t, c.now)
+			s := open(t, c.Now)
 			mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 			mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
-			c.advance(5*time.Minute + deviceKeep - time.Nanosecond)
+			c.Advance(5*time.Minute + deviceKeep - time.Nanosecond)
 			purgeAll(t, s)
 			if got := counts(t, s)["once"]; got != 1 {
 				t.Fatalf("one-time records just before the code may go = %d, want 1 (the code; its index expired)", got)
 			}
-			c.advance(time.Nanosecond)
+			c.Advance(time.Nanosecond)
 			purgeAll(t, s)
 			if got := counts(t, s)["once"]; got != 0 {
 				t.Errorf("one-time records once the code may go = %d, want 0", got)
@@ -420,7 +420,7 @@ func TestDevicePurge(t *testing.T) {
 // poll during the outage uses nothing up.
 func TestRedisDeviceCodesDown(t *testing.T) {
 	srv := startRedis(t, redistest.Config{Persist: true})
-	s := srv.open(t, newClock().now)
+	s := srv.open(t, newClock().Now)
 	mustCreateDevice(t, s, "h1", device("BCDFGHJK"))
 	mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
 	srv.Kill()

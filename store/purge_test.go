@@ -60,7 +60,7 @@ func TestPurge(t *testing.T) {
 	for name, open := range map[string]opener{"memory": openMemory, "bolt": openTestBolt} {
 		t.Run(name, func(t *testing.T) {
 			c := newClock()
-			s := open(t, c.now)
+			s := open(t, c.Now)
 			mustCreate(t, s, "old", grant("f1", time.Minute))
 			mustCreate(t, s, "rotated", grant("f2", 2*time.Hour))
 			mustRotate(t, s, "rotated", "newest", grant("f2", 2*time.Hour))
@@ -73,7 +73,7 @@ func TestPurge(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			c.advance(time.Hour)
+			c.Advance(time.Hour)
 			purgeAll(t, s)
 
 			// Kept: the rotated token and its successor, the dead family's token and record, f2's
@@ -98,15 +98,15 @@ func TestPurge(t *testing.T) {
 // TestMemoryPurgesAsItWrites: a Memory that is only written to still forgets what expired.
 func TestMemoryPurgesAsItWrites(t *testing.T) {
 	c := newClock()
-	m := NewMemory(c.now)
+	m := NewMemory(c.Now)
 	for i := range minPurgeWrites {
 		if _, err := m.PutOnce(ctx, fmt.Sprint(i), nil, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	for i := range minPurgeWrites {
-		mustRevoke(t, m, Revocation{Kind: RevokedToken, ID: fmt.Sprint(i), Until: c.now().Add(time.Minute)})
+		mustRevoke(t, m, Revocation{Kind: RevokedToken, ID: fmt.Sprint(i), Until: c.Now().Add(time.Minute)})
 	}
 	if got := counts(t, m); got["once"] != 0 {
 		t.Errorf("one-time values after %d more writes = %d, want 0", minPurgeWrites, got["once"])
@@ -117,7 +117,7 @@ func TestMemoryPurgesAsItWrites(t *testing.T) {
 // next run carries on where it stopped.
 func TestBoltPurgeIsBounded(t *testing.T) {
 	c := newClock()
-	s := openTestBolt(t, c.now).(*Bolt)
+	s := openTestBolt(t, c.Now).(*Bolt)
 	const n = purgeBudget + purgeBudget/2
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i := range n {

@@ -101,7 +101,7 @@ func TestRedisTwoInstances(t *testing.T) {
 // so Redis forgets what no purge would come to delete.
 func TestRedisTTLs(t *testing.T) {
 	srv := startRedis(t, redistest.Config{})
-	s := srv.open(t, newClock().now)
+	s := srv.open(t, newClock().Now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	mustRotate(t, s, "a", "b", grant("f1", 2*time.Hour))
 	mustCreate(t, s, "x", grant("f2", time.Hour))
@@ -167,12 +167,12 @@ func waitForRedis(t *testing.T, s *Redis) {
 func TestRedisLogTrim(t *testing.T) {
 	srv := startRedis(t, redistest.Config{})
 	c := newClock()
-	s := srv.open(t, c.now)
+	s := srv.open(t, c.Now)
 	short := Revocation{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Minute)}
 	long := Revocation{Kind: RevokedToken, ID: "jti-2", Until: t0.Add(time.Hour)}
 	mustRevoke(t, s, short)
 	mustRevoke(t, s, long)
-	c.advance(time.Minute + redisSlack)
+	c.Advance(time.Minute + redisSlack)
 	last := Revocation{Kind: RevokedFamily, ID: "f1", Until: t0.Add(time.Hour)}
 	mustRevoke(t, s, last)
 	for _, key := range []string{keyLog, keyLogExp} {
@@ -220,7 +220,7 @@ func TestRedisDown(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startRedis(t, redistest.Config{})
 			c := newClock()
-			s := srv.open(t, c.now)
+			s := srv.open(t, c.Now)
 			mustCreate(t, s, "a", grant("f1", time.Hour))
 			if _, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); err != nil {
 				t.Fatal(err)
@@ -228,7 +228,7 @@ func TestRedisDown(t *testing.T) {
 			tt.fail(srv)
 			calls := storeCalls(s)
 			calls["OpenRedis"] = func() error {
-				r, err := OpenRedis(srv.URL(), c.now)
+				r, err := OpenRedis(srv.URL(), c.Now)
 				if err == nil {
 					r.Close()
 				} else if !strings.Contains(err.Error(), "ping") {
@@ -272,7 +272,7 @@ func TestRedisDown(t *testing.T) {
 // a restart that kept the data, it still rotates.
 func TestRedisOutageKeepsToken(t *testing.T) {
 	srv := startRedis(t, redistest.Config{Persist: true})
-	s := srv.open(t, newClock().now)
+	s := srv.open(t, newClock().Now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	srv.Kill()
 	if err := s.RotateRefreshToken(ctx, "a", "b", grant("f1", time.Hour)); err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrReused) {
@@ -291,7 +291,7 @@ func TestRedisOutageKeepsToken(t *testing.T) {
 // token the client will present again is still live instead of counting as reused.
 func TestRedisLateWriteDoesNothing(t *testing.T) {
 	srv := startRedis(t, redistest.Config{})
-	s := srv.open(t, newClock().now)
+	s := srv.open(t, newClock().Now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	decide := s.rotation(ctx, "a", "b", grant("f1", time.Hour))
 	err := s.update(ctx, func() (redisWrite, error) {
@@ -335,7 +335,7 @@ func TestOpenRedis(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			s, err := OpenRedis(tt.url, newClock().now)
+			s, err := OpenRedis(tt.url, newClock().Now)
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("OpenRedis took %v, want under 5s", took)
 			}

@@ -9,7 +9,7 @@ import (
 // A rotation repeated with the same new hash is the same caller retrying after a lost reply: it
 // succeeds and leaves the family alive. Any other rotation of the old token is still a reuse.
 func testRepeatedRotation(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	mustCreate(t, s, "r0", grant("fam", time.Hour))
 	mustRotate(t, s, "r0", "r1", grant("fam", time.Hour))
 	if err := s.RotateRefreshToken(ctx, "r0", "r1", grant("fam", time.Hour)); err != nil {

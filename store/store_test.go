@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -18,25 +19,9 @@ import (
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// clock is an injected clock that tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testclock.New(t0) }
 
 type opener func(t *testing.T, now func() time.Time) Store
 
@@ -127,12 +112,12 @@ func testPresentations(t *testing.T, open opener) {
 	}{
 		{"live", nil, "a", nil},
 		{"unknown", nil, "zz", ErrNotFound},
-		{"expired", func(t *testing.T, s Store, c *clock) { c.advance(time.Hour) }, "a", ErrNotFound},
-		{"last instant", func(t *testing.T, s Store, c *clock) { c.advance(time.Hour - time.Nanosecond) }, "a", nil},
+		{"expired", func(t *testing.T, s Store, c *clock) { c.Advance(time.Hour) }, "a", ErrNotFound},
+		{"last instant", func(t *testing.T, s Store, c *clock) { c.Advance(time.Hour - time.Nanosecond) }, "a", nil},
 		{"rotated", func(t *testing.T, s Store, c *clock) { mustRotate(t, s, "a", "b", grant("f1", time.Hour)) }, "a", ErrReused},
 		{"rotated, then expired", func(t *testing.T, s Store, c *clock) {
 			mustRotate(t, s, "a", "b", grant("f1", 2*time.Hour))
-			c.advance(time.Hour)
+			c.Advance(time.Hour)
 		}, "a", ErrNotFound},
 		{"newest after reuse", func(t *testing.T, s Store, c *clock) {
 			mustRotate(t, s, "a", "b", grant("f1", time.Hour))
@@ -176,7 +161,7 @@ func testPresentations(t *testing.T, open opener) {
 		for method, f := range present {
 			t.Run(tt.name+"/"+method, func(t *testing.T) {
 				c := newClock()
-				s := open(t, c.now)
+				s := open(t, c.Now)
 				mustCreate(t, s, "a", grant("f1", time.Hour))
 				if tt.setup != nil {
 					tt.setup(t, s, c)
@@ -190,7 +175,7 @@ func testPresentations(t *testing.T, open opener) {
 }
 
 func testRotation(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	next := RefreshToken{FamilyID: "f1", ClientID: "client", ExpiresAt: t0.Add(2 * time.Hour), Grant: []byte("narrowed")}
 	mustRotate(t, s, "a", "b", next)
@@ -222,7 +207,7 @@ func testRotationIsAtomic(t *testing.T, open opener) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := open(t, newClock().now)
+			s := open(t, newClock().Now)
 			mustCreate(t, s, "a", grant("f1", time.Hour))
 			mustCreate(t, s, "b", grant("f3", time.Hour))
 			err := s.RotateRefreshToken(ctx, "a", tt.newHash, tt.next)
@@ -240,7 +225,7 @@ func testRotationIsAtomic(t *testing.T, open opener) {
 		})
 	}
 	t.Run("create over a rotated token", func(t *testing.T) {
-		s := open(t, newClock().now)
+		s := open(t, newClock().Now)
 		mustCreate(t, s, "a", grant("f1", time.Hour))
 		mustRotate(t, s, "a", "b", grant("f1", time.Hour))
 		if err := s.CreateRefreshToken(ctx, "a", grant("f9", time.Hour)); err == nil {
@@ -255,7 +240,7 @@ func testRotationIsAtomic(t *testing.T, open opener) {
 // testReuseRevokesFamily: a reuse writes one family entry lasting until the family's last refresh
 // token expires, even when the reused token expires sooner.
 func testReuseRevokesFamily(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	mustRotate(t, s, "a", "b", grant("f1", 3*time.Hour))
 	mustRotate(t, s, "b", "c", grant("f1", 2*time.Hour))
@@ -281,7 +266,7 @@ func testReuseRevokesFamily(t *testing.T, open opener) {
 
 // testRecordsAreCopies: a caller changing a slice it passed or got back does not change the store.
 func testRecordsAreCopies(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	rt := grant("f1", time.Hour)
 	mustCreate(t, s, "a", rt)
 	rt.Grant[0] = 'X'
@@ -314,7 +299,7 @@ func testRecordsAreCopies(t *testing.T, open opener) {
 
 func testRevocations(t *testing.T, open opener) {
 	c := newClock()
-	s := open(t, c.now)
+	s := open(t, c.Now)
 	r1 := Revocation{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Minute)}
 	r2 := Revocation{Kind: RevokedFamily, ID: "fam-1", Until: t0.Add(time.Hour)}
 	r3 := Revocation{Kind: RevokedToken, ID: "jti-3", Until: t0.Add(time.Hour)}
@@ -333,7 +318,7 @@ func testRevocations(t *testing.T, open opener) {
 		t.Errorf("RevocationsSince(%d) = %+v, %d, want %+v and a later cursor", cursor, rs, next, want)
 	}
 	// Expired entries are left out, but the cursor still moves past them.
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	rs, last := revocations(t, s, 0)
 	if want := []Revocation{r2, r3}; !reflect.DeepEqual(rs, want) || last != next {
 		t.Errorf("RevocationsSince(0) = %+v, %d after r1 expired, want %+v, %d", rs, last, want, next)
@@ -341,7 +326,7 @@ func testRevocations(t *testing.T, open opener) {
 }
 
 func testRevocationCursor(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	r := Revocation{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Hour)}
 	mustRevoke(t, s, r)
 	// A cursor this log never handed out (another store's, or one from before the file was
@@ -365,7 +350,7 @@ func testRevocationCursor(t *testing.T, open opener) {
 }
 
 func testBadRevocations(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	for _, r := range []Revocation{
 		{Kind: "", ID: "x", Until: t0.Add(time.Hour)},
 		{Kind: "user", ID: "x", Until: t0.Add(time.Hour)},
@@ -382,7 +367,7 @@ func testBadRevocations(t *testing.T, open opener) {
 }
 
 func testSigningKeys(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	k1 := SigningKey{ID: "k1", Alg: "ES256", PEM: []byte("pem1"), SignsFrom: t0}
 	k2 := SigningKey{ID: "k2", Alg: "EdDSA", PEM: []byte("pem2"), SignsFrom: t0.Add(time.Hour)}
 	steps := []struct {
@@ -420,7 +405,7 @@ func testSigningKeys(t *testing.T, open opener) {
 
 // testSigningKeyRace: instances starting together each offer a key; all must end up with one.
 func testSigningKeyRace(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	const n = 8
 	got := make([]SigningKey, n)
 	var wg sync.WaitGroup
@@ -466,11 +451,11 @@ func testOneTime(t *testing.T, open opener) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
-			s := open(t, c.now)
+			s := open(t, c.Now)
 			for i, st := range tt.steps {
 				switch st.op {
 				case "put":
-					ok, err := s.PutOnce(ctx, "key", []byte(st.value), c.now().Add(time.Minute))
+					ok, err := s.PutOnce(ctx, "key", []byte(st.value), c.Now().Add(time.Minute))
 					if err != nil || ok != st.wantOK {
 						t.Errorf("step %d: PutOnce(%q, %q) = %v, %v, want %v", i, "key", st.value, ok, err, st.wantOK)
 					}
@@ -480,7 +465,7 @@ func testOneTime(t *testing.T, open opener) {
 						t.Errorf("step %d: Take(%q) = %q, %v, want %q, %v", i, "key", got, err, st.value, st.wantErr)
 					}
 				case "wait":
-					c.advance(time.Minute)
+					c.Advance(time.Minute)
 				}
 			}
 		})
@@ -490,7 +475,7 @@ func testOneTime(t *testing.T, open opener) {
 // testConcurrentRotations: of 32 racing rotations of one token exactly one wins; the others are
 // reuse, which kills the family, the winner's new token included (RFC 9700 §4.14.2).
 func testConcurrentRotations(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	const n = 32
 	errs := make([]error, n)
@@ -525,7 +510,7 @@ func testConcurrentRotations(t *testing.T, open opener) {
 }
 
 func testConcurrentTakes(t *testing.T, open opener) {
-	s := open(t, newClock().now)
+	s := open(t, newClock().Now)
 	if ok, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); !ok || err != nil {
 		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "code", ok, err)
 	}
@@ -556,10 +541,10 @@ func testConcurrentTakes(t *testing.T, open opener) {
 // after the entry expires and is purged.
 func testRevokedFamilyOutlivesEntry(t *testing.T, open opener) {
 	c := newClock()
-	s := open(t, c.now)
+	s := open(t, c.Now)
 	mustCreate(t, s, "a", grant("f1", 2*time.Hour))
 	mustRevoke(t, s, Revocation{Kind: RevokedFamily, ID: "f1", Until: t0.Add(time.Minute)})
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	purgeAll(t, s)
 	if _, err := s.RefreshToken(ctx, "a"); err != ErrNotFound {
 		t.Errorf("RefreshToken(%q) = %v, want %v", "a", err, ErrNotFound)

@@ -2,13 +2,9 @@ package caddymodule
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/internal/assertiontest"
 )
 
 // assertionFiles writes a client's JWK Set, a partner's PEM public key and a SAML IdP's
@@ -30,23 +27,15 @@ import (
 func assertionFiles(t *testing.T) (key *ecdsa.PrivateKey, jwksFile, pemFile, certFile string) {
 	t.Helper()
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key = assertiontest.ECKey(t)
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Use: "sig"}}})
 	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := assertiontest.Certificate(t, key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	jwksFile, pemFile, certFile = filepath.Join(dir, "client.json"), filepath.Join(dir, "partner.pem"), filepath.Join(dir, "idp.pem")
 	for path, data := range map[string][]byte{
 		jwksFile: set,
 		pemFile:  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
-		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}),
+		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)

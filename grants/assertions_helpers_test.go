@@ -2,14 +2,10 @@ package grants
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"testing"
 	"time"
 
@@ -40,29 +36,8 @@ type assertionKeys struct {
 
 func newAssertionKeys(t *testing.T, now time.Time) *assertionKeys {
 	t.Helper()
-	k := &assertionKeys{client: mustEC(t), partner: mustEC(t)}
-	var err error
-	if k.saml, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.saml.PublicKey, k.saml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.cert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func mustEC(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := &assertionKeys{client: assertiontest.ECKey(t), partner: assertiontest.ECKey(t), saml: assertiontest.RSAKey(t)}
+	k.cert = assertiontest.Certificate(t, k.saml, now.Add(-time.Hour), now.Add(24*time.Hour))
 	return k
 }
 

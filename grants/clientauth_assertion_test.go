@@ -36,7 +36,7 @@ func TestClientAssertions(t *testing.T) {
 		return assertiontest.SignJWT(t, jwt.SigningMethodHS256, []byte(hmacSecret), nil, c)
 	}
 	good := func() jwt.MapClaims { return claimsFor("pkjwt", "pkjwt", now) }
-	stranger := mustEC(t)
+	stranger := assertiontest.ECKey(t)
 	jwk, _ := json.Marshal(jose.JSONWebKey{Key: &stranger.PublicKey})
 	var jwkHeader map[string]any
 	json.Unmarshal(jwk, &jwkHeader)
@@ -141,7 +141,7 @@ func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 	if in.status != 200 || in.json["active"] != true || in.str("client_id") != "pkjwt" {
 		t.Fatalf("introspect with private_key_jwt: %d %s, want an active token of pkjwt", in.status, in.raw)
 	}
-	forged := assertiontest.SignJWT(t, jwt.SigningMethodES256, mustEC(t), kid("c1"), claimsFor("pkjwt", "pkjwt", f.Now()))
+	forged := assertiontest.SignJWT(t, jwt.SigningMethodES256, assertiontest.ECKey(t), kid("c1"), claimsFor("pkjwt", "pkjwt", f.Now()))
 	bad := f.do(request{target: "/connect/revocation", body: vals("client_assertion_type", ClientAssertionType,
 		"client_assertion", forged, "token", token.str("access_token")).Encode()})
 	f.expectError("revoke with a forged assertion", bad, 401, CodeInvalidClient)
@@ -156,7 +156,7 @@ func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 
 // Config-time refusals: a client registered for a JWT method must have what signs its assertions.
 func TestAssertionClientConfig(t *testing.T) {
-	key := mustEC(t)
+	key := assertiontest.ECKey(t)
 	base := newFixture(t)
 	for _, tc := range []struct {
 		name   string

@@ -76,7 +76,7 @@ func TestJWTBearerAttacks(t *testing.T) {
 		{"garbage", jwtBearerForm("garbage"), relying, 400, CodeInvalidGrant},
 		{"two JWTs", jwtBearerForm(valid + " " + valid), relying, 400, CodeInvalidGrant},
 		// G64.
-		{"a bad signature", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, mustEC(t), kid("t1"), good())), relying, 400, CodeInvalidGrant},
+		{"a bad signature", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, assertiontest.ECKey(t), kid("t1"), good())), relying, 400, CodeInvalidGrant},
 		{"alg none", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, good())), relying, 400, CodeInvalidGrant},
 		{"HS256 keyed with the issuer's public key", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &k.partner.PublicKey), kid("t1"), good())), relying, 400, CodeInvalidGrant},
 		{"expired", jwtBearerForm(sign(assertiontest.With(good(), "exp", now.Add(-time.Minute).Unix()))), relying, 400, CodeInvalidGrant},

@@ -2,19 +2,17 @@ package samlbearer
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/tokengate/tokengate/internal/assertiontest"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -135,26 +133,8 @@ type signer struct {
 // newSigner returns a signer whose certificate is valid from notBefore to notAfter.
 func newSigner(t testing.TB, notBefore, notAfter time.Time) *signer {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "idp"},
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &signer{key: key, cert: cert}
+	key := assertiontest.RSAKey(t)
+	return &signer{key: key, cert: assertiontest.Certificate(t, key, notBefore, notAfter)}
 }
 
 func validSigner(t testing.TB) *signer {

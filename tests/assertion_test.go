@@ -2,15 +2,12 @@ package tests
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -107,21 +104,13 @@ type assertionWorld struct {
 
 func startAssertionWorld(t *testing.T) *assertionWorld {
 	t.Helper()
-	w := &assertionWorld{pk: newEC(t), remote: newEC(t), partner: newRSA(t), idp: newRSA(t)}
+	w := &assertionWorld{pk: assertiontest.ECKey(t), remote: assertiontest.ECKey(t), partner: assertiontest.RSAKey(t), idp: assertiontest.RSAKey(t)}
 	dir := t.TempDir()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &w.idp.PublicKey, w.idp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.idpCert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
+	w.idpCert = assertiontest.Certificate(t, w.idp, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	partnerDER, _ := x509.MarshalPKIXPublicKey(&w.partner.PublicKey)
 	writeFile(t, filepath.Join(dir, "pk.json"), jwkSet(t, "pk1", &w.pk.PublicKey))
 	writeFile(t, filepath.Join(dir, "partner.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: partnerDER}))
-	writeFile(t, filepath.Join(dir, "idp.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	writeFile(t, filepath.Join(dir, "idp.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.idpCert.Raw}))
 	remoteSet := jwkSet(t, "r1", &w.remote.PublicKey)
 	jwksServer := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "application/jwk-set+json")
@@ -131,24 +120,6 @@ func startAssertionWorld(t *testing.T) *assertionWorld {
 	w.config = strings.NewReplacer("{{DIR}}", dir, "{{JWKS_URI}}", jwksServer.URL+"/jwks").Replace(assertionCaddyfile)
 	w.caddy = startCaddy(t, w.config)
 	return w
-}
-
-func newEC(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newRSA(t *testing.T) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 func writeFile(t *testing.T, path string, data []byte) {

@@ -97,7 +97,7 @@ type gateUnderAttack struct {
 // startAttackGate writes a new ES256 key and starts Caddy on attackGateCaddyfile with it.
 func startAttackGate(t *testing.T) *gateUnderAttack {
 	t.Helper()
-	key := newECKey(t)
+	key := assertiontest.ECKey(t)
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
@@ -115,16 +115,6 @@ func startAttackGate(t *testing.T) *gateUnderAttack {
 		"{{UPSTREAM}}", up.URL,
 	).Replace(attackGateCaddyfile))
 	return &gateUnderAttack{Caddy: c, up: up, key: key, specSite: specSite}
-}
-
-// newECKey generates a P-256 key: the gate's, or an attacker's.
-func newECKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
 }
 
 // claims are those of a valid access token for alice through web, as tokengate would mint it.
@@ -279,7 +269,7 @@ func TestAttackGateForgedTokens(t *testing.T) {
 	}
 
 	// A key of the attacker's own, and a server that hands out its JWKS, counting who asks.
-	attacker := newECKey(t)
+	attacker := assertiontest.ECKey(t)
 	attackerJWK := jwkOf(t, attacker, "attacker")
 	var fetched atomic.Int32
 	keyServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -17,7 +17,7 @@ func TestOpenIDClientCodeFlow(t *testing.T) {
 	node := needCommand(t, "node")
 	if _, err := os.Stat("node/node_modules/openid-client"); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("openid-client is not installed (.ci/run runs `npm ci --prefix tests/node`): %v", err)
+			t.Fatalf("openid-client is not installed (make -f xcaddy.mk test runs `npm ci --prefix tests/node`): %v", err)
 		}
 		t.Skipf("openid-client is not installed; run `npm ci --prefix tests/node`: %v", err)
 	}

@@ -5,10 +5,16 @@ package assertiontest
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"math/big"
 	"testing"
 	"time"
 
@@ -49,6 +55,43 @@ func SignJWT(t testing.TB, method jwt.SigningMethod, key any, header map[string]
 		t.Fatalf("signing a JWT: %v", err)
 	}
 	return s
+}
+
+// ECKey generates a P-256 key.
+func ECKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// RSAKey generates a 2048-bit RSA key.
+func RSAKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Certificate is a self-signed certificate for key, valid from notBefore to notAfter: what an
+// identity provider publishes for its SAML signatures.
+func Certificate(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
 
 // PublicKeyPEM is pub as a PEM PUBLIC KEY: what an algorithm-confusion attacker keys HMAC with.

@@ -26,7 +26,7 @@ import (
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
-	"github.com/tokengate/tokengate/keys"
+	"github.com/tokengate/tokengate/keyrotation"
 	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
@@ -130,7 +130,7 @@ type App struct {
 	// keySet is what the minter and verifier use; the rotation replaces it.
 	keySet atomic.Pointer[tokens.KeySet]
 	// rotation manages generated keys; nil for a key file. keyHealth reports its failures.
-	rotation  *keys.Manager
+	rotation  *keyrotation.Manager
 	keyHealth *outageLog
 	// stopRotation ends the rotation that Start began; rotationDone closes when it has ended.
 	stopRotation context.CancelFunc
@@ -515,7 +515,7 @@ func (a *App) setDefaults() {
 		a.SigningKey.Alg = tokens.ES256
 	}
 	if a.SigningKey != nil && a.SigningKeyRotation == 0 {
-		a.SigningKeyRotation = caddy.Duration(keys.DefaultInterval)
+		a.SigningKeyRotation = caddy.Duration(keyrotation.DefaultInterval)
 	}
 }
 
@@ -841,7 +841,7 @@ func (a *App) loadKeys(ctx context.Context) error {
 		return nil
 	}
 	alg, _ := signingAlg(a.SigningKey.Alg)
-	m, err := keys.NewManager(keys.Config{
+	m, err := keyrotation.NewManager(keyrotation.Config{
 		Store:       a.shared.store,
 		Alg:         alg,
 		Interval:    time.Duration(a.SigningKeyRotation),
@@ -1000,7 +1000,7 @@ func (a *App) Gate(req gate.Requirements) (*gate.Gate, error) {
 	}, nil
 }
 
-// Start starts the rotation of generated keys: it reads the store every keys.Manager.RefreshEvery,
+// Start starts the rotation of generated keys: it reads the store every keyrotation.Manager.RefreshEvery,
 // so that keys fall due, retire, and come in from other instances. A failed read keeps the keys
 // loaded before. Everything else was done by Provision.
 func (a *App) Start() error {

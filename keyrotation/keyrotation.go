@@ -1,6 +1,7 @@
-// Package keys keeps tokengate's generated signing keys on a schedule that every instance on one
-// store computes alike, so they agree without talking to each other (HARD-PARTS "Keys that rotate,
-// and instances that agree"). It imports no Caddy package.
+// Package keyrotation schedules tokengate's generated signing keys: which key signs, which is
+// published ahead of signing, and which retired keys stay published. Every instance on one store
+// computes the same schedule, so they agree without talking to each other. It imports no Caddy
+// package.
 //
 // Time is cut into generations of one rotation interval, counted from the Unix epoch. The key of
 // a generation is created, in a store slot that only one instance can fill, half an interval
@@ -8,7 +9,7 @@
 // (OIDC Core §10.1.1 has a verifier fetch the JWKS again on an unfamiliar kid, and many limit how
 // often they do). It signs from the generation's start until the next key starts, and stays
 // published until every token it signed has expired.
-package keys
+package keyrotation
 
 import (
 	"cmp"
@@ -27,11 +28,11 @@ import (
 )
 
 // DefaultInterval is the rotation interval when the configuration gives none: a new key signs
-// every 30 days (the SPEC's example), published 15 days before.
+// every 30 days, published 15 days before.
 const DefaultInterval = 720 * time.Hour
 
 const (
-	// MinInterval is the shortest rotation interval (the SPEC: any duration of at least 1s).
+	// MinInterval is the shortest rotation interval (any duration of at least 1s).
 	MinInterval = time.Second
 	// maxRefreshEvery bounds how long an instance takes to see a key another instance created.
 	maxRefreshEvery = time.Minute

@@ -1,5 +1,5 @@
 // Package tokens mints and verifies tokengate's JWTs: RFC 9068 access tokens and OpenID Connect ID
-// tokens. It owns the signing keys (generation, PEM, RFC 7638 key ids) and the RFC 7517 JWKS that
+// tokens. It owns the signing key type (generation, PEM, RFC 7638 key ids) and the RFC 7517 JWKS that
 // publishes them. It imports no Caddy package.
 package tokens
 

@@ -272,7 +272,7 @@ type UserConfig struct {
 	Hash string `json:"hash"`
 	// Claims go into the user's tokens and userinfo. Default: none.
 	Claims map[string]string `json:"claims,omitempty"`
-	// Tenants, when set, are the only tenants the user may sign in to. Default: any.
+	// Tenants are the tenants the user belongs to, the only ones they may sign in to. Default: none.
 	Tenants []string `json:"tenants,omitempty"`
 }
 

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/tokengate/tokengate/identity"
 )
 
 // password runs RFC 6749 §4.3: the client passes on a person's username and password. RFC 9700
@@ -31,7 +29,7 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 // SignedIn is a person whose password was checked.
 type SignedIn struct {
 	Subject string
-	// Claims are the user's, with tenant when one was chosen.
+	// Claims are the user's, with tenant when one was chosen and the identity provider vouched for it.
 	Claims   map[string]any
 	AuthTime time.Time
 	// IdP names the identity provider that checked the password.
@@ -58,13 +56,10 @@ func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, us
 	if wait, blocked := s.limits.addresses.Blocked(address, now); blocked {
 		return SignedIn{}, tooManyAttempts(wait)
 	}
-	user, ok, fault := s.idps[idp].Authenticate(ctx, username, password)
+	// A tenant the identity provider does not vouch for is as wrong as a wrong password.
+	user, ok, fault := s.idps[idp].Authenticate(ctx, username, password, acr.Tenant)
 	if fault != nil {
 		return SignedIn{}, unavailable(fault)
-	}
-	// A tenant the user does not belong to is as wrong as a wrong password.
-	if ok && acr.Tenant != "" && len(user.Tenants) > 0 && !slices.Contains(user.Tenants, acr.Tenant) {
-		ok = false
 	}
 	if !ok {
 		s.limits.usernames.Fail(userKey, now)
@@ -72,7 +67,7 @@ func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, us
 		return SignedIn{}, errorf(CodeInvalidGrant, "the username or password is wrong")
 	}
 	s.limits.usernames.Forget(userKey)
-	return SignedIn{Subject: user.Subject, Claims: withTenant(user, acr.Tenant), AuthTime: now, IdP: idp}, nil
+	return SignedIn{Subject: user.Subject, Claims: user.Claims, AuthTime: now, IdP: idp}, nil
 }
 
 // ACRValues is what tokengate reads from acr_values (OIDC Core §3.1.2.1), as IdentityServer does:
@@ -114,16 +109,4 @@ func (s *Server) ACRValues(c *Client, param string) (ACRValues, *Error) {
 		acr.IdPs = allowed
 	}
 	return acr, nil
-}
-
-func withTenant(u identity.User, tenant string) map[string]any {
-	if tenant == "" {
-		return u.Claims
-	}
-	claims := make(map[string]any, len(u.Claims)+1)
-	for k, v := range u.Claims {
-		claims[k] = v
-	}
-	claims["tenant"] = tenant
-	return claims
 }

@@ -28,6 +28,7 @@ func TestPassword(t *testing.T) {
 		{"unknown idp", []string{"username", "bob", "password", "bob-pw", "acr_values", "idp:ldap"}, 400, CodeInvalidRequest},
 		{"the user's tenant", []string{"username", "alice", "password", "alice-pw", "acr_values", "tenant:acme"}, 200, ""},
 		{"a foreign tenant", []string{"username", "alice", "password", "alice-pw", "acr_values", "tenant:globex"}, 400, CodeInvalidGrant},
+		{"a tenant for a user of no tenant", []string{"username", "carol", "password", "carol-pw", "acr_values", "tenant:globex"}, 400, CodeInvalidGrant},
 		{"disallowed scope", []string{"username", "alice", "password", "alice-pw", "scope", "admin"}, 400, CodeInvalidScope},
 	} {
 		resp := f.post(vals(append([]string{"grant_type", "password"}, tc.form...)...))

@@ -262,6 +262,10 @@ type IdentityProviderConfig struct {
 	Users []*UserConfig `json:"users,omitempty"`
 	// HTTPLogin is the URL tokengate POSTs username and password to.
 	HTTPLogin string `json:"http_login,omitempty"`
+	// HTTPLoginSuccessLocation is where the legacy login redirects after a valid login: a redirect
+	// there (scheme, host and path; the query ignored) is a valid login. Default: none, every
+	// redirect is a wrong password. Only with HTTPLogin.
+	HTTPLoginSuccessLocation string `json:"http_login_success_location,omitempty"`
 }
 
 // UserConfig is one static user.
@@ -808,7 +812,12 @@ func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {
 	for _, p := range a.IdentityProviders {
 		var provider identity.Provider
 		if p.HTTPLogin != "" {
-			provider = identity.NewHTTPLogin(p.HTTPLogin, &http.Client{Timeout: httpLoginTimeout})
+			login, err := identity.NewHTTPLogin(identity.HTTPLoginConfig{URL: p.HTTPLogin,
+				SuccessLocation: p.HTTPLoginSuccessLocation, Client: &http.Client{Timeout: httpLoginTimeout}})
+			if err != nil {
+				return nil, fmt.Errorf("users %q: %w", p.Name, err)
+			}
+			provider = login
 		} else {
 			users := make([]identity.StaticUser, 0, len(p.Users))
 			for _, u := range p.Users {

@@ -252,6 +252,10 @@ func TestProvisionRefuses(t *testing.T) {
 			{"id": "a", "secrets": ["s"], "grants": ["password"], "identity_providers": ["corp"]}]}`, `no users block is named "corp"`},
 		{"registered claim", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
 			{"id": "a", "secrets": ["s"], "grants": ["client_credentials"], "claims": {"sub": "root"}}]}`, `claim "sub" is set by tokengate`},
+		{"success_location without http_login", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "identity_providers": [
+			{"name": "corp", "users": [{"username": "a", "hash": "` + testHash + `"}], "http_login_success_location": "https://a.example/home"}]}`, "success_location without http_login"},
+		{"relative success_location", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "identity_providers": [
+			{"name": "corp", "http_login": "https://a.example/login", "http_login_success_location": "/home"}]}`, "success_location"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tryProvision(t, tc.config)

@@ -536,7 +536,9 @@ func parseClaim(d *caddyfile.Dispenser, dst *map[string]string) error {
 //	        claim <name> <value>
 //	        tenant <name>...
 //	    }
-//	    http_login <url>
+//	    http_login <url> {
+//	        success_location <url>
+//	    }
 //	}
 func parseUsers(d *caddyfile.Dispenser, app *App) error {
 	d.Next() // "users"
@@ -571,6 +573,7 @@ func parseUsers(d *caddyfile.Dispenser, app *App) error {
 	return nil
 }
 
+// parseHTTPLogin parses `http_login <url> [{ success_location <url> }]`.
 func parseHTTPLogin(d *caddyfile.Dispenser, p *IdentityProviderConfig) error {
 	if p.HTTPLogin != "" {
 		return d.Err("http_login is declared twice")
@@ -579,10 +582,24 @@ func parseHTTPLogin(d *caddyfile.Dispenser, p *IdentityProviderConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := checkHTTPLogin(v); err != nil {
+	if err := checkHTTPLogin("http_login", v); err != nil {
 		return d.WrapErr(err)
 	}
 	p.HTTPLogin = v
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "success_location" {
+			return unrecognized(d)
+		}
+		if p.HTTPLoginSuccessLocation != "" {
+			return d.Err("success_location is declared twice")
+		}
+		if p.HTTPLoginSuccessLocation, err = singleArg(d); err != nil {
+			return err
+		}
+		if err := checkHTTPLogin("success_location", p.HTTPLoginSuccessLocation); err != nil {
+			return d.WrapErr(err)
+		}
+	}
 	return nil
 }
 

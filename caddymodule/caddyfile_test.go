@@ -87,6 +87,11 @@ func TestParseGlobalOption(t *testing.T) {
 			users legacy {
 				http_login http://127.0.0.1:9090/login
 			}
+			users portal {
+				http_login https://portal.example.com/login {
+					success_location https://portal.example.com/home
+				}
+			}
 		}`, `{"issuer":"https://auth.example.com","clients":[` +
 			`{"id":"web","public":true,"grants":["password","refresh_token"],"scopes":["openid","offline_access"],` +
 			`"redirect_uris":["https://app.example.com/cb"],"post_logout_redirect_uris":["https://app.example.com/"],` +
@@ -97,7 +102,8 @@ func TestParseGlobalOption(t *testing.T) {
 			`"identity_providers":[{"name":"corp","users":[` +
 			`{"username":"alice","hash":"` + testHash + `","claims":{"email":"alice@example.com"},"tenants":["acme","globex"]},` +
 			`{"username":"bob","hash":"` + testHash + `"}]},` +
-			`{"name":"legacy","http_login":"http://127.0.0.1:9090/login"}]}`},
+			`{"name":"legacy","http_login":"http://127.0.0.1:9090/login"},` +
+			`{"name":"portal","http_login":"https://portal.example.com/login","http_login_success_location":"https://portal.example.com/home"}]}`},
 		{"assertions", `tokengate {
 			issuer https://auth.example.com
 			client svc {
@@ -249,6 +255,10 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"duplicate users block", "tokengate {\n users corp {\n  http_login https://a.example/login\n }\n users corp {\n  http_login https://b.example/login\n }\n}", `users "corp" is declared twice, at Testfile:5`, ""},
 		{"unknown user option", "tokengate {\n users corp {\n  user alice " + testHash + " {\n   role admin\n  }\n }\n}", `unrecognized subdirective "role", at Testfile:4`, ""},
 		{"http_login not a URL", "tokengate {\n users corp {\n  http_login localhost/login\n }\n}", "want an absolute http or https URL", "at Testfile:3"},
+		{"success_location not a URL", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   success_location /home\n  }\n }\n}", "success_location: \"/home\": want an absolute http or https URL", "at Testfile:4"},
+		{"success_location without value", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   success_location\n  }\n }\n}", "wrong argument count", "at Testfile:4"},
+		{"success_location twice", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   success_location https://a.example/a\n   success_location https://a.example/b\n  }\n }\n}", "success_location is declared twice", "at Testfile:5"},
+		{"unknown http_login option", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   follow_redirects\n  }\n }\n}", `unrecognized subdirective "follow_redirects"`, "at Testfile:4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseGlobal(tc.input)

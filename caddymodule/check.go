@@ -11,6 +11,7 @@ import (
 	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/credential"
 	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -166,14 +167,10 @@ func checkClaim(name string) error {
 	return nil
 }
 
-// checkHTTPLogin accepts an absolute http or https URL.
-func checkHTTPLogin(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("http_login: %w", err)
-	}
-	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("http_login %q: want an absolute http or https URL", raw)
+// checkHTTPLogin accepts an absolute http or https URL for option (http_login, success_location).
+func checkHTTPLogin(option, raw string) error {
+	if _, err := identity.ParseHTTPLoginURL(raw); err != nil {
+		return fmt.Errorf("%s: %w", option, err)
 	}
 	return nil
 }
@@ -334,9 +331,16 @@ func (p *IdentityProviderConfig) check() error {
 	switch {
 	case p.HTTPLogin != "" && len(p.Users) > 0:
 		return fmt.Errorf("users %q: has both users and http_login", p.Name)
+	case p.HTTPLoginSuccessLocation != "" && p.HTTPLogin == "":
+		return fmt.Errorf("users %q: success_location without http_login", p.Name)
 	case p.HTTPLogin != "":
-		if err := checkHTTPLogin(p.HTTPLogin); err != nil {
+		if err := checkHTTPLogin("http_login", p.HTTPLogin); err != nil {
 			return fmt.Errorf("users %q: %w", p.Name, err)
+		}
+		if p.HTTPLoginSuccessLocation != "" {
+			if err := checkHTTPLogin("success_location", p.HTTPLoginSuccessLocation); err != nil {
+				return fmt.Errorf("users %q: %w", p.Name, err)
+			}
 		}
 	case len(p.Users) == 0:
 		return fmt.Errorf("users %q: no user and no http_login", p.Name)

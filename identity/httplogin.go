@@ -10,17 +10,62 @@ import (
 	"strings"
 )
 
-// HTTPLogin delegates the password check to a legacy application: it POSTs the form fields
-// `username`, `password`, and `tenant` when one is asked for; 2xx means valid (a JSON object body
-// adds claims), 401 and 403 mean wrong, anything else means the backend is unavailable.
-type HTTPLogin struct {
-	url    string
-	client *http.Client
+// HTTPLoginConfig is an `http_login` line.
+type HTTPLoginConfig struct {
+	// URL is where the form is POSTed: an absolute http or https URL. Required.
+	URL string
+	// SuccessLocation, when set, is the page a legacy login redirects to after a valid login: a
+	// redirect to it (same scheme, host and path; the query ignored) is a valid login. Default:
+	// none, every redirect is a wrong password.
+	SuccessLocation string
+	// Client sends the POST and should carry a timeout; its redirects are never followed. Default:
+	// an http.Client without a timeout.
+	Client *http.Client
 }
 
-// NewHTTPLogin returns a provider posting to url with client (which should carry a timeout).
-func NewHTTPLogin(url string, client *http.Client) *HTTPLogin {
-	return &HTTPLogin{url: url, client: client}
+// HTTPLogin delegates the password check to a legacy application: it POSTs the form fields
+// `username`, `password`, and `tenant` when one is asked for. A 2xx answer is a valid login (a JSON
+// object body adds claims); 401, 403 and every redirect are a wrong password, unless the redirect
+// goes to the success location; anything else means the backend is unavailable.
+type HTTPLogin struct {
+	url     *url.URL
+	success *url.URL // nil: no redirect is a valid login
+	client  *http.Client
+}
+
+// NewHTTPLogin returns the provider cfg describes.
+func NewHTTPLogin(cfg HTTPLoginConfig) (*HTTPLogin, error) {
+	u, err := ParseHTTPLoginURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("http_login: %w", err)
+	}
+	h := &HTTPLogin{url: u, client: &http.Client{}}
+	if cfg.SuccessLocation != "" {
+		if h.success, err = ParseHTTPLoginURL(cfg.SuccessLocation); err != nil {
+			return nil, fmt.Errorf("success_location: %w", err)
+		}
+	}
+	if cfg.Client != nil {
+		c := *cfg.Client
+		h.client = &c
+	}
+	// Following a redirect would take a wrong password's 302 to an error page that answers 200 for
+	// a valid login, and a 307 or 308 would re-post the password to wherever it points.
+	h.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return h, nil
+}
+
+// ParseHTTPLoginURL parses an http_login or success_location URL, which must be absolute http or
+// https.
+func ParseHTTPLoginURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("%q: want an absolute http or https URL", raw)
+	}
+	return u, nil
 }
 
 // maxLoginResponse bounds what a login backend may make us read.
@@ -33,7 +78,7 @@ func (h *HTTPLogin) Authenticate(ctx context.Context, username, password, tenant
 	if tenant != "" {
 		form.Set("tenant", tenant)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url.String(), strings.NewReader(form.Encode()))
 	if err != nil {
 		return User{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -44,20 +89,42 @@ func (h *HTTPLogin) Authenticate(ctx context.Context, username, password, tenant
 		return User{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLoginResponse))
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	user := User{Subject: username, Claims: map[string]any{}}
+	switch code := resp.StatusCode; {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return User{}, false, nil
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return User{}, false, fmt.Errorf("%w: status %d", ErrUnavailable, resp.StatusCode)
-	case err != nil:
+	case code >= 300 && code <= 399:
+		if !h.isSuccessLocation(resp) {
+			return User{}, false, nil
+		}
+		// A redirect has no body to vouch for a tenant with.
+		redirected, ok := user.signedInTo(tenant, false)
+		return redirected, ok, nil
+	case code < 200 || code > 299:
+		return User{}, false, fmt.Errorf("%w: status %d", ErrUnavailable, code)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLoginResponse))
+	if err != nil {
 		return User{}, false, fmt.Errorf("%w: reading the answer: %v", ErrUnavailable, err)
 	}
-	user := User{Subject: username, Claims: map[string]any{}}
 	if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
 		// A body that is not a JSON object adds nothing; it does not make a valid login invalid.
 		json.Unmarshal(body, &user.Claims)
 	}
 	user, ok := user.signedInTo(tenant, user.Claims[tenantClaim] == tenant)
 	return user, ok, nil
+}
+
+// isSuccessLocation reports whether resp redirects to the success location: its Location,
+// resolved against the login URL (RFC 9110 §10.2.2), has the success location's scheme, host and
+// path.
+func (h *HTTPLogin) isSuccessLocation(resp *http.Response) bool {
+	if h.success == nil {
+		return false
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return false
+	}
+	return loc.Scheme == h.success.Scheme && strings.EqualFold(loc.Host, h.success.Host) && loc.Path == h.success.Path
 }

@@ -59,7 +59,8 @@ type RemoteJWKS struct {
 
 // NewRemoteJWKS returns the key set at uri, fetched with client (nil: a new http.Client) and timed
 // by now (nil: time.Now). uri must be https, or http on a loopback host (development), since the
-// keys decide who may sign. Nothing is fetched until the first Keys call.
+// keys decide who may sign. A redirect is never followed: it fails the fetch. Nothing is fetched
+// until the first Keys call.
 func NewRemoteJWKS(uri string, client *http.Client, now func() time.Time) (*RemoteJWKS, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
@@ -68,15 +69,20 @@ func NewRemoteJWKS(uri string, client *http.Client, now func() time.Time) (*Remo
 	if err := checkKeySetURL(u); err != nil {
 		return nil, fmt.Errorf("jwks_uri %q: %w", uri, err)
 	}
-	if client == nil {
-		client = &http.Client{}
+	fetcher := &http.Client{}
+	if client != nil {
+		c := *client
+		fetcher = &c
 	}
+	// The URL was checked, not where it redirects to: following a redirect would let a key set's
+	// host point tokengate at an internal address (server-side request forgery) or at plain http.
+	fetcher.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if now == nil {
 		now = time.Now
 	}
 	return &RemoteJWKS{
 		uri:      uri,
-		client:   client,
+		client:   fetcher,
 		now:      now,
 		coolDown: defaultCoolDown,
 		timeout:  defaultFetchTimeout,
@@ -176,9 +182,12 @@ func (r *RemoteJWKS) fetch(ctx context.Context) ([]Key, time.Duration, error) {
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	// A redirect must not lead to a URL that NewRemoteJWKS would have refused.
-	if err := checkKeySetURL(resp.Request.URL); err != nil {
-		return nil, 0, fmt.Errorf("redirected to %s: %w", resp.Request.URL.Redacted(), err)
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		to := "nowhere"
+		if loc, err := resp.Location(); err == nil {
+			to = loc.Redacted()
+		}
+		return nil, 0, fmt.Errorf("status %d: a redirect to %s, not followed", resp.StatusCode, to)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, fmt.Errorf("status %d", resp.StatusCode)

@@ -344,8 +344,11 @@ func TestNewRemoteJWKSURL(t *testing.T) {
 }
 
 // redirector answers https://idp.example.com with a redirect to plain http, and plain http with a
-// key set, as a network attacker on the redirect target would.
-type redirector struct{ body []byte }
+// key set, as a network attacker on the redirect target would. It counts the plain http requests.
+type redirector struct {
+	body      []byte
+	plainHTTP atomic.Int32
+}
 
 func (rd *redirector) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Request: req,
@@ -353,17 +356,61 @@ func (rd *redirector) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "https" {
 		resp.StatusCode = http.StatusFound
 		resp.Header.Set("Location", "http://idp.example.com/jwks")
+	} else {
+		rd.plainHTTP.Add(1)
 	}
 	return resp, nil
 }
 
 func TestRemoteJWKSRefusesDowngradeRedirect(t *testing.T) {
-	r, err := NewRemoteJWKS("https://idp.example.com/jwks", &http.Client{Transport: &redirector{clientJWKS(t)}}, newClock().Now)
+	rd := &redirector{body: clientJWKS(t)}
+	r, err := NewRemoteJWKS("https://idp.example.com/jwks", &http.Client{Transport: rd}, newClock().Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Keys(context.Background(), "ec-1"); err == nil || !strings.Contains(err.Error(), "redirected") {
-		t.Errorf("Keys(redirected to http) = %v, want an error", err)
+	if _, err := r.Keys(context.Background(), "ec-1"); err == nil || !strings.Contains(err.Error(), "not followed") {
+		t.Errorf("Keys(redirected to http) = %v, want a redirect not followed", err)
+	}
+	if n := rd.plainHTTP.Load(); n != 0 {
+		t.Errorf("the plain http URL was asked %d times, want 0", n)
+	}
+}
+
+// TestRemoteJWKSNeverFollowsARedirect: a jwks_uri that redirects, here to an internal address (a
+// loopback server answering a valid key set, which a check of the target URL would let through),
+// fails the fetch, and the target is never asked; so does a redirect to another path of its host.
+func TestRemoteJWKSNeverFollowsARedirect(t *testing.T) {
+	var internalHits atomic.Int32
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internalHits.Add(1)
+		w.Write(clientJWKS(t))
+	}))
+	defer internal.Close()
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		issuer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/keys":
+				w.Write(clientJWKS(t))
+			case "/moved":
+				http.Redirect(w, r, "/keys", status)
+			default:
+				http.Redirect(w, r, internal.URL+"/jwks", status)
+			}
+		}))
+		defer issuer.Close()
+		for _, path := range []string{"/jwks", "/moved"} {
+			r, err := NewRemoteJWKS(issuer.URL+path, issuer.Client(), newClock().Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Keys(context.Background(), "ec-1"); err == nil || !strings.Contains(err.Error(), "not followed") {
+				t.Errorf("Keys(%s answering %d) = %v, want a redirect not followed", path, status, err)
+			}
+		}
+	}
+	if n := internalHits.Load(); n != 0 {
+		t.Errorf("the redirect target was asked %d times, want 0", n)
 	}
 }
 

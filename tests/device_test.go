@@ -2,14 +2,10 @@ package tests
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -42,43 +38,21 @@ const deviceCaddyfile = `{
 `
 
 // browserless is a person at the device page without a browser: a cookie jar and the forms' fields.
-type browserless struct {
-	t      *testing.T
-	client *http.Client
-}
+type browserless struct{ *formClient }
 
 func newBrowserless(t *testing.T) *browserless {
-	jar, _ := cookiejar.New(nil)
-	return &browserless{t: t, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+	return &browserless{newFormClient(t)}
 }
 
-var formField = regexp.MustCompile(`<input type="(?:hidden|text)"[^>]* name="([^"]*)" value="([^"]*)"`)
-
-// page fetches target (GET, or POST of form) and returns the page and its form's fields.
-func (b *browserless) page(method, target string, form url.Values) (string, url.Values) {
+// page fetches target (GET when form is nil, else a POST of form) and returns the page and its
+// form's fields; an answer other than 200 fails the test.
+func (b *browserless) page(target string, form url.Values) (string, url.Values) {
 	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	p := b.submit(target, form)
+	if p.status != http.StatusOK {
+		b.t.Fatalf("%s = %d:\n%s", target, p.status, p.body)
 	}
-	req, _ := http.NewRequest(method, target, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	fields := url.Values{}
-	for _, m := range formField.FindAllStringSubmatch(string(raw), -1) {
-		fields.Set(m[1], m[2])
-	}
-	if resp.StatusCode != http.StatusOK {
-		b.t.Fatalf("%s %s = %d:\n%s", method, target, resp.StatusCode, raw)
-	}
-	return string(raw), fields
+	return p.body, p.fields
 }
 
 // decide walks the device page as a person: the code, the sign-in, then the button pressed.
@@ -86,17 +60,17 @@ func (b *browserless) decide(c *Caddy, userCode, button string) string {
 	b.t.Helper()
 	// Dashes and case are forgiven.
 	typed := strings.ToLower(strings.ReplaceAll(userCode, "-", ""))
-	_, fields := b.page(http.MethodGet, c.URL("/connect/device"), nil)
+	_, fields := b.page(c.URL("/connect/device"), nil)
 	fields.Set("user_code", typed)
-	_, fields = b.page(http.MethodPost, c.URL("/connect/device"), fields)
+	_, fields = b.page(c.URL("/connect/device"), fields)
 	fields.Set("username", "alice")
 	fields.Set("password", alicePassword)
-	decidePage, fields := b.page(http.MethodPost, c.URL("/connect/device"), fields)
+	decidePage, fields := b.page(c.URL("/connect/device"), fields)
 	if !strings.Contains(decidePage, `name="deny"`) {
 		b.t.Fatalf("the decision page has no deny button:\n%s", decidePage)
 	}
 	fields.Set(button, button)
-	done, _ := b.page(http.MethodPost, c.URL("/connect/device"), fields)
+	done, _ := b.page(c.URL("/connect/device"), fields)
 	if strings.Contains(done, "<form") {
 		b.t.Errorf("the page after %s holds a form:\n%s", button, done)
 	}

@@ -6,9 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -265,4 +268,59 @@ func jwksKids(t *testing.T, c *Caddy) []string {
 	}
 	slices.Sort(kids)
 	return kids
+}
+
+// formClient is a person's browser without JavaScript: it keeps cookies, reads the forms' fields,
+// and does not follow redirects, so that a code's redirect is read and never fetched.
+type formClient struct {
+	t      *testing.T
+	client *http.Client
+}
+
+func newFormClient(t *testing.T) *formClient {
+	jar, _ := cookiejar.New(nil)
+	return &formClient{t: t, client: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// formField is a hidden or text input of a form, as tokengate's templates write them.
+var formField = regexp.MustCompile(`<input type="(?:hidden|text)"[^>]* name="([^"]*)" value="([^"]*)"`)
+
+// formPage is what a formClient got back.
+type formPage struct {
+	status   int
+	body     string
+	fields   url.Values // the hidden and text inputs of its forms
+	location *url.URL   // a redirect's target, nil when none
+}
+
+// submit GETs target (form nil) or POSTs form to it.
+func (f *formClient) submit(target string, form url.Values) formPage {
+	f.t.Helper()
+	method, body := http.MethodGet, ""
+	if form != nil {
+		method, body = http.MethodPost, form.Encode()
+	}
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody))
+	if err != nil {
+		f.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	p := formPage{status: resp.StatusCode, body: string(raw), fields: url.Values{}}
+	for _, m := range formField.FindAllStringSubmatch(p.body, -1) {
+		p.fields.Set(m[1], html.UnescapeString(m[2]))
+	}
+	p.location, _ = resp.Location()
+	return p
 }

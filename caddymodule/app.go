@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/keyrotation"
 	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
@@ -797,10 +797,7 @@ func clientIP(r *http.Request) string {
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		return ip
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	return peeraddr.Of(r)
 }
 
 func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {

@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokengate/tokengate/grants"
-	"github.com/tokengate/tokengate/tokens"
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/internal/nostore"
+	"github.com/tokengate/tokengate/tokens"
 )
 
 // PagesConfig is what Pages is built from.
@@ -479,7 +481,8 @@ func redirect(w http.ResponseWriter, to string, params url.Values) {
 	}
 	h := w.Header()
 	h.Set("Location", to)
-	h.Set("Cache-Control", "no-store")
+	// The Location holds the code (RFC 6749 §4.1.2): no cache keeps it.
+	nostore.Set(h)
 	// The code and state must not leak to the next site through Referer.
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusFound)

@@ -7,18 +7,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
-	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // IdentityProvider is a named `users` block (or http_login).
@@ -166,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.ClientIP == nil {
-		cfg.ClientIP = peerAddress
+		cfg.ClientIP = peeraddr.Of
 	}
 	if cfg.TokenEndpoint == "" {
 		cfg.TokenEndpoint = strings.TrimSuffix(cfg.Issuer, "/") + tokenPath
@@ -326,13 +327,4 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 // The device page counts wrong user codes per address with it.
 func (s *Server) ClientIP(r *http.Request) string {
 	return s.cfg.ClientIP(r)
-}
-
-// peerAddress is the TCP peer's address without the port.
-func peerAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -325,7 +325,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.server, err = grants.New(grants.Config{
+	a.server, err = grants.New(grants.Config{Settings: grants.Settings{
 		Issuer:            a.Issuer,
 		TokenEndpoint:     endpoints.URL(a.Issuer, endpoints.TokenPath),
 		Trusts:            trusts,
@@ -337,17 +337,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		RefreshTokenTTL:   time.Duration(a.RefreshTokenTTL),
 		CodeTTL:           time.Duration(a.CodeTTL),
 		DeviceCodeTTL:     time.Duration(a.DeviceCodeTTL),
-		Store:             a.shared.store,
-		Minter:            tokens.NewMinter(a.Issuer, keysNow, a.now),
-		Verifier:          a.verifier,
-		Limits:            a.shared.limits,
-		OnRevoke:          a.syncDenyList,
-		Revoked:           a.shared.deny.Revoked,
-		ClientRevoked:     a.shared.deny.ClientRevoked,
-		ClientIP:          clientIP,
-		Logger:            a.logger,
-		Now:               a.now,
-	})
+	}, Dependencies: grants.Dependencies{
+		Store:    a.shared.store,
+		Minter:   tokens.NewMinter(a.Issuer, keysNow, a.now),
+		Verifier: a.verifier,
+		Limits:   a.shared.limits,
+		DenyList: a.shared.deny,
+		ClientIP: clientIP,
+		Logger:   a.logger,
+		Now:      a.now,
+	}})
 	if err != nil {
 		return err
 	}
@@ -368,6 +367,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	devicePage, err := endpoints.NewDevicePage(endpoints.DeviceConfig{
 		Issuer:   a.Issuer,
 		Server:   a.server,
+		ClientIP: clientIP,
 		SignIns:  a.shared.store,
 		Guesses:  a.shared.deviceGuesses,
 		Template: deviceTemplate(tmpl),
@@ -438,6 +438,7 @@ func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmp
 	return endpoints.NewPages(endpoints.PagesConfig{
 		Issuer:     a.Issuer,
 		Server:     a.server,
+		ClientIP:   clientIP,
 		SessionKey: sessionKey,
 		Keys:       keysNow,
 		Template:   tmpl,
@@ -782,13 +783,6 @@ func (c *ClientConfig) authMethods() []string {
 		return []string{grants.AuthSecretBasic, grants.AuthSecretPost}
 	}
 	return []string{c.AuthMethod}
-}
-
-// syncDenyList reads a revocation the grants just stored into the deny-list, so bearer_auth refuses
-// the tokens it names from the next request on, not a second later. A failed read is logged by the
-// shared state's outage log (see watchedRevocations), and the periodic sync retries it.
-func (a *App) syncDenyList(ctx context.Context) {
-	_ = a.shared.deny.Sync(ctx)
 }
 
 // clientIP is the address Caddy attributes the request to: the peer, or the client a trusted proxy

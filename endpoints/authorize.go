@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/nostore"
+	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -24,9 +25,13 @@ type PagesConfig struct {
 	// Issuer is the iss of every token, sent as iss with every authorization response (RFC 9207)
 	// and required in an id_token_hint; required.
 	Issuer string
-	// Server knows the clients, checks passwords (grants.Server.SignIn, throttled) and issues
-	// codes; required.
-	Server *grants.Server
+	// Server knows the clients, checks passwords (throttled) and issues codes: a grants.Server;
+	// required.
+	Server SignInService
+	// ClientIP names the address a request comes from, for the password throttle: the same as the
+	// grants.Server's, so the page and the password grant count an address alike. Nil means the TCP
+	// peer.
+	ClientIP func(*http.Request) string
 	// SessionKey signs session cookies and CSRF tokens (HMAC-SHA256): at least MinSessionKeyLen
 	// random bytes, the same on every instance and kept across restarts, or sessions end with it.
 	// Required.
@@ -48,7 +53,8 @@ type PagesConfig struct {
 // sign-in form, and the end-session endpoint.
 type Pages struct {
 	issuer     string
-	server     *grants.Server
+	server     SignInService
+	clientIP   func(*http.Request) string
 	sessionKey []byte
 	sessionTTL time.Duration
 	keys       func() *tokens.KeySet
@@ -74,6 +80,7 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 	p := &Pages{
 		issuer:        cfg.Issuer,
 		server:        cfg.Server,
+		clientIP:      cfg.ClientIP,
 		sessionKey:    cfg.SessionKey,
 		sessionTTL:    cfg.SessionTTL,
 		keys:          cfg.Keys,
@@ -87,6 +94,9 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 	}
 	if p.tmpl == nil {
 		p.tmpl = builtinTemplate
+	}
+	if p.clientIP == nil {
+		p.clientIP = peeraddr.Of
 	}
 	if p.logger == nil {
 		p.logger = zap.NewNop()

@@ -172,8 +172,10 @@ func TestAssertionClientConfig(t *testing.T) {
 		{"jwt_bearer with nobody to trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"jwt_bearer"}}, "trust"},
 		{"saml2_bearer without saml_trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"saml2_bearer"}}, "saml_trust"},
 	} {
-		_, err := New(Config{Issuer: issuer, Clients: []*Client{tc.client}, Store: base.store,
-			Minter: base.srv.cfg.Minter, Verifier: base.verifier})
+		_, err := New(Config{
+			Settings:     Settings{Issuer: issuer, Clients: []*Client{tc.client}},
+			Dependencies: Dependencies{Store: base.store, Minter: base.srv.cfg.Minter, Verifier: base.verifier},
+		})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%s) = %v, want an error about %q", tc.name, err, tc.want)
 		}

@@ -2,7 +2,6 @@ package grants
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -99,8 +98,7 @@ func TestSignInNamesTheIdentityProvider(t *testing.T) {
 		{"alice", "alice-pw", "", "main"},
 		{"bob", "bob-pw", "idp:partners", "partners"},
 	} {
-		r := httptest.NewRequest(http.MethodPost, "/connect/authorize", nil)
-		user, err := f.srv.SignIn(t.Context(), r, app, tc.user, tc.password, tc.acr)
+		user, err := f.srv.SignIn(t.Context(), "192.0.2.1", app, tc.user, tc.password, tc.acr)
 		if err != nil || user.IdP != tc.want {
 			t.Errorf("SignIn(%q, acr_values %q).IdP = %q, %v, want %q", tc.user, tc.acr, user.IdP, err, tc.want)
 		}

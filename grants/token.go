@@ -28,8 +28,16 @@ type IdentityProvider struct {
 	Provider identity.Provider
 }
 
-// Config is what a Server is built from.
+// Config is what a Server is built from: what the configuration says, and what the Server works
+// with.
 type Config struct {
+	Settings
+	Dependencies
+}
+
+// Settings are what the configuration says: the issuer, the clients and whom they trust, and the
+// lifetimes.
+type Settings struct {
 	// Issuer is the iss of every token; required.
 	Issuer string
 	// TokenEndpoint is the token endpoint's URL: an audience assertions may name (RFC 7523 §3),
@@ -54,6 +62,11 @@ type Config struct {
 	// DeviceCodeTTL is how long a device code may wait for the person's decision and the client's
 	// poll (RFC 8628 §3.2 expires_in); default 300s.
 	DeviceCodeTTL time.Duration
+}
+
+// Dependencies are what a Server works with: where state lives, the keys, the state that outlives a
+// reload, and the clock.
+type Dependencies struct {
 	// Store keeps refresh tokens and records revocations; required.
 	Store Store
 	// Minter signs tokens and Verifier reads them back (introspection, revocation); required.
@@ -61,20 +74,28 @@ type Config struct {
 	Verifier *tokens.Verifier
 	// Limits outlive config reloads; nil means fresh ones.
 	Limits *Limits
-	// OnRevoke is called after the store recorded a revocation (a reused refresh token killed its
-	// family, a client revoked a token), so the gate syncs its deny-list before the next request.
-	OnRevoke func(context.Context)
-	// Revoked is the gate's deny-list, so introspection calls a revoked access token inactive.
-	Revoked func(jti, gid string) bool
-	// ClientRevoked reports a token issued to a client before the client was removed from the
-	// configuration; such tokens stay dead when the client returns. Optional.
-	ClientRevoked func(clientID string, issuedAt time.Time) bool
+	// DenyList is the bearer gate's list of revoked tokens; nil means none.
+	DenyList DenyList
 	// ClientIP names the address a request comes from, for throttling; nil means the TCP peer.
 	ClientIP func(*http.Request) string
 	// Logger gets server faults (never secrets or whole tokens); nil means none.
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// DenyList is the bearer gate's list of revoked tokens (gate.DenyList). Introspection asks it, so
+// a token the gate refuses is inactive (RFC 7662 §2.2); and a revocation the store just recorded (a
+// client revoked a token, a reused refresh token killed its family) is read into it at once, so the
+// gate refuses the token from the next request on.
+type DenyList interface {
+	// Revoked reports an access token revoked by its jti or its refresh family's id.
+	Revoked(jti, gid string) bool
+	// ClientRevoked reports a token issued to a client before the client was removed from the
+	// configuration; such tokens stay dead when the client returns.
+	ClientRevoked(clientID string, issuedAt time.Time) bool
+	// Sync reads the revocations the store holds.
+	Sync(ctx context.Context) error
 }
 
 // Trust is an issuer of jwt-bearer assertions (RFC 7523 §2.1), a `trust` block: whose keys
@@ -321,10 +342,4 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		return run(s, ctx, req)
 	}
 	return s.extensionGrant(ctx, s.extensions[name], req)
-}
-
-// ClientIP names the address r comes from as the throttles do: Config.ClientIP, or the TCP peer.
-// The device page counts wrong user codes per address with it.
-func (s *Server) ClientIP(r *http.Request) string {
-	return s.cfg.ClientIP(r)
 }

@@ -232,7 +232,7 @@ func TestExpiresInNeverRoundsToZero(t *testing.T) {
 	}
 }
 
-// ClientIP names an address as Config.ClientIP does, or as the TCP peer without its port.
+// The throttles name an address as Config.ClientIP does, or as the TCP peer without its port.
 func TestClientIP(t *testing.T) {
 	byPeer := newFixture(t).srv
 	cfg := byPeer.cfg
@@ -252,7 +252,7 @@ func TestClientIP(t *testing.T) {
 		{"configured", byHeader, "198.51.100.9"},
 		{"peer", byPeer, "192.0.2.7"},
 	} {
-		if got := tc.srv.ClientIP(r); got != tc.want {
+		if got := tc.srv.cfg.ClientIP(r); got != tc.want {
 			t.Errorf("ClientIP(%s) = %q, want %q", tc.name, got, tc.want)
 		}
 	}

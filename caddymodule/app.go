@@ -328,6 +328,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.server, err = grants.New(grants.Config{Settings: grants.Settings{
 		Issuer:            a.Issuer,
 		TokenEndpoint:     endpoints.URL(a.Issuer, endpoints.TokenPath),
+		VerificationURI:   endpoints.URL(a.Issuer, endpoints.DevicePath),
 		Trusts:            trusts,
 		SAMLTrusts:        samlTrusts,
 		Extensions:        extensions,

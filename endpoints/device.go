@@ -22,15 +22,6 @@ import (
 	"github.com/tokengate/tokengate/throttle"
 )
 
-// The device flow's paths, relative to the issuer (RFC 8628).
-const (
-	// DeviceAuthorizationPath is where a client asks for a device code (§3.1); it is served by
-	// grants.Server.DeviceAuthorization, which authenticates clients as the token endpoint does.
-	DeviceAuthorizationPath = "/connect/deviceauthorization"
-	// DevicePath is the verification_uri, where a person types the user code (§3.3).
-	DevicePath = grants.DevicePath
-)
-
 // The device page's steps: the form each page holds, named by the hidden field "step" it posts.
 const (
 	DeviceStepCode   = "code"   // a text input user_code

@@ -58,7 +58,9 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	}
 	address := func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
 	e.grants, err = grants.New(grants.Config{Settings: grants.Settings{
-		Issuer: issuer,
+		Issuer:          issuer,
+		TokenEndpoint:   URL(issuer, TokenPath),
+		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
 			{ID: "tv", Public: true, Grants: []string{"device_code"}, Scopes: []string{"openid", "api.read"}},
 			{ID: "box", Secrets: []*grants.Secret{secret}, Grants: []string{"device_code"}, Scopes: []string{"api.read"}},

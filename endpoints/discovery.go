@@ -8,21 +8,8 @@ package endpoints
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/tokengate/tokengate/grants"
-)
-
-// The endpoint paths, relative to the issuer (IdentityServer's paths).
-const (
-	TokenPath         = "/connect/token"
-	AuthorizePath     = "/connect/authorize"
-	IntrospectionPath = "/connect/introspect"
-	RevocationPath    = "/connect/revocation"
-	UserinfoPath      = "/connect/userinfo"
-	EndSessionPath    = "/connect/endsession"
-	DiscoveryPath     = "/.well-known/openid-configuration"
-	JWKSPath          = "/.well-known/openid-configuration/jwks"
 )
 
 // discoveryMaxAge is how long a client may cache the discovery document, in seconds. It changes only
@@ -113,12 +100,6 @@ func (m *Metadata) AddAuthorization(pkcePlain bool) {
 		m.CodeChallengeMethodsSupported = append(m.CodeChallengeMethodsSupported, grants.PKCEPlain)
 	}
 	m.AuthorizationResponseIssParameterSupported = true
-}
-
-// URL is the address of the endpoint at path for issuer. The issuer keeps any path it has
-// (https://host/tenant): OpenID Connect Discovery 1.0 §4.1 appends to it after removing a final "/".
-func URL(issuer, path string) string {
-	return strings.TrimSuffix(issuer, "/") + path
 }
 
 // Discovery serves meta, encoded once, to GET and HEAD.

@@ -117,7 +117,9 @@ func (f *fixture) build(t testing.TB, issuer string) {
 	}
 	code := []string{"authorization_code", "refresh_token"}
 	f.grants, err = grants.New(grants.Config{Settings: grants.Settings{
-		Issuer: issuer,
+		Issuer:          issuer,
+		TokenEndpoint:   URL(issuer, TokenPath),
+		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
 			{ID: "web", Secrets: []*grants.Secret{secret}, Grants: code, Audience: []string{"api"},
 				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},

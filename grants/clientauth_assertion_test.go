@@ -173,7 +173,8 @@ func TestAssertionClientConfig(t *testing.T) {
 		{"saml2_bearer without saml_trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"saml2_bearer"}}, "saml_trust"},
 	} {
 		_, err := New(Config{
-			Settings:     Settings{Issuer: issuer, Clients: []*Client{tc.client}},
+			Settings: Settings{Issuer: issuer, TokenEndpoint: tokenEndpoint, VerificationURI: verificationURI,
+				Clients: []*Client{tc.client}},
 			Dependencies: Dependencies{Store: base.store, Minter: base.srv.cfg.Minter, Verifier: base.verifier},
 		})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -88,7 +88,7 @@ func TestDeviceAuthorization(t *testing.T) {
 	if len(resp.str("device_code")) < 43 {
 		t.Errorf("device_code = %q, want 256 random bits", resp.str("device_code"))
 	}
-	wantURI := issuer + DevicePath
+	wantURI := verificationURI
 	if got := resp.str("verification_uri"); got != wantURI {
 		t.Errorf("verification_uri = %q, want %q", got, wantURI)
 	}

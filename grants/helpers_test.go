@@ -20,7 +20,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-const issuer = "https://auth.example.com"
+const (
+	issuer          = "https://auth.example.com"
+	verificationURI = issuer + "/connect/device"
+)
 
 // fixture is a Server over a memory store with a clock the test moves.
 type fixture struct {
@@ -115,7 +118,9 @@ func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 	}
 	all := []string{"client_credentials", "password", "refresh_token"}
 	cfg := Config{Settings: Settings{
-		Issuer: issuer,
+		Issuer:          issuer,
+		TokenEndpoint:   tokenEndpoint,
+		VerificationURI: verificationURI,
 		Clients: []*Client{
 			{ID: "app", Secrets: secrets(t, bcryptHash(t, "app-secret")), Grants: all,
 				Scopes: []string{"openid", "profile", "offline_access", "api.read", "api.write"}, Audience: []string{"api"},

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,8 +40,11 @@ type Settings struct {
 	// Issuer is the iss of every token; required.
 	Issuer string
 	// TokenEndpoint is the token endpoint's URL: an audience assertions may name (RFC 7523 §3),
-	// and the Recipient of SAML assertions (RFC 7522 §3). Default: the issuer + /connect/token.
+	// and the Recipient of SAML assertions (RFC 7522 §3); required.
 	TokenEndpoint string
+	// VerificationURI is the URL of the page where a person types a user code (RFC 8628 §3.2
+	// verification_uri); required.
+	VerificationURI string
 	// Trusts are the issuers of jwt-bearer assertions (`trust` blocks); issuers must be unique.
 	Trusts []Trust
 	// SAMLTrusts are the issuers of SAML 2.0 bearer assertions (`saml_trust` blocks).
@@ -166,6 +168,8 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Issuer == "":
 		return nil, errors.New("grants: an issuer is required")
+	case cfg.TokenEndpoint == "" || cfg.VerificationURI == "":
+		return nil, errors.New("grants: the token endpoint's URL and the verification URI are required")
 	case cfg.Store == nil || cfg.Minter == nil || cfg.Verifier == nil:
 		return nil, errors.New("grants: a store, a minter and a verifier are required")
 	}
@@ -189,9 +193,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = peeraddr.Of
-	}
-	if cfg.TokenEndpoint == "" {
-		cfg.TokenEndpoint = strings.TrimSuffix(cfg.Issuer, "/") + tokenPath
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -270,10 +271,6 @@ func (s *Server) Client(id string) (*Client, bool) {
 	c, ok := s.clients[id]
 	return c, ok
 }
-
-// tokenPath is the token endpoint's path under the issuer (endpoints.TokenPath, which imports this
-// package).
-const tokenPath = "/connect/token"
 
 // secretWait bounds how long a request may queue for a bcrypt compare before it is told to retry.
 const secretWait = 10 * time.Second

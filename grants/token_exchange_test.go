@@ -154,7 +154,8 @@ func TestExtensionConfig(t *testing.T) {
 		{"a client naming an undeclared extension", Config{Settings: Settings{Clients: []*Client{{ID: "c", Secrets: secrets(t, "s"), Grants: []string{GrantTypeTokenExchange}}}}}},
 	} {
 		cfg := tc.cfg
-		cfg.Issuer, cfg.Store, cfg.Minter, cfg.Verifier = issuer, base.store, base.srv.cfg.Minter, base.verifier
+		cfg.Issuer, cfg.TokenEndpoint, cfg.VerificationURI = issuer, tokenEndpoint, verificationURI
+		cfg.Store, cfg.Minter, cfg.Verifier = base.store, base.srv.cfg.Minter, base.verifier
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%s) = nil error, want one", tc.name)
 		}

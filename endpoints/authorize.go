@@ -250,7 +250,7 @@ func single(params url.Values, name string) (value string, repeated bool) {
 }
 
 // parseAuthorize validates an authorization request against its client. Until client_id and
-// redirect_uri are known good, errors are for the person (RFC 6749 §4.1.2.1, SPEC); after that,
+// redirect_uri are known good, errors are for the person (RFC 6749 §4.1.2.1); after that,
 // they go back to the client.
 func (p *Pages) parseAuthorize(params url.Values) (*authRequest, *authError) {
 	clientID, repeated := single(params, "client_id")

@@ -298,7 +298,7 @@ func (p *DevicePage) signIn(w http.ResponseWriter, r *http.Request, req grants.D
 
 // decide records the person's decision for the sign-in the ticket names. The ticket is taken
 // first, so a decision is posted once, and only from the browser that signed in. Anything but the
-// approve button is a denial: any cancel control records one (SPEC).
+// approve button is a denial: any cancel control records one (RFC 8628 §3.3 lets the person deny).
 func (p *DevicePage) decide(w http.ResponseWriter, r *http.Request, ticket, csrf string, approve bool) {
 	payload, err := p.signIns.Take(r.Context(), deviceSignInKey(ticket))
 	if errors.Is(err, store.ErrNotFound) || ticket == "" {

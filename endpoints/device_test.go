@@ -203,7 +203,7 @@ func (p *devicePageResp) expect(t *testing.T, what string, status int, contains 
 	}
 }
 
-// The markup each step must hold (SPEC "The pages a person sees").
+// The markup each step must hold: the forms' contract, described at DeviceView.
 const (
 	codeInput     = `name="user_code"`
 	passwordInput = `<input type="password"`

@@ -1,8 +1,3 @@
-// Package endpoints serves tokengate's endpoints other than the token endpoint as plain net/http
-// handlers: the OpenID Connect discovery document (OpenID Connect Discovery 1.0 §4, RFC 8414 §3),
-// the JWKS that publishes the signing keys (RFC 7517 §5), the authorization endpoint with its
-// sign-in page (RFC 6749 §4.1), userinfo (OIDC Core §5.3) and end session (OpenID Connect
-// RP-Initiated Logout 1.0). It imports no Caddy package.
 package endpoints
 
 import (

@@ -20,7 +20,7 @@ func assertionForm(raw string, extra ...string) string {
 	return v.Encode()
 }
 
-// SECURITY B24-B29, OIDC Core §9: private_key_jwt and client_secret_jwt accept exactly what they
+// RFC 7523 §3, OIDC Core §9: private_key_jwt and client_secret_jwt accept exactly what they
 // should, and every forgery or misuse is invalid_client (or invalid_request for a malformed call).
 func TestClientAssertions(t *testing.T) {
 	var k *assertionKeys

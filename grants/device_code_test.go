@@ -146,7 +146,8 @@ func TestDeviceAuthorizationRefused(t *testing.T) {
 	}
 }
 
-// TestDeviceCodeGrant walks SECURITY F 58-62.
+// TestDeviceCodeGrant walks RFC 8628 §3.4-3.5: pending, slow_down, denied, expired, and an approval
+// redeemed once.
 func TestDeviceCodeGrant(t *testing.T) {
 	f := deviceFixture(t)
 	start := f.startDevice(tv, "scope", "openid offline_access api.read")

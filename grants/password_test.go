@@ -36,7 +36,7 @@ func TestPassword(t *testing.T) {
 			f.expectError(tc.name, resp, tc.status, tc.code)
 		}
 	}
-	// Wrong password and unknown user answer alike (RFC 6749 §4.3.2, SECURITY E55).
+	// Wrong password and unknown user answer alike (RFC 6749 §4.3.2).
 	wrong := f.post(vals("grant_type", "password", "username", "carol", "password", "x"))
 	unknown := f.post(vals("grant_type", "password", "username", "nobody", "password", "x"))
 	if wrong.raw != unknown.raw {
@@ -132,7 +132,7 @@ func TestPasswordTokens(t *testing.T) {
 	}
 }
 
-// RFC 6749 §4.3.2 / SPEC "Throttling": from the 10th wrong password for one username, 429 with
+// RFC 6749 §4.3.2: from the 10th wrong password for one username, 429 with
 // Retry-After, and then the right password is 429 too, never invalid_grant. Other users go on.
 func TestPasswordGuessingIsThrottled(t *testing.T) {
 	f := newFixture(t)

@@ -1,6 +1,3 @@
-// Package grants is tokengate's token endpoint (RFC 6749 §3.2) in plain Go: it parses the request,
-// authenticates the client, and runs the grant the request names, one file per grant. It knows
-// nothing of Caddy; caddymodule builds a Server from the Caddyfile.
 package grants
 
 import (
@@ -322,15 +319,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	ctx, cancel := context.WithTimeout(r.Context(), secretWait)
 	defer cancel()
 	now := s.cfg.Now()
-	// SPEC: a client with keys may present a jwt-bearer assertion it signed itself as its only
-	// credential; the grant then verifies it with the client's keys before anything is issued.
+	// A client with keys may present a jwt-bearer assertion it signed itself (its iss the client)
+	// as its only credential, since client authentication is optional with an assertion grant
+	// (RFC 7521 §4.1); the grant then verifies it with the client's keys before anything is issued.
 	client := s.selfAsserting(name, r, f)
 	if client == nil {
 		if client, err = s.authenticateClient(ctx, r, f, now); err != nil {
 			return nil, err
 		}
 	}
-	// SPEC: a grant the client is not registered for is refused before anything is looked up.
+	// A grant the client is not registered for is refused before anything is looked up (RFC 6749
+	// §5.2 unauthorized_client), so an unauthorized client learns nothing of codes or tokens.
 	if !client.allows(name) {
 		return nil, errorf(CodeUnauthorizedClient, "the client may not use this grant type")
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// SECURITY.md A: transport and format.
+// RFC 6749 §3.2, §5.1-5.2: transport and format.
 func TestTransportAndFormat(t *testing.T) {
 	f := newFixture(t)
 	cc := vals("grant_type", "client_credentials").Encode()
@@ -81,7 +81,7 @@ func TestErrorDescriptionIsWireSafe(t *testing.T) {
 	}
 }
 
-// SECURITY.md B: client authentication.
+// RFC 6749 §2.3.1, §3.2.1: client authentication.
 func TestClientAuthentication(t *testing.T) {
 	f := newFixture(t)
 	cc := "grant_type=client_credentials"
@@ -126,7 +126,7 @@ func TestClientAuthentication(t *testing.T) {
 	}
 }
 
-// An unknown client and a wrong secret must be indistinguishable (SECURITY B18).
+// An unknown client and a wrong secret must be indistinguishable (RFC 6749 §5.2: one invalid_client for both).
 func TestUnknownClientLooksLikeWrongSecret(t *testing.T) {
 	f := newFixture(t)
 	wrong := f.do(request{body: "grant_type=client_credentials", basic: [2]string{"app", "wrong"}})

@@ -1,6 +1,7 @@
 package endpoints
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -34,11 +35,7 @@ func TestRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var paths []string
-	for path := range routes {
-		paths = append(paths, path)
-	}
-	slices.Sort(paths)
+	paths := slices.Sorted(maps.Keys(routes))
 	want := []string{"/tenant" + DiscoveryPath, "/tenant" + JWKSPath, "/tenant" + AuthorizePath, "/tenant" + DeviceAuthorizationPath,
 		"/tenant" + DevicePath, "/tenant" + EndSessionPath, "/tenant" + IntrospectionPath, "/tenant" + RevocationPath,
 		"/tenant" + TokenPath, "/tenant" + UserinfoPath}

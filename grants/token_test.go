@@ -192,6 +192,23 @@ func TestNewRefusesBadClients(t *testing.T) {
 	}
 }
 
+// New refuses a configuration without the URLs its answers name.
+func TestNewRequiresTheEndpointURLs(t *testing.T) {
+	base := newFixture(t).srv.cfg
+	for name, unset := range map[string]func(*Config){
+		"an issuer":          func(c *Config) { c.Issuer = "" },
+		"a token endpoint":   func(c *Config) { c.TokenEndpoint = "" },
+		"a verification URI": func(c *Config) { c.VerificationURI = "" },
+		"a store":            func(c *Config) { c.Store = nil },
+	} {
+		cfg := base
+		unset(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New without %s: no error", name)
+		}
+	}
+}
+
 // Failed client authentication is not throttled under 50 a minute, but a flood is: each failure
 // costs a bcrypt compare.
 func TestClientAuthFloodIsThrottled(t *testing.T) {

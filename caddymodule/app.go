@@ -8,12 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +23,7 @@ import (
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/keyrotation"
 	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
@@ -297,7 +295,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.now = time.Now
 	}
 	a.setDefaults()
-	issuer, err := parseIssuer(a.Issuer)
+	_, err := parseIssuer(a.Issuer)
 	if err != nil {
 		return err
 	}
@@ -329,9 +327,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.server, err = grants.New(grants.Config{
+	a.server, err = grants.New(grants.Config{Settings: grants.Settings{
 		Issuer:            a.Issuer,
 		TokenEndpoint:     endpoints.URL(a.Issuer, endpoints.TokenPath),
+		VerificationURI:   endpoints.URL(a.Issuer, endpoints.DevicePath),
 		Trusts:            trusts,
 		SAMLTrusts:        samlTrusts,
 		Extensions:        extensions,
@@ -341,17 +340,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		RefreshTokenTTL:   time.Duration(a.RefreshTokenTTL),
 		CodeTTL:           time.Duration(a.CodeTTL),
 		DeviceCodeTTL:     time.Duration(a.DeviceCodeTTL),
-		Store:             a.shared.store,
-		Minter:            tokens.NewMinter(a.Issuer, keysNow, a.now),
-		Verifier:          a.verifier,
-		Limits:            a.shared.limits,
-		OnRevoke:          a.syncDenyList,
-		Revoked:           a.shared.deny.Revoked,
-		ClientRevoked:     a.shared.deny.ClientRevoked,
-		ClientIP:          clientIP,
-		Logger:            a.logger,
-		Now:               a.now,
-	})
+	}, Dependencies: grants.Dependencies{
+		Store:    a.shared.store,
+		Minter:   tokens.NewMinter(a.Issuer, keysNow, a.now),
+		Verifier: a.verifier,
+		Limits:   a.shared.limits,
+		DenyList: a.shared.deny,
+		ClientIP: clientIP,
+		Logger:   a.logger,
+		Now:      a.now,
+	}})
 	if err != nil {
 		return err
 	}
@@ -372,6 +370,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	devicePage, err := endpoints.NewDevicePage(endpoints.DeviceConfig{
 		Issuer:   a.Issuer,
 		Server:   a.server,
+		ClientIP: clientIP,
 		SignIns:  a.shared.store,
 		Guesses:  a.shared.deviceGuesses,
 		Template: deviceTemplate(tmpl),
@@ -387,19 +386,21 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	// The endpoints live under the issuer's path, where the discovery document says they are.
-	prefix := strings.TrimSuffix(issuer.Path, "/")
-	a.routes = map[string]http.Handler{
-		prefix + endpoints.AuthorizePath:           http.HandlerFunc(pages.Authorize),
-		prefix + endpoints.EndSessionPath:          http.HandlerFunc(pages.EndSession),
-		prefix + endpoints.UserinfoPath:            endpoints.Userinfo(userinfoGate, a.server.Client),
-		prefix + endpoints.DeviceAuthorizationPath: http.HandlerFunc(a.server.DeviceAuthorization),
-		prefix + endpoints.DevicePath:              devicePage,
-		prefix + endpoints.TokenPath:               a.server,
-		prefix + endpoints.IntrospectionPath:       http.HandlerFunc(a.server.Introspect),
-		prefix + endpoints.RevocationPath:          http.HandlerFunc(a.server.Revoke),
-		prefix + endpoints.DiscoveryPath:           endpoints.Discovery(a.metadata()),
-		prefix + endpoints.JWKSPath:                endpoints.JWKS(keysNow),
+	a.routes, err = endpoints.Routes(endpoints.Site{
+		Issuer:   a.Issuer,
+		Clients:  a.server,
+		Pages:    pages,
+		Device:   devicePage,
+		Userinfo: endpoints.Userinfo(userinfoGate, a.server.Client),
+		Metadata: endpoints.MetadataOf(a.Issuer, endpoints.Offered{
+			Clients:     clients,
+			UserClaims:  a.userClaims(),
+			SigningAlgs: a.keySet.Load().Algs(),
+		}),
+		Keys: keysNow,
+	})
+	if err != nil {
+		return err
 	}
 	signing := a.keySet.Load().Signing(a.now())
 	a.logger.Info("tokengate ready",
@@ -442,6 +443,7 @@ func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmp
 	return endpoints.NewPages(endpoints.PagesConfig{
 		Issuer:     a.Issuer,
 		Server:     a.server,
+		ClientIP:   clientIP,
 		SessionKey: sessionKey,
 		Keys:       keysNow,
 		Template:   tmpl,
@@ -775,36 +777,13 @@ func (a *App) keySource(jwksFile, jwksURI, keyFile string) (assertion.KeySource,
 	return keys, nil
 }
 
-// authMethods are the methods the client may authenticate with, as discovery names them: "none"
-// for a public client (RFC 7591 §2); client_secret_basic and client_secret_post are
-// interchangeable (SPEC), so a client registered for either may use both.
-func (c *ClientConfig) authMethods() []string {
-	switch {
-	case c.Public:
-		return []string{grants.AuthNone}
-	case c.AuthMethod == "", c.AuthMethod == grants.AuthSecretBasic, c.AuthMethod == grants.AuthSecretPost:
-		return []string{grants.AuthSecretBasic, grants.AuthSecretPost}
-	}
-	return []string{c.AuthMethod}
-}
-
-// syncDenyList reads a revocation the grants just stored into the deny-list, so bearer_auth refuses
-// the tokens it names from the next request on, not a second later. A failed read is logged by the
-// shared state's outage log (see watchedRevocations), and the periodic sync retries it.
-func (a *App) syncDenyList(ctx context.Context) {
-	_ = a.shared.deny.Sync(ctx)
-}
-
 // clientIP is the address Caddy attributes the request to: the peer, or the client a trusted proxy
 // names (the server's trusted_proxies), so throttling counts the right address.
 func clientIP(r *http.Request) string {
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		return ip
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	return peeraddr.Of(r)
 }
 
 func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {
@@ -908,88 +887,21 @@ func keyFromFile(f *SigningKeyFileConfig) (tokens.Key, error) {
 	return key, nil
 }
 
-// metadata is the discovery document of this configuration.
-func (a *App) metadata() endpoints.Metadata {
-	meta := endpoints.NewMetadata(a.Issuer)
-	grantTypes, scopes, methods := set{}, set{"openid": true}, set{}
-	claims := set{}
-	for _, c := range []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope"} {
-		claims[c] = true
-	}
-	for _, c := range a.Clients {
-		for _, g := range c.Grants {
-			grantTypes[grants.WireGrantType(g)] = true
-		}
-		scopes.add(c.Scopes...)
-		methods.add(c.authMethods()...)
-		for name := range c.Claims {
-			claims[name] = true
-		}
-	}
+// userClaims are the names of the claims the static users' tokens may carry: their claims, and
+// tenant when some user is limited to tenants.
+func (a *App) userClaims() []string {
+	var names []string
 	for _, p := range a.IdentityProviders {
 		for _, u := range p.Users {
 			for name := range u.Claims {
-				claims[name] = true
+				names = append(names, name)
 			}
 			if len(u.Tenants) > 0 {
-				claims["tenant"] = true
+				names = append(names, "tenant")
 			}
 		}
 	}
-	meta.AddAuthorization(slices.ContainsFunc(a.Clients, func(c *ClientConfig) bool { return c.PKCEPlain }))
-	if grantTypes[grants.GrantTypeDeviceCode] {
-		meta.DeviceAuthorizationEndpoint = endpoints.URL(a.Issuer, endpoints.DeviceAuthorizationPath)
-	}
-	meta.GrantTypesSupported = grantTypes.sorted()
-	meta.ScopesSupported = scopes.sorted()
-	meta.TokenEndpointAuthMethodsSupported = methods.sorted()
-	meta.TokenEndpointAuthSigningAlgValuesSupported = assertionAlgs(methods)
-	// Introspection and revocation authenticate the caller as the token endpoint does; a public
-	// client may revoke its own tokens (RFC 7009 §2.1) but not introspect (RFC 7662 §2.1).
-	meta.RevocationEndpointAuthMethodsSupported = meta.TokenEndpointAuthMethodsSupported
-	delete(methods, grants.AuthNone)
-	meta.IntrospectionEndpointAuthMethodsSupported = methods.sorted()
-	meta.IDTokenSigningAlgValuesSupported = a.keySet.Load().Algs()
-	meta.ClaimsSupported = claims.sorted()
-	return meta
-}
-
-// publicKeyAlgs are the algorithms private_key_jwt assertions may use: those assertion.NewPublicKey
-// admits for RSA, EC and Ed25519 keys.
-var publicKeyAlgs = []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
-
-// assertionAlgs are the algorithms client assertions may be signed with, given the client
-// authentication methods in use.
-func assertionAlgs(methods set) []string {
-	algs := set{}
-	if methods[grants.AuthSecretJWT] {
-		algs.add("HS256")
-	}
-	if methods[grants.AuthPrivateKey] {
-		algs.add(publicKeyAlgs...)
-	}
-	if len(algs) == 0 {
-		return nil
-	}
-	return algs.sorted()
-}
-
-// set is a set of strings that lists itself in order, so the discovery document is stable.
-type set map[string]bool
-
-func (s set) add(vs ...string) {
-	for _, v := range vs {
-		s[v] = true
-	}
-}
-
-func (s set) sorted() []string {
-	out := make([]string, 0, len(s))
-	for v := range s {
-		out = append(out, v)
-	}
-	slices.Sort(out)
-	return out
+	return names
 }
 
 // Gate returns a bearer gate with this configuration's keys, deny-list, cache and clients that

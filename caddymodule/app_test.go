@@ -415,7 +415,7 @@ func TestRevocationReachesGate(t *testing.T) {
 	if err := app.shared.store.Revoke(ctx, store.Revocation{Kind: store.RevokedToken, ID: claims.JTI, Until: claims.ExpiresAt}); err != nil {
 		t.Fatal(err)
 	}
-	app.syncDenyList(ctx)
+	_ = app.shared.deny.Sync(ctx)
 	if got := gateStatus(t, app, raw); got != http.StatusUnauthorized {
 		t.Errorf("bearer_auth after revocation = %d, want 401", got)
 	}

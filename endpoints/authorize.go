@@ -12,9 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokengate/tokengate/grants"
-	"github.com/tokengate/tokengate/tokens"
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/internal/nostore"
+	"github.com/tokengate/tokengate/internal/peeraddr"
+	"github.com/tokengate/tokengate/tokens"
 )
 
 // PagesConfig is what Pages is built from.
@@ -22,9 +25,13 @@ type PagesConfig struct {
 	// Issuer is the iss of every token, sent as iss with every authorization response (RFC 9207)
 	// and required in an id_token_hint; required.
 	Issuer string
-	// Server knows the clients, checks passwords (grants.Server.SignIn, throttled) and issues
-	// codes; required.
-	Server *grants.Server
+	// Server knows the clients, checks passwords (throttled) and issues codes: a grants.Server;
+	// required.
+	Server SignInService
+	// ClientIP names the address a request comes from, for the password throttle: the same as the
+	// grants.Server's, so the page and the password grant count an address alike. Nil means the TCP
+	// peer.
+	ClientIP func(*http.Request) string
 	// SessionKey signs session cookies and CSRF tokens (HMAC-SHA256): at least MinSessionKeyLen
 	// random bytes, the same on every instance and kept across restarts, or sessions end with it.
 	// Required.
@@ -46,7 +53,8 @@ type PagesConfig struct {
 // sign-in form, and the end-session endpoint.
 type Pages struct {
 	issuer     string
-	server     *grants.Server
+	server     SignInService
+	clientIP   func(*http.Request) string
 	sessionKey []byte
 	sessionTTL time.Duration
 	keys       func() *tokens.KeySet
@@ -72,6 +80,7 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 	p := &Pages{
 		issuer:        cfg.Issuer,
 		server:        cfg.Server,
+		clientIP:      cfg.ClientIP,
 		sessionKey:    cfg.SessionKey,
 		sessionTTL:    cfg.SessionTTL,
 		keys:          cfg.Keys,
@@ -85,6 +94,9 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 	}
 	if p.tmpl == nil {
 		p.tmpl = builtinTemplate
+	}
+	if p.clientIP == nil {
+		p.clientIP = peeraddr.Of
 	}
 	if p.logger == nil {
 		p.logger = zap.NewNop()
@@ -238,7 +250,7 @@ func single(params url.Values, name string) (value string, repeated bool) {
 }
 
 // parseAuthorize validates an authorization request against its client. Until client_id and
-// redirect_uri are known good, errors are for the person (RFC 6749 §4.1.2.1, SPEC); after that,
+// redirect_uri are known good, errors are for the person (RFC 6749 §4.1.2.1); after that,
 // they go back to the client.
 func (p *Pages) parseAuthorize(params url.Values) (*authRequest, *authError) {
 	clientID, repeated := single(params, "client_id")
@@ -479,7 +491,8 @@ func redirect(w http.ResponseWriter, to string, params url.Values) {
 	}
 	h := w.Header()
 	h.Set("Location", to)
-	h.Set("Cache-Control", "no-store")
+	// The Location holds the code (RFC 6749 §4.1.2): no cache keeps it.
+	nostore.Set(h)
 	// The code and state must not leak to the next site through Referer.
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusFound)

@@ -10,7 +10,7 @@ import (
 )
 
 // TestAuthorizeUntrustedShowsPage: until client_id and redirect_uri are known good, nothing goes to
-// the redirect_uri (RFC 6749 §4.1.2.1, SECURITY C 32, SPEC): every variant of a registered URI, and
+// the redirect_uri (RFC 6749 §4.1.2.1): every variant of a registered URI, and
 // every open-redirect attempt, gets a 400 page and no Location.
 func TestAuthorizeUntrustedShowsPage(t *testing.T) {
 	f := newFixture(t)

@@ -14,19 +14,12 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/throttle"
-	"go.uber.org/zap"
-)
-
-// The device flow's paths, relative to the issuer (RFC 8628).
-const (
-	// DeviceAuthorizationPath is where a client asks for a device code (§3.1); it is served by
-	// grants.Server.DeviceAuthorization, which authenticates clients as the token endpoint does.
-	DeviceAuthorizationPath = "/connect/deviceauthorization"
-	// DevicePath is the verification_uri, where a person types the user code (§3.3).
-	DevicePath = grants.DevicePath
 )
 
 // The device page's steps: the form each page holds, named by the hidden field "step" it posts.
@@ -60,9 +53,12 @@ func NewDeviceGuesses() *throttle.Limiter { return throttle.New(9, time.Minute, 
 type DeviceConfig struct {
 	// Issuer is the iss of every token; the page posts to DevicePath under its path. Required.
 	Issuer string
-	// Server finds pending requests, checks passwords (SignIn: throttled per username and
-	// address) and records decisions; required.
-	Server *grants.Server
+	// Server finds pending requests, checks passwords (throttled per username and address) and
+	// records decisions: a grants.Server; required.
+	Server DeviceService
+	// ClientIP names the address a request comes from, for the throttles of wrong user codes and
+	// passwords: the same as the grants.Server's. Nil means the TCP peer.
+	ClientIP func(*http.Request) string
 	// SignIns carries a person's sign-in from the login step to the decision as a one-time value,
 	// so that any instance on the store can take it, once; required (the store).
 	SignIns store.OneTime
@@ -81,12 +77,13 @@ type DeviceConfig struct {
 // DevicePage serves the verification URI (RFC 8628 §3.3): the person types the user code, signs
 // in, and approves or denies the device's request.
 type DevicePage struct {
-	server  *grants.Server
-	signIns store.OneTime
-	guesses *throttle.Limiter
-	tmpl    *template.Template
-	logger  *zap.Logger
-	now     func() time.Time
+	server   DeviceService
+	clientIP func(*http.Request) string
+	signIns  store.OneTime
+	guesses  *throttle.Limiter
+	tmpl     *template.Template
+	logger   *zap.Logger
+	now      func() time.Time
 	// action is where the forms post, and the cookie's path: DevicePath under the issuer's path.
 	action string
 }
@@ -145,13 +142,17 @@ func NewDevicePage(cfg DeviceConfig) (*DevicePage, error) {
 		return nil, errors.New("endpoints: the device page needs a grants server and a store")
 	}
 	p := &DevicePage{
-		server:  cfg.Server,
-		signIns: cfg.SignIns,
-		guesses: cfg.Guesses,
-		tmpl:    cfg.Template,
-		logger:  cfg.Logger,
-		now:     cfg.Now,
-		action:  strings.TrimSuffix(issuer.Path, "/") + DevicePath,
+		server:   cfg.Server,
+		clientIP: cfg.ClientIP,
+		signIns:  cfg.SignIns,
+		guesses:  cfg.Guesses,
+		tmpl:     cfg.Template,
+		logger:   cfg.Logger,
+		now:      cfg.Now,
+		action:   strings.TrimSuffix(issuer.Path, "/") + DevicePath,
+	}
+	if p.clientIP == nil {
+		p.clientIP = peeraddr.Of
 	}
 	if p.guesses == nil {
 		p.guesses = NewDeviceGuesses()
@@ -231,8 +232,7 @@ func (p *DevicePage) post(w http.ResponseWriter, r *http.Request) {
 // code is refused, a right one too, or a guesser would learn from the answers. When it returns
 // false it has answered.
 func (p *DevicePage) pending(w http.ResponseWriter, r *http.Request, typed string) (grants.DeviceRequest, bool) {
-	// The address is named as for the password throttle: grants.Config.ClientIP.
-	address, now := p.server.ClientIP(r), p.now()
+	address, now := p.clientIP(r), p.now()
 	if wait, blocked := p.guesses.Blocked(address, now); blocked {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -259,7 +259,7 @@ func (p *DevicePage) signIn(w http.ResponseWriter, r *http.Request, req grants.D
 		p.showLogin(w, r, req, username, http.StatusBadRequest, "Enter your username and password.")
 		return
 	}
-	user, fail := p.server.SignIn(r.Context(), r, req.Client, username, password, "")
+	user, fail := p.server.SignIn(r.Context(), p.clientIP(r), req.Client, username, password, "")
 	switch {
 	case fail == nil:
 	case fail.HTTPStatus() == http.StatusTooManyRequests:
@@ -298,7 +298,7 @@ func (p *DevicePage) signIn(w http.ResponseWriter, r *http.Request, req grants.D
 
 // decide records the person's decision for the sign-in the ticket names. The ticket is taken
 // first, so a decision is posted once, and only from the browser that signed in. Anything but the
-// approve button is a denial: any cancel control records one (SPEC).
+// approve button is a denial: any cancel control records one (RFC 8628 §3.3 lets the person deny).
 func (p *DevicePage) decide(w http.ResponseWriter, r *http.Request, ticket, csrf string, approve bool) {
 	payload, err := p.signIns.Take(r.Context(), deviceSignInKey(ticket))
 	if errors.Is(err, store.ErrNotFound) || ticket == "" {

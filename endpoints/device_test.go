@@ -57,23 +57,26 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 		t.Fatal(err)
 	}
 	address := func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
-	e.grants, err = grants.New(grants.Config{
-		Issuer: issuer,
+	e.grants, err = grants.New(grants.Config{Settings: grants.Settings{
+		Issuer:          issuer,
+		TokenEndpoint:   URL(issuer, TokenPath),
+		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
 			{ID: "tv", Public: true, Grants: []string{"device_code"}, Scopes: []string{"openid", "api.read"}},
 			{ID: "box", Secrets: []*grants.Secret{secret}, Grants: []string{"device_code"}, Scopes: []string{"api.read"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: users}},
-		Store:             e.store,
-		Minter:            tokens.NewMinter(issuer, keySource, now),
-		Verifier:          e.verifier,
-		ClientIP:          address,
-		Now:               now,
-	})
+	}, Dependencies: grants.Dependencies{
+		Store:    e.store,
+		Minter:   tokens.NewMinter(issuer, keySource, now),
+		Verifier: e.verifier,
+		ClientIP: address,
+		Now:      now,
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.page, err = NewDevicePage(DeviceConfig{Issuer: issuer, Server: e.grants, SignIns: e.store,
+	e.page, err = NewDevicePage(DeviceConfig{Issuer: issuer, Server: e.grants, ClientIP: address, SignIns: e.store,
 		Template: tmpl, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +203,7 @@ func (p *devicePageResp) expect(t *testing.T, what string, status int, contains 
 	}
 }
 
-// The markup each step must hold (SPEC "The pages a person sees").
+// The markup each step must hold: the forms' contract, described at DeviceView.
 const (
 	codeInput     = `name="user_code"`
 	passwordInput = `<input type="password"`

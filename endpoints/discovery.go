@@ -1,28 +1,11 @@
-// Package endpoints serves tokengate's endpoints other than the token endpoint as plain net/http
-// handlers: the OpenID Connect discovery document (OpenID Connect Discovery 1.0 §4, RFC 8414 §3),
-// the JWKS that publishes the signing keys (RFC 7517 §5), the authorization endpoint with its
-// sign-in page (RFC 6749 §4.1), userinfo (OIDC Core §5.3) and end session (OpenID Connect
-// RP-Initiated Logout 1.0). It imports no Caddy package.
 package endpoints
 
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
+	"slices"
 
 	"github.com/tokengate/tokengate/grants"
-)
-
-// The endpoint paths, relative to the issuer (IdentityServer's paths).
-const (
-	TokenPath         = "/connect/token"
-	AuthorizePath     = "/connect/authorize"
-	IntrospectionPath = "/connect/introspect"
-	RevocationPath    = "/connect/revocation"
-	UserinfoPath      = "/connect/userinfo"
-	EndSessionPath    = "/connect/endsession"
-	DiscoveryPath     = "/.well-known/openid-configuration"
-	JWKSPath          = "/.well-known/openid-configuration/jwks"
 )
 
 // discoveryMaxAge is how long a client may cache the discovery document, in seconds. It changes only
@@ -115,12 +98,6 @@ func (m *Metadata) AddAuthorization(pkcePlain bool) {
 	m.AuthorizationResponseIssParameterSupported = true
 }
 
-// URL is the address of the endpoint at path for issuer. The issuer keeps any path it has
-// (https://host/tenant): OpenID Connect Discovery 1.0 §4.1 appends to it after removing a final "/".
-func URL(issuer, path string) string {
-	return strings.TrimSuffix(issuer, "/") + path
-}
-
 // Discovery serves meta, encoded once, to GET and HEAD.
 func Discovery(meta Metadata) http.Handler {
 	// Metadata holds only strings and string slices, which always encode.
@@ -128,4 +105,107 @@ func Discovery(meta Metadata) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serveJSON(w, r, body, discoveryMaxAge)
 	})
+}
+
+// Offered is what a configuration offers, as plain values; the discovery document is built from it.
+type Offered struct {
+	// Clients are the registered clients: their grants, scopes, authentication methods, static
+	// claims and PKCE methods are listed.
+	Clients []*grants.Client
+	// UserClaims are the names of the claims users' tokens may carry: each static user's claims,
+	// and tenant when some user is limited to tenants.
+	UserClaims []string
+	// SigningAlgs are the algorithms of the published signing keys.
+	SigningAlgs []string
+}
+
+// standardClaims are the claims every access token carries, or may: RFC 9068 §2.2 and scope.
+var standardClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope"}
+
+// publicKeyAlgs are the algorithms private_key_jwt assertions may use: those assertion.NewPublicKey
+// admits for RSA, EC and Ed25519 keys.
+var publicKeyAlgs = []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+
+// MetadataOf is the discovery document of the issuer offering o.
+func MetadataOf(issuer string, o Offered) Metadata {
+	meta := NewMetadata(issuer)
+	grantTypes, scopes, methods, claims := set{}, set{"openid": true}, set{}, set{}
+	claims.add(standardClaims...)
+	claims.add(o.UserClaims...)
+	pkcePlain := false
+	for _, c := range o.Clients {
+		for _, g := range c.Grants {
+			grantTypes.add(grants.WireGrantType(g))
+		}
+		scopes.add(c.Scopes...)
+		methods.add(authMethods(c)...)
+		for name := range c.Claims {
+			claims.add(name)
+		}
+		pkcePlain = pkcePlain || c.PKCEPlain
+	}
+	meta.AddAuthorization(pkcePlain)
+	if grantTypes[grants.GrantTypeDeviceCode] {
+		meta.DeviceAuthorizationEndpoint = URL(issuer, DeviceAuthorizationPath)
+	}
+	meta.GrantTypesSupported = grantTypes.sorted()
+	meta.ScopesSupported = scopes.sorted()
+	meta.TokenEndpointAuthMethodsSupported = methods.sorted()
+	meta.TokenEndpointAuthSigningAlgValuesSupported = assertionAlgs(methods)
+	// Introspection and revocation authenticate the caller as the token endpoint does; a public
+	// client may revoke its own tokens (RFC 7009 §2.1) but not introspect (RFC 7662 §2.1).
+	meta.RevocationEndpointAuthMethodsSupported = meta.TokenEndpointAuthMethodsSupported
+	delete(methods, grants.AuthNone)
+	meta.IntrospectionEndpointAuthMethodsSupported = methods.sorted()
+	meta.IDTokenSigningAlgValuesSupported = o.SigningAlgs
+	meta.ClaimsSupported = claims.sorted()
+	return meta
+}
+
+// authMethods are the methods c may authenticate with, as discovery names them: "none" for a
+// public client (RFC 7591 §2). client_secret_basic and client_secret_post are two ways of sending
+// the same secret (RFC 6749 §2.3.1) and the token endpoint takes either, so a client registered for
+// one may use both.
+func authMethods(c *grants.Client) []string {
+	switch {
+	case c.Public:
+		return []string{grants.AuthNone}
+	case c.AuthMethod == "", c.AuthMethod == grants.AuthSecretBasic, c.AuthMethod == grants.AuthSecretPost:
+		return []string{grants.AuthSecretBasic, grants.AuthSecretPost}
+	}
+	return []string{c.AuthMethod}
+}
+
+// assertionAlgs are the algorithms client assertions may be signed with, given the client
+// authentication methods in use.
+func assertionAlgs(methods set) []string {
+	algs := set{}
+	if methods[grants.AuthSecretJWT] {
+		algs.add("HS256")
+	}
+	if methods[grants.AuthPrivateKey] {
+		algs.add(publicKeyAlgs...)
+	}
+	if len(algs) == 0 {
+		return nil
+	}
+	return algs.sorted()
+}
+
+// set is a set of strings that lists itself in order, so the discovery document is stable.
+type set map[string]bool
+
+func (s set) add(vs ...string) {
+	for _, v := range vs {
+		s[v] = true
+	}
+}
+
+func (s set) sorted() []string {
+	out := make([]string, 0, len(s))
+	for v := range s {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
 }

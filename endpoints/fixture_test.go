@@ -1,7 +1,6 @@
 package endpoints
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -117,8 +116,10 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		t.Fatal(err)
 	}
 	code := []string{"authorization_code", "refresh_token"}
-	f.grants, err = grants.New(grants.Config{
-		Issuer: issuer,
+	f.grants, err = grants.New(grants.Config{Settings: grants.Settings{
+		Issuer:          issuer,
+		TokenEndpoint:   URL(issuer, TokenPath),
+		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
 			{ID: "web", Secrets: []*grants.Secret{secret}, Grants: code, Audience: []string{"api"},
 				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},
@@ -134,13 +135,13 @@ func (f *fixture) build(t testing.TB, issuer string) {
 				IdentityProviders: []string{"partners"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
-		Store:             f.store,
-		Minter:            f.minter,
-		Verifier:          tokens.NewVerifier(issuer, f.keySet, f.Now),
-		OnRevoke:          func(ctx context.Context) { f.deny.Sync(ctx) },
-		Revoked:           f.deny.Revoked,
-		Now:               f.Now,
-	})
+	}, Dependencies: grants.Dependencies{
+		Store:    f.store,
+		Minter:   f.minter,
+		Verifier: tokens.NewVerifier(issuer, f.keySet, f.Now),
+		DenyList: f.deny,
+		Now:      f.Now,
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request, req *authRequest,
 		p.showLogin(w, r, req, username, "Enter your username and password.", http.StatusBadRequest)
 		return
 	}
-	user, err := p.server.SignIn(r.Context(), r, req.client, username, password, req.acrValues)
+	user, err := p.server.SignIn(r.Context(), p.clientIP(r), req.client, username, password, req.acrValues)
 	switch {
 	case err == nil:
 	case err.HTTPStatus() == http.StatusTooManyRequests:

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/internal/nostore"
 )
 
 // serveJSON answers a GET or HEAD with body, cacheable for maxAge seconds; other methods get 405.
@@ -42,8 +44,7 @@ func writePage(w http.ResponseWriter, logger *zap.Logger, tmpl *template.Templat
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	// A page may hold a CSRF token, a sign-in ticket or a person's name: no cache keeps it.
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	nostore.Set(h)
 	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")

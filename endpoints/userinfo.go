@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/internal/nostore"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -63,8 +64,7 @@ func Userinfo(g *gate.Gate, clients func(id string) (*grants.Client, bool)) http
 			static = client.Claims
 		}
 		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Pragma", "no-cache")
+		nostore.Set(h)
 		json.NewEncoder(w).Encode(userClaims(c, static))
 	})
 }

@@ -68,7 +68,7 @@ func TestAuthorizationCode(t *testing.T) {
 	if resp.str("refresh_token") == "" {
 		t.Error("no refresh token for offline_access")
 	}
-	// SECURITY C41 / OIDC Core §3.1.3.7: exact iss, aud holding the client, exp, iat, the echoed nonce.
+	// OIDC Core §3.1.3.7: exact iss, aud holding the client, exp, iat, the echoed nonce.
 	id := jwtClaims(t, resp.str("id_token"))
 	if id["iss"] != issuer || id["aud"] != "web" || id["nonce"] != "n-0S6_WzA2Mj" || id["sub"] != "alice" ||
 		id["exp"] == nil || id["iat"] == nil || id["auth_time"] == nil || id["at_hash"] == nil ||
@@ -88,7 +88,7 @@ func TestAuthorizationCode(t *testing.T) {
 	}
 }
 
-// SECURITY.md C30-C40: each attempt below uses its own code, and fails.
+// RFC 6749 §4.1.3, RFC 7636 §4.6: each attempt below uses its own code, and fails.
 func TestAuthorizationCodeAttacks(t *testing.T) {
 	f := newFixture(t)
 	ok := []string{"redirect_uri", webRedirect, "code_verifier", verifier}
@@ -143,7 +143,7 @@ func TestAuthorizationCodeExpires(t *testing.T) {
 	f.expectError("an expired code", f.redeem(web, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier), 400, CodeInvalidGrant)
 }
 
-// SECURITY.md C33-C34: a second redemption fails and revokes what the first issued.
+// RFC 6749 §4.1.2: a second redemption fails and revokes what the first issued.
 func TestAuthorizationCodeReplayRevokes(t *testing.T) {
 	f := newFixture(t)
 	code := f.code(nil)

@@ -198,7 +198,8 @@ func (s *Server) checkClientSecret(ctx context.Context, client *Client, known bo
 	switch client.AuthMethod {
 	case "", AuthSecretBasic, AuthSecretPost:
 	default:
-		// A client registered for a JWT method must use it (SECURITY B21).
+		// A client registered for a JWT method must use it: its secret alone does not authenticate
+		// it (RFC 7591 §2 token_endpoint_auth_method).
 		return false, nil
 	}
 	if creds.secret == "" {

@@ -20,7 +20,7 @@ func assertionForm(raw string, extra ...string) string {
 	return v.Encode()
 }
 
-// SECURITY B24-B29, OIDC Core §9: private_key_jwt and client_secret_jwt accept exactly what they
+// RFC 7523 §3, OIDC Core §9: private_key_jwt and client_secret_jwt accept exactly what they
 // should, and every forgery or misuse is invalid_client (or invalid_request for a malformed call).
 func TestClientAssertions(t *testing.T) {
 	var k *assertionKeys
@@ -172,8 +172,11 @@ func TestAssertionClientConfig(t *testing.T) {
 		{"jwt_bearer with nobody to trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"jwt_bearer"}}, "trust"},
 		{"saml2_bearer without saml_trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"saml2_bearer"}}, "saml_trust"},
 	} {
-		_, err := New(Config{Issuer: issuer, Clients: []*Client{tc.client}, Store: base.store,
-			Minter: base.srv.cfg.Minter, Verifier: base.verifier})
+		_, err := New(Config{
+			Settings: Settings{Issuer: issuer, TokenEndpoint: tokenEndpoint, VerificationURI: verificationURI,
+				Clients: []*Client{tc.client}},
+			Dependencies: Dependencies{Store: base.store, Minter: base.srv.cfg.Minter, Verifier: base.verifier},
+		})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%s) = %v, want an error about %q", tc.name, err, tc.want)
 		}

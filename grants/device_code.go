@@ -25,10 +25,6 @@ const (
 	CodeExpiredToken         = "expired_token"
 )
 
-// DevicePath is the verification_uri's path under the issuer: the page where a person types the
-// user code (RFC 8628 §3.3).
-const DevicePath = "/connect/device"
-
 const (
 	// deviceInterval is the least time between two polls that a client is first told (RFC 8628
 	// §3.2's default).
@@ -90,7 +86,7 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	// 256 random bits: the device code is the client's only proof at the token endpoint.
 	deviceCode := randomToken()
 	d := store.DeviceCode{ClientID: client.ID, Scope: scope, ExpiresAt: now.Add(s.cfg.DeviceCodeTTL), Interval: deviceInterval}
-	verificationURI := strings.TrimSuffix(s.cfg.Issuer, "/") + DevicePath
+	verificationURI := s.cfg.VerificationURI
 	for range userCodeDraws {
 		d.UserCode = newUserCode()
 		created, fault := s.cfg.Store.CreateDeviceCode(r.Context(), hashToken(deviceCode), d)

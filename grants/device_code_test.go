@@ -88,7 +88,7 @@ func TestDeviceAuthorization(t *testing.T) {
 	if len(resp.str("device_code")) < 43 {
 		t.Errorf("device_code = %q, want 256 random bits", resp.str("device_code"))
 	}
-	wantURI := issuer + DevicePath
+	wantURI := verificationURI
 	if got := resp.str("verification_uri"); got != wantURI {
 		t.Errorf("verification_uri = %q, want %q", got, wantURI)
 	}
@@ -146,7 +146,8 @@ func TestDeviceAuthorizationRefused(t *testing.T) {
 	}
 }
 
-// TestDeviceCodeGrant walks SECURITY F 58-62.
+// TestDeviceCodeGrant walks RFC 8628 §3.4-3.5: pending, slow_down, denied, expired, and an approval
+// redeemed once.
 func TestDeviceCodeGrant(t *testing.T) {
 	f := deviceFixture(t)
 	start := f.startDevice(tv, "scope", "openid offline_access api.read")

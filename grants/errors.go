@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/nostore"
 )
 
 // RFC 6749 §5.2 error codes, and the ones the device flow and our own faults add.
@@ -107,12 +109,12 @@ func wireSafe(s string) string {
 	}, s)
 }
 
+// writeJSON answers body as JSON, which no cache keeps: RFC 6749 §5.1 asks it of token responses,
+// and every other answer of these endpoints names or carries a token too.
 func writeJSON(w http.ResponseWriter, status int, body any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	// RFC 6749 §5.1: token responses must not be cached.
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	nostore.Set(h)
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(body)
 }

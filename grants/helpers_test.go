@@ -20,7 +20,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-const issuer = "https://auth.example.com"
+const (
+	issuer          = "https://auth.example.com"
+	verificationURI = issuer + "/connect/device"
+)
 
 // fixture is a Server over a memory store with a clock the test moves.
 type fixture struct {
@@ -32,6 +35,24 @@ type fixture struct {
 	revoked  atomic.Int64
 
 	*testclock.Clock
+}
+
+// countedDenyList is the fixture's deny-list, counting the syncs that recorded revocations ask for.
+type countedDenyList struct{ f *fixture }
+
+func (d countedDenyList) Revoked(jti, gid string) bool { return d.f.deny.Revoked(jti, gid) }
+
+func (d countedDenyList) ClientRevoked(clientID string, issuedAt time.Time) bool {
+	return d.f.deny.ClientRevoked(clientID, issuedAt)
+}
+
+func (d countedDenyList) Sync(ctx context.Context) error {
+	d.f.revoked.Add(1)
+	err := d.f.deny.Sync(ctx)
+	if err != nil {
+		d.f.t.Error(err)
+	}
+	return err
 }
 
 func bcryptHash(t *testing.T, secret string) string {
@@ -96,8 +117,10 @@ func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 		t.Fatal(err)
 	}
 	all := []string{"client_credentials", "password", "refresh_token"}
-	cfg := Config{
-		Issuer: issuer,
+	cfg := Config{Settings: Settings{
+		Issuer:          issuer,
+		TokenEndpoint:   tokenEndpoint,
+		VerificationURI: verificationURI,
 		Clients: []*Client{
 			{ID: "app", Secrets: secrets(t, bcryptHash(t, "app-secret")), Grants: all,
 				Scopes: []string{"openid", "profile", "offline_access", "api.read", "api.write"}, Audience: []string{"api"},
@@ -113,19 +136,13 @@ func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
 				Scopes: []string{"openid", "offline_access", "api.read"}, RedirectURIs: []string{"com.example.app:/cb"}, PKCEPlain: true},
 		},
 		IdentityProviders: []IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
-		Store:             f.store,
-		Minter:            tokens.NewMinter(issuer, keySource, f.Now),
-		Verifier:          f.verifier,
-		OnRevoke: func(ctx context.Context) {
-			f.revoked.Add(1)
-			if err := f.deny.Sync(ctx); err != nil {
-				t.Error(err)
-			}
-		},
-		Revoked:       f.deny.Revoked,
-		ClientRevoked: f.deny.ClientRevoked,
-		Now:           f.Now,
-	}
+	}, Dependencies: Dependencies{
+		Store:    f.store,
+		Minter:   tokens.NewMinter(issuer, keySource, f.Now),
+		Verifier: f.verifier,
+		DenyList: countedDenyList{f},
+		Now:      f.Now,
+	}}
 	for _, o := range options {
 		o(f, &cfg)
 	}

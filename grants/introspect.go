@@ -143,18 +143,19 @@ func (s *Server) lookupRefresh(ctx context.Context, token string) (*store.Refres
 
 // revoked asks the gate's deny-list, when there is one.
 func (s *Server) revoked(jti, gid string) bool {
-	return s.cfg.Revoked != nil && s.cfg.Revoked(jti, gid)
+	return s.cfg.DenyList != nil && s.cfg.DenyList.Revoked(jti, gid)
 }
 
 // clientRevoked asks whether the token predates its client's removal from the configuration.
 func (s *Server) clientRevoked(clientID string, issuedAt time.Time) bool {
-	return s.cfg.ClientRevoked != nil && s.cfg.ClientRevoked(clientID, issuedAt)
+	return s.cfg.DenyList != nil && s.cfg.DenyList.ClientRevoked(clientID, issuedAt)
 }
 
-// revokedNow tells the gate that the store recorded a revocation.
+// revokedNow reads the revocation the store just recorded into the gate's deny-list. A failed read
+// is left to the deny-list's periodic sync, which retries it within a second or so.
 func (s *Server) revokedNow(ctx context.Context) {
-	if s.cfg.OnRevoke != nil {
-		s.cfg.OnRevoke(ctx)
+	if s.cfg.DenyList != nil {
+		_ = s.cfg.DenyList.Sync(ctx)
 	}
 }
 

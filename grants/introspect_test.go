@@ -154,7 +154,7 @@ func TestRevocationStoreFaultIsNot200(t *testing.T) {
 	}
 }
 
-// SPEC "When things go wrong": a client removed by a reload has its tokens revoked, and they stay
+// A client removed by a reload has its tokens revoked, and they stay
 // revoked when it is declared again.
 func TestRemovedClientTokensStayRevoked(t *testing.T) {
 	f := newFixture(t)

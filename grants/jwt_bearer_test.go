@@ -54,7 +54,7 @@ func TestJWTBearerFromTrustedIssuer(t *testing.T) {
 	}
 }
 
-// SECURITY G63-G68.
+// RFC 7523 §3: every assertion that breaks a rule of it is invalid_grant.
 func TestJWTBearerAttacks(t *testing.T) {
 	f, k := newAssertionFixture(t)
 	relying := [2]string{"relying", "relying-secret"}
@@ -114,7 +114,7 @@ func TestJWTBearerAttacks(t *testing.T) {
 	f.expectOK("jti fixed, after the first expired", f.do(request{body: jwtBearerForm(second), basic: relying}))
 }
 
-// SPEC "jwt-bearer": a client with keys and the grant may present an assertion it signed itself as
+// A client with keys and the grant may present an assertion it signed itself as
 // its only authentication (the service-account pattern).
 func TestJWTBearerSelfSigned(t *testing.T) {
 	f, k := newAssertionFixture(t)

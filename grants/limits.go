@@ -13,7 +13,7 @@ import (
 type Limits struct {
 	secrets *credential.Checker
 	// usernames throttles password guessing per account: the 10th wrong password within the
-	// window is refused with 429 (SPEC "Throttling").
+	// window is refused with 429 (RFC 6749 §10.10 asks that guessing be made infeasible).
 	usernames *throttle.Limiter
 	// addresses throttles one source guessing many accounts, far later: an office NAT is one address.
 	addresses *throttle.Limiter

@@ -2,7 +2,6 @@ package grants
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +18,7 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	if err != nil {
 		return nil, err
 	}
-	user, err := s.SignIn(ctx, req.http, req.client, username, password, req.form["acr_values"])
+	user, err := s.SignIn(ctx, s.cfg.ClientIP(req.http), req.client, username, password, req.form["acr_values"])
 	if err != nil {
 		return nil, err
 	}
@@ -38,10 +37,10 @@ type SignedIn struct {
 
 // SignIn checks a person's password for client, as the password grant and the login page both
 // must: the identity provider and tenant named by acr_values (idp:, tenant:), and guessing
-// throttled per username and, far later, per address. A wrong password is invalid_grant, a
-// throttled attempt 429 (never invalid_grant, even for the right password), a provider that cannot
-// answer 503.
-func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, username, password, acrValues string) (SignedIn, *Error) {
+// throttled per username and, far later, per address: the address the person's request comes
+// from. A wrong password is invalid_grant, a throttled attempt 429 (never invalid_grant, even for
+// the right password), a provider that cannot answer 503.
+func (s *Server) SignIn(ctx context.Context, address string, client *Client, username, password, acrValues string) (SignedIn, *Error) {
 	acr, err := s.ACRValues(client, acrValues)
 	if err != nil {
 		return SignedIn{}, err
@@ -49,7 +48,6 @@ func (s *Server) SignIn(ctx context.Context, r *http.Request, client *Client, us
 	idp := acr.IdPs[0]
 	now := s.cfg.Now()
 	userKey := idp + "\x00" + username
-	address := s.cfg.ClientIP(r)
 	if wait, blocked := s.limits.usernames.Blocked(userKey, now); blocked {
 		return SignedIn{}, tooManyAttempts(wait)
 	}

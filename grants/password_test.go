@@ -2,7 +2,6 @@ package grants
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +37,7 @@ func TestPassword(t *testing.T) {
 			f.expectError(tc.name, resp, tc.status, tc.code)
 		}
 	}
-	// Wrong password and unknown user answer alike (RFC 6749 §4.3.2, SECURITY E55).
+	// Wrong password and unknown user answer alike (RFC 6749 §4.3.2).
 	wrong := f.post(vals("grant_type", "password", "username", "carol", "password", "x"))
 	unknown := f.post(vals("grant_type", "password", "username", "nobody", "password", "x"))
 	if wrong.raw != unknown.raw {
@@ -100,8 +99,7 @@ func TestSignInNamesTheIdentityProvider(t *testing.T) {
 		{"alice", "alice-pw", "", "main"},
 		{"bob", "bob-pw", "idp:partners", "partners"},
 	} {
-		r := httptest.NewRequest(http.MethodPost, "/connect/authorize", nil)
-		user, err := f.srv.SignIn(t.Context(), r, app, tc.user, tc.password, tc.acr)
+		user, err := f.srv.SignIn(t.Context(), "192.0.2.1", app, tc.user, tc.password, tc.acr)
 		if err != nil || user.IdP != tc.want {
 			t.Errorf("SignIn(%q, acr_values %q).IdP = %q, %v, want %q", tc.user, tc.acr, user.IdP, err, tc.want)
 		}
@@ -135,7 +133,7 @@ func TestPasswordTokens(t *testing.T) {
 	}
 }
 
-// RFC 6749 §4.3.2 / SPEC "Throttling": from the 10th wrong password for one username, 429 with
+// RFC 6749 §4.3.2: from the 10th wrong password for one username, 429 with
 // Retry-After, and then the right password is 429 too, never invalid_grant. Other users go on.
 func TestPasswordGuessingIsThrottled(t *testing.T) {
 	f := newFixture(t)

@@ -29,7 +29,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if err := json.Unmarshal(record.Grant, &g); err != nil {
 		return nil, serverFault(err)
 	}
-	// SPEC: removing a client revokes its tokens, and declaring it again does not revive them.
+	// Removing a client revokes its tokens, and declaring it again does not revive them.
 	if s.clientRevoked(record.ClientID, g.IssuedAt) {
 		return nil, invalidRefreshToken()
 	}
@@ -56,7 +56,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 }
 
 // rotationRetryFor bounds how long a rotation with an unknown outcome is retried before the client
-// is told to retry itself: SPEC asks for a 503 within a few seconds when the store is away.
+// is told to retry itself: when the store is away, the answer is a 503 within a few seconds.
 const rotationRetryFor = 4 * time.Second
 
 // rotate rotates oldHash to newHash. A store fault leaves the outcome unknown: the rotation may

@@ -28,7 +28,7 @@ func (f *fixture) refresh(token string, extra ...string) *response {
 	return f.post(vals(append([]string{"grant_type", "refresh_token", "refresh_token", token}, extra...)...))
 }
 
-// SECURITY.md D42-D44: rotation, and reuse of a rotated token kills the family.
+// RFC 9700 §4.14.2: rotation, and reuse of a rotated token kills the family.
 func TestRefreshRotationAndReuse(t *testing.T) {
 	f := newFixture(t)
 	first := f.login("openid offline_access api.read").str("refresh_token")
@@ -59,7 +59,8 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	}
 }
 
-// SECURITY.md D45-D46.
+// RFC 6749 §6: a refresh may narrow the scope, never widen it, and a narrowed refresh does not
+// shrink the grant.
 func TestRefreshScope(t *testing.T) {
 	f := newFixture(t)
 	token := f.login("offline_access api.read api.write").str("refresh_token")
@@ -76,7 +77,8 @@ func TestRefreshScope(t *testing.T) {
 	}
 }
 
-// SECURITY.md D47-D49.
+// RFC 6749 §6: a refresh token is bound to its authenticated client, and nothing else stands in
+// for one.
 func TestRefreshTokenBinding(t *testing.T) {
 	f := newFixture(t)
 	login := f.login("openid offline_access api.read")
@@ -112,7 +114,8 @@ func TestRefreshTokenExpires(t *testing.T) {
 	f.expectError("expired family", f.refresh(resp.str("refresh_token")), 400, CodeInvalidGrant)
 }
 
-// SECURITY.md D50: of parallel refreshes with one token, exactly one succeeds.
+// Of parallel refreshes with one token, exactly one succeeds: the others are reuse (RFC 9700
+// §4.14.2).
 func TestParallelRefreshes(t *testing.T) {
 	f := newFixture(t)
 	token := f.login("offline_access api.read").str("refresh_token")
@@ -162,7 +165,7 @@ func (s *lostReplyStore) RotateRefreshToken(ctx context.Context, oldHash, newHas
 	return err
 }
 
-// SPEC "When things go wrong": a refresh token is not used up by an answer the client never got.
+// A refresh token is not used up by an answer the client never got.
 func TestRefreshSurvivesALostStoreReply(t *testing.T) {
 	f := newFixture(t)
 	token := f.login("offline_access api.read").str("refresh_token")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/tokengate/tokengate/internal/nostore"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -15,9 +16,7 @@ func (s *Server) Revoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	nostore.Set(w.Header())
 	w.WriteHeader(http.StatusOK)
 }
 

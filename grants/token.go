@@ -1,24 +1,21 @@
-// Package grants is tokengate's token endpoint (RFC 6749 §3.2) in plain Go: it parses the request,
-// authenticates the client, and runs the grant the request names, one file per grant. It knows
-// nothing of Caddy; caddymodule builds a Server from the Caddyfile.
 package grants
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strings"
 	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
-	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // IdentityProvider is a named `users` block (or http_login).
@@ -27,13 +24,24 @@ type IdentityProvider struct {
 	Provider identity.Provider
 }
 
-// Config is what a Server is built from.
+// Config is what a Server is built from: what the configuration says, and what the Server works
+// with.
 type Config struct {
+	Settings
+	Dependencies
+}
+
+// Settings are what the configuration says: the issuer, the clients and whom they trust, and the
+// lifetimes.
+type Settings struct {
 	// Issuer is the iss of every token; required.
 	Issuer string
 	// TokenEndpoint is the token endpoint's URL: an audience assertions may name (RFC 7523 §3),
-	// and the Recipient of SAML assertions (RFC 7522 §3). Default: the issuer + /connect/token.
+	// and the Recipient of SAML assertions (RFC 7522 §3); required.
 	TokenEndpoint string
+	// VerificationURI is the URL of the page where a person types a user code (RFC 8628 §3.2
+	// verification_uri); required.
+	VerificationURI string
 	// Trusts are the issuers of jwt-bearer assertions (`trust` blocks); issuers must be unique.
 	Trusts []Trust
 	// SAMLTrusts are the issuers of SAML 2.0 bearer assertions (`saml_trust` blocks).
@@ -53,6 +61,11 @@ type Config struct {
 	// DeviceCodeTTL is how long a device code may wait for the person's decision and the client's
 	// poll (RFC 8628 §3.2 expires_in); default 300s.
 	DeviceCodeTTL time.Duration
+}
+
+// Dependencies are what a Server works with: where state lives, the keys, the state that outlives a
+// reload, and the clock.
+type Dependencies struct {
 	// Store keeps refresh tokens and records revocations; required.
 	Store Store
 	// Minter signs tokens and Verifier reads them back (introspection, revocation); required.
@@ -60,20 +73,28 @@ type Config struct {
 	Verifier *tokens.Verifier
 	// Limits outlive config reloads; nil means fresh ones.
 	Limits *Limits
-	// OnRevoke is called after the store recorded a revocation (a reused refresh token killed its
-	// family, a client revoked a token), so the gate syncs its deny-list before the next request.
-	OnRevoke func(context.Context)
-	// Revoked is the gate's deny-list, so introspection calls a revoked access token inactive.
-	Revoked func(jti, gid string) bool
-	// ClientRevoked reports a token issued to a client before the client was removed from the
-	// configuration; such tokens stay dead when the client returns. Optional.
-	ClientRevoked func(clientID string, issuedAt time.Time) bool
+	// DenyList is the bearer gate's list of revoked tokens; nil means none.
+	DenyList DenyList
 	// ClientIP names the address a request comes from, for throttling; nil means the TCP peer.
 	ClientIP func(*http.Request) string
 	// Logger gets server faults (never secrets or whole tokens); nil means none.
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// DenyList is the bearer gate's list of revoked tokens (gate.DenyList). Introspection asks it, so
+// a token the gate refuses is inactive (RFC 7662 §2.2); and a revocation the store just recorded (a
+// client revoked a token, a reused refresh token killed its family) is read into it at once, so the
+// gate refuses the token from the next request on.
+type DenyList interface {
+	// Revoked reports an access token revoked by its jti or its refresh family's id.
+	Revoked(jti, gid string) bool
+	// ClientRevoked reports a token issued to a client before the client was removed from the
+	// configuration; such tokens stay dead when the client returns.
+	ClientRevoked(clientID string, issuedAt time.Time) bool
+	// Sync reads the revocations the store holds.
+	Sync(ctx context.Context) error
 }
 
 // Trust is an issuer of jwt-bearer assertions (RFC 7523 §2.1), a `trust` block: whose keys
@@ -144,6 +165,8 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Issuer == "":
 		return nil, errors.New("grants: an issuer is required")
+	case cfg.TokenEndpoint == "" || cfg.VerificationURI == "":
+		return nil, errors.New("grants: the token endpoint's URL and the verification URI are required")
 	case cfg.Store == nil || cfg.Minter == nil || cfg.Verifier == nil:
 		return nil, errors.New("grants: a store, a minter and a verifier are required")
 	}
@@ -166,10 +189,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.ClientIP == nil {
-		cfg.ClientIP = peerAddress
-	}
-	if cfg.TokenEndpoint == "" {
-		cfg.TokenEndpoint = strings.TrimSuffix(cfg.Issuer, "/") + tokenPath
+		cfg.ClientIP = peeraddr.Of
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -249,10 +269,6 @@ func (s *Server) Client(id string) (*Client, bool) {
 	return c, ok
 }
 
-// tokenPath is the token endpoint's path under the issuer (endpoints.TokenPath, which imports this
-// package).
-const tokenPath = "/connect/token"
-
 // secretWait bounds how long a request may queue for a bcrypt compare before it is told to retry.
 const secretWait = 10 * time.Second
 
@@ -303,15 +319,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	ctx, cancel := context.WithTimeout(r.Context(), secretWait)
 	defer cancel()
 	now := s.cfg.Now()
-	// SPEC: a client with keys may present a jwt-bearer assertion it signed itself as its only
-	// credential; the grant then verifies it with the client's keys before anything is issued.
+	// A client with keys may present a jwt-bearer assertion it signed itself (its iss the client)
+	// as its only credential, since client authentication is optional with an assertion grant
+	// (RFC 7521 §4.1); the grant then verifies it with the client's keys before anything is issued.
 	client := s.selfAsserting(name, r, f)
 	if client == nil {
 		if client, err = s.authenticateClient(ctx, r, f, now); err != nil {
 			return nil, err
 		}
 	}
-	// SPEC: a grant the client is not registered for is refused before anything is looked up.
+	// A grant the client is not registered for is refused before anything is looked up (RFC 6749
+	// §5.2 unauthorized_client), so an unauthorized client learns nothing of codes or tokens.
 	if !client.allows(name) {
 		return nil, errorf(CodeUnauthorizedClient, "the client may not use this grant type")
 	}
@@ -320,19 +338,4 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		return run(s, ctx, req)
 	}
 	return s.extensionGrant(ctx, s.extensions[name], req)
-}
-
-// ClientIP names the address r comes from as the throttles do: Config.ClientIP, or the TCP peer.
-// The device page counts wrong user codes per address with it.
-func (s *Server) ClientIP(r *http.Request) string {
-	return s.cfg.ClientIP(r)
-}
-
-// peerAddress is the TCP peer's address without the port.
-func peerAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -148,13 +148,14 @@ func TestExtensionConfig(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"a built-in grant type", Config{Extensions: []ExtensionGrant{&rogue{}, &renamed{"refresh_token"}}}},
-		{"twice", Config{Extensions: []ExtensionGrant{new(TokenExchange), new(TokenExchange)}}},
-		{"not a URI", Config{Extensions: []ExtensionGrant{&renamed{"exchange"}}}},
-		{"a client naming an undeclared extension", Config{Clients: []*Client{{ID: "c", Secrets: secrets(t, "s"), Grants: []string{GrantTypeTokenExchange}}}}},
+		{"a built-in grant type", Config{Settings: Settings{Extensions: []ExtensionGrant{&rogue{}, &renamed{"refresh_token"}}}}},
+		{"twice", Config{Settings: Settings{Extensions: []ExtensionGrant{new(TokenExchange), new(TokenExchange)}}}},
+		{"not a URI", Config{Settings: Settings{Extensions: []ExtensionGrant{&renamed{"exchange"}}}}},
+		{"a client naming an undeclared extension", Config{Settings: Settings{Clients: []*Client{{ID: "c", Secrets: secrets(t, "s"), Grants: []string{GrantTypeTokenExchange}}}}}},
 	} {
 		cfg := tc.cfg
-		cfg.Issuer, cfg.Store, cfg.Minter, cfg.Verifier = issuer, base.store, base.srv.cfg.Minter, base.verifier
+		cfg.Issuer, cfg.TokenEndpoint, cfg.VerificationURI = issuer, tokenEndpoint, verificationURI
+		cfg.Store, cfg.Minter, cfg.Verifier = base.store, base.srv.cfg.Minter, base.verifier
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%s) = nil error, want one", tc.name)
 		}

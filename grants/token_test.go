@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// SECURITY.md A: transport and format.
+// RFC 6749 §3.2, §5.1-5.2: transport and format.
 func TestTransportAndFormat(t *testing.T) {
 	f := newFixture(t)
 	cc := vals("grant_type", "client_credentials").Encode()
@@ -81,7 +81,7 @@ func TestErrorDescriptionIsWireSafe(t *testing.T) {
 	}
 }
 
-// SECURITY.md B: client authentication.
+// RFC 6749 §2.3.1, §3.2.1: client authentication.
 func TestClientAuthentication(t *testing.T) {
 	f := newFixture(t)
 	cc := "grant_type=client_credentials"
@@ -126,7 +126,7 @@ func TestClientAuthentication(t *testing.T) {
 	}
 }
 
-// An unknown client and a wrong secret must be indistinguishable (SECURITY B18).
+// An unknown client and a wrong secret must be indistinguishable (RFC 6749 §5.2: one invalid_client for both).
 func TestUnknownClientLooksLikeWrongSecret(t *testing.T) {
 	f := newFixture(t)
 	wrong := f.do(request{body: "grant_type=client_credentials", basic: [2]string{"app", "wrong"}})
@@ -192,6 +192,23 @@ func TestNewRefusesBadClients(t *testing.T) {
 	}
 }
 
+// New refuses a configuration without the URLs its answers name.
+func TestNewRequiresTheEndpointURLs(t *testing.T) {
+	base := newFixture(t).srv.cfg
+	for name, unset := range map[string]func(*Config){
+		"an issuer":          func(c *Config) { c.Issuer = "" },
+		"a token endpoint":   func(c *Config) { c.TokenEndpoint = "" },
+		"a verification URI": func(c *Config) { c.VerificationURI = "" },
+		"a store":            func(c *Config) { c.Store = nil },
+	} {
+		cfg := base
+		unset(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New without %s: no error", name)
+		}
+	}
+}
+
 // Failed client authentication is not throttled under 50 a minute, but a flood is: each failure
 // costs a bcrypt compare.
 func TestClientAuthFloodIsThrottled(t *testing.T) {
@@ -232,7 +249,7 @@ func TestExpiresInNeverRoundsToZero(t *testing.T) {
 	}
 }
 
-// ClientIP names an address as Config.ClientIP does, or as the TCP peer without its port.
+// The throttles name an address as Config.ClientIP does, or as the TCP peer without its port.
 func TestClientIP(t *testing.T) {
 	byPeer := newFixture(t).srv
 	cfg := byPeer.cfg
@@ -252,7 +269,7 @@ func TestClientIP(t *testing.T) {
 		{"configured", byHeader, "198.51.100.9"},
 		{"peer", byPeer, "192.0.2.7"},
 	} {
-		if got := tc.srv.ClientIP(r); got != tc.want {
+		if got := tc.srv.cfg.ClientIP(r); got != tc.want {
 			t.Errorf("ClientIP(%s) = %q, want %q", tc.name, got, tc.want)
 		}
 	}

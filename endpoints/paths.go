@@ -1,0 +1,25 @@
+package endpoints
+
+import "strings"
+
+// The endpoint paths, relative to the issuer (IdentityServer's paths).
+const (
+	TokenPath         = "/connect/token"
+	AuthorizePath     = "/connect/authorize"
+	IntrospectionPath = "/connect/introspect"
+	RevocationPath    = "/connect/revocation"
+	UserinfoPath      = "/connect/userinfo"
+	EndSessionPath    = "/connect/endsession"
+	DiscoveryPath     = "/.well-known/openid-configuration"
+	JWKSPath          = "/.well-known/openid-configuration/jwks"
+	// DeviceAuthorizationPath is where a client asks for a device code (RFC 8628 §3.1).
+	DeviceAuthorizationPath = "/connect/deviceauthorization"
+	// DevicePath is the verification_uri, where a person types the user code (RFC 8628 §3.3).
+	DevicePath = "/connect/device"
+)
+
+// URL is the address of the endpoint at path for issuer. The issuer keeps any path it has
+// (https://host/tenant): OpenID Connect Discovery 1.0 §4.1 appends to it after removing a final "/".
+func URL(issuer, path string) string {
+	return strings.TrimSuffix(issuer, "/") + path
+}

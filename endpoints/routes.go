@@ -1,0 +1,62 @@
+package endpoints
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tokengate/tokengate/tokens"
+)
+
+// ClientEndpoints are the endpoints a client authenticates to, as grants.Server serves them.
+type ClientEndpoints interface {
+	// ServeHTTP serves the token endpoint (RFC 6749 §3.2).
+	http.Handler
+	Introspect(w http.ResponseWriter, r *http.Request)
+	Revoke(w http.ResponseWriter, r *http.Request)
+	DeviceAuthorization(w http.ResponseWriter, r *http.Request)
+}
+
+// Site is every endpoint of one configuration.
+type Site struct {
+	// Issuer is the iss of every token; the endpoints live under its path, where the discovery
+	// document says they are. Required.
+	Issuer string
+	// Clients serves token, introspection, revocation and device authorization; Pages the
+	// authorization and end-session endpoints; Device the verification URI; Userinfo userinfo.
+	// All required.
+	Clients  ClientEndpoints
+	Pages    *Pages
+	Device   *DevicePage
+	Userinfo http.Handler
+	// Metadata is the discovery document.
+	Metadata Metadata
+	// Keys are the signing keys, published as the JWKS; required.
+	Keys func() *tokens.KeySet
+}
+
+// Routes maps the path of each endpoint of s to the endpoint. A path matches exactly:
+// /connect/token/ is not the token endpoint.
+func Routes(s Site) (map[string]http.Handler, error) {
+	issuer, err := url.Parse(s.Issuer)
+	switch {
+	case s.Issuer == "" || err != nil:
+		return nil, errors.New("endpoints: a valid issuer is required")
+	case s.Clients == nil || s.Pages == nil || s.Device == nil || s.Userinfo == nil || s.Keys == nil:
+		return nil, errors.New("endpoints: every endpoint and the signing keys are required")
+	}
+	prefix := strings.TrimSuffix(issuer.Path, "/")
+	return map[string]http.Handler{
+		prefix + TokenPath:               s.Clients,
+		prefix + IntrospectionPath:       http.HandlerFunc(s.Clients.Introspect),
+		prefix + RevocationPath:          http.HandlerFunc(s.Clients.Revoke),
+		prefix + DeviceAuthorizationPath: http.HandlerFunc(s.Clients.DeviceAuthorization),
+		prefix + AuthorizePath:           http.HandlerFunc(s.Pages.Authorize),
+		prefix + EndSessionPath:          http.HandlerFunc(s.Pages.EndSession),
+		prefix + DevicePath:              s.Device,
+		prefix + UserinfoPath:            s.Userinfo,
+		prefix + DiscoveryPath:           Discovery(s.Metadata),
+		prefix + JWKSPath:                JWKS(s.Keys),
+	}, nil
+}

@@ -1,0 +1,33 @@
+package endpoints
+
+import (
+	"context"
+
+	"github.com/tokengate/tokengate/grants"
+)
+
+// What the pages ask of the token service (grants.Server), each page only what it uses.
+
+// PasswordChecker checks a person's password as the password grant does: throttled per username
+// and per address, the address the person's request comes from.
+type PasswordChecker interface {
+	SignIn(ctx context.Context, address string, client *grants.Client, username, password, acrValues string) (grants.SignedIn, *grants.Error)
+}
+
+// SignInService is what the authorization and end-session pages use: the registered clients, the
+// reading of acr_values, the password check, and the issuing of codes (RFC 6749 §4.1.2).
+type SignInService interface {
+	PasswordChecker
+	Client(id string) (*grants.Client, bool)
+	ACRValues(c *grants.Client, param string) (grants.ACRValues, *grants.Error)
+	IssueCode(ctx context.Context, g grants.CodeGrant) (string, error)
+}
+
+// DeviceService is what the device page uses: the requests waiting for a person (RFC 8628 §3.3),
+// the password check, and the recording of the person's decision.
+type DeviceService interface {
+	PasswordChecker
+	PendingDevice(ctx context.Context, typed string) (req grants.DeviceRequest, ok bool, err error)
+	ApproveDevice(ctx context.Context, userCode string, user grants.SignedIn) (ok bool, err error)
+	DenyDevice(ctx context.Context, userCode string) (ok bool, err error)
+}

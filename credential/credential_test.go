@@ -83,20 +83,79 @@ func TestCacheIsBounded(t *testing.T) {
 	}
 }
 
-func TestCheckMissingCostsACompare(t *testing.T) {
+// Verified answers from the cache alone: before a check it is false, after a good one true, and it
+// never vouches for a wrong secret.
+func TestVerified(t *testing.T) {
+	c := NewChecker(100, 1)
+	h := hash(t, "good")
+	if c.Verified(h, "app", "good") {
+		t.Fatal("Verified before any check")
+	}
+	c.Check(context.Background(), h, "app", "good")
+	c.Check(context.Background(), h, "app", "wrong")
+	if !c.Verified(h, "app", "good") {
+		t.Fatal("a verified secret is not Verified")
+	}
+	if c.Verified(h, "app", "wrong") || c.Verified(h, "other", "good") {
+		t.Fatal("Verified vouches for a wrong secret or another account")
+	}
+}
+
+// FailureTime is what one bcrypt at the cost takes: more at a higher cost, and measured once.
+func TestFailureTimeIsOneBcrypt(t *testing.T) {
 	c := NewChecker(10, 2)
 	cost := bcrypt.MinCost + 4
-	c.CheckMissing(context.Background(), cost, "warm") // the fake hash is made once
 	start := time.Now()
-	if err := c.CheckMissing(context.Background(), cost, "guess"); err != nil {
+	if _, err := bcrypt.GenerateFromPassword([]byte("x"), cost); err != nil {
 		t.Fatal(err)
 	}
-	// A real compare at this cost takes well over a millisecond; a skipped one takes microseconds.
-	if d := time.Since(start); d < time.Millisecond {
-		t.Fatalf("CheckMissing took %v: no bcrypt compare was made", d)
+	bcryptTime := time.Since(start)
+	failure := c.FailureTime(cost)
+	if failure < bcryptTime/4 || failure > 4*bcryptTime {
+		t.Fatalf("FailureTime(%d) = %v, want about what one bcrypt at that cost takes (%v)", cost, failure, bcryptTime)
 	}
-	if got, _ := bcrypt.Cost(c.fakeHash(cost)); got != cost {
-		t.Fatalf("fake hash cost = %d, want %d", got, cost)
+	if cheap := c.FailureTime(bcrypt.MinCost); cheap >= failure {
+		t.Fatalf("FailureTime(%d) = %v, not less than FailureTime(%d) = %v", bcrypt.MinCost, cheap, cost, failure)
+	}
+	if again := c.FailureTime(cost); again != failure {
+		t.Fatalf("FailureTime measured again: %v, then %v", failure, again)
+	}
+}
+
+// A failed attempt lasts its failure time from Begin, however little the check did, and waiting it
+// out needs no compare slot: with every slot taken, it still ends on time.
+func TestFailedAttemptLastsTheFailureTime(t *testing.T) {
+	c := NewChecker(10, 1)
+	cost := bcrypt.MinCost + 4
+	want := c.FailureTime(cost)
+	c.compares <- struct{}{} // the only slot is now busy
+	defer func() { <-c.compares }()
+	start := time.Now()
+	c.Begin(cost).Failed(context.Background())
+	if d := time.Since(start); d < want || d > want+time.Second {
+		t.Fatalf("a failed attempt took %v, want %v", d, want)
+	}
+	// An attempt that already took its time (a slow compare) waits no more.
+	attempt := c.Begin(bcrypt.MinCost)
+	time.Sleep(c.FailureTime(bcrypt.MinCost))
+	start = time.Now()
+	attempt.Failed(context.Background())
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Fatalf("Failed after the failure time had passed waited %v more", d)
+	}
+}
+
+// The wait ends with its context: a client that went away holds nothing.
+func TestFailedEndsWithContext(t *testing.T) {
+	c := NewChecker(10, 1)
+	cost := bcrypt.MinCost + 4
+	attempt := c.Begin(cost)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	attempt.Failed(ctx)
+	if d := time.Since(start); d > c.FailureTime(cost)/2 {
+		t.Fatalf("Failed with an ended context waited %v", d)
 	}
 }
 

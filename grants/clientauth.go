@@ -45,7 +45,7 @@ func clientAuthFailed(basic bool) *Error {
 // refusing requests that mix methods.
 func readCredentials(r *http.Request, f form) (presentedCredentials, *Error) {
 	var c presentedCredentials
-	if scheme, payload, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Basic") {
+	if payload, ok := basicPayload(r); ok {
 		c.basic = true
 		id, secret, ok := decodeBasic(payload)
 		if !ok {
@@ -102,7 +102,7 @@ func readClientAssertion(f form, raw, assertionType string) (presentedCredential
 // presentsCredentials reports whether a request carries any client credential: Basic, a body
 // secret or a client assertion. A client_id alone is none (a public client's identification).
 func presentsCredentials(r *http.Request, f form) bool {
-	if scheme, _, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Basic") {
+	if _, ok := basicPayload(r); ok {
 		return true
 	}
 	for _, name := range []string{"client_secret", "client_assertion", "client_assertion_type"} {
@@ -111,6 +111,14 @@ func presentsCredentials(r *http.Request, f form) bool {
 		}
 	}
 	return false
+}
+
+// basicPayload returns what follows the Basic scheme in the Authorization header, and whether the
+// header names that scheme at all. "Basic" alone counts: HTTP drops the trailing space of "Basic ",
+// and a client that sent it still tried Basic, so it must get the Basic challenge (RFC 6749 §5.2).
+func basicPayload(r *http.Request) (string, bool) {
+	scheme, payload, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return payload, strings.EqualFold(scheme, "Basic")
 }
 
 // decodeBasic reads RFC 6749 §2.3.1 Basic credentials: base64 of id ":" secret, each

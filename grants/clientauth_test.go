@@ -167,3 +167,22 @@ func TestFailuresTakeTheSameTime(t *testing.T) {
 		}
 	}
 }
+
+// RFC 6749 §5.2: a client that tried Basic gets 401 with a Basic challenge, however empty or
+// malformed its Basic header was, and also when a public client used it at introspection.
+func TestBasicChallenge(t *testing.T) {
+	f := newFixture(t)
+	for _, header := range []string{"Basic", "Basic ", "basic", "Basic    ", "Basic Og==", "Basic %%%", "Basic YXBw"} {
+		resp := f.do(request{body: "grant_type=client_credentials", header: map[string]string{"Authorization": header}})
+		f.expectError("Authorization: "+header, resp, 401, CodeInvalidClient)
+		if got := resp.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic") {
+			t.Errorf("Authorization %q: WWW-Authenticate = %q, want a Basic challenge", header, got)
+		}
+	}
+	access := f.login("offline_access api.read").str("access_token")
+	resp := f.do(request{target: "/connect/introspect", body: vals("token", access).Encode(), basic: [2]string{"spa", ""}})
+	f.expectError("a public client at introspection", resp, 401, CodeInvalidClient)
+	if got := resp.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic") {
+		t.Errorf("a public client with Basic at introspection: WWW-Authenticate = %q, want a Basic challenge", got)
+	}
+}

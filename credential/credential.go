@@ -24,7 +24,9 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"hash"
 	"sync"
 	"time"
 
@@ -47,7 +49,9 @@ func IsBcryptHash(s string) bool {
 // Checker verifies secrets against bcrypt hashes. It is safe for concurrent use and meant to live
 // as long as the process (across config reloads), so the cache keeps paying off.
 type Checker struct {
-	key [32]byte
+	// macs holds HMAC-SHA-256 states keyed with a per-process random key, reused because building
+	// one costs more than the cache lookup it serves.
+	macs sync.Pool
 	// compares bounds concurrent bcrypt compares: a flood of wrong secrets then queues here
 	// instead of taking every core from the requests whose secrets are cached.
 	compares chan struct{}
@@ -70,9 +74,11 @@ func NewChecker(maxEntries, parallel int) *Checker {
 		max:          maxEntries,
 		failureTimes: make(map[int]func() time.Duration),
 	}
-	if _, err := rand.Read(c.key[:]); err != nil {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
 		panic("credential: no randomness: " + err.Error())
 	}
+	c.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return c
 }
 
@@ -172,17 +178,23 @@ func (a Attempt) Failed(ctx context.Context) {
 	}
 }
 
-func (c *Checker) cacheKey(hash []byte, account, presented string) [32]byte {
-	m := hmac.New(sha256.New, c.key[:])
-	for _, part := range [][]byte{hash, []byte(account), []byte(presented)} {
-		var n [8]byte
-		for i, l := 0, uint64(len(part)); i < 8; i++ {
-			n[i] = byte(l >> (8 * i))
-		}
-		m.Write(n[:])
-		m.Write(part)
-	}
+// cacheKey is the HMAC of the stored hash, account and presented, each prefixed with its length so
+// no two triples run together alike.
+func (c *Checker) cacheKey(stored []byte, account, presented string) [32]byte {
+	m := c.macs.Get().(hash.Hash)
+	defer c.macs.Put(m)
+	m.Reset()
+	writePart(m, stored)
+	writePart(m, []byte(account))
+	writePart(m, []byte(presented))
 	var k [32]byte
-	copy(k[:], m.Sum(nil))
+	m.Sum(k[:0])
 	return k
+}
+
+func writePart(m hash.Hash, part []byte) {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(part)))
+	m.Write(n[:])
+	m.Write(part)
 }

@@ -8,7 +8,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-func hash(t *testing.T, secret string) []byte {
+func bcryptOf(t testing.TB, secret string) []byte {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
 	if err != nil {
@@ -19,7 +19,7 @@ func hash(t *testing.T, secret string) []byte {
 
 func TestCheck(t *testing.T) {
 	c := NewChecker(100, 2)
-	h := hash(t, "s3cret")
+	h := bcryptOf(t, "s3cret")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		account, presented string
@@ -43,10 +43,10 @@ func TestCheck(t *testing.T) {
 func TestCacheIsBoundToHash(t *testing.T) {
 	c := NewChecker(100, 2)
 	ctx := context.Background()
-	if ok, _ := c.Check(ctx, hash(t, "old"), "app", "old"); !ok {
+	if ok, _ := c.Check(ctx, bcryptOf(t, "old"), "app", "old"); !ok {
 		t.Fatal("old secret refused")
 	}
-	if ok, _ := c.Check(ctx, hash(t, "new"), "app", "old"); ok {
+	if ok, _ := c.Check(ctx, bcryptOf(t, "new"), "app", "old"); ok {
 		t.Fatal("old secret accepted against the new hash")
 	}
 }
@@ -55,7 +55,7 @@ func TestCacheIsBoundToHash(t *testing.T) {
 // good client still gets through at once.
 func TestCachedCheckSkipsBusyCompares(t *testing.T) {
 	c := NewChecker(100, 1)
-	h := hash(t, "good")
+	h := bcryptOf(t, "good")
 	ctx := context.Background()
 	if ok, _ := c.Check(ctx, h, "app", "good"); !ok {
 		t.Fatal("good secret refused")
@@ -74,7 +74,7 @@ func TestCachedCheckSkipsBusyCompares(t *testing.T) {
 
 func TestCacheIsBounded(t *testing.T) {
 	c := NewChecker(2, 2)
-	h := hash(t, "x")
+	h := bcryptOf(t, "x")
 	for _, account := range []string{"a", "b", "c", "d"} {
 		c.Check(context.Background(), h, account, "x")
 	}
@@ -87,7 +87,7 @@ func TestCacheIsBounded(t *testing.T) {
 // never vouches for a wrong secret.
 func TestVerified(t *testing.T) {
 	c := NewChecker(100, 1)
-	h := hash(t, "good")
+	h := bcryptOf(t, "good")
 	if c.Verified(h, "app", "good") {
 		t.Fatal("Verified before any check")
 	}
@@ -160,7 +160,7 @@ func TestFailedEndsWithContext(t *testing.T) {
 }
 
 func TestIsBcryptHash(t *testing.T) {
-	h := string(hash(t, "x"))
+	h := string(bcryptOf(t, "x"))
 	for _, tc := range []struct {
 		in   string
 		want bool
@@ -173,6 +173,20 @@ func TestIsBcryptHash(t *testing.T) {
 	} {
 		if got := IsBcryptHash(tc.in); got != tc.want {
 			t.Errorf("IsBcryptHash(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A cached check is the hot path of every client that authenticates again: one HMAC and a map
+// lookup.
+func BenchmarkVerified(b *testing.B) {
+	c := NewChecker(100, 1)
+	h := bcryptOf(b, "app-secret")
+	c.Check(context.Background(), h, "app", "app-secret")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !c.Verified(h, "app", "app-secret") {
+			b.Fatal("not verified")
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/assertion"
+	"github.com/tokengate/tokengate/credential"
 	"go.uber.org/zap"
 )
 
@@ -44,7 +45,7 @@ func clientAuthFailed(basic bool) *Error {
 // refusing requests that mix methods.
 func readCredentials(r *http.Request, f form) (presentedCredentials, *Error) {
 	var c presentedCredentials
-	if scheme, payload, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Basic") {
+	if payload, ok := basicPayload(r); ok {
 		c.basic = true
 		id, secret, ok := decodeBasic(payload)
 		if !ok {
@@ -101,7 +102,7 @@ func readClientAssertion(f form, raw, assertionType string) (presentedCredential
 // presentsCredentials reports whether a request carries any client credential: Basic, a body
 // secret or a client assertion. A client_id alone is none (a public client's identification).
 func presentsCredentials(r *http.Request, f form) bool {
-	if scheme, _, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Basic") {
+	if _, ok := basicPayload(r); ok {
 		return true
 	}
 	for _, name := range []string{"client_secret", "client_assertion", "client_assertion_type"} {
@@ -110,6 +111,14 @@ func presentsCredentials(r *http.Request, f form) bool {
 		}
 	}
 	return false
+}
+
+// basicPayload returns what follows the Basic scheme in the Authorization header, and whether the
+// header names that scheme at all. "Basic" alone counts: HTTP drops the trailing space of "Basic ",
+// and a client that sent it still tried Basic, so it must get the Basic challenge (RFC 6749 §5.2).
+func basicPayload(r *http.Request) (string, bool) {
+	scheme, payload, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return payload, strings.EqualFold(scheme, "Basic")
 }
 
 // decodeBasic reads RFC 6749 §2.3.1 Basic credentials: base64 of id ":" secret, each
@@ -132,6 +141,8 @@ func decodeBasic(payload string) (id, secret string, ok bool) {
 }
 
 // authenticateClient returns the client a token request comes from, or the error to answer.
+// Failures count per client and address: counted per client alone, wrong secrets sent under a
+// client's id from anywhere would lock the client out everywhere.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form, now time.Time) (*Client, *Error) {
 	creds, err := readCredentials(r, f)
 	if err != nil {
@@ -140,22 +151,24 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	if creds.clientID == "" {
 		return nil, clientAuthFailed(creds.basic)
 	}
-	if wait, blocked := s.limits.clients.Blocked(creds.clientID, now); blocked {
+	address := s.cfg.ClientIP(r)
+	failures := creds.clientID + "\x00" + address
+	if wait, blocked := s.limits.clients.Blocked(failures, now); blocked {
 		return nil, tooManyAttempts(wait)
 	}
-	client, known := s.clients[creds.clientID]
+	client := s.clients[creds.clientID]
 	var ok bool
 	var fault *Error
 	if creds.assertion != "" {
 		ok, fault = s.checkClientAssertion(ctx, creds)
 	} else {
-		ok, fault = s.checkClientSecret(ctx, client, known, creds)
+		ok, fault = s.checkClientSecret(ctx, client, creds, address)
 	}
 	if fault != nil {
 		return nil, fault
 	}
 	if !ok {
-		s.limits.clients.Fail(creds.clientID, now)
+		s.limits.clients.Fail(failures, now)
 		return nil, clientAuthFailed(creds.basic)
 	}
 	return client, nil
@@ -182,31 +195,28 @@ func (s *Server) checkClientAssertion(ctx context.Context, creds presentedCreden
 	return false, unavailable(err)
 }
 
-func (s *Server) checkClientSecret(ctx context.Context, client *Client, known bool, creds presentedCredentials) (bool, *Error) {
-	if !known {
-		// Cost what a wrong secret costs, so timing does not tell which clients exist.
-		if err := s.limits.secrets.CheckMissing(ctx, s.secretCost, creds.secret); err != nil {
-			return false, unavailable(err)
+// checkClientSecret checks the secret a request presents for client (nil when no client has the
+// id). What passes cheaply passes at once: a public client presenting none, a plaintext secret, a
+// bcrypt secret verified before. Anything else is an attempt from address that costs: a bcrypt
+// compare per hash and, when none matched, a wait until the attempt has lasted a compare at the
+// dearest configured cost. So an unknown client, a wrong plaintext secret and a wrong bcrypt secret
+// take the same time, and an unknown client takes no CPU. One address may have only a few attempts
+// under way; past that it gets 429, as a throttled client does, whether or not the client exists.
+func (s *Server) checkClientSecret(ctx context.Context, client *Client, creds presentedCredentials, address string) (bool, *Error) {
+	candidates := secretsFor(client, creds.secret)
+	if passesCheaply(client, candidates, creds.secret, s.limits.secrets) {
+		return true, nil
+	}
+	if !s.limits.secretChecks.Enter(address) {
+		return false, tooManyAttempts(time.Second)
+	}
+	defer s.limits.secretChecks.Leave(address)
+	attempt := s.limits.secrets.Begin(s.secretCost)
+	for _, secret := range candidates {
+		if secret.hash == nil {
+			continue
 		}
-		return false, nil
-	}
-	if client.Public {
-		// A public client proves nothing (Basic with an empty secret is how some libraries send its id);
-		// one that sends a secret is confused or an impostor.
-		return creds.secret == "", nil
-	}
-	switch client.AuthMethod {
-	case "", AuthSecretBasic, AuthSecretPost:
-	default:
-		// A client registered for a JWT method must use it: its secret alone does not authenticate
-		// it (RFC 7591 §2 token_endpoint_auth_method).
-		return false, nil
-	}
-	if creds.secret == "" {
-		return false, nil
-	}
-	for _, secret := range client.Secrets {
-		ok, err := secret.matches(ctx, s.limits.secrets, client.ID, creds.secret)
+		ok, err := s.limits.secrets.Check(ctx, secret.hash, client.ID, creds.secret)
 		if err != nil {
 			return false, unavailable(err)
 		}
@@ -214,7 +224,36 @@ func (s *Server) checkClientSecret(ctx context.Context, client *Client, known bo
 			return true, nil
 		}
 	}
+	attempt.Failed(ctx)
 	return false, nil
+}
+
+// secretsFor returns the secrets presented may match: none for an unknown or public client, for
+// one registered for a JWT method (it must use it), or for an empty secret.
+func secretsFor(client *Client, presented string) []*Secret {
+	if client == nil || presented == "" {
+		return nil
+	}
+	switch client.AuthMethod {
+	case "", AuthSecretBasic, AuthSecretPost:
+		return client.Secrets
+	}
+	return nil
+}
+
+// passesCheaply reports whether presented authenticates client with no bcrypt compare. A public
+// client proves nothing (Basic with an empty secret is how some libraries send its id); one that
+// sends a secret is confused or an impostor.
+func passesCheaply(client *Client, candidates []*Secret, presented string, checker *credential.Checker) bool {
+	if client != nil && client.Public {
+		return presented == ""
+	}
+	for _, secret := range candidates {
+		if secret.plainMatches(presented) || secret.hash != nil && checker.Verified(secret.hash, client.ID, presented) {
+			return true
+		}
+	}
+	return false
 }
 
 func tooManyAttempts(wait time.Duration) *Error {

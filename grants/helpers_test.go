@@ -27,7 +27,7 @@ const (
 
 // fixture is a Server over a memory store with a clock the test moves.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *Server
 	store    *store.Memory
 	verifier *tokens.Verifier
@@ -55,7 +55,7 @@ func (d countedDenyList) Sync(ctx context.Context) error {
 	return err
 }
 
-func bcryptHash(t *testing.T, secret string) string {
+func bcryptHash(t testing.TB, secret string) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
 	if err != nil {
@@ -64,7 +64,7 @@ func bcryptHash(t *testing.T, secret string) string {
 	return string(h)
 }
 
-func secrets(t *testing.T, configured ...string) []*Secret {
+func secrets(t testing.TB, configured ...string) []*Secret {
 	t.Helper()
 	var out []*Secret
 	for _, c := range configured {
@@ -85,7 +85,7 @@ func secrets(t *testing.T, configured ...string) []*Secret {
 //   - pwonly: confidential, password only
 //
 // options change the Config before the Server is built.
-func newFixture(t *testing.T, options ...func(*fixture, *Config)) *fixture {
+func newFixture(t testing.TB, options ...func(*fixture, *Config)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, Clock: testclock.New(time.Unix(1_800_000_000, 0))}
 	f.store = store.NewMemory(f.Now)

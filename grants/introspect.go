@@ -46,7 +46,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) (*introspect
 	}
 	// RFC 7662 §2.1: the endpoint must be protected; a public client proves nothing.
 	if client.Public {
-		return nil, clientAuthFailed(false)
+		_, triedBasic := basicPayload(r)
+		return nil, clientAuthFailed(triedBasic)
 	}
 	token, ok := f["token"]
 	if !ok {

@@ -226,6 +226,8 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("grants: client %q: %w", c.ID, err)
 		}
 	}
+	// Measure what a failed client authentication lasts now, on a machine not yet serving.
+	s.limits.secrets.FailureTime(s.secretCost)
 	return s, nil
 }
 

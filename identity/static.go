@@ -70,7 +70,8 @@ func NewStatic(users []StaticUser) (*Static, error) {
 func (s *Static) Authenticate(ctx context.Context, username, password, tenant string) (User, bool, error) {
 	e, ok := s.users[username]
 	if !ok {
-		return User{}, false, s.checker.CheckMissing(ctx, s.cost, password)
+		s.checker.Begin(s.cost).Failed(ctx)
+		return User{}, false, nil
 	}
 	ok, err := s.checker.Check(ctx, e.hash, username, password)
 	if !ok || err != nil {

@@ -56,6 +56,8 @@ type request struct {
 	// contentType defaults to application/x-www-form-urlencoded when body is set; "-" sends none.
 	contentType string
 	body        string
+	// client sends it; nil means http.DefaultClient (see fromLoopback for another address).
+	client *http.Client
 }
 
 // reply is what came back, body read.
@@ -89,7 +91,7 @@ func do(ctx context.Context, c *Caddy, a request) (reply, error) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cmp.Or(a.client, http.DefaultClient).Do(req)
 	if err != nil {
 		return reply{elapsed: time.Since(start)}, fmt.Errorf("%s %s: %w", method, a.path, err)
 	}

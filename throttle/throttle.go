@@ -1,7 +1,8 @@
-// Package throttle counts failures per key (a username, a client id, an address) in a sliding
-// window and says when a key has failed too often, so password guessing slows to a crawl while a
-// user who types the right password after the window has passed gets in (RFC 6749 §4.3.2, RFC 9700
-// §2.4). Nothing here locks anyone out for longer than one window.
+// Package throttle says when a key (a username, a client and an address, an address) has tried too
+// often or too much: Limiter counts failures in a sliding window, so password guessing slows to a
+// crawl while a user who types the right password after the window has passed gets in (RFC 6749
+// §4.3.2, RFC 9700 §2.4); InFlight bounds the attempts a key has under way at once. Nothing here
+// locks anyone out for longer than one window.
 package throttle
 
 import (

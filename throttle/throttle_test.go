@@ -49,3 +49,30 @@ func TestKeysAreBounded(t *testing.T) {
 		t.Fatalf("%d keys kept, want at most 10", n)
 	}
 }
+
+// One key may have at most max attempts under way; others are unaffected, and a key that left is
+// admitted again and forgotten once idle.
+func TestInFlight(t *testing.T) {
+	f := NewInFlight(2)
+	for i := 0; i < 2; i++ {
+		if !f.Enter("198.51.100.1") {
+			t.Fatalf("attempt %d refused, want 2 admitted", i+1)
+		}
+	}
+	if f.Enter("198.51.100.1") {
+		t.Fatal("a third attempt under way was admitted")
+	}
+	if !f.Enter("198.51.100.2") {
+		t.Fatal("another key was refused")
+	}
+	f.Leave("198.51.100.1")
+	if !f.Enter("198.51.100.1") {
+		t.Fatal("refused after one attempt left")
+	}
+	f.Leave("198.51.100.1")
+	f.Leave("198.51.100.1")
+	f.Leave("198.51.100.2")
+	if n := len(f.running); n != 0 {
+		t.Fatalf("%d idle keys kept, want none", n)
+	}
+}

@@ -112,9 +112,10 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 	return s, nil
 }
 
-// Close stops the purge, ends the run and releases the file. A run that ends here stopped cleanly
-// (Caddy lets the requests in progress finish first), so its rotations are final; only a run that
-// never gets here leaves its record behind, and its rotations in doubt.
+// Close stops the purge, ends the run and releases the file. A run that ends here stopped cleanly:
+// a server closes its store once it has stopped serving, so every rotation the run committed was
+// answered and is final. Only a run that never gets here (a crash) leaves its record behind, and
+// its rotations in doubt.
 func (s *Bolt) Close() error {
 	var ended error
 	s.closing.Do(func() {

@@ -93,7 +93,7 @@ func TestCrashLosesNothingAnswered(t *testing.T) {
 	codes := newSignedInBrowser(t, c).codes(crashCodes)
 	redeemed := make([]tokenAnswer, crashCodesRedeemed)
 	for i := range redeemed {
-		redeemed[i] = mustRedeem(t, c, codes[i])
+		redeemed[i] = mustRedeemCode(t, c, codes[i])
 	}
 
 	clients := make([]*refreshingClient, crashClients)
@@ -174,13 +174,13 @@ func TestCrashLosesNothingAnswered(t *testing.T) {
 		wantCodeRefused(t, c, code, "a code redeemed during the load")
 	}
 	if code := loadCodes.inFlight; code != "" {
-		if a := redeem(t, c, code); a.Status != http.StatusOK && a.Error != "invalid_grant" {
+		if a := redeemCode(t, c, code); a.Status != http.StatusOK && a.Error != "invalid_grant" {
 			t.Errorf("the code whose redemption was in flight, after the restart: redeeming = %v, want 200 or invalid_grant", a)
 		}
 		wantCodeRefused(t, c, code, "the code whose redemption was in flight, presented again")
 	}
 	for _, code := range loadCodes.unused() {
-		mustRedeem(t, c, code)
+		mustRedeemCode(t, c, code)
 		wantCodeRefused(t, c, code, "a code issued before the kill, redeemed after it")
 	}
 	t.Logf("%d clients in flight at the kill; %d codes redeemed during the load, one in flight: %v",
@@ -316,7 +316,8 @@ func redemption(code string) url.Values {
 		"redirect_uri": {crashRedirectURI}, "code_verifier": {crashVerifier}}
 }
 
-func redeem(t *testing.T, c *Caddy, code string) tokenAnswer {
+// redeemCode trades code for tokens as app.
+func redeemCode(t *testing.T, c *Caddy, code string) tokenAnswer {
 	t.Helper()
 	a, err := requestToken(testContext(t), c, "app", redemption(code))
 	if err != nil {
@@ -325,10 +326,10 @@ func redeem(t *testing.T, c *Caddy, code string) tokenAnswer {
 	return a
 }
 
-// mustRedeem redeems code and fails the test unless it yields tokens.
-func mustRedeem(t *testing.T, c *Caddy, code string) tokenAnswer {
+// mustRedeemCode redeems code and fails the test unless it yields tokens.
+func mustRedeemCode(t *testing.T, c *Caddy, code string) tokenAnswer {
 	t.Helper()
-	a := redeem(t, c, code)
+	a := redeemCode(t, c, code)
 	if a.Status != http.StatusOK || a.RefreshToken == "" {
 		t.Fatalf("redeeming a code = %v, want 200 with a refresh token", a)
 	}
@@ -337,7 +338,7 @@ func mustRedeem(t *testing.T, c *Caddy, code string) tokenAnswer {
 
 func wantCodeRefused(t *testing.T, c *Caddy, code, what string) {
 	t.Helper()
-	if a := redeem(t, c, code); a.Status != http.StatusBadRequest || a.Error != "invalid_grant" {
+	if a := redeemCode(t, c, code); a.Status != http.StatusBadRequest || a.Error != "invalid_grant" {
 		t.Errorf("%s: redeeming = %v, want 400 invalid_grant", what, a)
 	}
 }

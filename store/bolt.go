@@ -32,13 +32,16 @@ const (
 
 // Buckets of the bolt file. Refresh tokens are keyed by their hash, families by id, the revocation
 // log by big-endian sequence number (so a cursor scan reads it in order), keys by slot, one-time
-// values by key. Values are JSON.
+// values by key. Values are JSON. The runs bucket numbers each opening of the file with its
+// sequence and holds a record for every run that has not closed the file: the current one, and
+// those that crashed (one small record per crash, kept because their rotations stay in doubt).
 var (
 	bucketRefresh     = []byte("refresh_tokens")
 	bucketFamilies    = []byte("families")
 	bucketRevocations = []byte("revocations")
 	bucketKeys        = []byte("signing_keys")
 	bucketOnce        = []byte("one_time")
+	bucketRuns        = []byte("runs")
 )
 
 // Bolt is a Store in a bbolt file: durable (every write is fsynced before it returns), for one
@@ -57,6 +60,8 @@ type Bolt struct {
 	// sweepFrom holds, per bucket, the key the next purge starts at. Only purge touches it, inside
 	// a write transaction, which bolt runs one at a time.
 	sweepFrom map[string][]byte
+	// run numbers this opening of the file; the rotations it commits carry it.
+	run uint64
 }
 
 // OpenBolt opens (creating it and its directory if needed) the bolt file at path and starts its
@@ -77,13 +82,20 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db.MaxBatchDelay = batchDelay
+	var run uint64
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRefresh, bucketFamilies, bucketRevocations, bucketKeys, bucketOnce} {
+		for _, name := range [][]byte{bucketRefresh, bucketFamilies, bucketRevocations, bucketKeys, bucketOnce, bucketRuns} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		return nil
+		runs := tx.Bucket(bucketRuns)
+		var err error
+		if run, err = runs.NextSequence(); err != nil {
+			return err
+		}
+		// The value is for a person reading the file: when the run began.
+		return runs.Put(seqKey(run), []byte(now().UTC().Format(time.RFC3339)))
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("store: init %s: %w", path, err), db.Close())
@@ -94,16 +106,26 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		sweepFrom: map[string][]byte{},
+		run:       run,
 	}
 	go s.purgeLoop()
 	return s, nil
 }
 
-// Close stops the purge and releases the file.
+// Close stops the purge, ends the run and releases the file. A run that ends here stopped cleanly:
+// a server closes its store once it has stopped serving, so every rotation the run committed was
+// answered and is final. Only a run that never gets here (a crash) leaves its record behind, and
+// its rotations in doubt.
 func (s *Bolt) Close() error {
-	s.closing.Do(func() { close(s.stop) })
-	<-s.done
-	return s.db.Close()
+	var ended error
+	s.closing.Do(func() {
+		close(s.stop)
+		<-s.done
+		ended = s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketRuns).Delete(seqKey(s.run))
+		})
+	})
+	return errors.Join(ended, s.db.Close())
 }
 
 // CreateRefreshToken implements RefreshTokens.
@@ -140,7 +162,9 @@ func (s *Bolt) RefreshToken(_ context.Context, hash string) (RefreshToken, error
 }
 
 // RotateRefreshToken implements RefreshTokens, in one write transaction: the check, the mark and
-// the new token commit together or not at all.
+// the new token commit together or not at all. A token whose rotation a crashed run committed
+// without its successor ever being presented (see unanswered) is rotated again, once: the
+// successor nobody may have received is retired, so that presenting it is a reuse.
 func (s *Bolt) RotateRefreshToken(_ context.Context, oldHash, newHash string, next RefreshToken) error {
 	var verdict error
 	var kill bool
@@ -175,7 +199,12 @@ func (s *Bolt) RotateRefreshToken(_ context.Context, oldHash, newHash string, ne
 		if err := checkRotation(old, next); err != nil {
 			return err
 		}
-		old.Rotated, old.Successor = true, newHash
+		if old.Rotated {
+			if err := btx.retire(old.Successor, s.run); err != nil {
+				return err
+			}
+		}
+		old.Rotated, old.Successor, old.RotatedBy = true, newHash, s.run
 		if err := btx.put(bucketRefresh, oldHash, old); err != nil {
 			return err
 		}
@@ -356,13 +385,56 @@ func (t boltTx) put(bucket []byte, key string, v any) error {
 	return t.tx.Bucket(bucket).Put([]byte(key), data)
 }
 
-// load reads the token under hash and its family and applies the rules for presenting it.
+// load reads the token under hash and its family and applies the rules for presenting it: a
+// rotated token whose rotation may never have been answered is presented as a live one.
 func (t boltTx) load(hash string, now time.Time) (rec refreshRecord, fam family, verdict error, err error) {
 	found, err := t.get(bucketRefresh, hash, &rec)
 	if err == nil && found {
 		_, err = t.get(bucketFamilies, rec.FamilyID, &fam)
 	}
-	return rec, fam, presented(rec, found, fam, now), err
+	if err != nil {
+		return rec, fam, nil, err
+	}
+	verdict = presented(rec, found, fam, now)
+	if verdict == ErrReused {
+		doubt, err := t.inDoubt(rec, now)
+		if err != nil || !doubt {
+			return rec, fam, verdict, err
+		}
+		live := rec
+		live.Rotated = false
+		verdict = presented(live, found, fam, now)
+	}
+	return rec, fam, verdict, nil
+}
+
+// inDoubt applies unanswered to the rotated rec, reading its successor only when the run that
+// rotated it crashed.
+func (t boltTx) inDoubt(rec refreshRecord, now time.Time) (bool, error) {
+	if !t.crashedRun(rec.RotatedBy) {
+		return false, nil
+	}
+	var succ refreshRecord
+	found, err := t.get(bucketRefresh, rec.Successor, &succ)
+	return unanswered(rec, succ, found, now), err
+}
+
+// crashedRun reports whether run ended without closing the file: its record outlived it. Run 0
+// is a rotation older than the runs bucket, counted as final.
+func (t boltTx) crashedRun(run uint64) bool {
+	runs := t.tx.Bucket(bucketRuns)
+	return run != 0 && run != runs.Sequence() && runs.Get(seqKey(run)) != nil
+}
+
+// retire marks the token under hash as rotated by run, to no successor: presenting it is a reuse.
+func (t boltTx) retire(hash string, run uint64) error {
+	var rec refreshRecord
+	found, err := t.get(bucketRefresh, hash, &rec)
+	if err != nil || !found {
+		return err
+	}
+	rec.Rotated, rec.Successor, rec.RotatedBy = true, "", run
+	return t.put(bucketRefresh, hash, rec)
 }
 
 // peek is load for a read transaction. kill reports a reuse whose revocation is not in the log yet:

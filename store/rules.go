@@ -22,6 +22,10 @@ type refreshRecord struct {
 	// Successor is the hash the token was rotated to, so that the same rotation repeated is told
 	// apart from a reuse.
 	Successor string `json:"successor,omitempty"`
+	// RotatedBy numbers the run of the process that rotated the token, where the backend tells
+	// runs apart (bolt; zero elsewhere): a rotation committed by a run that crashed may never have
+	// been answered.
+	RotatedBy uint64 `json:"rotated_by,omitempty"`
 }
 
 // family is what the store knows of a refresh family: how long its tokens live and whether it is dead.
@@ -82,6 +86,20 @@ func presented(rec refreshRecord, found bool, fam family, now time.Time) error {
 // caller knows newHash, so a concurrent rotation by anyone else is still a reuse.
 func repeated(rec refreshRecord, fam family, newHash string, now time.Time) bool {
 	return rec.Rotated && rec.Successor == newHash && !expired(rec.ExpiresAt, now) && !fam.Dead
+}
+
+// unanswered reports whether rec, rotated by a run of the process that has crashed since, must be
+// honoured once more: its successor succ is still live and unused. The crash may have come between
+// the commit and the reply, and the client then holds rec and nothing else; taking its next use
+// for a reuse would kill the family of a client that did nothing wrong. Once the successor has
+// been presented, its holder had the reply, and rec is a reuse again.
+//
+// The store cannot tell this from a rotation answered just before the crash whose old token a
+// thief presents: the thief gets one rotation, which retires the successor, and the holder's next
+// use of that successor is a reuse that kills the family (RFC 9700 §4.14.2), just as a thief's use
+// of a stolen live token is detected.
+func unanswered(rec, succ refreshRecord, succFound bool, now time.Time) bool {
+	return rec.Rotated && succFound && !succ.Rotated && !expired(succ.ExpiresAt, now)
 }
 
 // checkRotation refuses a rotation that would move a token out of its family: the new token would

@@ -49,7 +49,10 @@ type RefreshTokens interface {
 	// its family is dead, ErrNotFound. Of concurrent rotations of one token exactly one succeeds;
 	// the others get ErrReused. next must keep the old token's FamilyID. Repeating a rotation that
 	// succeeded (the same oldHash and newHash, while both stand) succeeds again and changes nothing:
-	// a caller whose reply was lost retries with its newHash instead of losing the token.
+	// a caller whose reply was lost retries with its newHash instead of losing the token. A backend
+	// that knows the process which committed a rotation crashed (bolt) honours the old token once
+	// more while the successor is unused, since the crash may have swallowed the reply; that
+	// rotation retires the successor, so presenting it afterwards is a reuse.
 	RotateRefreshToken(ctx context.Context, oldHash, newHash string, next RefreshToken) error
 }
 

@@ -137,6 +137,17 @@ func (c *Caddy) Restart(t *testing.T) {
 	c.start(t)
 }
 
+// Kill ends Caddy with SIGKILL, as a crash or a power cut would: nothing is flushed, closed or
+// answered. Restart then starts it again on what it had persisted.
+func (c *Caddy) Kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatalf("killing Caddy: %v", err)
+	}
+	<-c.exited
+	c.log.WriteString("\n----- killed -----\n")
+}
+
 // Reload replaces the running configuration with caddyfile (placeholders filled, the same ports)
 // through `caddy reload`, as an operator would. It fails the test when Caddy refuses the new config.
 func (c *Caddy) Reload(t *testing.T, caddyfile string) {

@@ -369,3 +369,117 @@ func (u *UserConfig) check() error {
 	}
 	return nil
 }
+
+// check reports the first mistake in the configuration. The Caddyfile parser runs the same checks
+// where it can name the line; this catches JSON configurations and what spans several blocks.
+func (a *App) check() error {
+	switch a.Store.Backend {
+	case "bolt", "memory":
+	case "redis":
+		if a.Store.URL == "" {
+			return errors.New("store redis: no URL")
+		}
+	default:
+		return fmt.Errorf("store: unknown backend %q (want bolt, redis or memory)", a.Store.Backend)
+	}
+	if a.SigningKey != nil && a.SigningKeyFile != nil {
+		return errors.New("signing_key and signing_key_file are exclusive")
+	}
+	if a.SigningKeyFile != nil && a.SigningKeyRotation != 0 {
+		return errors.New(errRotateKeyFile)
+	}
+	if a.SigningKey != nil {
+		if err := checkDuration(time.Duration(a.SigningKeyRotation)); err != nil {
+			return fmt.Errorf("signing_key_rotation: %w", err)
+		}
+	}
+	if a.SigningKey != nil {
+		if _, err := signingAlg(a.SigningKey.Alg); err != nil {
+			return fmt.Errorf("signing_key: %w", err)
+		}
+	}
+	if f := a.SigningKeyFile; f != nil {
+		if _, err := signingAlg(f.Alg); err != nil {
+			return fmt.Errorf("signing_key_file: %w", err)
+		}
+		if f.File == "" {
+			return errors.New("signing_key_file: no file")
+		}
+	}
+	for _, name := range []string{"access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl"} {
+		if err := checkDuration(time.Duration(*a.ttlField(name))); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+
+	idps := make(map[string]bool, len(a.IdentityProviders))
+	for i, p := range a.IdentityProviders {
+		if err := p.check(); err != nil {
+			return fmt.Errorf("identity provider %d: %w", i, err)
+		}
+		if idps[p.Name] {
+			return fmt.Errorf("users %q: declared twice", p.Name)
+		}
+		idps[p.Name] = true
+	}
+	if err := a.checkTrusts(); err != nil {
+		return err
+	}
+	extensions := make(map[string]bool, len(a.ExtensionGrants))
+	for _, g := range a.ExtensionGrants {
+		if err := checkExtensionGrantType(g.GrantType); err != nil {
+			return err
+		}
+		if extensions[g.GrantType] {
+			return fmt.Errorf("grant %q: declared twice", g.GrantType)
+		}
+		extensions[g.GrantType] = true
+	}
+	ids := make(map[string]bool, len(a.Clients))
+	for i, c := range a.Clients {
+		if err := c.check(); err != nil {
+			return fmt.Errorf("client %d: %w", i, err)
+		}
+		if ids[c.ID] {
+			return fmt.Errorf("client %q: declared twice", c.ID)
+		}
+		ids[c.ID] = true
+		for _, name := range c.IdentityProviders {
+			if !idps[name] {
+				return fmt.Errorf("client %q: identity_providers: no users block is named %q", c.ID, name)
+			}
+		}
+		for _, g := range c.Grants {
+			if !grants.KnownGrant(g) && !extensions[g] {
+				return fmt.Errorf("client %q: no grant line declares %q", c.ID, g)
+			}
+		}
+	}
+	return nil
+}
+
+// checkTrusts reports the first mistake in the trust and saml_trust blocks: each on its own, and
+// names and issuers unique.
+func (a *App) checkTrusts() error {
+	names, issuers := map[string]bool{}, map[string]bool{}
+	for i, t := range a.Trusts {
+		if err := t.check(); err != nil {
+			return fmt.Errorf("trust %d: %w", i, err)
+		}
+		if names[t.Name] || issuers[t.Issuer] {
+			return fmt.Errorf("trust %q: its name or issuer is another trust's", t.Name)
+		}
+		names[t.Name], issuers[t.Issuer] = true, true
+	}
+	names, issuers = map[string]bool{}, map[string]bool{}
+	for i, t := range a.SAMLTrusts {
+		if err := t.check(); err != nil {
+			return fmt.Errorf("saml_trust %d: %w", i, err)
+		}
+		if names[t.Name] || issuers[t.EntityID] {
+			return fmt.Errorf("saml_trust %q: its name or entity_id is another saml_trust's", t.Name)
+		}
+		names[t.Name], issuers[t.EntityID] = true, true
+	}
+	return nil
+}

@@ -139,6 +139,10 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision checks the configuration and builds everything requests need.
+//
+// Caddy calls Validate only after Provision, but Provision opens the store and reads key files, so
+// it runs Validate first: a configuration Caddy would refuse must not touch them. Validate takes
+// zero options for their defaults, so it holds before and after setDefaults.
 func (a *App) Provision(ctx caddy.Context) error {
 	if a.logger == nil {
 		a.logger = ctx.Logger()
@@ -146,12 +150,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
 	a.setDefaults()
 	issuer, err := parseIssuer(a.Issuer)
 	if err != nil {
-		return err
-	}
-	if err := a.check(); err != nil {
 		return err
 	}
 	if err := a.acquireShared(); err != nil {
@@ -262,7 +266,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 // revokeRemovedClients revokes the tokens of every client the previous configuration on this store
-// had and this one has not (SPEC "When things go wrong"): refused from the next request on, and
+// had and this one has not: a client removed from the configuration must lose its access at once,
+// not when its tokens expire. They are refused from the next request on, and
 // still refused if the client is declared again. The entry lasts as long as anything issued before
 // it could: a refresh family's whole life, then its last access token's.
 func (a *App) revokeRemovedClients(ctx context.Context) error {
@@ -302,7 +307,7 @@ func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmp
 
 // deviceTemplate is the part of a login_template file that renders the device pages: the template
 // it defines as "device" (fed an endpoints.DeviceView), or nil for the built-in device page. One
-// file replaces the sign-in and the device pages, as SPEC's single login_template asks.
+// file replaces the sign-in and the device pages, so one login_template option themes them all.
 func deviceTemplate(tmpl *template.Template) *template.Template {
 	if tmpl == nil {
 		return nil
@@ -405,5 +410,6 @@ func tokengateApp(ctx caddy.Context) (*App, error) {
 var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )

@@ -121,23 +121,20 @@ func (a *App) keySource(jwksFile, jwksURI, keyFile string) (assertion.KeySource,
 	case jwksURI != "":
 		return a.remoteKeys(jwksURI)
 	case jwksFile != "":
-		data, err := os.ReadFile(jwksFile)
-		if err != nil {
-			return nil, fmt.Errorf("jwks_file: %w", err)
-		}
-		keys, err := assertion.ParseJWKS(data)
-		if err != nil {
-			return nil, fmt.Errorf("jwks_file %s: %w", jwksFile, err)
-		}
-		return keys, nil
+		return readKeyFile("jwks_file", jwksFile, assertion.ParseJWKS)
 	}
-	data, err := os.ReadFile(keyFile)
+	return readKeyFile("key_file", keyFile, assertion.ParsePEM)
+}
+
+// readKeyFile reads the file of the option opt and parses its keys.
+func readKeyFile(opt, path string, parse func([]byte) (*assertion.StaticKeys, error)) (assertion.KeySource, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("key_file: %w", err)
+		return nil, fmt.Errorf("%s: %w", opt, err)
 	}
-	keys, err := assertion.ParsePEM(data)
+	keys, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("key_file %s: %w", keyFile, err)
+		return nil, fmt.Errorf("%s %s: %w", opt, path, err)
 	}
 	return keys, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/tokengate/tokengate/tokens"
 )
 
-// Defaults of the App's durations (SPEC "Global options").
+// Defaults of the App's durations, as the App's fields document them.
 const (
 	defaultAccessTokenTTL  = time.Hour
 	defaultRefreshTokenTTL = 720 * time.Hour
@@ -183,12 +183,13 @@ func (a *App) setDefaults() {
 	}
 }
 
-// ttlField returns the app's duration field named by the option.
-func (a *App) ttlField(opt string) *caddy.Duration {
+// durationField returns the app's duration field named by the option.
+func (a *App) durationField(opt string) *caddy.Duration {
 	return map[string]*caddy.Duration{
-		"access_token_ttl":  &a.AccessTokenTTL,
-		"refresh_token_ttl": &a.RefreshTokenTTL,
-		"code_ttl":          &a.CodeTTL,
-		"device_code_ttl":   &a.DeviceCodeTTL,
+		"signing_key_rotation": &a.SigningKeyRotation,
+		"access_token_ttl":     &a.AccessTokenTTL,
+		"refresh_token_ttl":    &a.RefreshTokenTTL,
+		"code_ttl":             &a.CodeTTL,
+		"device_code_ttl":      &a.DeviceCodeTTL,
 	}[opt]
 }

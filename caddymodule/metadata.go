@@ -55,7 +55,8 @@ func (a *App) metadata() endpoints.Metadata {
 
 // authMethods are the methods the client may authenticate with, as discovery names them: "none"
 // for a public client (RFC 7591 §2); client_secret_basic and client_secret_post are
-// interchangeable (SPEC), so a client registered for either may use both.
+// interchangeable (RFC 6749 §2.3.1 allows either for a secret), so a client registered for either
+// may use both.
 func (c *ClientConfig) authMethods() []string {
 	switch {
 	case c.Public:

@@ -8,17 +8,91 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokengate/tokengate/assertion"
-	"github.com/tokengate/tokengate/credential"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/tokens"
 )
 
-// The checks below are shared by the Caddyfile parser, which runs each where it can name the line,
-// and App.check, which runs them all on JSON configurations.
+// This file is the one place the configuration is checked. A JSON configuration meets it in
+// Validate (and in Provision, which must refuse a bad configuration before it opens a store or reads
+// a file); the Caddyfile parser runs the same Validate of each block as it finishes it, and reports
+// the error at the line its where names (see lines.go).
 
-// parseIssuer enforces OpenID Connect Discovery 1.0 §3 (the issuer is a URL with a scheme and a
+// configError is a configuration mistake together with where it is: the options and values that
+// lead to it, outermost first ("client", "web", "grants", "implicit"). Its message names each item
+// once; where only serves to find the Caddyfile line.
+type configError struct {
+	where []string
+	err   error
+}
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// at says err is about the option (and values) in where, inside whatever its caller adds.
+func at(err error, where ...string) error {
+	if err == nil {
+		return nil
+	}
+	var inner *configError
+	if errors.As(err, &inner) {
+		where = append(slices.Clip(where), inner.where...)
+	}
+	return &configError{where: where, err: err}
+}
+
+// inItem names the item (`client "web"`) in err's message, and in where.
+func inItem(kind, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return at(fmt.Errorf("%s %q: %w", kind, name, err), kind, name)
+}
+
+// Validate reports the first mistake in the configuration, or nil. A zero option stands for its
+// default, so Validate accepts the configuration before and after Provision fills the defaults in.
+func (a *App) Validate() error {
+	if err := validateIssuer(a.Issuer); err != nil {
+		return err
+	}
+	if err := a.validateOptions(); err != nil {
+		return err
+	}
+	for i := range a.IdentityProviders {
+		if err := a.validateIdentityProvider(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.Trusts {
+		if err := a.validateTrust(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.SAMLTrusts {
+		if err := a.validateSAMLTrust(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.ExtensionGrants {
+		if err := a.validateExtensionGrant(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.Clients {
+		if err := a.validateClient(i); err != nil {
+			return err
+		}
+	}
+	return a.validateReferences()
+}
+
+// validateIssuer enforces OpenID Connect Discovery 1.0 §3 (the issuer is a URL with a scheme and a
 // host and no query or fragment), allowing http for local set-ups.
+func validateIssuer(issuer string) error {
+	_, err := parseIssuer(issuer)
+	return at(err, "issuer")
+}
+
+// parseIssuer is the issuer's URL, if it is one validateIssuer accepts.
 func parseIssuer(issuer string) (*url.URL, error) {
 	if issuer == "" {
 		return nil, errors.New("issuer is required")
@@ -39,28 +113,69 @@ func parseIssuer(issuer string) (*url.URL, error) {
 	return u, nil
 }
 
-// signingAlg returns the JWS name of a signing algorithm, as the Caddyfile writes it in any case.
-func signingAlg(name string) (string, error) {
-	for _, alg := range []string{tokens.ES256, tokens.RS256, tokens.PS256, tokens.EdDSA} {
-		if strings.EqualFold(name, alg) {
-			return alg, nil
+// validateOptions checks the app's own options: the store, the signing key and the durations.
+func (a *App) validateOptions() error {
+	if a.Store != nil {
+		if err := a.Store.Validate(); err != nil {
+			return err
 		}
 	}
-	return "", fmt.Errorf("unknown algorithm %q (want es256, rs256, ps256 or eddsa)", name)
-}
-
-// checkDuration refuses lifetimes and intervals under a second: a token must outlive the request
-// that mints it, and a key the tokens it signs.
-func checkDuration(d time.Duration) error {
-	if d < time.Second {
-		return fmt.Errorf("%v is under the minimum of 1s", d)
+	if a.SigningKey != nil && a.SigningKeyFile != nil {
+		return errors.New("signing_key and signing_key_file are exclusive")
+	}
+	if a.SigningKey != nil {
+		if err := a.SigningKey.Validate(); err != nil {
+			return err
+		}
+	}
+	if a.SigningKeyFile != nil {
+		if err := a.SigningKeyFile.Validate(); err != nil {
+			return err
+		}
+		if a.SigningKeyRotation != 0 {
+			// The operator replaces the key of a file; tokengate never rotates it.
+			return at(errors.New("signing_key_rotation: a signing_key_file key is never rotated"), "signing_key_rotation")
+		}
+	}
+	for _, opt := range durationOptions {
+		if d := *a.durationField(opt); d != 0 {
+			if err := validateDuration(opt, time.Duration(d)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// errRotateKeyFile refuses signing_key_rotation beside signing_key_file, whose key is the
-// operator's to replace.
-const errRotateKeyFile = "signing_key_rotation: a signing_key_file key is never rotated"
+// durationOptions are the app's options that are durations.
+var durationOptions = []string{"signing_key_rotation", "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl"}
+
+// validateDuration refuses lifetimes and intervals under a second: a token must outlive the
+// request that mints it, and a key the tokens it signs.
+func validateDuration(opt string, d time.Duration) error {
+	if d < time.Second {
+		return at(fmt.Errorf("%s: %v is under the minimum of 1s", opt, d), opt)
+	}
+	return nil
+}
+
+// Validate checks the backend and, with redis, the URL. A URL that is a placeholder ({env.X}) is
+// checked once Provision replaces it.
+func (s *StoreConfig) Validate() error {
+	switch s.Backend {
+	case "", "bolt", "memory":
+		return nil
+	case "redis":
+		if s.URL == "" {
+			return at(errors.New("store redis: no URL"), "store")
+		}
+		if !strings.HasPrefix(s.URL, "{") {
+			return at(checkRedisURL(s.URL), "store")
+		}
+		return nil
+	}
+	return at(fmt.Errorf("store: unknown backend %q (want bolt, redis or memory)", s.Backend), "store")
+}
 
 // checkRedisURL accepts the URLs the Redis store opens: redis://, rediss:// (TLS) and unix://.
 // Its errors never quote the URL, which may hold a password.
@@ -72,414 +187,142 @@ func checkRedisURL(raw string) error {
 	return nil
 }
 
-// checkClientID accepts what RFC 6749 Appendix A.1 allows a client_id to be: *VSCHAR, here at
-// least one.
-func checkClientID(id string) error {
-	if id == "" {
-		return errors.New("empty client_id")
+// Validate checks the algorithm; empty is the default.
+func (k *SigningKeyConfig) Validate() error {
+	if k.Alg == "" {
+		return nil
 	}
-	if !vschars(id) {
-		return fmt.Errorf("client_id %q: only printable ASCII is allowed (RFC 6749 Appendix A.1)", id)
+	if _, err := signingAlg(k.Alg); err != nil {
+		return at(fmt.Errorf("signing_key: %w", err), "signing_key")
 	}
 	return nil
 }
 
-func vschars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
+// Validate checks the algorithm and that there is a file.
+func (f *SigningKeyFileConfig) Validate() error {
+	if _, err := signingAlg(f.Alg); err != nil {
+		return at(fmt.Errorf("signing_key_file: %w", err), "signing_key_file")
+	}
+	if f.File == "" {
+		return at(errors.New("signing_key_file: no file"), "signing_key_file")
+	}
+	return nil
+}
+
+// signingAlg returns the JWS name of a signing algorithm, as the Caddyfile writes it in any case.
+func signingAlg(name string) (string, error) {
+	for _, alg := range []string{tokens.ES256, tokens.RS256, tokens.PS256, tokens.EdDSA} {
+		if strings.EqualFold(name, alg) {
+			return alg, nil
 		}
 	}
-	return true
+	return "", fmt.Errorf("unknown algorithm %q (want es256, rs256, ps256 or eddsa)", name)
 }
 
-// checkGrant accepts the Caddyfile names of the built-in grants, and the URIs of extension grants
-// (App.check makes sure a grant line declares each).
-func checkGrant(name string) error {
-	if !grants.KnownGrant(name) && checkExtensionGrantType(name) != nil {
-		return fmt.Errorf("unknown grant %q", name)
+// validateNth validates the i-th of items on its own, then against each earlier one with dup, which
+// reports what the two may not share.
+func validateNth[T interface{ Validate() error }](items []T, i int, dup func(earlier, t T) error) error {
+	if err := items[i].Validate(); err != nil {
+		return err
+	}
+	for _, earlier := range items[:i] {
+		if err := dup(earlier, items[i]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// checkExtensionGrantType accepts what may name an extension grant: an absolute URI (RFC 6749
-// §4.5), so never a built-in grant's name.
+// declaredTwice is the error for a second item of the same kind and name.
+func declaredTwice(kind, name string) error {
+	return at(fmt.Errorf("%s %q is declared twice", kind, name), kind, name)
+}
+
+// validateIdentityProvider checks the i-th users block: names are unique.
+func (a *App) validateIdentityProvider(i int) error {
+	return validateNth(a.IdentityProviders, i, func(o, p *IdentityProviderConfig) error {
+		if o.Name == p.Name {
+			return declaredTwice("users", p.Name)
+		}
+		return nil
+	})
+}
+
+// validateTrust checks the i-th trust block: names and issuers are unique, so an assertion's iss
+// picks one trust.
+func (a *App) validateTrust(i int) error {
+	return validateNth(a.Trusts, i, func(o, t *TrustConfig) error {
+		switch {
+		case o.Name == t.Name:
+			return declaredTwice("trust", t.Name)
+		case o.Issuer == t.Issuer:
+			return inItem("trust", t.Name, fmt.Errorf("issuer %q is another trust's", t.Issuer))
+		}
+		return nil
+	})
+}
+
+// validateSAMLTrust checks the i-th saml_trust block: names and entity_ids are unique, so an
+// assertion's Issuer picks one trust.
+func (a *App) validateSAMLTrust(i int) error {
+	return validateNth(a.SAMLTrusts, i, func(o, t *SAMLTrustConfig) error {
+		switch {
+		case o.Name == t.Name:
+			return declaredTwice("saml_trust", t.Name)
+		case o.EntityID == t.EntityID:
+			return inItem("saml_trust", t.Name, fmt.Errorf("entity_id %q is another saml_trust's", t.EntityID))
+		}
+		return nil
+	})
+}
+
+// validateExtensionGrant checks the i-th grant line: grant types are unique.
+func (a *App) validateExtensionGrant(i int) error {
+	return validateNth(a.ExtensionGrants, i, func(o, g *ExtensionGrantConfig) error {
+		if o.GrantType == g.GrantType {
+			return declaredTwice("grant", g.GrantType)
+		}
+		return nil
+	})
+}
+
+// validateClient checks the i-th client: client_ids are unique.
+func (a *App) validateClient(i int) error {
+	return validateNth(a.Clients, i, func(o, c *ClientConfig) error {
+		if o.ID == c.ID {
+			return declaredTwice("client", c.ID)
+		}
+		return nil
+	})
+}
+
+// validateReferences checks what clients name, which may be declared after them: their identity
+// providers and their extension grants.
+func (a *App) validateReferences() error {
+	for _, c := range a.Clients {
+		for _, name := range c.IdentityProviders {
+			if !slices.ContainsFunc(a.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name }) {
+				return inItem("client", c.ID, at(fmt.Errorf("no users block is named %q", name), "identity_providers", name))
+			}
+		}
+		for _, g := range c.Grants {
+			if !grants.KnownGrant(g) && !slices.ContainsFunc(a.ExtensionGrants, func(e *ExtensionGrantConfig) bool { return e.GrantType == g }) {
+				return inItem("client", c.ID, at(fmt.Errorf("no grant line declares %q", g), "grants", g))
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's name.
+func (g *ExtensionGrantConfig) Validate() error {
+	return at(checkExtensionGrantType(g.GrantType), "grant", g.GrantType)
+}
+
 func checkExtensionGrantType(uri string) error {
 	scheme, rest, ok := strings.Cut(uri, ":")
 	if !ok || scheme == "" || rest == "" || strings.ContainsAny(uri, " \t\r\n") {
 		return fmt.Errorf("grant %q: an extension grant type is an absolute URI (RFC 6749 §4.5)", uri)
-	}
-	return nil
-}
-
-// checkAuthMethod accepts the methods a confidential client may be registered with.
-func checkAuthMethod(m string) error {
-	switch m {
-	case grants.AuthSecretBasic, grants.AuthSecretPost, grants.AuthSecretJWT, grants.AuthPrivateKey:
-		return nil
-	}
-	return fmt.Errorf("unknown auth_method %q (want %s, %s, %s or %s)", m,
-		grants.AuthSecretBasic, grants.AuthSecretPost, grants.AuthSecretJWT, grants.AuthPrivateKey)
-}
-
-// checkKeySetURI accepts a jwks_uri that assertion.NewRemoteJWKS will take: https, or http on a
-// loopback host.
-func checkKeySetURI(uri string) error {
-	_, err := assertion.NewRemoteJWKS(uri, nil, nil)
-	return err
-}
-
-// checkScope accepts a scope-token (RFC 6749 §3.3: %x21 / %x23-5B / %x5D-7E).
-func checkScope(s string) error {
-	if s == "" {
-		return errors.New("empty scope")
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= 0x20 || c == '"' || c == '\\' || c > 0x7e {
-			return fmt.Errorf("scope %q: only printable ASCII without space, '\"' and '\\' is allowed (RFC 6749 §3.3)", s)
-		}
-	}
-	return nil
-}
-
-// checkRedirectURI accepts an absolute URI without a fragment (RFC 6749 §3.1.2).
-func checkRedirectURI(uri string) error {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return fmt.Errorf("redirect URI %q: %w", uri, err)
-	}
-	if !u.IsAbs() || strings.Contains(uri, "#") {
-		return fmt.Errorf("redirect URI %q: must be absolute and have no fragment (RFC 6749 §3.1.2)", uri)
-	}
-	return nil
-}
-
-// checkClaim refuses a static claim that would stand in for one tokengate sets itself (a `sub` or
-// `aud` chosen by configuration would impersonate), or an empty name.
-func checkClaim(name string) error {
-	if name == "" {
-		return errors.New("empty claim name")
-	}
-	if tokens.RegisteredClaim(name) {
-		return fmt.Errorf("claim %q is set by tokengate itself", name)
-	}
-	return nil
-}
-
-// checkHTTPLogin accepts an absolute http or https URL.
-func checkHTTPLogin(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("http_login: %w", err)
-	}
-	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("http_login %q: want an absolute http or https URL", raw)
-	}
-	return nil
-}
-
-// check reports what is wrong with the client on its own; App.check adds what spans clients.
-func (c *ClientConfig) check() error {
-	if err := checkClientID(c.ID); err != nil {
-		return err
-	}
-	if err := c.checkSecrets(); err != nil {
-		return fmt.Errorf("client %q: %w", c.ID, err)
-	}
-	if err := c.checkOptions(); err != nil {
-		return fmt.Errorf("client %q: %w", c.ID, err)
-	}
-	return nil
-}
-
-// checkSecrets enforces what each kind of client proves itself with (RFC 6749 §2.1, OIDC Core
-// §9): a public client nothing, a private_key_jwt client its keys, any other a secret, plaintext
-// for client_secret_jwt, whose HMAC a bcrypt hash cannot key.
-func (c *ClientConfig) checkSecrets() error {
-	hasKeys := c.JWKSFile != "" || c.JWKSURI != ""
-	switch {
-	case c.JWKSFile != "" && c.JWKSURI != "":
-		return errors.New("jwks_file and jwks_uri are exclusive")
-	case c.Public && len(c.Secrets) > 0:
-		return errors.New("a public client has no secret")
-	case c.Public && c.AuthMethod != "":
-		return errors.New("a public client has no auth_method")
-	case c.Public && hasKeys:
-		return errors.New("a public client has no keys")
-	case c.AuthMethod == grants.AuthPrivateKey && !hasKeys:
-		return errors.New("auth_method private_key_jwt needs jwks_file or jwks_uri")
-	case c.AuthMethod == grants.AuthPrivateKey && len(c.Secrets) > 0:
-		return errors.New("a private_key_jwt client has no secret")
-	case !c.Public && c.AuthMethod != grants.AuthPrivateKey && len(c.Secrets) == 0:
-		return errors.New("a confidential client needs a secret (or mark it public)")
-	case c.AuthMethod == grants.AuthSecretJWT && slices.ContainsFunc(c.Secrets, credential.IsBcryptHash):
-		return errors.New("client_secret_jwt signs with the plaintext secret: a bcrypt hash cannot be used ({env.X} keeps it out of the file)")
-	}
-	if c.AuthMethod == grants.AuthSecretJWT {
-		for _, secret := range c.Secrets {
-			// A placeholder is checked once replaced, at provision time.
-			if !strings.HasPrefix(secret, "{") && len(secret) < minHMACSecret {
-				return fmt.Errorf("client_secret_jwt: a secret of %d bytes; HS256 needs at least %d (RFC 7518 §3.2)", len(secret), minHMACSecret)
-			}
-		}
-	}
-	if c.JWKSURI != "" {
-		return checkKeySetURI(c.JWKSURI)
-	}
-	return nil
-}
-
-// minHMACSecret is RFC 7518 §3.2's least HS256 key, as assertion.NewHMACSecrets enforces it.
-const minHMACSecret = 32
-
-// check reports what is wrong with a `trust` block.
-func (t *TrustConfig) check() error {
-	sources := 0
-	for _, s := range []string{t.JWKSFile, t.JWKSURI, t.KeyFile} {
-		if s != "" {
-			sources++
-		}
-	}
-	switch {
-	case t.Name == "":
-		return errors.New("trust: empty name")
-	case t.Issuer == "":
-		return fmt.Errorf("trust %q: no issuer", t.Name)
-	case sources != 1:
-		return fmt.Errorf("trust %q: want exactly one of jwks_file, jwks_uri and key_file", t.Name)
-	case t.JWKSURI != "":
-		if err := checkKeySetURI(t.JWKSURI); err != nil {
-			return fmt.Errorf("trust %q: %w", t.Name, err)
-		}
-	}
-	return nil
-}
-
-// check reports what is wrong with a `saml_trust` block.
-func (t *SAMLTrustConfig) check() error {
-	switch {
-	case t.Name == "":
-		return errors.New("saml_trust: empty name")
-	case t.EntityID == "":
-		return fmt.Errorf("saml_trust %q: no entity_id", t.Name)
-	case t.CertificateFile == "":
-		return fmt.Errorf("saml_trust %q: no certificate_file", t.Name)
-	}
-	return nil
-}
-
-func (c *ClientConfig) checkOptions() error {
-	if c.AuthMethod != "" {
-		if err := checkAuthMethod(c.AuthMethod); err != nil {
-			return err
-		}
-	}
-	if len(c.Grants) == 0 {
-		return errors.New("no grants")
-	}
-	for _, g := range c.Grants {
-		if err := checkGrant(g); err != nil {
-			return err
-		}
-	}
-	if err := c.checkPublicGrants(); err != nil {
-		return err
-	}
-	for _, s := range c.Scopes {
-		if err := checkScope(s); err != nil {
-			return err
-		}
-	}
-	for _, aud := range c.Audience {
-		if aud == "" {
-			return errors.New("empty audience")
-		}
-	}
-	for _, uri := range slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs) {
-		if err := checkRedirectURI(uri); err != nil {
-			return err
-		}
-	}
-	if c.AccessTokenTTL != 0 {
-		if err := checkDuration(time.Duration(c.AccessTokenTTL)); err != nil {
-			return fmt.Errorf("access_token_ttl: %w", err)
-		}
-	}
-	for name := range c.Claims {
-		if err := checkClaim(name); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkPublicGrants refuses client_credentials to a public client: RFC 6749 §4.4 reserves it for
-// confidential clients, since anyone could otherwise act as the client.
-func (c *ClientConfig) checkPublicGrants() error {
-	if c.Public {
-		for _, g := range c.Grants {
-			if g == "client_credentials" {
-				return errors.New("a public client cannot use client_credentials (RFC 6749 §4.4)")
-			}
-		}
-	}
-	return nil
-}
-
-// check reports what is wrong with a `users` block.
-func (p *IdentityProviderConfig) check() error {
-	if p.Name == "" {
-		return errors.New("users: empty name")
-	}
-	switch {
-	case p.HTTPLogin != "" && len(p.Users) > 0:
-		return fmt.Errorf("users %q: has both users and http_login", p.Name)
-	case p.HTTPLogin != "":
-		if err := checkHTTPLogin(p.HTTPLogin); err != nil {
-			return fmt.Errorf("users %q: %w", p.Name, err)
-		}
-	case len(p.Users) == 0:
-		return fmt.Errorf("users %q: no user and no http_login", p.Name)
-	}
-	seen := make(map[string]bool, len(p.Users))
-	for _, u := range p.Users {
-		if err := u.check(); err != nil {
-			return fmt.Errorf("users %q: %w", p.Name, err)
-		}
-		if seen[u.Username] {
-			return fmt.Errorf("users %q: user %q declared twice", p.Name, u.Username)
-		}
-		seen[u.Username] = true
-	}
-	return nil
-}
-
-// check reports what is wrong with one static user.
-func (u *UserConfig) check() error {
-	if u.Username == "" {
-		return errors.New("empty username")
-	}
-	if !credential.IsBcryptHash(u.Hash) {
-		return fmt.Errorf("user %q: the password must be a bcrypt hash (caddy hash-password)", u.Username)
-	}
-	for name := range u.Claims {
-		if err := checkClaim(name); err != nil {
-			return fmt.Errorf("user %q: %w", u.Username, err)
-		}
-	}
-	return nil
-}
-
-// check reports the first mistake in the configuration. The Caddyfile parser runs the same checks
-// where it can name the line; this catches JSON configurations and what spans several blocks.
-func (a *App) check() error {
-	switch a.Store.Backend {
-	case "bolt", "memory":
-	case "redis":
-		if a.Store.URL == "" {
-			return errors.New("store redis: no URL")
-		}
-	default:
-		return fmt.Errorf("store: unknown backend %q (want bolt, redis or memory)", a.Store.Backend)
-	}
-	if a.SigningKey != nil && a.SigningKeyFile != nil {
-		return errors.New("signing_key and signing_key_file are exclusive")
-	}
-	if a.SigningKeyFile != nil && a.SigningKeyRotation != 0 {
-		return errors.New(errRotateKeyFile)
-	}
-	if a.SigningKey != nil {
-		if err := checkDuration(time.Duration(a.SigningKeyRotation)); err != nil {
-			return fmt.Errorf("signing_key_rotation: %w", err)
-		}
-	}
-	if a.SigningKey != nil {
-		if _, err := signingAlg(a.SigningKey.Alg); err != nil {
-			return fmt.Errorf("signing_key: %w", err)
-		}
-	}
-	if f := a.SigningKeyFile; f != nil {
-		if _, err := signingAlg(f.Alg); err != nil {
-			return fmt.Errorf("signing_key_file: %w", err)
-		}
-		if f.File == "" {
-			return errors.New("signing_key_file: no file")
-		}
-	}
-	for _, name := range []string{"access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl"} {
-		if err := checkDuration(time.Duration(*a.ttlField(name))); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-
-	idps := make(map[string]bool, len(a.IdentityProviders))
-	for i, p := range a.IdentityProviders {
-		if err := p.check(); err != nil {
-			return fmt.Errorf("identity provider %d: %w", i, err)
-		}
-		if idps[p.Name] {
-			return fmt.Errorf("users %q: declared twice", p.Name)
-		}
-		idps[p.Name] = true
-	}
-	if err := a.checkTrusts(); err != nil {
-		return err
-	}
-	extensions := make(map[string]bool, len(a.ExtensionGrants))
-	for _, g := range a.ExtensionGrants {
-		if err := checkExtensionGrantType(g.GrantType); err != nil {
-			return err
-		}
-		if extensions[g.GrantType] {
-			return fmt.Errorf("grant %q: declared twice", g.GrantType)
-		}
-		extensions[g.GrantType] = true
-	}
-	ids := make(map[string]bool, len(a.Clients))
-	for i, c := range a.Clients {
-		if err := c.check(); err != nil {
-			return fmt.Errorf("client %d: %w", i, err)
-		}
-		if ids[c.ID] {
-			return fmt.Errorf("client %q: declared twice", c.ID)
-		}
-		ids[c.ID] = true
-		for _, name := range c.IdentityProviders {
-			if !idps[name] {
-				return fmt.Errorf("client %q: identity_providers: no users block is named %q", c.ID, name)
-			}
-		}
-		for _, g := range c.Grants {
-			if !grants.KnownGrant(g) && !extensions[g] {
-				return fmt.Errorf("client %q: no grant line declares %q", c.ID, g)
-			}
-		}
-	}
-	return nil
-}
-
-// checkTrusts reports the first mistake in the trust and saml_trust blocks: each on its own, and
-// names and issuers unique.
-func (a *App) checkTrusts() error {
-	names, issuers := map[string]bool{}, map[string]bool{}
-	for i, t := range a.Trusts {
-		if err := t.check(); err != nil {
-			return fmt.Errorf("trust %d: %w", i, err)
-		}
-		if names[t.Name] || issuers[t.Issuer] {
-			return fmt.Errorf("trust %q: its name or issuer is another trust's", t.Name)
-		}
-		names[t.Name], issuers[t.Issuer] = true, true
-	}
-	names, issuers = map[string]bool{}, map[string]bool{}
-	for i, t := range a.SAMLTrusts {
-		if err := t.check(); err != nil {
-			return fmt.Errorf("saml_trust %d: %w", i, err)
-		}
-		if names[t.Name] || issuers[t.EntityID] {
-			return fmt.Errorf("saml_trust %q: its name or entity_id is another saml_trust's", t.Name)
-		}
-		names[t.Name], issuers[t.EntityID] = true, true
 	}
 	return nil
 }

@@ -47,9 +47,9 @@ func (l lines) wrap(d *caddyfile.Dispenser, err error) error {
 	}
 	for n := len(ce.where); n > 0; n-- {
 		if tok, ok := l[pathKey(ce.where[:n])]; ok {
-			at := caddyfile.NewDispenser([]caddyfile.Token{tok})
-			at.Next()
-			return at.WrapErr(err)
+			line := caddyfile.NewDispenser([]caddyfile.Token{tok})
+			line.Next()
+			return line.WrapErr(err)
 		}
 	}
 	return d.WrapErr(err)

@@ -67,8 +67,8 @@ func TestAdaptGolden(t *testing.T) {
 	}
 }
 
-// TestAdaptExample keeps the repository's example Caddyfile adapting (SPEC: `caddy adapt` of every
-// Caddyfile in the docs must succeed).
+// TestAdaptExample keeps the repository's example Caddyfile adapting: `caddy adapt` of a Caddyfile
+// the docs show must succeed.
 func TestAdaptExample(t *testing.T) {
 	data, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {

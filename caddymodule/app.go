@@ -2,15 +2,12 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"html/template"
+
 	"net/http"
-	"os"
-	"path/filepath"
+
 	"sync/atomic"
 	"time"
 
@@ -18,14 +15,11 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
-	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/keyrotation"
-	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -33,14 +27,6 @@ import (
 func init() {
 	caddy.RegisterModule(new(App))
 }
-
-// Defaults of the App's durations (SPEC "Global options").
-const (
-	defaultAccessTokenTTL  = time.Hour
-	defaultRefreshTokenTTL = 720 * time.Hour
-	defaultCodeTTL         = 60 * time.Second
-	defaultDeviceCodeTTL   = 300 * time.Second
-)
 
 const (
 	// denyListSyncEvery is how often the revocation list is read back from the store, so that a
@@ -145,139 +131,6 @@ type App struct {
 	jwksKeys []string
 }
 
-// TrustConfig is a `trust` block: an issuer of jwt-bearer assertions and its keys.
-type TrustConfig struct {
-	// Name names the block in errors. Required, unique.
-	Name string `json:"name"`
-	// Issuer is the iss of its assertions, compared byte for byte. Required, unique.
-	Issuer string `json:"issuer"`
-	// Exactly one of JWKSFile (a JWK Set), JWKSURI (fetched and cached; https, or http on a
-	// loopback host) and KeyFile (PEM public keys or certificates) holds its keys.
-	JWKSFile string `json:"jwks_file,omitempty"`
-	JWKSURI  string `json:"jwks_uri,omitempty"`
-	KeyFile  string `json:"key_file,omitempty"`
-}
-
-// extensionNamespace is the Caddy module namespace of extension grants.
-const extensionNamespace = "tokengate.grants"
-
-// ExtensionGrantConfig is a `grant <urn> <module> { ... }` line.
-type ExtensionGrantConfig struct {
-	// GrantType is the absolute URI that requests' grant_type carries; it must be the one the
-	// module serves. Required, unique.
-	GrantType string `json:"grant_type"`
-	// GrantRaw is the module, of namespace tokengate.grants. Required.
-	GrantRaw json.RawMessage `json:"grant" caddy:"namespace=tokengate.grants inline_key=module"`
-}
-
-// SAMLTrustConfig is a `saml_trust` block: an issuer of SAML 2.0 bearer assertions.
-type SAMLTrustConfig struct {
-	// Name names the block in errors. Required, unique.
-	Name string `json:"name"`
-	// EntityID is the Issuer of its assertions, compared exactly. Required, unique.
-	EntityID string `json:"entity_id"`
-	// CertificateFile is a PEM file of the certificates its signatures verify with. Required.
-	CertificateFile string `json:"certificate_file"`
-}
-
-// StoreConfig chooses the store backend.
-type StoreConfig struct {
-	// Backend is "bolt" (durable, one process), "redis" (shared by every instance pointed at it)
-	// or "memory" (nothing survives a restart). Default: bolt.
-	Backend string `json:"backend,omitempty"`
-	// Path is the bolt file. Default: tokengate/tokengate.db in Caddy's data directory.
-	Path string `json:"path,omitempty"`
-	// URL is the Redis server, required with the redis backend:
-	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix://. {env.X}
-	// placeholders are replaced at provision time, so the password need not be in the config.
-	URL string `json:"url,omitempty"`
-}
-
-// SigningKeyConfig asks for a generated signing key.
-type SigningKeyConfig struct {
-	// Alg is ES256, RS256, PS256 or EdDSA. Default: ES256.
-	Alg string `json:"alg,omitempty"`
-}
-
-// SigningKeyFileConfig names a PEM private key to sign with.
-type SigningKeyFileConfig struct {
-	// Alg is ES256, RS256, PS256 or EdDSA, and must suit the key. Required.
-	Alg string `json:"alg"`
-	// File is the PEM file: PKCS#8, PKCS#1 (RSA) or SEC 1 (EC). Required.
-	File string `json:"file"`
-	// KID is the key's kid. Default: its RFC 7638 thumbprint.
-	KID string `json:"kid,omitempty"`
-}
-
-// ClientConfig registers one client.
-type ClientConfig struct {
-	// ID is the client_id. Required, unique.
-	ID string `json:"id"`
-	// Secrets are the accepted secrets: bcrypt hashes as `caddy hash-password` prints them, or
-	// plaintext; {env.X} placeholders are replaced at provision time. A confidential client needs
-	// at least one; a public client has none.
-	Secrets []string `json:"secrets,omitempty"`
-	// Public marks a client that cannot keep a secret (native and browser apps). Default: false.
-	Public bool `json:"public,omitempty"`
-	// AuthMethod is how a confidential client authenticates at the token endpoint:
-	// client_secret_basic or client_secret_post (interchangeable), client_secret_jwt (HS256 with a
-	// plaintext secret of at least 32 bytes) or private_key_jwt (a key of JWKSFile or JWKSURI).
-	// Default: client_secret_basic.
-	AuthMethod string `json:"auth_method,omitempty"`
-	// JWKSFile (a JWK Set file) or JWKSURI (fetched and cached) holds the client's public keys:
-	// for private_key_jwt, and for the jwt-bearer assertions it signs itself. Default: none.
-	JWKSFile string `json:"jwks_file,omitempty"`
-	JWKSURI  string `json:"jwks_uri,omitempty"`
-	// Grants are the grants it may use, by their Caddyfile names. Required.
-	Grants []string `json:"grants,omitempty"`
-	// Scopes are the scopes it may ask for; also its scope when a request names none. Default:
-	// none.
-	Scopes []string `json:"scopes,omitempty"`
-	// Audience is the aud of its access tokens. Default: the issuer.
-	Audience []string `json:"audience,omitempty"`
-	// RedirectURIs are its redirect URIs, matched exactly. Default: none.
-	RedirectURIs []string `json:"redirect_uris,omitempty"`
-	// PostLogoutRedirectURIs are where logout may send the user back to. Default: none.
-	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
-	// AccessTokenTTL overrides the app's access token lifetime for this client. Default: the
-	// app's. At least 1s.
-	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
-	// Claims are static claims in the tokens issued to it. Default: none.
-	Claims map[string]string `json:"claims,omitempty"`
-	// IdentityProviders are the names of the identity providers it may use. Default: the first one.
-	IdentityProviders []string `json:"identity_providers,omitempty"`
-	// PKCEPlain allows code_challenge_method plain. Default: false (S256 only).
-	PKCEPlain bool `json:"pkce_plain,omitempty"`
-	// IntrospectAny lets it introspect every token, not only its own. Default: false.
-	IntrospectAny bool `json:"introspect_any,omitempty"`
-}
-
-// IdentityProviderConfig is one `users` block: static users, or a legacy login to delegate to.
-type IdentityProviderConfig struct {
-	// Name is what clients name it by. Required, unique.
-	Name string `json:"name"`
-	// Users are the static users. Exactly one of Users and HTTPLogin is set.
-	Users []*UserConfig `json:"users,omitempty"`
-	// HTTPLogin is the URL tokengate POSTs username and password to.
-	HTTPLogin string `json:"http_login,omitempty"`
-	// HTTPLoginSuccessLocation is where the legacy login redirects after a valid login: a redirect
-	// there (scheme, host and path; the query ignored) is a valid login. Default: none, every
-	// redirect is a wrong password. Only with HTTPLogin.
-	HTTPLoginSuccessLocation string `json:"http_login_success_location,omitempty"`
-}
-
-// UserConfig is one static user.
-type UserConfig struct {
-	// Username is the user's name and the sub of their tokens. Required, unique in its block.
-	Username string `json:"username"`
-	// Hash is a bcrypt hash of the password. Required.
-	Hash string `json:"hash"`
-	// Claims go into the user's tokens and userinfo. Default: none.
-	Claims map[string]string `json:"claims,omitempty"`
-	// Tenants are the tenants the user belongs to, the only ones they may sign in to. Default: none.
-	Tenants []string `json:"tenants,omitempty"`
-}
-
 // CaddyModule returns the Caddy module information.
 func (*App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -287,6 +140,10 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision checks the configuration and builds everything requests need.
+//
+// Caddy calls Validate only after Provision, but Provision opens the store and reads key files, so
+// it runs Validate first: a configuration Caddy would refuse must not touch them. Validate takes
+// zero options for their defaults, so it holds before and after setDefaults.
 func (a *App) Provision(ctx caddy.Context) error {
 	if a.logger == nil {
 		a.logger = ctx.Logger()
@@ -294,14 +151,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
 	a.setDefaults()
-	_, err := parseIssuer(a.Issuer)
-	if err != nil {
-		return err
-	}
-	if err := a.check(); err != nil {
-		return err
-	}
 	if err := a.acquireShared(); err != nil {
 		return err
 	}
@@ -413,7 +266,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 // revokeRemovedClients revokes the tokens of every client the previous configuration on this store
-// had and this one has not (SPEC "When things go wrong"): refused from the next request on, and
+// had and this one has not: a client removed from the configuration must lose its access at once,
+// not when its tokens expire. They are refused from the next request on, and
 // still refused if the client is declared again. The entry lasts as long as anything issued before
 // it could: a refresh family's whole life, then its last access token's.
 func (a *App) revokeRemovedClients(ctx context.Context) error {
@@ -454,327 +308,12 @@ func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmp
 
 // deviceTemplate is the part of a login_template file that renders the device pages: the template
 // it defines as "device" (fed an endpoints.DeviceView), or nil for the built-in device page. One
-// file replaces the sign-in and the device pages, as SPEC's single login_template asks.
+// file replaces the sign-in and the device pages, so one login_template option themes them all.
 func deviceTemplate(tmpl *template.Template) *template.Template {
 	if tmpl == nil {
 		return nil
 	}
 	return tmpl.Lookup("device")
-}
-
-// sessionKeySlot holds the key that signs session cookies and CSRF tokens. It lives beside the
-// signing keys (create-if-absent, then read back) so every instance and every restart agree, and a
-// restart does not sign everybody out.
-const sessionKeySlot = "session/hmac"
-
-// sessionKeyPEMType marks the raw key bytes in the slot's PEM field.
-const sessionKeyPEMType = "TOKENGATE SESSION KEY"
-
-func (a *App) sessionKey(ctx context.Context) ([]byte, error) {
-	fresh := make([]byte, endpoints.MinSessionKeyLen)
-	if _, err := rand.Read(fresh); err != nil {
-		return nil, err
-	}
-	stored, err := a.shared.store.AddSigningKey(ctx, sessionKeySlot, store.SigningKey{
-		ID:  "session",
-		Alg: "HS256",
-		PEM: pem.EncodeToMemory(&pem.Block{Type: sessionKeyPEMType, Bytes: fresh}),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("session key: %w", err)
-	}
-	block, _ := pem.Decode(stored.PEM)
-	if block == nil || block.Type != sessionKeyPEMType || len(block.Bytes) < endpoints.MinSessionKeyLen {
-		return nil, errors.New("session key: the store holds something else in " + sessionKeySlot)
-	}
-	return block.Bytes, nil
-}
-
-// setDefaults fills in what the configuration left out.
-func (a *App) setDefaults() {
-	for _, d := range []struct {
-		field *caddy.Duration
-		def   time.Duration
-	}{
-		{&a.AccessTokenTTL, defaultAccessTokenTTL},
-		{&a.RefreshTokenTTL, defaultRefreshTokenTTL},
-		{&a.CodeTTL, defaultCodeTTL},
-		{&a.DeviceCodeTTL, defaultDeviceCodeTTL},
-	} {
-		if *d.field == 0 {
-			*d.field = caddy.Duration(d.def)
-		}
-	}
-	if a.Store == nil {
-		a.Store = new(StoreConfig)
-	}
-	if a.Store.Backend == "" {
-		a.Store.Backend = "bolt"
-	}
-	if a.Store.Backend == "bolt" && a.Store.Path == "" {
-		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
-	}
-	if a.SigningKey == nil && a.SigningKeyFile == nil {
-		a.SigningKey = new(SigningKeyConfig)
-	}
-	if a.SigningKey != nil && a.SigningKey.Alg == "" {
-		a.SigningKey.Alg = tokens.ES256
-	}
-	if a.SigningKey != nil && a.SigningKeyRotation == 0 {
-		a.SigningKeyRotation = caddy.Duration(keyrotation.DefaultInterval)
-	}
-}
-
-// ttlField returns the app's duration field named by the option.
-func (a *App) ttlField(opt string) *caddy.Duration {
-	return map[string]*caddy.Duration{
-		"access_token_ttl":  &a.AccessTokenTTL,
-		"refresh_token_ttl": &a.RefreshTokenTTL,
-		"code_ttl":          &a.CodeTTL,
-		"device_code_ttl":   &a.DeviceCodeTTL,
-	}[opt]
-}
-
-// check reports the first mistake in the configuration. The Caddyfile parser runs the same checks
-// where it can name the line; this catches JSON configurations and what spans several blocks.
-func (a *App) check() error {
-	switch a.Store.Backend {
-	case "bolt", "memory":
-	case "redis":
-		if a.Store.URL == "" {
-			return errors.New("store redis: no URL")
-		}
-	default:
-		return fmt.Errorf("store: unknown backend %q (want bolt, redis or memory)", a.Store.Backend)
-	}
-	if a.SigningKey != nil && a.SigningKeyFile != nil {
-		return errors.New("signing_key and signing_key_file are exclusive")
-	}
-	if a.SigningKeyFile != nil && a.SigningKeyRotation != 0 {
-		return errors.New(errRotateKeyFile)
-	}
-	if a.SigningKey != nil {
-		if err := checkDuration(time.Duration(a.SigningKeyRotation)); err != nil {
-			return fmt.Errorf("signing_key_rotation: %w", err)
-		}
-	}
-	if a.SigningKey != nil {
-		if _, err := signingAlg(a.SigningKey.Alg); err != nil {
-			return fmt.Errorf("signing_key: %w", err)
-		}
-	}
-	if f := a.SigningKeyFile; f != nil {
-		if _, err := signingAlg(f.Alg); err != nil {
-			return fmt.Errorf("signing_key_file: %w", err)
-		}
-		if f.File == "" {
-			return errors.New("signing_key_file: no file")
-		}
-	}
-	for _, name := range []string{"access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl"} {
-		if err := checkDuration(time.Duration(*a.ttlField(name))); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-
-	idps := make(map[string]bool, len(a.IdentityProviders))
-	for i, p := range a.IdentityProviders {
-		if err := p.check(); err != nil {
-			return fmt.Errorf("identity provider %d: %w", i, err)
-		}
-		if idps[p.Name] {
-			return fmt.Errorf("users %q: declared twice", p.Name)
-		}
-		idps[p.Name] = true
-	}
-	if err := a.checkTrusts(); err != nil {
-		return err
-	}
-	extensions := make(map[string]bool, len(a.ExtensionGrants))
-	for _, g := range a.ExtensionGrants {
-		if err := checkExtensionGrantType(g.GrantType); err != nil {
-			return err
-		}
-		if extensions[g.GrantType] {
-			return fmt.Errorf("grant %q: declared twice", g.GrantType)
-		}
-		extensions[g.GrantType] = true
-	}
-	ids := make(map[string]bool, len(a.Clients))
-	for i, c := range a.Clients {
-		if err := c.check(); err != nil {
-			return fmt.Errorf("client %d: %w", i, err)
-		}
-		if ids[c.ID] {
-			return fmt.Errorf("client %q: declared twice", c.ID)
-		}
-		ids[c.ID] = true
-		for _, name := range c.IdentityProviders {
-			if !idps[name] {
-				return fmt.Errorf("client %q: identity_providers: no users block is named %q", c.ID, name)
-			}
-		}
-		for _, g := range c.Grants {
-			if !grants.KnownGrant(g) && !extensions[g] {
-				return fmt.Errorf("client %q: no grant line declares %q", c.ID, g)
-			}
-		}
-	}
-	return nil
-}
-
-// checkTrusts reports the first mistake in the trust and saml_trust blocks: each on its own, and
-// names and issuers unique.
-func (a *App) checkTrusts() error {
-	names, issuers := map[string]bool{}, map[string]bool{}
-	for i, t := range a.Trusts {
-		if err := t.check(); err != nil {
-			return fmt.Errorf("trust %d: %w", i, err)
-		}
-		if names[t.Name] || issuers[t.Issuer] {
-			return fmt.Errorf("trust %q: its name or issuer is another trust's", t.Name)
-		}
-		names[t.Name], issuers[t.Issuer] = true, true
-	}
-	names, issuers = map[string]bool{}, map[string]bool{}
-	for i, t := range a.SAMLTrusts {
-		if err := t.check(); err != nil {
-			return fmt.Errorf("saml_trust %d: %w", i, err)
-		}
-		if names[t.Name] || issuers[t.EntityID] {
-			return fmt.Errorf("saml_trust %q: its name or entity_id is another saml_trust's", t.Name)
-		}
-		names[t.Name], issuers[t.EntityID] = true, true
-	}
-	return nil
-}
-
-// buildClients turns the configuration into grants.Clients, replacing {env.X} placeholders in the
-// secrets.
-func (a *App) buildClients() ([]*grants.Client, error) {
-	repl := caddy.NewReplacer()
-	clients := make([]*grants.Client, 0, len(a.Clients))
-	a.clientIDs = make(map[string]bool, len(a.Clients))
-	a.audiences = map[string]bool{a.Issuer: true}
-	for _, c := range a.Clients {
-		gc, err := c.build(repl)
-		if err == nil && (c.JWKSFile != "" || c.JWKSURI != "") {
-			gc.Keys, err = a.keySource(c.JWKSFile, c.JWKSURI, "")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("client %q: %w", c.ID, err)
-		}
-		clients = append(clients, gc)
-		a.clientIDs[c.ID] = true
-		for _, aud := range c.Audience {
-			a.audiences[aud] = true
-		}
-	}
-	return clients, nil
-}
-
-func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
-	secrets := make([]*grants.Secret, 0, len(c.Secrets))
-	for i, s := range c.Secrets {
-		// An unset variable must not leave an empty secret that anyone could present.
-		v, err := repl.ReplaceOrErr(s, true, true)
-		if err != nil {
-			return nil, fmt.Errorf("secret %d: %w", i, err)
-		}
-		if v == "" {
-			return nil, fmt.Errorf("secret %d: empty", i)
-		}
-		secret, err := grants.NewSecret(v)
-		if err != nil {
-			return nil, fmt.Errorf("secret %d: %w", i, err)
-		}
-		secrets = append(secrets, secret)
-	}
-	return &grants.Client{
-		ID:                     c.ID,
-		Secrets:                secrets,
-		Public:                 c.Public,
-		AuthMethod:             c.AuthMethod,
-		Grants:                 c.Grants,
-		Scopes:                 c.Scopes,
-		Audience:               c.Audience,
-		RedirectURIs:           c.RedirectURIs,
-		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		IdentityProviders:      c.IdentityProviders,
-		AccessTokenTTL:         time.Duration(c.AccessTokenTTL),
-		Claims:                 c.Claims,
-		PKCEPlain:              c.PKCEPlain,
-		IntrospectAny:          c.IntrospectAny,
-	}, nil
-}
-
-// buildTrusts reads the keys of the trust and saml_trust blocks.
-func (a *App) buildTrusts() ([]grants.Trust, []samlbearer.Trust, error) {
-	trusts := make([]grants.Trust, 0, len(a.Trusts))
-	for _, t := range a.Trusts {
-		keys, err := a.keySource(t.JWKSFile, t.JWKSURI, t.KeyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("trust %q: %w", t.Name, err)
-		}
-		trusts = append(trusts, grants.Trust{Name: t.Name, Issuer: t.Issuer, Keys: keys})
-	}
-	samlTrusts := make([]samlbearer.Trust, 0, len(a.SAMLTrusts))
-	for _, t := range a.SAMLTrusts {
-		certs, err := samlbearer.LoadCertificates(t.CertificateFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("saml_trust %q: %w", t.Name, err)
-		}
-		samlTrusts = append(samlTrusts, samlbearer.Trust{EntityID: t.EntityID, Certificates: certs})
-	}
-	return trusts, samlTrusts, nil
-}
-
-// loadExtensionGrants provisions the modules of the grant lines.
-func (a *App) loadExtensionGrants(ctx caddy.Context) ([]grants.ExtensionGrant, error) {
-	out := make([]grants.ExtensionGrant, 0, len(a.ExtensionGrants))
-	for _, g := range a.ExtensionGrants {
-		v, err := ctx.LoadModule(g, "GrantRaw")
-		if err != nil {
-			return nil, fmt.Errorf("grant %s: %w", g.GrantType, err)
-		}
-		ext, ok := v.(grants.ExtensionGrant)
-		if !ok {
-			return nil, fmt.Errorf("grant %s: module %T is not an extension grant", g.GrantType, v)
-		}
-		if ext.GrantType() != g.GrantType {
-			return nil, fmt.Errorf("grant %s: the module serves %s", g.GrantType, ext.GrantType())
-		}
-		out = append(out, ext)
-	}
-	return out, nil
-}
-
-// keySource returns the keys of a jwks_file, a key_file (PEM), or a jwks_uri, whichever is set.
-// A remote key set is shared through jwksPool, so a reload keeps its cache.
-func (a *App) keySource(jwksFile, jwksURI, keyFile string) (assertion.KeySource, error) {
-	switch {
-	case jwksURI != "":
-		return a.remoteKeys(jwksURI)
-	case jwksFile != "":
-		data, err := os.ReadFile(jwksFile)
-		if err != nil {
-			return nil, fmt.Errorf("jwks_file: %w", err)
-		}
-		keys, err := assertion.ParseJWKS(data)
-		if err != nil {
-			return nil, fmt.Errorf("jwks_file %s: %w", jwksFile, err)
-		}
-		return keys, nil
-	}
-	data, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("key_file: %w", err)
-	}
-	keys, err := assertion.ParsePEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("key_file %s: %w", keyFile, err)
-	}
-	return keys, nil
 }
 
 // clientIP is the address Caddy attributes the request to: the peer, or the client a trusted proxy
@@ -784,124 +323,6 @@ func clientIP(r *http.Request) string {
 		return ip
 	}
 	return peeraddr.Of(r)
-}
-
-func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {
-	idps := make([]grants.IdentityProvider, 0, len(a.IdentityProviders))
-	for _, p := range a.IdentityProviders {
-		var provider identity.Provider
-		if p.HTTPLogin != "" {
-			login, err := identity.NewHTTPLogin(identity.HTTPLoginConfig{URL: p.HTTPLogin,
-				SuccessLocation: p.HTTPLoginSuccessLocation, Client: &http.Client{Timeout: httpLoginTimeout}})
-			if err != nil {
-				return nil, fmt.Errorf("users %q: %w", p.Name, err)
-			}
-			provider = login
-		} else {
-			users := make([]identity.StaticUser, 0, len(p.Users))
-			for _, u := range p.Users {
-				users = append(users, identity.StaticUser{Username: u.Username, Hash: u.Hash, Claims: u.Claims, Tenants: u.Tenants})
-			}
-			static, err := identity.NewStatic(users)
-			if err != nil {
-				return nil, fmt.Errorf("users %q: %w", p.Name, err)
-			}
-			provider = static
-		}
-		idps = append(idps, grants.IdentityProvider{Name: p.Name, Provider: provider})
-	}
-	return idps, nil
-}
-
-// loadKeys sets the key set to sign with: the key of signing_key_file, never rotated, or the
-// generated keys that the store keeps for the configured algorithm, generated now if it has none.
-func (a *App) loadKeys(ctx context.Context) error {
-	if f := a.SigningKeyFile; f != nil {
-		key, err := keyFromFile(f)
-		if err != nil {
-			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
-		}
-		ks, err := tokens.NewKeySet(key)
-		if err != nil {
-			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
-		}
-		a.keySet.Store(ks)
-		return nil
-	}
-	alg, _ := signingAlg(a.SigningKey.Alg)
-	m, err := keyrotation.NewManager(keyrotation.Config{
-		Store:       a.shared.store,
-		Alg:         alg,
-		Interval:    time.Duration(a.SigningKeyRotation),
-		MaxTokenTTL: a.maxTokenTTL(),
-		Now:         a.now,
-	})
-	if err != nil {
-		return fmt.Errorf("signing_key %s: %w", alg, err)
-	}
-	loadCtx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	ks, err := m.Load(loadCtx)
-	if err != nil {
-		return fmt.Errorf("signing_key %s: %w", alg, err)
-	}
-	a.keySet.Store(ks)
-	a.rotation = m
-	a.keyHealth = &outageLog{
-		logger:    a.logger,
-		now:       a.now,
-		failing:   "signing keys may be stale; signing with the ones loaded before",
-		recovered: "signing keys are read from the store again",
-	}
-	return nil
-}
-
-// maxTokenTTL is the longest lifetime of a token the keys sign: access and ID tokens share the
-// app's or their client's access_token_ttl (refresh tokens are opaque, not signed).
-func (a *App) maxTokenTTL() time.Duration {
-	ttl := time.Duration(a.AccessTokenTTL)
-	for _, c := range a.Clients {
-		ttl = max(ttl, time.Duration(c.AccessTokenTTL))
-	}
-	return ttl
-}
-
-func keyFromFile(f *SigningKeyFileConfig) (tokens.Key, error) {
-	data, err := os.ReadFile(f.File)
-	if err != nil {
-		return tokens.Key{}, err
-	}
-	signer, err := tokens.ParsePrivateKeyPEM(data)
-	if err != nil {
-		return tokens.Key{}, err
-	}
-	alg, _ := signingAlg(f.Alg)
-	// It signs from the start: there is no earlier key for clients to move away from.
-	key, err := tokens.NewKey(alg, signer, time.Time{})
-	if err != nil {
-		return tokens.Key{}, err
-	}
-	if f.KID != "" {
-		key.ID = f.KID
-	}
-	return key, nil
-}
-
-// userClaims are the names of the claims the static users' tokens may carry: their claims, and
-// tenant when some user is limited to tenants.
-func (a *App) userClaims() []string {
-	var names []string
-	for _, p := range a.IdentityProviders {
-		for _, u := range p.Users {
-			for name := range u.Claims {
-				names = append(names, name)
-			}
-			if len(u.Tenants) > 0 {
-				names = append(names, "tenant")
-			}
-		}
-	}
-	return names
 }
 
 // Gate returns a bearer gate with this configuration's keys, deny-list, cache and clients that
@@ -980,5 +401,6 @@ func tokengateApp(ctx caddy.Context) (*App, error) {
 var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )

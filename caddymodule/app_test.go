@@ -209,7 +209,7 @@ func TestDiscoveryOfConfiguration(t *testing.T) {
 		{"token_endpoint", []string{doc.TokenEndpoint}, []string{"https://auth.example.com/connect/token"}},
 		{"grant_types_supported", doc.GrantTypes, []string{"client_credentials", "password"}},
 		{"scopes_supported", doc.Scopes, []string{"api.read", "api.write", "openid"}},
-		// client_secret_basic and client_secret_post are interchangeable (SPEC): both are listed.
+		// client_secret_basic and client_secret_post are interchangeable: both are listed.
 		{"token_endpoint_auth_methods_supported", doc.AuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
 		{"introspection_endpoint_auth_methods_supported", doc.IntrospectionAuthMethods, []string{"client_secret_basic", "client_secret_post"}},
 		{"revocation_endpoint_auth_methods_supported", doc.RevocationAuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
@@ -360,7 +360,7 @@ func jwksKids(t *testing.T, app *App) []string {
 	return kids
 }
 
-// TestRemovedClientIsRefused checks SPEC "When things go wrong": after a reload that removes a
+// TestRemovedClientIsRefused checks that after a reload that removes a
 // client, bearer_auth refuses the access tokens it still holds.
 func TestRemovedClientIsRefused(t *testing.T) {
 	before := provision(t, testConfig)
@@ -476,7 +476,7 @@ func TestSessionKeyIsKeptInTheStore(t *testing.T) {
 }
 
 // One login_template file replaces the sign-in page and, through its "device" template, the device
-// page too (SPEC: login_template replaces the login/consent/device page template).
+// page too.
 func TestLoginTemplateReplacesBothPages(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pages.html")
 	page := `<p>our sign-in {{.Title}}</p>{{define "device"}}<p>our device page {{.Step}}</p>{{end}}`

@@ -36,7 +36,8 @@ type BearerAuth struct {
 	gate *gate.Gate
 }
 
-// HeaderCopy copies one claim into one request header.
+// HeaderCopy copies one claim into one request header. It is gate.HeaderCopy with the JSON names
+// of the config, so one conversion turns it into that.
 type HeaderCopy struct {
 	// Claim is the claim's name. Required.
 	Claim string `json:"claim"`
@@ -60,7 +61,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 	}
 	req := gate.Requirements{ScopeSets: b.Scopes, Audience: b.Audience, Claims: b.Claims}
 	for _, h := range b.Headers {
-		req.Headers = append(req.Headers, gate.HeaderCopy{Claim: h.Claim, Header: h.Header})
+		req.Headers = append(req.Headers, gate.HeaderCopy(h))
 	}
 	b.gate, err = app.Gate(req)
 	return err
@@ -81,7 +82,7 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 // set last, so that a claim called "id" cannot stand in for the subject.
 func setUserPlaceholders(repl *caddy.Replacer, c *tokens.Claims) {
 	// One lazy provider instead of a Set per claim: a request pays for the placeholders its
-	// configuration reads, not for every claim of the token (the gate's hot path, HARD-PARTS).
+	// configuration reads, not for every claim of the token: this runs on every gated request.
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, userPlaceholderPrefix)
 		if !ok {
@@ -140,5 +141,6 @@ func claimText(v any) string {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*BearerAuth)(nil)
+	_ caddy.Validator             = (*BearerAuth)(nil)
 	_ caddyhttp.MiddlewareHandler = (*BearerAuth)(nil)
 )

@@ -161,8 +161,8 @@ func TestParseGlobalOption(t *testing.T) {
 				t.Fatal(err)
 			}
 			app.setDefaults()
-			if err := app.check(); err != nil {
-				t.Errorf("App.check after parseGlobalOption(%s): %v", tc.name, err)
+			if err := app.Validate(); err != nil {
+				t.Errorf("App.Validate after parseGlobalOption(%s): %v", tc.name, err)
 			}
 		})
 	}

@@ -112,7 +112,7 @@ func TestRedisInstancesAgree(t *testing.T) {
 	}
 }
 
-// TestRedisOutage follows SPEC "When things go wrong": while Redis does not answer, a grant that
+// TestRedisOutage checks a store outage: while Redis does not answer, a grant that
 // needs it gets a 503 temporarily_unavailable within seconds, bearer_auth keeps accepting tokens by
 // their signature, and the log says revocations may be stale; when Redis answers again, all works
 // and the log says so.

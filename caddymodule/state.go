@@ -185,8 +185,8 @@ func (a *App) openShared(st store.Store, name string) (*sharedState, error) {
 
 // watchedRevocations reports the outcome of each read of the revocation log to health, so the log
 // says when revocations may be stale and when they are current again: gate.DenyList.Run reports
-// only failures. While reads fail, bearer_auth keeps accepting tokens by their signature (SPEC
-// "When things go wrong"), with the revocations it learnt before.
+// only failures. While reads fail, bearer_auth keeps accepting tokens by their signature, with the
+// revocations it learnt before: a store outage must not take every gated route down.
 type watchedRevocations struct {
 	store.Revocations
 	health *outageLog

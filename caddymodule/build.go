@@ -1,0 +1,184 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/tokengate/tokengate/assertion"
+	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/samlbearer"
+)
+
+// buildClients turns the configuration into grants.Clients, replacing {env.X} placeholders in the
+// secrets.
+func (a *App) buildClients() ([]*grants.Client, error) {
+	repl := caddy.NewReplacer()
+	clients := make([]*grants.Client, 0, len(a.Clients))
+	a.clientIDs = make(map[string]bool, len(a.Clients))
+	a.audiences = map[string]bool{a.Issuer: true}
+	for _, c := range a.Clients {
+		gc, err := c.build(repl)
+		if err == nil && (c.JWKSFile != "" || c.JWKSURI != "") {
+			gc.Keys, err = a.keySource(c.JWKSFile, c.JWKSURI, "")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		clients = append(clients, gc)
+		a.clientIDs[c.ID] = true
+		for _, aud := range c.Audience {
+			a.audiences[aud] = true
+		}
+	}
+	return clients, nil
+}
+
+func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
+	secrets := make([]*grants.Secret, 0, len(c.Secrets))
+	for i, s := range c.Secrets {
+		// An unset variable must not leave an empty secret that anyone could present.
+		v, err := repl.ReplaceOrErr(s, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("secret %d: %w", i, err)
+		}
+		if v == "" {
+			return nil, fmt.Errorf("secret %d: empty", i)
+		}
+		secret, err := grants.NewSecret(v)
+		if err != nil {
+			return nil, fmt.Errorf("secret %d: %w", i, err)
+		}
+		secrets = append(secrets, secret)
+	}
+	return &grants.Client{
+		ID:                     c.ID,
+		Secrets:                secrets,
+		Public:                 c.Public,
+		AuthMethod:             c.AuthMethod,
+		Grants:                 c.Grants,
+		Scopes:                 c.Scopes,
+		Audience:               c.Audience,
+		RedirectURIs:           c.RedirectURIs,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		IdentityProviders:      c.IdentityProviders,
+		AccessTokenTTL:         time.Duration(c.AccessTokenTTL),
+		Claims:                 c.Claims,
+		PKCEPlain:              c.PKCEPlain,
+		IntrospectAny:          c.IntrospectAny,
+	}, nil
+}
+
+// buildTrusts reads the keys of the trust and saml_trust blocks.
+func (a *App) buildTrusts() ([]grants.Trust, []samlbearer.Trust, error) {
+	trusts := make([]grants.Trust, 0, len(a.Trusts))
+	for _, t := range a.Trusts {
+		keys, err := a.keySource(t.JWKSFile, t.JWKSURI, t.KeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("trust %q: %w", t.Name, err)
+		}
+		trusts = append(trusts, grants.Trust{Name: t.Name, Issuer: t.Issuer, Keys: keys})
+	}
+	samlTrusts := make([]samlbearer.Trust, 0, len(a.SAMLTrusts))
+	for _, t := range a.SAMLTrusts {
+		certs, err := samlbearer.LoadCertificates(t.CertificateFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("saml_trust %q: %w", t.Name, err)
+		}
+		samlTrusts = append(samlTrusts, samlbearer.Trust{EntityID: t.EntityID, Certificates: certs})
+	}
+	return trusts, samlTrusts, nil
+}
+
+// loadExtensionGrants provisions the modules of the grant lines.
+func (a *App) loadExtensionGrants(ctx caddy.Context) ([]grants.ExtensionGrant, error) {
+	out := make([]grants.ExtensionGrant, 0, len(a.ExtensionGrants))
+	for _, g := range a.ExtensionGrants {
+		v, err := ctx.LoadModule(g, "GrantRaw")
+		if err != nil {
+			return nil, fmt.Errorf("grant %s: %w", g.GrantType, err)
+		}
+		ext, ok := v.(grants.ExtensionGrant)
+		if !ok {
+			return nil, fmt.Errorf("grant %s: module %T is not an extension grant", g.GrantType, v)
+		}
+		if ext.GrantType() != g.GrantType {
+			return nil, fmt.Errorf("grant %s: the module serves %s", g.GrantType, ext.GrantType())
+		}
+		out = append(out, ext)
+	}
+	return out, nil
+}
+
+// keySource returns the keys of a jwks_file, a key_file (PEM), or a jwks_uri, whichever is set.
+// A remote key set is shared through jwksPool, so a reload keeps its cache.
+func (a *App) keySource(jwksFile, jwksURI, keyFile string) (assertion.KeySource, error) {
+	switch {
+	case jwksURI != "":
+		return a.remoteKeys(jwksURI)
+	case jwksFile != "":
+		return readKeyFile("jwks_file", jwksFile, assertion.ParseJWKS)
+	}
+	return readKeyFile("key_file", keyFile, assertion.ParsePEM)
+}
+
+// readKeyFile reads the file of the option opt and parses its keys.
+func readKeyFile(opt, path string, parse func([]byte) (*assertion.StaticKeys, error)) (assertion.KeySource, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opt, err)
+	}
+	keys, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", opt, path, err)
+	}
+	return keys, nil
+}
+
+func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {
+	idps := make([]grants.IdentityProvider, 0, len(a.IdentityProviders))
+	for _, p := range a.IdentityProviders {
+		var provider identity.Provider
+		if p.HTTPLogin != "" {
+			login, err := identity.NewHTTPLogin(identity.HTTPLoginConfig{URL: p.HTTPLogin,
+				SuccessLocation: p.HTTPLoginSuccessLocation, Client: &http.Client{Timeout: httpLoginTimeout}})
+			if err != nil {
+				return nil, fmt.Errorf("users %q: %w", p.Name, err)
+			}
+			provider = login
+		} else {
+			users := make([]identity.StaticUser, 0, len(p.Users))
+			for _, u := range p.Users {
+				users = append(users, identity.StaticUser{Username: u.Username, Hash: u.Hash, Claims: u.Claims, Tenants: u.Tenants})
+			}
+			static, err := identity.NewStatic(users)
+			if err != nil {
+				return nil, fmt.Errorf("users %q: %w", p.Name, err)
+			}
+			provider = static
+		}
+		idps = append(idps, grants.IdentityProvider{Name: p.Name, Provider: provider})
+	}
+	return idps, nil
+}
+
+// userClaims are the names of the claims the static users' tokens may carry: their claims, and
+// tenant when some user is limited to tenants.
+func (a *App) userClaims() []string {
+	var names []string
+	for _, p := range a.IdentityProviders {
+		for _, u := range p.Users {
+			for name := range u.Claims {
+				names = append(names, name)
+			}
+			if len(u.Tenants) > 0 {
+				names = append(names, "tenant")
+			}
+		}
+	}
+	return names
+}

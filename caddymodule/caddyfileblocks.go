@@ -1,0 +1,239 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// parseClient parses one client block from its own dispenser into app. Syntax:
+//
+//	client <client_id> {
+//	    secret <secret>
+//	    public
+//	    auth_method client_secret_basic | client_secret_post | client_secret_jwt | private_key_jwt
+//	    jwks_file <path> | jwks_uri <url>
+//	    grants <grant>...
+//	    scopes <scope>...
+//	    audience <aud>...
+//	    redirect_uris <uri>...
+//	    post_logout_redirect_uris <uri>...
+//	    access_token_ttl <duration>
+//	    claim <name> <value>
+//	    identity_providers <name>...
+//	    pkce_plain
+//	    introspect_any
+//	}
+func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
+	d.Next() // "client"
+	id, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	c := &ClientConfig{ID: id}
+	for d.NextBlock(0) {
+		l.record(d, "client", id)
+		var err error
+		switch d.Val() {
+		case "secret":
+			var s string
+			if s, err = singleArg(d); err == nil {
+				c.Secrets = append(c.Secrets, s)
+			}
+		case "public":
+			err = parseFlag(d, &c.Public)
+		case "pkce_plain":
+			err = parseFlag(d, &c.PKCEPlain)
+		case "introspect_any":
+			err = parseFlag(d, &c.IntrospectAny)
+		case "auth_method":
+			err = parseOnce(d, &c.AuthMethod)
+		case "jwks_file":
+			err = parseOnce(d, &c.JWKSFile)
+		case "jwks_uri":
+			err = parseOnce(d, &c.JWKSURI)
+		case "grants":
+			err = parseList(d, &c.Grants)
+		case "scopes":
+			err = parseList(d, &c.Scopes)
+		case "audience":
+			err = parseList(d, &c.Audience)
+		case "redirect_uris":
+			err = parseList(d, &c.RedirectURIs)
+		case "post_logout_redirect_uris":
+			err = parseList(d, &c.PostLogoutRedirectURIs)
+		case "access_token_ttl":
+			err = parseDuration(d, &c.AccessTokenTTL)
+		case "claim":
+			err = parseClaim(d, &c.Claims)
+		case "identity_providers":
+			err = parseList(d, &c.IdentityProviders)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	app.Clients = append(app.Clients, c)
+	return nil
+}
+
+// parseUsers parses one identity provider from its own dispenser. Syntax:
+//
+//	users <name> {
+//	    user <username> <bcrypt_hash> {
+//	        claim <name> <value>
+//	        tenant <name>...
+//	    }
+//	    http_login <url> {
+//	        success_location <url>
+//	    }
+//	}
+func parseUsers(d *caddyfile.Dispenser, app *App, l lines) error {
+	d.Next() // "users"
+	name, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	p := &IdentityProviderConfig{Name: name}
+	for d.NextBlock(0) {
+		l.record(d, "users", name)
+		var err error
+		switch d.Val() {
+		case "user":
+			err = parseUser(d, p, l)
+		case "http_login":
+			err = parseHTTPLogin(d, p, l)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	app.IdentityProviders = append(app.IdentityProviders, p)
+	return nil
+}
+
+// parseHTTPLogin parses `http_login <url> [{ success_location <url> }]`.
+func parseHTTPLogin(d *caddyfile.Dispenser, p *IdentityProviderConfig, l lines) error {
+	if err := parseOnce(d, &p.HTTPLogin); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		l.record(d, "users", p.Name, "http_login")
+		if d.Val() != "success_location" {
+			return unrecognized(d)
+		}
+		if err := parseOnce(d, &p.HTTPLoginSuccessLocation); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseUser parses `user <username> <bcrypt_hash> [{ claim ...; tenant ... }]`.
+func parseUser(d *caddyfile.Dispenser, p *IdentityProviderConfig, l lines) error {
+	u := new(UserConfig)
+	if !d.AllArgs(&u.Username, &u.Hash) {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		l.record(d, "users", p.Name, "user", u.Username)
+		var err error
+		switch d.Val() {
+		case "claim":
+			err = parseClaim(d, &u.Claims)
+		case "tenant":
+			err = parseList(d, &u.Tenants)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	p.Users = append(p.Users, u)
+	return nil
+}
+
+// parseTrust parses one `trust` block from its own dispenser. Syntax:
+//
+//	trust <name> {
+//	    issuer <iss>
+//	    jwks_file <path> | jwks_uri <url> | key_file <pem>
+//	}
+func parseTrust(d *caddyfile.Dispenser, app *App, l lines) error {
+	d.Next() // "trust"
+	name, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	t := &TrustConfig{Name: name}
+	fields := map[string]*string{"issuer": &t.Issuer, "jwks_file": &t.JWKSFile, "jwks_uri": &t.JWKSURI, "key_file": &t.KeyFile}
+	if err := parseStringBlock(d, l, fields, "trust", name); err != nil {
+		return err
+	}
+	app.Trusts = append(app.Trusts, t)
+	return nil
+}
+
+// parseSAMLTrust parses one `saml_trust` block from its own dispenser. Syntax:
+//
+//	saml_trust <name> {
+//	    entity_id <id>
+//	    certificate_file <pem>
+//	}
+func parseSAMLTrust(d *caddyfile.Dispenser, app *App, l lines) error {
+	d.Next() // "saml_trust"
+	name, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	t := &SAMLTrustConfig{Name: name}
+	fields := map[string]*string{"entity_id": &t.EntityID, "certificate_file": &t.CertificateFile}
+	if err := parseStringBlock(d, l, fields, "saml_trust", name); err != nil {
+		return err
+	}
+	app.SAMLTrusts = append(app.SAMLTrusts, t)
+	return nil
+}
+
+// parseStringBlock parses a block whose options each set one string, at most once: fields maps
+// each option to its field. where is the block's path, for lines.
+func parseStringBlock(d *caddyfile.Dispenser, l lines, fields map[string]*string, where ...string) error {
+	for d.NextBlock(0) {
+		l.record(d, where...)
+		field, ok := fields[d.Val()]
+		if !ok {
+			return unrecognized(d)
+		}
+		if err := parseOnce(d, field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseExtensionGrant parses `grant <urn> <module> [{ ... }]`: the block is the module's own.
+func parseExtensionGrant(d *caddyfile.Dispenser, app *App) error {
+	d.Next() // "grant"
+	var urn, name string
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	urn = d.Val()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name = d.Val()
+	mod, err := caddyfile.UnmarshalModule(d, extensionNamespace+"."+name)
+	if err != nil {
+		return err
+	}
+	app.ExtensionGrants = append(app.ExtensionGrants, &ExtensionGrantConfig{
+		GrantType: urn,
+		GrantRaw:  caddyconfig.JSONModuleObject(mod, "module", name, nil),
+	})
+	return nil
+}

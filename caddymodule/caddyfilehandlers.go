@@ -1,0 +1,84 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// parseHandler sets up the tokengate handler. Syntax:
+//
+//	tokengate [<matcher>]
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	return handler, handler.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile reads the directive, which takes no argument and no block.
+func (*Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "tokengate"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Err("tokengate takes no block: configure it in the tokengate global option")
+	}
+	return nil
+}
+
+// parseBearerAuth sets up bearer_auth. Syntax:
+//
+//	bearer_auth [<matcher>] {
+//	    scope <scope>...
+//	    audience <aud>
+//	    claim <name> <value>
+//	    header <claim> <Header-Name>
+//	}
+func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	b := new(BearerAuth)
+	return b, b.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile reads bearer_auth's block. Each scope line is one acceptable set of scopes.
+// What the values mean is checked by Validate, as for a JSON configuration, and reported at their
+// line.
+func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "bearer_auth"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	l := lines{}
+	for d.NextBlock(0) {
+		l.record(d)
+		var err error
+		switch d.Val() {
+		case "scope":
+			var set []string
+			if err = parseList(d, &set); err == nil {
+				b.Scopes = append(b.Scopes, set)
+			}
+		case "audience":
+			err = parseOnce(d, &b.Audience)
+		case "claim":
+			err = parseClaim(d, &b.Claims)
+		case "header":
+			var hc HeaderCopy
+			if !d.AllArgs(&hc.Claim, &hc.Header) {
+				return d.ArgErr()
+			}
+			b.Headers = append(b.Headers, hc)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return l.wrap(d, b.Validate())
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*BearerAuth)(nil)
+)

@@ -1,0 +1,199 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/tokengate/tokengate/keyrotation"
+	"github.com/tokengate/tokengate/tokens"
+)
+
+// Defaults of the App's durations, as the App's fields document them.
+const (
+	defaultAccessTokenTTL  = time.Hour
+	defaultRefreshTokenTTL = 720 * time.Hour
+	defaultCodeTTL         = 60 * time.Second
+	defaultDeviceCodeTTL   = 300 * time.Second
+)
+
+// TrustConfig is a `trust` block: an issuer of jwt-bearer assertions and its keys.
+type TrustConfig struct {
+	// Name names the block in errors. Required, unique.
+	Name string `json:"name"`
+	// Issuer is the iss of its assertions, compared byte for byte. Required, unique.
+	Issuer string `json:"issuer"`
+	// Exactly one of JWKSFile (a JWK Set), JWKSURI (fetched and cached; https, or http on a
+	// loopback host) and KeyFile (PEM public keys or certificates) holds its keys.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	JWKSURI  string `json:"jwks_uri,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+}
+
+// extensionNamespace is the Caddy module namespace of extension grants.
+const extensionNamespace = "tokengate.grants"
+
+// ExtensionGrantConfig is a `grant <urn> <module> { ... }` line.
+type ExtensionGrantConfig struct {
+	// GrantType is the absolute URI that requests' grant_type carries; it must be the one the
+	// module serves. Required, unique.
+	GrantType string `json:"grant_type"`
+	// GrantRaw is the module, of namespace tokengate.grants. Required.
+	GrantRaw json.RawMessage `json:"grant" caddy:"namespace=tokengate.grants inline_key=module"`
+}
+
+// SAMLTrustConfig is a `saml_trust` block: an issuer of SAML 2.0 bearer assertions.
+type SAMLTrustConfig struct {
+	// Name names the block in errors. Required, unique.
+	Name string `json:"name"`
+	// EntityID is the Issuer of its assertions, compared exactly. Required, unique.
+	EntityID string `json:"entity_id"`
+	// CertificateFile is a PEM file of the certificates its signatures verify with. Required.
+	CertificateFile string `json:"certificate_file"`
+}
+
+// StoreConfig chooses the store backend.
+type StoreConfig struct {
+	// Backend is "bolt" (durable, one process), "redis" (shared by every instance pointed at it)
+	// or "memory" (nothing survives a restart). Default: bolt.
+	Backend string `json:"backend,omitempty"`
+	// Path is the bolt file. Default: tokengate/tokengate.db in Caddy's data directory.
+	Path string `json:"path,omitempty"`
+	// URL is the Redis server, required with the redis backend:
+	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix://. {env.X}
+	// placeholders are replaced at provision time, so the password need not be in the config.
+	URL string `json:"url,omitempty"`
+}
+
+// SigningKeyConfig asks for a generated signing key.
+type SigningKeyConfig struct {
+	// Alg is ES256, RS256, PS256 or EdDSA. Default: ES256.
+	Alg string `json:"alg,omitempty"`
+}
+
+// SigningKeyFileConfig names a PEM private key to sign with.
+type SigningKeyFileConfig struct {
+	// Alg is ES256, RS256, PS256 or EdDSA, and must suit the key. Required.
+	Alg string `json:"alg"`
+	// File is the PEM file: PKCS#8, PKCS#1 (RSA) or SEC 1 (EC). Required.
+	File string `json:"file"`
+	// KID is the key's kid. Default: its RFC 7638 thumbprint.
+	KID string `json:"kid,omitempty"`
+}
+
+// ClientConfig registers one client.
+type ClientConfig struct {
+	// ID is the client_id. Required, unique.
+	ID string `json:"id"`
+	// Secrets are the accepted secrets: bcrypt hashes as `caddy hash-password` prints them, or
+	// plaintext; {env.X} placeholders are replaced at provision time. A confidential client needs
+	// at least one; a public client has none.
+	Secrets []string `json:"secrets,omitempty"`
+	// Public marks a client that cannot keep a secret (native and browser apps). Default: false.
+	Public bool `json:"public,omitempty"`
+	// AuthMethod is how a confidential client authenticates at the token endpoint:
+	// client_secret_basic or client_secret_post (interchangeable), client_secret_jwt (HS256 with a
+	// plaintext secret of at least 32 bytes) or private_key_jwt (a key of JWKSFile or JWKSURI).
+	// Default: client_secret_basic.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// JWKSFile (a JWK Set file) or JWKSURI (fetched and cached) holds the client's public keys:
+	// for private_key_jwt, and for the jwt-bearer assertions it signs itself. Default: none.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	JWKSURI  string `json:"jwks_uri,omitempty"`
+	// Grants are the grants it may use, by their Caddyfile names. Required.
+	Grants []string `json:"grants,omitempty"`
+	// Scopes are the scopes it may ask for; also its scope when a request names none. Default:
+	// none.
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience is the aud of its access tokens. Default: the issuer.
+	Audience []string `json:"audience,omitempty"`
+	// RedirectURIs are its redirect URIs, matched exactly. Default: none.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// PostLogoutRedirectURIs are where logout may send the user back to. Default: none.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// AccessTokenTTL overrides the app's access token lifetime for this client. Default: the
+	// app's. At least 1s.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+	// Claims are static claims in the tokens issued to it. Default: none.
+	Claims map[string]string `json:"claims,omitempty"`
+	// IdentityProviders are the names of the identity providers it may use. Default: the first one.
+	IdentityProviders []string `json:"identity_providers,omitempty"`
+	// PKCEPlain allows code_challenge_method plain. Default: false (S256 only).
+	PKCEPlain bool `json:"pkce_plain,omitempty"`
+	// IntrospectAny lets it introspect every token, not only its own. Default: false.
+	IntrospectAny bool `json:"introspect_any,omitempty"`
+}
+
+// IdentityProviderConfig is one `users` block: static users, or a legacy login to delegate to.
+type IdentityProviderConfig struct {
+	// Name is what clients name it by. Required, unique.
+	Name string `json:"name"`
+	// Users are the static users. Exactly one of Users and HTTPLogin is set.
+	Users []*UserConfig `json:"users,omitempty"`
+	// HTTPLogin is the URL tokengate POSTs username and password to.
+	HTTPLogin string `json:"http_login,omitempty"`
+	// HTTPLoginSuccessLocation is where the legacy login redirects after a valid login: a redirect
+	// there (scheme, host and path; the query ignored) is a valid login. Default: none, every
+	// redirect is a wrong password. Only with HTTPLogin.
+	HTTPLoginSuccessLocation string `json:"http_login_success_location,omitempty"`
+}
+
+// UserConfig is one static user.
+type UserConfig struct {
+	// Username is the user's name and the sub of their tokens. Required, unique in its block.
+	Username string `json:"username"`
+	// Hash is a bcrypt hash of the password. Required.
+	Hash string `json:"hash"`
+	// Claims go into the user's tokens and userinfo. Default: none.
+	Claims map[string]string `json:"claims,omitempty"`
+	// Tenants are the tenants the user belongs to, the only ones they may sign in to. Default: none.
+	Tenants []string `json:"tenants,omitempty"`
+}
+
+// setDefaults fills in what the configuration left out.
+func (a *App) setDefaults() {
+	for _, d := range []struct {
+		field *caddy.Duration
+		def   time.Duration
+	}{
+		{&a.AccessTokenTTL, defaultAccessTokenTTL},
+		{&a.RefreshTokenTTL, defaultRefreshTokenTTL},
+		{&a.CodeTTL, defaultCodeTTL},
+		{&a.DeviceCodeTTL, defaultDeviceCodeTTL},
+	} {
+		if *d.field == 0 {
+			*d.field = caddy.Duration(d.def)
+		}
+	}
+	if a.Store == nil {
+		a.Store = new(StoreConfig)
+	}
+	if a.Store.Backend == "" {
+		a.Store.Backend = "bolt"
+	}
+	if a.Store.Backend == "bolt" && a.Store.Path == "" {
+		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+	}
+	if a.SigningKey == nil && a.SigningKeyFile == nil {
+		a.SigningKey = new(SigningKeyConfig)
+	}
+	if a.SigningKey != nil && a.SigningKey.Alg == "" {
+		a.SigningKey.Alg = tokens.ES256
+	}
+	if a.SigningKey != nil && a.SigningKeyRotation == 0 {
+		a.SigningKeyRotation = caddy.Duration(keyrotation.DefaultInterval)
+	}
+}
+
+// durationField returns the app's duration field named by the option.
+func (a *App) durationField(opt string) *caddy.Duration {
+	return map[string]*caddy.Duration{
+		"signing_key_rotation": &a.SigningKeyRotation,
+		"access_token_ttl":     &a.AccessTokenTTL,
+		"refresh_token_ttl":    &a.RefreshTokenTTL,
+		"code_ttl":             &a.CodeTTL,
+		"device_code_ttl":      &a.DeviceCodeTTL,
+	}[opt]
+}

@@ -1,0 +1,328 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/tokens"
+)
+
+// This file is the one place the configuration is checked. A JSON configuration meets it in
+// Validate (and in Provision, which must refuse a bad configuration before it opens a store or reads
+// a file); the Caddyfile parser runs the same Validate of each block as it finishes it, and reports
+// the error at the line its where names (see lines.go).
+
+// configError is a configuration mistake together with where it is: the options and values that
+// lead to it, outermost first ("client", "web", "grants", "implicit"). Its message names each item
+// once; where only serves to find the Caddyfile line.
+type configError struct {
+	where []string
+	err   error
+}
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// at says err is about the option (and values) in where, inside whatever its caller adds.
+func at(err error, where ...string) error {
+	if err == nil {
+		return nil
+	}
+	var inner *configError
+	if errors.As(err, &inner) {
+		where = append(slices.Clip(where), inner.where...)
+	}
+	return &configError{where: where, err: err}
+}
+
+// inItem names the item (`client "web"`) in err's message, and in where.
+func inItem(kind, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return at(fmt.Errorf("%s %q: %w", kind, name, err), kind, name)
+}
+
+// Validate reports the first mistake in the configuration, or nil. A zero option stands for its
+// default, so Validate accepts the configuration before and after Provision fills the defaults in.
+func (a *App) Validate() error {
+	if err := validateIssuer(a.Issuer); err != nil {
+		return err
+	}
+	if err := a.validateOptions(); err != nil {
+		return err
+	}
+	for i := range a.IdentityProviders {
+		if err := a.validateIdentityProvider(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.Trusts {
+		if err := a.validateTrust(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.SAMLTrusts {
+		if err := a.validateSAMLTrust(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.ExtensionGrants {
+		if err := a.validateExtensionGrant(i); err != nil {
+			return err
+		}
+	}
+	for i := range a.Clients {
+		if err := a.validateClient(i); err != nil {
+			return err
+		}
+	}
+	return a.validateReferences()
+}
+
+// validateIssuer enforces OpenID Connect Discovery 1.0 §3 (the issuer is a URL with a scheme and a
+// host and no query or fragment), allowing http for local set-ups.
+func validateIssuer(issuer string) error {
+	_, err := parseIssuer(issuer)
+	return at(err, "issuer")
+}
+
+// parseIssuer is the issuer's URL, if it is one validateIssuer accepts.
+func parseIssuer(issuer string) (*url.URL, error) {
+	if issuer == "" {
+		return nil, errors.New("issuer is required")
+	}
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("issuer %q: want an absolute http or https URL", issuer)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#") {
+		return nil, fmt.Errorf("issuer %q: must have no query or fragment", issuer)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("issuer %q: must have no user information", issuer)
+	}
+	return u, nil
+}
+
+// validateOptions checks the app's own options: the store, the signing key and the durations.
+func (a *App) validateOptions() error {
+	if a.Store != nil {
+		if err := a.Store.Validate(); err != nil {
+			return err
+		}
+	}
+	if a.SigningKey != nil && a.SigningKeyFile != nil {
+		return errors.New("signing_key and signing_key_file are exclusive")
+	}
+	if a.SigningKey != nil {
+		if err := a.SigningKey.Validate(); err != nil {
+			return err
+		}
+	}
+	if a.SigningKeyFile != nil {
+		if err := a.SigningKeyFile.Validate(); err != nil {
+			return err
+		}
+		if a.SigningKeyRotation != 0 {
+			// The operator replaces the key of a file; tokengate never rotates it.
+			return at(errors.New("signing_key_rotation: a signing_key_file key is never rotated"), "signing_key_rotation")
+		}
+	}
+	for _, opt := range durationOptions {
+		if d := *a.durationField(opt); d != 0 {
+			if err := validateDuration(opt, time.Duration(d)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// durationOptions are the app's options that are durations.
+var durationOptions = []string{"signing_key_rotation", "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl"}
+
+// validateDuration refuses lifetimes and intervals under a second: a token must outlive the
+// request that mints it, and a key the tokens it signs.
+func validateDuration(opt string, d time.Duration) error {
+	if d < time.Second {
+		return at(fmt.Errorf("%s: %v is under the minimum of 1s", opt, d), opt)
+	}
+	return nil
+}
+
+// Validate checks the backend and, with redis, the URL. A URL that is a placeholder ({env.X}) is
+// checked once Provision replaces it.
+func (s *StoreConfig) Validate() error {
+	switch s.Backend {
+	case "", "bolt", "memory":
+		return nil
+	case "redis":
+		if s.URL == "" {
+			return at(errors.New("store redis: no URL"), "store")
+		}
+		if !strings.HasPrefix(s.URL, "{") {
+			return at(checkRedisURL(s.URL), "store")
+		}
+		return nil
+	}
+	return at(fmt.Errorf("store: unknown backend %q (want bolt, redis or memory)", s.Backend), "store")
+}
+
+// checkRedisURL accepts the URLs the Redis store opens: redis://, rediss:// (TLS) and unix://.
+// Its errors never quote the URL, which may hold a password.
+func checkRedisURL(raw string) error {
+	scheme, _, ok := strings.Cut(raw, "://")
+	if !ok || !slices.Contains([]string{"redis", "rediss", "unix"}, strings.ToLower(scheme)) {
+		return errors.New("store redis: the URL must start with redis://, rediss:// (TLS) or unix://")
+	}
+	return nil
+}
+
+// Validate checks the algorithm; empty is the default.
+func (k *SigningKeyConfig) Validate() error {
+	if k.Alg == "" {
+		return nil
+	}
+	if _, err := signingAlg(k.Alg); err != nil {
+		return at(fmt.Errorf("signing_key: %w", err), "signing_key")
+	}
+	return nil
+}
+
+// Validate checks the algorithm and that there is a file.
+func (f *SigningKeyFileConfig) Validate() error {
+	if _, err := signingAlg(f.Alg); err != nil {
+		return at(fmt.Errorf("signing_key_file: %w", err), "signing_key_file")
+	}
+	if f.File == "" {
+		return at(errors.New("signing_key_file: no file"), "signing_key_file")
+	}
+	return nil
+}
+
+// signingAlg returns the JWS name of a signing algorithm, as the Caddyfile writes it in any case.
+func signingAlg(name string) (string, error) {
+	for _, alg := range []string{tokens.ES256, tokens.RS256, tokens.PS256, tokens.EdDSA} {
+		if strings.EqualFold(name, alg) {
+			return alg, nil
+		}
+	}
+	return "", fmt.Errorf("unknown algorithm %q (want es256, rs256, ps256 or eddsa)", name)
+}
+
+// validateNth validates the i-th of items on its own, then against each earlier one with dup, which
+// reports what the two may not share.
+func validateNth[T interface{ Validate() error }](items []T, i int, dup func(earlier, t T) error) error {
+	if err := items[i].Validate(); err != nil {
+		return err
+	}
+	for _, earlier := range items[:i] {
+		if err := dup(earlier, items[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// declaredTwice is the error for a second item of the same kind and name.
+func declaredTwice(kind, name string) error {
+	return at(fmt.Errorf("%s %q is declared twice", kind, name), kind, name)
+}
+
+// validateIdentityProvider checks the i-th users block: names are unique.
+func (a *App) validateIdentityProvider(i int) error {
+	return validateNth(a.IdentityProviders, i, func(o, p *IdentityProviderConfig) error {
+		if o.Name == p.Name {
+			return declaredTwice("users", p.Name)
+		}
+		return nil
+	})
+}
+
+// validateTrust checks the i-th trust block: names and issuers are unique, so an assertion's iss
+// picks one trust.
+func (a *App) validateTrust(i int) error {
+	return validateNth(a.Trusts, i, func(o, t *TrustConfig) error {
+		switch {
+		case o.Name == t.Name:
+			return declaredTwice("trust", t.Name)
+		case o.Issuer == t.Issuer:
+			return inItem("trust", t.Name, fmt.Errorf("issuer %q is another trust's", t.Issuer))
+		}
+		return nil
+	})
+}
+
+// validateSAMLTrust checks the i-th saml_trust block: names and entity_ids are unique, so an
+// assertion's Issuer picks one trust.
+func (a *App) validateSAMLTrust(i int) error {
+	return validateNth(a.SAMLTrusts, i, func(o, t *SAMLTrustConfig) error {
+		switch {
+		case o.Name == t.Name:
+			return declaredTwice("saml_trust", t.Name)
+		case o.EntityID == t.EntityID:
+			return inItem("saml_trust", t.Name, fmt.Errorf("entity_id %q is another saml_trust's", t.EntityID))
+		}
+		return nil
+	})
+}
+
+// validateExtensionGrant checks the i-th grant line: grant types are unique.
+func (a *App) validateExtensionGrant(i int) error {
+	return validateNth(a.ExtensionGrants, i, func(o, g *ExtensionGrantConfig) error {
+		if o.GrantType == g.GrantType {
+			return declaredTwice("grant", g.GrantType)
+		}
+		return nil
+	})
+}
+
+// validateClient checks the i-th client: client_ids are unique.
+func (a *App) validateClient(i int) error {
+	return validateNth(a.Clients, i, func(o, c *ClientConfig) error {
+		if o.ID == c.ID {
+			return declaredTwice("client", c.ID)
+		}
+		return nil
+	})
+}
+
+// validateReferences checks what clients name, which may be declared after them: their identity
+// providers and their extension grants.
+func (a *App) validateReferences() error {
+	for _, c := range a.Clients {
+		for _, name := range c.IdentityProviders {
+			if !slices.ContainsFunc(a.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name }) {
+				return inItem("client", c.ID, at(fmt.Errorf("no users block is named %q", name), "identity_providers", name))
+			}
+		}
+		for _, g := range c.Grants {
+			if !grants.KnownGrant(g) && !slices.ContainsFunc(a.ExtensionGrants, func(e *ExtensionGrantConfig) bool { return e.GrantType == g }) {
+				return inItem("client", c.ID, at(fmt.Errorf("no grant line declares %q", g), "grants", g))
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's name.
+func (g *ExtensionGrantConfig) Validate() error {
+	return at(checkExtensionGrantType(g.GrantType), "grant", g.GrantType)
+}
+
+func checkExtensionGrantType(uri string) error {
+	scheme, rest, ok := strings.Cut(uri, ":")
+	if !ok || scheme == "" || rest == "" || strings.ContainsAny(uri, " \t\r\n") {
+		return fmt.Errorf("grant %q: an extension grant type is an absolute URI (RFC 6749 §4.5)", uri)
+	}
+	return nil
+}

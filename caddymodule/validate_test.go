@@ -1,0 +1,179 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// TestValidateAlike feeds each mistake as a Caddyfile and as JSON: both must be refused with the
+// same message, the Caddyfile's at the line of the mistake.
+func TestValidateAlike(t *testing.T) {
+	// Each caddyfile is the body of a tokengate option whose first line (Testfile:2) is the issuer;
+	// each json holds the app's fields besides the issuer.
+	for _, tc := range []struct {
+		name, caddyfile, json, want string
+		line                        int
+	}{
+		{"redis URL scheme", "store redis http://localhost", `"store": {"backend": "redis", "url": "http://localhost"}`,
+			"store redis: the URL must start with redis://, rediss:// (TLS) or unix://", 3},
+		{"unknown signing alg", "signing_key hs256", `"signing_key": {"alg": "hs256"}`,
+			`signing_key: unknown algorithm "hs256" (want es256, rs256, ps256 or eddsa)`, 3},
+		{"rotated key file", "signing_key_file es256 k.pem\n signing_key_rotation 1h",
+			`"signing_key_file": {"alg": "ES256", "file": "k.pem"}, "signing_key_rotation": 3600000000000`,
+			"signing_key_rotation: a signing_key_file key is never rotated", 4},
+		{"short ttl", "code_ttl 10ms", `"code_ttl": 10000000`, "code_ttl: 10ms is under the minimum of 1s", 3},
+		{"control character in client_id", "client \"a\tb\" {\n  public\n  grants password\n }",
+			`"clients": [{"id": "a\tb", "public": true, "grants": ["password"]}]`,
+			`client_id "a\tb": only printable ASCII is allowed (RFC 6749 Appendix A.1)`, 3},
+		{"public client with a secret", "client web {\n  public\n  secret s3cret\n  grants password\n }",
+			`"clients": [{"id": "web", "public": true, "secrets": ["s3cret"], "grants": ["password"]}]`,
+			`client "web": a public client has no secret`, 3},
+		{"public client_credentials", "client web {\n  public\n  grants client_credentials\n }",
+			`"clients": [{"id": "web", "public": true, "grants": ["client_credentials"]}]`,
+			`client "web": a public client cannot use client_credentials (RFC 6749 §4.4)`, 3},
+		{"short client_secret_jwt secret", "client web {\n  secret short\n  auth_method client_secret_jwt\n  grants client_credentials\n }",
+			`"clients": [{"id": "web", "secrets": ["short"], "auth_method": "client_secret_jwt", "grants": ["client_credentials"]}]`,
+			`client "web": client_secret_jwt: a secret of 5 bytes; HS256 needs at least 32 (RFC 7518 §3.2)`, 3},
+		{"jwks_uri over http", "client web {\n  secret s\n  jwks_uri http://web.example/jwks\n  grants client_credentials\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "jwks_uri": "http://web.example/jwks", "grants": ["client_credentials"]}]`,
+			"", 5},
+		{"unknown grant", "client web {\n  secret s\n  grants password implicit\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password", "implicit"]}]`,
+			`client "web": unknown grant "implicit"`, 5},
+		{"bad auth_method", "client web {\n  secret s\n  auth_method magic\n  grants password\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "auth_method": "magic", "grants": ["password"]}]`,
+			`client "web": unknown auth_method "magic" (want client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt)`, 5},
+		{"bad scope", "client web {\n  secret s\n  grants password\n  scopes api café\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "scopes": ["api", "café"]}]`,
+			`client "web": scope "café": only printable ASCII without space, '"' and '\' is allowed (RFC 6749 §3.3)`, 6},
+		{"empty audience", "client web {\n  secret s\n  grants password\n  audience \"\"\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "audience": [""]}]`,
+			`client "web": empty audience`, 6},
+		{"redirect URI with a fragment", "client web {\n  secret s\n  grants password\n  post_logout_redirect_uris https://a.example/#x\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "post_logout_redirect_uris": ["https://a.example/#x"]}]`,
+			`client "web": redirect URI "https://a.example/#x": must be absolute and have no fragment (RFC 6749 §3.1.2)`, 6},
+		{"client ttl", "client web {\n  secret s\n  grants password\n  access_token_ttl 1ms\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "access_token_ttl": 1000000}]`,
+			`client "web": access_token_ttl: 1ms is under the minimum of 1s`, 6},
+		{"registered claim", "client web {\n  secret s\n  grants password\n  claim tier gold\n  claim aud x\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "claims": {"tier": "gold", "aud": "x"}}]`,
+			`client "web": claim "aud" is set by tokengate itself`, 7},
+		{"client declared twice", "client web {\n  secret s\n  grants password\n }\n client web {\n  secret t\n  grants password\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"]}, {"id": "web", "secrets": ["t"], "grants": ["password"]}]`,
+			`client "web" is declared twice`, 7},
+		{"unknown identity provider", "client web {\n  secret s\n  grants password\n  identity_providers corp\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "identity_providers": ["corp"]}]`,
+			`client "web": no users block is named "corp"`, 6},
+		{"undeclared extension grant", "client web {\n  secret s\n  grants urn:example:magic\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["urn:example:magic"]}]`,
+			`client "web": no grant line declares "urn:example:magic"`, 5},
+		{"extension grant not a URI", "grant magic token_exchange",
+			`"extension_grants": [{"grant_type": "magic", "grant": {"module": "token_exchange"}}]`,
+			`grant "magic": an extension grant type is an absolute URI (RFC 6749 §4.5)`, 3},
+		{"extension grant twice", "grant urn:x:y token_exchange\n grant urn:x:y token_exchange",
+			`"extension_grants": [{"grant_type": "urn:x:y", "grant": {"module": "token_exchange"}}, {"grant_type": "urn:x:y", "grant": {"module": "token_exchange"}}]`,
+			`grant "urn:x:y" is declared twice`, 4},
+		{"plaintext password", "users corp {\n  user alice hunter2\n }",
+			`"identity_providers": [{"name": "corp", "users": [{"username": "alice", "hash": "hunter2"}]}]`,
+			`users "corp": user "alice": the password must be a bcrypt hash (caddy hash-password)`, 4},
+		{"user declared twice", "users corp {\n  user alice " + testHash + "\n  user alice " + testHash + "\n }",
+			`"identity_providers": [{"name": "corp", "users": [{"username": "alice", "hash": "` + testHash + `"}, {"username": "alice", "hash": "` + testHash + `"}]}]`,
+			`users "corp": user "alice" is declared twice`, 5},
+		{"empty tenant", "users corp {\n  user alice " + testHash + " {\n   tenant \"\"\n  }\n }",
+			`"identity_providers": [{"name": "corp", "users": [{"username": "alice", "hash": "` + testHash + `", "tenants": [""]}]}]`,
+			`users "corp": user "alice": empty tenant`, 5},
+		{"user claim", "users corp {\n  user alice " + testHash + " {\n   claim sub root\n  }\n }",
+			`"identity_providers": [{"name": "corp", "users": [{"username": "alice", "hash": "` + testHash + `", "claims": {"sub": "root"}}]}]`,
+			`users "corp": user "alice": claim "sub" is set by tokengate itself`, 5},
+		{"users and http_login", "users corp {\n  user alice " + testHash + "\n  http_login https://a.example/login\n }",
+			`"identity_providers": [{"name": "corp", "users": [{"username": "alice", "hash": "` + testHash + `"}], "http_login": "https://a.example/login"}]`,
+			`users "corp": has both users and http_login`, 3},
+		{"http_login not a URL", "users corp {\n  http_login localhost/login\n }",
+			`"identity_providers": [{"name": "corp", "http_login": "localhost/login"}]`,
+			`users "corp": http_login: "localhost/login": want an absolute http or https URL`, 4},
+		{"success_location not a URL", "users corp {\n  http_login https://a.example/login {\n   success_location /home\n  }\n }",
+			`"identity_providers": [{"name": "corp", "http_login": "https://a.example/login", "http_login_success_location": "/home"}]`,
+			`users "corp": success_location: "/home": want an absolute http or https URL`, 5},
+		{"users declared twice", "users corp {\n  http_login https://a.example/\n }\n users corp {\n  http_login https://b.example/\n }",
+			`"identity_providers": [{"name": "corp", "http_login": "https://a.example/"}, {"name": "corp", "http_login": "https://b.example/"}]`,
+			`users "corp" is declared twice`, 6},
+		{"trust without keys", "trust partner {\n  issuer x\n }",
+			`"trusts": [{"name": "partner", "issuer": "x"}]`,
+			`trust "partner": want exactly one of jwks_file, jwks_uri and key_file`, 3},
+		{"two trusts, one issuer", "trust a {\n  issuer x\n  key_file k.pem\n }\n trust b {\n  issuer x\n  key_file k.pem\n }",
+			`"trusts": [{"name": "a", "issuer": "x", "key_file": "k.pem"}, {"name": "b", "issuer": "x", "key_file": "k.pem"}]`,
+			`trust "b": issuer "x" is another trust's`, 7},
+		{"two saml_trusts, one entity_id", "saml_trust a {\n  entity_id x\n  certificate_file c.pem\n }\n saml_trust b {\n  entity_id x\n  certificate_file c.pem\n }",
+			`"saml_trusts": [{"name": "a", "entity_id": "x", "certificate_file": "c.pem"}, {"name": "b", "entity_id": "x", "certificate_file": "c.pem"}]`,
+			`saml_trust "b": entity_id "x" is another saml_trust's`, 7},
+		{"saml_trust without certificate", "saml_trust idp {\n  entity_id x\n }",
+			`"saml_trusts": [{"name": "idp", "entity_id": "x"}]`,
+			`saml_trust "idp": no certificate_file`, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			config := `{"issuer": "https://a.example", ` + tc.json + `}`
+			var app App
+			if err := json.Unmarshal([]byte(config), &app); err != nil {
+				t.Fatal(err)
+			}
+			jsonErr := app.Validate()
+			if jsonErr == nil || tc.want != "" && jsonErr.Error() != tc.want {
+				t.Fatalf("Validate(%s) = %v, want %q", config, jsonErr, tc.want)
+			}
+			_, err := parseGlobal("tokengate {\n issuer https://a.example\n " + tc.caddyfile + "\n}")
+			want := jsonErr.Error() + ", at Testfile:" + strconv.Itoa(tc.line)
+			if err == nil || err.Error() != want {
+				t.Errorf("parseGlobalOption(%s) error = %v, want %q", tc.name, err, want)
+			}
+		})
+	}
+}
+
+// TestValidateBearerAuthAlike does the same for bearer_auth.
+func TestValidateBearerAuthAlike(t *testing.T) {
+	for _, tc := range []struct {
+		name, caddyfile, json, want string
+		line                        int
+	}{
+		{"bad scope", "scope api \"a b\"", `"scopes": [["api", "a b"]]`,
+			`scope "a b": only printable ASCII without space, '"' and '\' is allowed (RFC 6749 §3.3)`, 2},
+		{"empty claim name", "claim \"\" x", `"claims": {"": "x"}`, "claim: empty name", 2},
+		{"bad header name", "header sub \"X User\"", `"headers": [{"claim": "sub", "header": "X User"}]`,
+			`header "X User": not a valid header name`, 2},
+		{"header without claim", "header \"\" X-User", `"headers": [{"claim": "", "header": "X-User"}]`,
+			`header "X-User": empty claim name`, 2},
+		{"header twice", "header sub X-User\n header email x-user", `"headers": [{"claim": "sub", "header": "X-User"}, {"claim": "email", "header": "x-user"}]`,
+			`header "x-user" is declared twice`, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b BearerAuth
+			if err := json.Unmarshal([]byte(`{`+tc.json+`}`), &b); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Validate(); err == nil || err.Error() != tc.want {
+				t.Fatalf("Validate(%s) = %v, want %q", tc.json, err, tc.want)
+			}
+			err := new(BearerAuth).UnmarshalCaddyfile(caddyfile.NewTestDispenser("bearer_auth {\n " + tc.caddyfile + "\n}"))
+			want := tc.want + ", at Testfile:" + strconv.Itoa(tc.line)
+			if err == nil || err.Error() != want {
+				t.Errorf("UnmarshalCaddyfile(%s) error = %v, want %q", tc.name, err, want)
+			}
+		})
+	}
+}
+
+// TestValidateAcceptsDefaults checks that Validate holds before and after Provision fills in the
+// defaults, since Caddy calls it after Provision and Provision calls it first.
+func TestValidateAcceptsDefaults(t *testing.T) {
+	app := App{Issuer: "https://a.example"}
+	if err := app.Validate(); err != nil {
+		t.Fatalf("Validate of the minimal config = %v", err)
+	}
+	app.setDefaults()
+	if err := app.Validate(); err != nil {
+		t.Errorf("Validate after setDefaults = %v", err)
+	}
+}

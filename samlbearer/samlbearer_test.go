@@ -15,6 +15,8 @@ import (
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/tokengate/tokengate/tokens"
 )
 
 const (
@@ -257,7 +259,7 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-time.Minute))))
 		}, "SubjectConfirmationData has expired"},
 		{"SubjectConfirmationData expired by the leeway", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-DefaultLeeway))))
+			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-tokens.ClockLeeway))))
 		}, "SubjectConfirmationData has expired"},
 		{"SubjectConfirmationData without NotOnOrAfter", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, removeAttr(scdPath, "NotOnOrAfter")))
@@ -406,10 +408,10 @@ func TestVerifyAccepts(t *testing.T) {
 			return b64("<!-- issued by the IdP -->\n" + idp.signXML(t) + "\n<!-- end -->\n")
 		}, func(*Claims) {}},
 		{"within the leeway of SubjectConfirmationData NotOnOrAfter", func(t *testing.T) string {
-			return b64(idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-DefaultLeeway+time.Second))))
-		}, func(c *Claims) { c.NotOnOrAfter = testNow.Add(-DefaultLeeway + time.Second) }},
+			return b64(idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-tokens.ClockLeeway+time.Second))))
+		}, func(c *Claims) { c.NotOnOrAfter = testNow.Add(-tokens.ClockLeeway + time.Second) }},
 		{"within the leeway of Conditions NotBefore", func(t *testing.T) string {
-			return b64(idp.signXML(t, setAttr(condPath, "NotBefore", at(DefaultLeeway))))
+			return b64(idp.signXML(t, setAttr(condPath, "NotBefore", at(tokens.ClockLeeway))))
 		}, func(*Claims) {}},
 		{"Conditions ending first", func(t *testing.T) string {
 			return b64(idp.signXML(t, setAttr(condPath, "NotOnOrAfter", at(3*time.Minute))))
@@ -482,7 +484,7 @@ func TestVerifyReplay(t *testing.T) {
 	if want := "saml:" + testIssuer + ":_a1"; rec.key != want {
 		t.Errorf("PutOnce key = %q, want %q", rec.key, want)
 	}
-	if want := claims.NotOnOrAfter.Add(DefaultLeeway); !rec.exp.Equal(want) {
+	if want := claims.NotOnOrAfter.Add(tokens.ClockLeeway); !rec.exp.Equal(want) {
 		t.Errorf("PutOnce exp = %v, want %v", rec.exp, want)
 	}
 
@@ -512,7 +514,6 @@ func TestNew(t *testing.T) {
 		{"no audience", func(c *Config) { c.Audience = "" }, "no audience"},
 		{"no recipient", func(c *Config) { c.Recipient = "" }, "no recipient"},
 		{"no store", func(c *Config) { c.Replay = nil }, "no replay store"},
-		{"negative leeway", func(c *Config) { c.Leeway = -time.Second }, "negative"},
 		{"no entity id", func(c *Config) { c.Trusts[0].EntityID = "" }, "trust 0: no entity id"},
 		{"no certificate", func(c *Config) { c.Trusts[0].Certificates = nil }, "no certificate"},
 		{"entity id twice", func(c *Config) { c.Trusts = append(c.Trusts, c.Trusts[0]) }, "not unique"},

@@ -337,7 +337,7 @@ func FuzzVerifyAccessToken(f *testing.F) {
 			}
 			return
 		}
-		if c.Issuer != testIssuer || len(c.Audience) == 0 || c.Subject == "" || c.JTI == "" || c.ExpiresAt.Before(t0.Add(-leeway)) {
+		if c.Issuer != testIssuer || len(c.Audience) == 0 || c.Subject == "" || c.JTI == "" || c.ExpiresAt.Before(t0.Add(-ClockLeeway)) {
 			t.Fatalf("VerifyAccessToken(%q) accepted %+v", raw, c)
 		}
 	})

@@ -239,7 +239,8 @@ func TestPasswordThrottling(t *testing.T) {
 	t.Parallel()
 	c, _ := startTokengate(t, "1h")
 	web := webConfig(c, "api.read")
-	// SPEC "Throttling": from at most the 10th wrong password for one username, 429 with Retry-After.
+	// From at most the 10th wrong password for one username, 429 with Retry-After (RFC 6749 §4.3.2:
+	// protect the password grant against brute force).
 	throttled := false
 	for attempt := 1; attempt <= 10; attempt++ {
 		_, err := web.PasswordCredentialsToken(testContext(t), "alice", "wrong-password")

@@ -178,13 +178,20 @@ func TestBrowserDevice(t *testing.T) {
 		}
 		return auth
 	}
-
-	t.Run("approve", func(t *testing.T) {
-		t.Parallel()
+	// atDecision starts a device authorization, polls it as the device, and walks a new person
+	// in a browser of their own to the decision page.
+	atDecision := func(t *testing.T) (context.Context, *oauth2.DeviceAuthResponse, <-chan polled) {
+		t.Helper()
 		ctx := personContext(t, browser)
 		auth := authorize(t)
 		poll := startPolling(testContext(t), cfg, auth)
 		walkToDecision(t, ctx, auth)
+		return ctx, auth, poll
+	}
+
+	t.Run("approve", func(t *testing.T) {
+		t.Parallel()
+		ctx, auth, poll := atDecision(t)
 
 		saveScreenshot(t, ctx, "tokengate-device.png", 1280)
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
@@ -209,10 +216,7 @@ func TestBrowserDevice(t *testing.T) {
 
 	t.Run("deny", func(t *testing.T) {
 		t.Parallel()
-		ctx := personContext(t, browser)
-		auth := authorize(t)
-		poll := startPolling(testContext(t), cfg, auth)
-		walkToDecision(t, ctx, auth)
+		ctx, auth, poll := atDecision(t)
 		decide(t, ctx, true, "denied")
 		got := <-poll
 		wantTokenError(t, fmt.Sprintf("polling after the person denied %s", auth.UserCode), got.err, "access_denied", http.StatusBadRequest)

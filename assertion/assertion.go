@@ -38,8 +38,6 @@ const (
 	MaxLen = 16 << 10
 	// DefaultMaxLifetime bounds how far ahead exp may be and how long ago iat may be.
 	DefaultMaxLifetime = time.Hour
-	// leeway is the clock skew allowed on exp: a client's clock may run this far behind ours.
-	leeway = 5 * time.Second
 	// maxAhead is how far a client's clock may run ahead of ours: nbf and iat may be this far in
 	// the future (FAPI 2 accepts nbf 8 s ahead and refuses more than 60 s), and exp this much past
 	// the maximum lifetime.
@@ -325,7 +323,7 @@ func (v *Verifier) checkTimes(c *Claims, mc jwt.MapClaims, now time.Time) error 
 		return err
 	case !ok:
 		return errors.New("no exp")
-	case !now.Before(exp.Add(leeway)):
+	case !now.Before(exp.Add(tokens.ClockLeeway)):
 		return errors.New("exp is past")
 	case exp.After(now.Add(v.cfg.MaxLifetime + maxAhead)):
 		return fmt.Errorf("exp is more than %v ahead", v.cfg.MaxLifetime)
@@ -352,14 +350,14 @@ func (v *Verifier) checkTimes(c *Claims, mc jwt.MapClaims, now time.Time) error 
 	return nil
 }
 
-// useOnce records c's jti until the assertion can no longer be accepted (exp plus the leeway),
-// refusing one already recorded (RFC 7523 §3 item 7; CVE-2020-15222). Once the first use has
-// expired, the jti is free again.
+// useOnce records c's jti until the assertion can no longer be accepted (exp plus
+// tokens.ClockLeeway), refusing one already recorded (RFC 7523 §3 item 7; CVE-2020-15222). Once the
+// first use has expired, the jti is free again.
 func (v *Verifier) useOnce(ctx context.Context, c *Claims) error {
 	// The issuer's length delimits it, so no (iss, jti) pair can spell another's key even when
 	// either contains the separator.
 	key := "jti:" + strconv.Itoa(len(c.Issuer)) + ":" + c.Issuer + ":" + c.JTI
-	fresh, err := v.cfg.Replay.PutOnce(ctx, key, nil, c.ExpiresAt.Add(leeway))
+	fresh, err := v.cfg.Replay.PutOnce(ctx, key, nil, c.ExpiresAt.Add(tokens.ClockLeeway))
 	if err != nil {
 		return fmt.Errorf("%w: replay store: %w", ErrUnavailable, err)
 	}

@@ -158,8 +158,8 @@ func TestCacheTTL(t *testing.T) {
 	}
 }
 
-// TestRemoteJWKSUnknownKidCoolDown: an attacker spraying kids (SECURITY B28) causes at most one
-// fetch per cool-down, and the kid never reaches the request.
+// TestRemoteJWKSUnknownKidCoolDown: an attacker spraying kids (RFC 8725 §3.10: a kid only selects
+// among trusted keys) causes at most one fetch per cool-down, and the kid never reaches the request.
 func TestRemoteJWKSUnknownKidCoolDown(t *testing.T) {
 	s := newJWKSServer(t, clientJWKS(t))
 	clk := newClock()

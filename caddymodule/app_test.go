@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -386,14 +387,15 @@ func gateStatus(t *testing.T, app *App, raw string) int {
 	if b.gate, err = app.Gate(gate.Requirements{}); err != nil {
 		t.Fatal(err)
 	}
-	r := httptest.NewRequest(http.MethodGet, "/api", nil)
-	r.Header.Set("Authorization", "Bearer "+raw)
-	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
-	rec := httptest.NewRecorder()
-	if err := b.ServeHTTP(rec, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	rec, err := serveBearerAuth(b, "Bearer "+raw, func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusTeapot)
 		return nil
-	})); err != nil {
+	})
+	// A refusal is a Caddy HTTP error, which Caddy's error handling answers with its status.
+	if herr := (caddyhttp.HandlerError{}); errors.As(err, &herr) {
+		return herr.StatusCode
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	return rec.Code

@@ -67,12 +67,15 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 	return err
 }
 
-// ServeHTTP passes an authenticated request on with the {http.auth.user.*} placeholders set. The
-// gate has answered any other request itself (401 or 403 with an RFC 6750 §3 challenge).
+// ServeHTTP passes an authenticated request on with the {http.auth.user.*} placeholders set. Any
+// other request gets its RFC 6750 §3 challenge in WWW-Authenticate and is refused as a Caddy HTTP
+// error (400, 401 or 403), as caddyauth refuses for basic_auth: a site's handle_errors may write
+// the body, and without one the body is empty. The challenge is set first, so it stays either way.
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	claims, ok := b.gate.Authenticate(w, r)
-	if !ok {
-		return nil
+	claims, refusal := b.gate.Check(r)
+	if refusal != nil {
+		w.Header().Set("WWW-Authenticate", refusal.Challenge)
+		return caddyhttp.Error(refusal.Status, refusal.Err)
 	}
 	setUserPlaceholders(r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer), claims)
 	return next.ServeHTTP(w, r)

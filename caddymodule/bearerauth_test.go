@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -27,16 +28,25 @@ func mintFor(t *testing.T, app *App, at tokens.AccessToken) string {
 	return raw
 }
 
+// serveBearerAuth runs a request with the Authorization header auth (none when empty) through
+// bearer_auth b in front of next, with a fresh replacer, and returns what b wrote and returned.
+func serveBearerAuth(b *BearerAuth, auth string, next caddyhttp.HandlerFunc) (*httptest.ResponseRecorder, error) {
+	r := httptest.NewRequest(http.MethodGet, "/api", nil)
+	if auth != "" {
+		r.Header.Set("Authorization", auth)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	w := httptest.NewRecorder()
+	return w, b.ServeHTTP(w, r, next)
+}
+
 // placeholdersAfter runs a request with raw through bearer_auth b and returns the placeholders
 // the next handler sees, or nil when it was not reached.
 func placeholdersAfter(t *testing.T, b *BearerAuth, raw string, names ...string) map[string]string {
 	t.Helper()
-	repl := caddy.NewReplacer()
-	r := httptest.NewRequest(http.MethodGet, "/api", nil)
-	r.Header.Set("Authorization", "Bearer "+raw)
-	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
 	var seen map[string]string
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	next := func(w http.ResponseWriter, r *http.Request) error {
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 		seen = make(map[string]string, len(names))
 		for _, name := range names {
 			if v, ok := repl.GetString("http.auth.user." + name); ok {
@@ -44,9 +54,9 @@ func placeholdersAfter(t *testing.T, b *BearerAuth, raw string, names ...string)
 			}
 		}
 		return nil
-	})
-	if err := b.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
-		t.Fatal(err)
+	}
+	if _, err := serveBearerAuth(b, "Bearer "+raw, next); err != nil && seen != nil {
+		t.Fatalf("bearer_auth returned %v after the next handler ran", err)
 	}
 	return seen
 }
@@ -92,6 +102,48 @@ func TestBearerAuthPlaceholders(t *testing.T) {
 	// A refused request never reaches the next handler, so it sees no placeholders.
 	if got := placeholdersAfter(t, b, raw+"x", "id"); got != nil {
 		t.Errorf("placeholders after a forged token = %q, want the request refused", got)
+	}
+}
+
+// A refusal is a Caddy HTTP error with the gate's status, and the RFC 6750 §3 challenge is on the
+// response before it, so it stays whether or not a handle_errors route writes the body; bearer_auth
+// itself writes no body.
+func TestBearerAuthRefusesThroughCaddyErrors(t *testing.T) {
+	app := provision(t, testConfig)
+	b := new(BearerAuth)
+	var err error
+	if b.gate, err = app.Gate(gate.Requirements{Audience: "api", ScopeSets: [][]string{{"api.write"}}}); err != nil {
+		t.Fatal(err)
+	}
+	readOnly := mintFor(t, app, tokens.AccessToken{
+		Subject: "svc", ClientID: "svc", Scope: "api.read", Audience: []string{"api"}, TTL: time.Hour,
+	})
+	realm := `Bearer realm="` + app.Issuer + `"`
+	for _, tc := range []struct {
+		name, auth string
+		status     int
+		challenge  string
+	}{
+		{"no token", "", http.StatusUnauthorized, realm},
+		{"forged token", "Bearer " + readOnly + "x", http.StatusUnauthorized, realm + `, error="invalid_token"`},
+		{"missing scope", "Bearer " + readOnly, http.StatusForbidden, realm + `, error="insufficient_scope", scope="api.write"`},
+	} {
+		reached := false
+		w, err := serveBearerAuth(b, tc.auth, func(http.ResponseWriter, *http.Request) error {
+			reached = true
+			return nil
+		})
+		var herr caddyhttp.HandlerError
+		if !errors.As(err, &herr) || herr.StatusCode != tc.status || reached {
+			t.Errorf("%s: ServeHTTP = %v (next handler reached: %t), want a Caddy HTTP error %d", tc.name, err, reached, tc.status)
+		}
+		if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {
+			t.Errorf("%s: WWW-Authenticate = %q, want %q", tc.name, got, tc.challenge)
+		}
+		// The recorder's status stays 200 unless a handler wrote one.
+		if w.Code != http.StatusOK || w.Body.Len() != 0 {
+			t.Errorf("%s: bearer_auth wrote %d %q, want nothing: Caddy's error handling answers", tc.name, w.Code, w.Body)
+		}
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // Cache keeps verified access tokens until they expire, so a token seen before costs a hash and a
-// map lookup instead of a signature check (HARD-PARTS: ~60 µs for ES256). It is keyed by the
+// map lookup instead of a signature check (some 60 µs for ES256). It is keyed by the
 // SHA-256 of the token, never the token itself, so a memory dump yields no usable token; finding
 // another string with the same key would mean a SHA-256 collision.
 //

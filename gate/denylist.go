@@ -1,7 +1,3 @@
-// Package gate is the logic of the bearer_auth handler in plain net/http: it takes the access token
-// from a request (RFC 6750 §2.1), verifies it through a cache, refuses revoked tokens, checks
-// audience, claims and scope, answers failures with RFC 6750 §3 challenges, and sets the identity
-// headers the upstream reads. It imports no Caddy package.
 package gate
 
 import (
@@ -16,7 +12,7 @@ import (
 // DenyList is the in-memory set of revoked access tokens (by jti) and dead grants (by gid). The
 // process that revokes adds to it directly, so its own gate refuses from the very next request;
 // Sync follows the store's revocation log so other instances and restarts learn within one polling
-// interval (HARD-PARTS "Revocation the gate sees at once").
+// interval.
 type DenyList struct {
 	src store.Revocations
 	now func() time.Time

@@ -1,8 +1,14 @@
+// Package gate decides whether a request may pass a bearer_auth route, in plain net/http: it
+// takes the access token from the Authorization header (RFC 6750 §2.1), verifies it through a
+// cache, refuses revoked tokens, checks audience, claims and scope, and either sets the identity
+// headers the upstream reads or returns the refusal with its RFC 6750 §3 challenge. It imports no
+// Caddy package.
 package gate
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -61,54 +67,93 @@ const (
 	errInsufficientScope = "insufficient_scope"
 )
 
+// Why a request was refused: the Err of a Refusal, for the server's log. None carries the token.
+var (
+	errNoToken       = errors.New("no bearer token")
+	errTwoHeaders    = errors.New("more than one Authorization header")
+	errTokenInQuery  = errors.New("access token in the query")
+	errTwoMethods    = errors.New("access token sent by more than one method")
+	errEmptyToken    = errors.New("empty bearer token")
+	errTokenInvalid  = errors.New("token malformed, forged, expired or foreign")
+	errTokenRevoked  = errors.New("token revoked, or its client removed")
+	errWrongAudience = errors.New("token not issued for this audience")
+	errClaimMissing  = errors.New("token lacks a required claim value")
+	errScopeMissing  = errors.New("token lacks the required scope")
+)
+
 // maxFormPeek bounds how much of a form body is read to look for a second copy of the token.
 const maxFormPeek = 64 << 10
 
-// refusal is a failed check: the status, the RFC 6750 error code ("" when the request carried no
-// credentials) and, for insufficient_scope, the scope that would do.
-type refusal struct {
-	status int
-	code   string
-	scope  string
+// Refusal is a request the gate turns away, and the RFC 6750 §3 answer it gets.
+type Refusal struct {
+	// Status is 400 (invalid_request), 401 (no token, or invalid_token) or 403 (insufficient_scope).
+	Status int
+	// Code is the RFC 6750 §3.1 error code; "" when the request carried no bearer token, which
+	// §3.1 answers with a bare challenge.
+	Code string
+	// Challenge is the WWW-Authenticate value: Bearer with the realm, the error code and, when a
+	// scope is missing, the scope that would do.
+	Challenge string
+	// Err says which check failed, for the server's log. It never carries the token.
+	Err error
 }
 
-// Authenticate checks the bearer token of r. On failure it writes the RFC 6750 §3 response and
-// returns false. On success it removes every configured identity header from r (whether or not the
-// claim is present), sets those whose claims the token carries, and returns the claims, which are
-// shared with the cache and must not be modified.
-func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (*tokens.Claims, bool) {
+// refused is a Refusal whose challenge Check has yet to write.
+func refused(status int, code string, why error) *Refusal {
+	return &Refusal{Status: status, Code: code, Err: why}
+}
+
+// Check decides on the bearer token of r without writing a response, so that the caller answers a
+// refusal its own way. On success it removes every configured identity header from r (whether or
+// not the claim is present), sets those whose claims the token carries, and returns the claims,
+// which are shared with the cache and must not be modified. Otherwise it returns the refusal.
+func (g *Gate) Check(r *http.Request) (*tokens.Claims, *Refusal) {
 	c, fail := g.check(r)
 	if fail != nil {
-		g.refuse(w, fail)
-		return nil, false
+		fail.Challenge = g.challenge(fail)
+		return nil, fail
 	}
 	g.setHeaders(r, c)
+	return c, nil
+}
+
+// Authenticate is Check for a handler that lets the gate answer a refusal (userinfo): it writes the
+// RFC 6750 §3 response, the challenge with a short plain-text body, and returns false.
+func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (*tokens.Claims, bool) {
+	c, fail := g.Check(r)
+	if fail != nil {
+		fail.write(w)
+		return nil, false
+	}
 	return c, true
 }
 
-func (g *Gate) check(r *http.Request) (*tokens.Claims, *refusal) {
+func (g *Gate) check(r *http.Request) (*tokens.Claims, *Refusal) {
 	raw, fail := bearerToken(r)
 	if fail != nil {
 		return nil, fail
 	}
 	c, ok := g.verify(raw)
+	if !ok {
+		return nil, refused(http.StatusUnauthorized, errInvalidToken, errTokenInvalid)
+	}
 	// Revocation and the client's removal are checked after the cache, never instead of it: a
-	// revoked token is refused from the next request on (ARCHITECTURE, SECURITY 89).
-	if !ok || g.Deny.Revoked(c.JTI, c.GrantID) || g.Deny.ClientRevoked(c.ClientID, c.IssuedAt) ||
+	// revoked token cannot be used again (RFC 7009 §2.1), from the very next request on.
+	if g.Deny.Revoked(c.JTI, c.GrantID) || g.Deny.ClientRevoked(c.ClientID, c.IssuedAt) ||
 		(g.ClientKnown != nil && !g.ClientKnown(c.ClientID)) {
-		return nil, &refusal{status: http.StatusUnauthorized, code: errInvalidToken}
+		return nil, refused(http.StatusUnauthorized, errInvalidToken, errTokenRevoked)
 	}
 	// RFC 9068 §4: the resource must be among the token's audiences; a token for another resource
 	// is as foreign as one from another issuer.
 	if !g.audienceOK(c.Audience) {
-		return nil, &refusal{status: http.StatusUnauthorized, code: errInvalidToken}
+		return nil, refused(http.StatusUnauthorized, errInvalidToken, errWrongAudience)
 	}
 	// RFC 6750 §3.1: a valid token without the privileges the route needs is a 403.
 	if !g.Req.claimsOK(c.All) {
-		return nil, &refusal{status: http.StatusForbidden, code: errInsufficientScope}
+		return nil, refused(http.StatusForbidden, errInsufficientScope, errClaimMissing)
 	}
 	if !g.Req.scopeOK(c.Scope) {
-		return nil, &refusal{status: http.StatusForbidden, code: errInsufficientScope, scope: strings.Join(g.Req.ScopeSets[0], " ")}
+		return nil, refused(http.StatusForbidden, errInsufficientScope, errScopeMissing)
 	}
 	return c, nil
 }
@@ -136,10 +181,10 @@ func (g *Gate) verify(raw string) (*tokens.Claims, bool) {
 
 // bearerToken takes the token from the Authorization header (RFC 6750 §2.1), the only place the
 // gate accepts it.
-func bearerToken(r *http.Request) (string, *refusal) {
+func bearerToken(r *http.Request) (string, *Refusal) {
 	auth := r.Header.Values("Authorization")
 	if len(auth) > 1 {
-		return "", &refusal{status: http.StatusBadRequest, code: errInvalidRequest}
+		return "", refused(http.StatusBadRequest, errInvalidRequest, errTwoHeaders)
 	}
 	var scheme, token string
 	if len(auth) == 1 {
@@ -147,21 +192,21 @@ func bearerToken(r *http.Request) (string, *refusal) {
 	}
 	// RFC 7235 §2.1: the scheme is case-insensitive ("bearer", "BEARER").
 	if !strings.EqualFold(scheme, "Bearer") {
-		// RFC 6750 §2.3, SECURITY 81: a token in the URI leaks into logs and Referer, so it is
-		// refused rather than used.
+		// RFC 6750 §2.3, §5.3: a token in the URI leaks into logs and Referer, so it is refused
+		// rather than used.
 		if queryHasToken(r) {
-			return "", &refusal{status: http.StatusBadRequest, code: errInvalidRequest}
+			return "", refused(http.StatusBadRequest, errInvalidRequest, errTokenInQuery)
 		}
 		// RFC 6750 §3.1: no credentials, or another scheme such as Basic: a bare challenge.
-		return "", &refusal{status: http.StatusUnauthorized}
+		return "", refused(http.StatusUnauthorized, "", errNoToken)
 	}
 	// RFC 6750 §2: a client must not use more than one method to send the token.
 	if queryHasToken(r) || formHasToken(r) {
-		return "", &refusal{status: http.StatusBadRequest, code: errInvalidRequest}
+		return "", refused(http.StatusBadRequest, errInvalidRequest, errTwoMethods)
 	}
 	token = strings.TrimLeft(token, " ")
 	if token == "" {
-		return "", &refusal{status: http.StatusUnauthorized, code: errInvalidToken}
+		return "", refused(http.StatusUnauthorized, errInvalidToken, errEmptyToken)
 	}
 	return token, nil
 }
@@ -323,31 +368,38 @@ func joinScalars(list []any) (string, bool) {
 	return strings.Join(parts, ", "), true
 }
 
-// refuse writes the RFC 6750 §3 response: the challenge, and a short plain-text body that never
-// carries the token.
-func (g *Gate) refuse(w http.ResponseWriter, f *refusal) {
+// challenge is the RFC 6750 §3 WWW-Authenticate value for f.
+func (g *Gate) challenge(f *Refusal) string {
 	params := make([]string, 0, 3)
 	if g.Realm != "" {
 		params = append(params, `realm="`+quoteRealm(g.Realm)+`"`)
 	}
-	if f.code != "" {
-		params = append(params, `error="`+f.code+`"`)
+	if f.Code != "" {
+		params = append(params, `error="`+f.Code+`"`)
 	}
-	if f.scope != "" {
-		params = append(params, `scope="`+scopeChars(f.scope)+`"`)
+	// RFC 6750 §3: the scope attribute names what the resource needs; of several acceptable sets,
+	// the first.
+	if f.Err == errScopeMissing {
+		params = append(params, `scope="`+scopeChars(strings.Join(g.Req.ScopeSets[0], " "))+`"`)
 	}
 	challenge := "Bearer"
 	if len(params) > 0 {
 		challenge += " " + strings.Join(params, ", ")
 	}
+	return challenge
+}
+
+// write answers the refusal: the challenge, the status, and a short plain-text body that never
+// carries the token.
+func (f *Refusal) write(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("WWW-Authenticate", challenge)
+	h.Set("WWW-Authenticate", f.Challenge)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(f.status)
-	text := f.code
+	w.WriteHeader(f.Status)
+	text := f.Code
 	if text == "" {
-		text = http.StatusText(f.status)
+		text = http.StatusText(f.Status)
 	}
 	io.WriteString(w, text+"\n")
 }

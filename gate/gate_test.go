@@ -2,7 +2,6 @@ package gate
 
 import (
 	"context"
-	"github.com/tokengate/tokengate/internal/testclock"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -72,11 +72,18 @@ func (f *fixture) mint(t testing.TB, edit func(*tokens.AccessToken)) string {
 	return raw
 }
 
-// do runs the gate on r and returns the response and whether the gate let it through.
-func (f *fixture) do(r *http.Request) (*httptest.ResponseRecorder, bool) {
-	w := httptest.NewRecorder()
-	_, ok := f.gate.Authenticate(w, r)
-	return w, ok
+// check runs the gate on r and returns its refusal, nil when it let r through.
+func (f *fixture) check(r *http.Request) *Refusal {
+	_, fail := f.gate.Check(r)
+	return fail
+}
+
+// statusOf is the status a refusal answers, 200 when there is none.
+func statusOf(fail *Refusal) int {
+	if fail == nil {
+		return http.StatusOK
+	}
+	return fail.Status
 }
 
 func bearer(token string) *http.Request {
@@ -85,7 +92,7 @@ func bearer(token string) *http.Request {
 	return r
 }
 
-func TestAuthenticateChallenges(t *testing.T) {
+func TestCheckChallenges(t *testing.T) {
 	f := newFixture(t)
 	good := f.mint(t, nil)
 	expired := f.mint(t, func(a *tokens.AccessToken) { a.TTL = time.Second })
@@ -127,12 +134,12 @@ func TestAuthenticateChallenges(t *testing.T) {
 		{"form body without a token", req("POST", "/data", "Bearer "+good, "a=1&b=2"), http.StatusOK, ""},
 		{"query without a token", req("GET", "/data?x=access_token", "Bearer "+good, ""), http.StatusOK, ""},
 
-		// RFC 6750 §3.1: no credentials, or another scheme, get a bare challenge (SECURITY 77, 78).
+		// RFC 6750 §3.1: no credentials, or another scheme (RFC 7235 §2.1), get a bare challenge.
 		{"no credentials", req("GET", "/data", "", ""), http.StatusUnauthorized, bare},
 		{"Basic", req("GET", "/data", "Basic YWxpY2U6c2VjcmV0", ""), http.StatusUnauthorized, bare},
 		{"Bearerx scheme", req("GET", "/data", "Bearerx "+good, ""), http.StatusUnauthorized, bare},
 
-		// SECURITY 80, 83, 85, 89: bad, expired, foreign, revoked: invalid_token.
+		// RFC 6750 §3.1: a malformed, expired or foreign token is invalid_token.
 		{"malformed", req("GET", "/data", "Bearer abc.def", ""), http.StatusUnauthorized, invalidToken},
 		{"Bearer alone", req("GET", "/data", "Bearer", ""), http.StatusUnauthorized, invalidToken},
 		{"Bearer and spaces", req("GET", "/data", "Bearer    ", ""), http.StatusUnauthorized, invalidToken},
@@ -141,7 +148,7 @@ func TestAuthenticateChallenges(t *testing.T) {
 		{"another audience", req("GET", "/data", "Bearer "+otherAud, ""), http.StatusUnauthorized, invalidToken},
 		{"a client removed from the config", req("GET", "/data", "Bearer "+removedClient, ""), http.StatusUnauthorized, invalidToken},
 
-		// RFC 6750 §2, SECURITY 81: one method only, and never the query.
+		// RFC 6750 §2: one method only; §2.3, §5.3: never the query.
 		{"header and query", req("GET", "/data?access_token="+good, "Bearer "+good, ""), http.StatusBadRequest, invalidReq},
 		{"header and encoded query name", req("GET", "/data?access%5Ftoken=x", "Bearer "+good, ""), http.StatusBadRequest, invalidReq},
 		{"header and form body", req("POST", "/data", "Bearer "+good, "a=1&access_token="+good), http.StatusBadRequest, invalidReq},
@@ -150,54 +157,93 @@ func TestAuthenticateChallenges(t *testing.T) {
 		{"two Authorization headers", twoHeaders, http.StatusBadRequest, invalidReq},
 	}
 	for _, c := range cases {
-		w, ok := f.do(c.r)
+		fail := f.check(c.r)
 		if c.status == http.StatusOK {
-			if !ok {
-				t.Errorf("Authenticate(%s) refused: %d %q", c.name, w.Code, w.Header().Get("WWW-Authenticate"))
+			if fail != nil {
+				t.Errorf("Check(%s) refused: %d %q (%v)", c.name, fail.Status, fail.Challenge, fail.Err)
 			}
 			continue
 		}
-		if ok || w.Code != c.status {
-			t.Errorf("Authenticate(%s) = %d, %v; want %d", c.name, w.Code, ok, c.status)
+		if fail == nil {
+			t.Errorf("Check(%s) let the request through, want %d", c.name, c.status)
+			continue
 		}
-		if got := w.Header().Get("WWW-Authenticate"); got != c.challenge {
-			t.Errorf("Authenticate(%s) challenge = %q, want %q", c.name, got, c.challenge)
+		if fail.Status != c.status || fail.Challenge != c.challenge {
+			t.Errorf("Check(%s) = %d %q, want %d %q", c.name, fail.Status, fail.Challenge, c.status, c.challenge)
 		}
-		if body := w.Body.String(); len(body) > 64 || strings.Contains(body, good) {
-			t.Errorf("Authenticate(%s) body = %.80q, want a short text without the token", c.name, body)
+		if fail.Err == nil || strings.Contains(fail.Err.Error(), good) {
+			t.Errorf("Check(%s) error = %v, want a reason without the token", c.name, fail.Err)
 		}
 	}
 }
 
-func TestAuthenticateRefusesATokenFromAnotherIssuer(t *testing.T) {
+// Authenticate writes the refusal for handlers that answer with the gate's own response
+// (userinfo): the challenge, the status and a short text that never echoes the token.
+func TestAuthenticateWritesTheRefusal(t *testing.T) {
+	f := newFixture(t)
+	good := f.mint(t, nil)
+	f.gate.Req.ScopeSets = [][]string{{"admin"}}
+	for _, c := range []struct {
+		name      string
+		r         *http.Request
+		status    int
+		challenge string
+		body      string
+	}{
+		{"no credentials", httptest.NewRequest("GET", "/data", nil), http.StatusUnauthorized, `Bearer realm="api"`, "Unauthorized\n"},
+		{"tampered", bearer(good + "x"), http.StatusUnauthorized, `Bearer realm="api", error="invalid_token"`, "invalid_token\n"},
+		{"header and query", func() *http.Request {
+			r := bearer(good)
+			r.URL.RawQuery = "access_token=" + good
+			return r
+		}(), http.StatusBadRequest, `Bearer realm="api", error="invalid_request"`, "invalid_request\n"},
+		{"scope missing", bearer(good), http.StatusForbidden, `Bearer realm="api", error="insufficient_scope", scope="admin"`, "insufficient_scope\n"},
+	} {
+		w := httptest.NewRecorder()
+		if claims, ok := f.gate.Authenticate(w, c.r); ok || claims != nil {
+			t.Errorf("Authenticate(%s) = %v, %v; want refused", c.name, claims, ok)
+		}
+		if w.Code != c.status || w.Header().Get("WWW-Authenticate") != c.challenge || w.Body.String() != c.body {
+			t.Errorf("Authenticate(%s) wrote %d %q %q, want %d %q %q", c.name, w.Code,
+				w.Header().Get("WWW-Authenticate"), w.Body, c.status, c.challenge, c.body)
+		}
+	}
+	f.gate.Req.ScopeSets = nil
+	w := httptest.NewRecorder()
+	if c, ok := f.gate.Authenticate(w, bearer(good)); !ok || c.Subject != "alice" || w.Body.Len() != 0 || len(w.Header()) != 0 {
+		t.Errorf("Authenticate(valid) = %v, %v, wrote %d %q; want alice's claims and nothing written", c, ok, w.Code, w.Body)
+	}
+}
+
+func TestCheckRefusesATokenFromAnotherIssuer(t *testing.T) {
 	f, other := newFixture(t), newFixture(t)
-	if w, ok := f.do(bearer(other.mint(t, nil))); ok || w.Code != http.StatusUnauthorized {
-		t.Errorf("Authenticate(token of another tokengate) = %d, %v; want 401", w.Code, ok)
+	if fail := f.check(bearer(other.mint(t, nil))); fail == nil || fail.Status != http.StatusUnauthorized {
+		t.Errorf("Check(token of another tokengate) = %v, want a 401", fail)
 	}
 }
 
 // An oversized token is refused before the cache is consulted (it would cost a hash of it).
-func TestAuthenticateRefusesOversizedTokenBeforeTheCache(t *testing.T) {
+func TestCheckRefusesOversizedTokenBeforeTheCache(t *testing.T) {
 	f := newFixture(t)
 	huge := strings.Repeat("a", tokens.MaxTokenLen) + ".b.c"
 	f.gate.Cache.Put(huge, &tokens.Claims{JTI: "j", ClientID: "app", Audience: []string{"api"}, ExpiresAt: t0.Add(time.Hour)})
-	if w, ok := f.do(bearer(huge)); ok || w.Code != http.StatusUnauthorized {
-		t.Errorf("Authenticate(oversized, planted in the cache) = %d, %v; want 401", w.Code, ok)
+	if fail := f.check(bearer(huge)); fail == nil || fail.Status != http.StatusUnauthorized {
+		t.Errorf("Check(oversized, planted in the cache) = %v, want a 401", fail)
 	}
 }
 
 // The form body read to look for a second token reaches the upstream whole.
-func TestAuthenticateKeepsTheBody(t *testing.T) {
+func TestCheckKeepsTheBody(t *testing.T) {
 	f := newFixture(t)
 	body := "a=1&" + strings.Repeat("b", 100<<10)
 	r := httptest.NewRequest("POST", "/data", strings.NewReader(body))
 	r.Header.Set("Authorization", "Bearer "+f.mint(t, nil))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	if w, ok := f.do(r); !ok {
-		t.Fatalf("Authenticate() = %d", w.Code)
+	if fail := f.check(r); fail != nil {
+		t.Fatalf("Check() = %v, want success", fail)
 	}
 	if got, _ := io.ReadAll(r.Body); string(got) != body {
-		t.Errorf("body after Authenticate has %d bytes, want %d", len(got), len(body))
+		t.Errorf("body after Check has %d bytes, want %d", len(got), len(body))
 	}
 }
 
@@ -227,21 +273,21 @@ func TestScopeSets(t *testing.T) {
 	}
 }
 
-func TestAuthenticateInsufficientScope(t *testing.T) {
+func TestCheckInsufficientScope(t *testing.T) {
 	f := newFixture(t)
 	f.gate.Req.ScopeSets = [][]string{{"admin", "audit"}, {"root"}}
-	w, ok := f.do(bearer(f.mint(t, nil)))
+	fail := f.check(bearer(f.mint(t, nil)))
 	want := `Bearer realm="api", error="insufficient_scope", scope="admin audit"`
-	if ok || w.Code != http.StatusForbidden || w.Header().Get("WWW-Authenticate") != want {
-		t.Errorf("Authenticate(scope read write) = %d %q, want 403 %q", w.Code, w.Header().Get("WWW-Authenticate"), want)
+	if fail == nil || fail.Status != http.StatusForbidden || fail.Challenge != want {
+		t.Errorf("Check(scope read write) = %v, want 403 %q", fail, want)
 	}
 	f.gate.Req.ScopeSets = [][]string{{"admin"}, {"write", "read"}}
-	if w, ok := f.do(bearer(f.mint(t, nil))); !ok {
-		t.Errorf("Authenticate(scope read write, needs admin or read+write) = %d, want success", w.Code)
+	if fail := f.check(bearer(f.mint(t, nil))); fail != nil {
+		t.Errorf("Check(scope read write, needs admin or read+write) = %v, want success", fail)
 	}
 }
 
-func TestAuthenticateAudienceAndClaims(t *testing.T) {
+func TestCheckAudienceAndClaims(t *testing.T) {
 	f := newFixture(t)
 	tok := f.mint(t, func(a *tokens.AccessToken) { a.Audience = []string{"other-api", "extra"} })
 	cases := []struct {
@@ -265,21 +311,20 @@ func TestAuthenticateAudienceAndClaims(t *testing.T) {
 	}
 	for _, c := range cases {
 		f.gate.Req = Requirements{Audience: c.audience, Claims: c.claims}
-		w, ok := f.do(bearer(tok))
-		if ok != (c.status == http.StatusOK) || (!ok && w.Code != c.status) {
-			t.Errorf("Authenticate(%s) = %d, %v; want %d", c.name, w.Code, ok, c.status)
+		if got := statusOf(f.check(bearer(tok))); got != c.status {
+			t.Errorf("Check(%s) = %d, want %d", c.name, got, c.status)
 		}
 	}
 	f.gate.Req = Requirements{}
 	f.gate.Audiences = nil
-	if _, ok := f.do(bearer(tok)); ok {
-		t.Errorf("Authenticate() with no known audiences succeeded, want refused")
+	if f.check(bearer(tok)) == nil {
+		t.Errorf("Check() with no known audiences succeeded, want refused")
 	}
 }
 
-// SECURITY 91 (Caddy CVE-2026-30851): a client's own copy of an identity header never reaches the
-// upstream, even when the token lacks the claim.
-func TestAuthenticateStripsIdentityHeaders(t *testing.T) {
+// Caddy CVE-2026-30851: a client's own copy of an identity header never reaches the upstream, even
+// when the token lacks the claim.
+func TestCheckStripsIdentityHeaders(t *testing.T) {
 	f := newFixture(t)
 	f.gate.Req.Headers = []HeaderCopy{
 		{"sub", "X-User-Id"}, {"email", "X-User-Email"}, {"roles", "X-Roles"}, {"level", "X-Level"},
@@ -291,15 +336,15 @@ func TestAuthenticateStripsIdentityHeaders(t *testing.T) {
 	r.Header["x_user_email"] = []string{"root@example.com"}
 	r.Header["X-USER-ID"] = []string{"root"}
 	r.Header.Set("X-Other", "kept")
-	if w, ok := f.do(r); !ok {
-		t.Fatalf("Authenticate() = %d", w.Code)
+	if fail := f.check(r); fail != nil {
+		t.Fatalf("Check() = %v, want success", fail)
 	}
 	want := map[string][]string{
 		"X-User-Id": {"alice"}, "X-Roles": {"admin, dev"}, "X-Level": {"3"}, "X-Other": {"kept"},
 		"Authorization": r.Header["Authorization"],
 	}
 	if len(r.Header) != len(want) {
-		t.Errorf("headers after Authenticate = %v, want %v", r.Header, want)
+		t.Errorf("headers after Check = %v, want %v", r.Header, want)
 	}
 	for name, v := range want {
 		if got := r.Header[name]; strings.Join(got, "|") != strings.Join(v, "|") {
@@ -333,24 +378,24 @@ func TestHeaderValue(t *testing.T) {
 	}
 }
 
-// SECURITY 92: a challenge carries no unescaped quote and no CR or LF, whatever was configured.
+// RFC 6750 §3 and RFC 7230 §3.2.6: a challenge carries no unescaped quote and no CR or LF,
+// whatever was configured, so it can neither break its quoted strings nor split the header.
 func TestChallengeIsSanitized(t *testing.T) {
 	f := newFixture(t)
 	f.gate.Realm = "a\"b\\c\r\nX-Injected: 1"
 	f.gate.Req.ScopeSets = [][]string{{`sc"ope`, "x\r\ny", `back\slash`}}
-	w, _ := f.do(bearer(f.mint(t, nil)))
 	want := `Bearer realm="a\"b\\cX-Injected: 1", error="insufficient_scope", scope="scope xy backslash"`
-	if got := w.Header().Get("WWW-Authenticate"); got != want {
-		t.Errorf("challenge = %q, want %q", got, want)
+	if fail := f.check(bearer(f.mint(t, nil))); fail == nil || fail.Challenge != want {
+		t.Errorf("Check() = %v, want the challenge %q", fail, want)
 	}
 	f.gate.Realm = ""
-	w, _ = f.do(httptest.NewRequest("GET", "/", nil))
-	if got := w.Header().Get("WWW-Authenticate"); got != "Bearer" {
-		t.Errorf("challenge with no realm = %q, want %q", got, "Bearer")
+	if fail := f.check(httptest.NewRequest("GET", "/", nil)); fail == nil || fail.Challenge != "Bearer" {
+		t.Errorf("Check() with no realm = %v, want the challenge %q", fail, "Bearer")
 	}
 }
 
-// SECURITY 89: revocation beats the cache, in this process and from another one.
+// RFC 7009 §2.1: a revoked token cannot be used again, though the cache still holds it, whether it
+// was revoked in this process or in another one.
 func TestRevocationBeatsTheCache(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -371,16 +416,16 @@ func TestRevocationBeatsTheCache(t *testing.T) {
 	} {
 		f := newFixture(t)
 		raw := f.mint(t, nil)
-		if _, ok := f.do(bearer(raw)); !ok {
-			t.Fatalf("%s: first Authenticate refused", c.name)
+		if fail := f.check(bearer(raw)); fail != nil {
+			t.Fatalf("%s: first Check refused: %v", c.name, fail)
 		}
 		cached, ok := f.gate.Cache.Get(raw)
 		if !ok {
 			t.Fatalf("%s: token not cached after a success", c.name)
 		}
 		c.revoke(f, cached.JTI)
-		if w, ok := f.do(bearer(raw)); ok || w.Code != http.StatusUnauthorized {
-			t.Errorf("%s: Authenticate(revoked, cached) = %d, %v; want 401", c.name, w.Code, ok)
+		if got := statusOf(f.check(bearer(raw))); got != http.StatusUnauthorized {
+			t.Errorf("%s: Check(revoked, cached) = %d, want 401", c.name, got)
 		}
 	}
 }
@@ -393,20 +438,19 @@ func BenchmarkGateCachedHit(b *testing.B) {
 	}
 	r := bearer(f.mint(b, nil))
 	r.Header.Set("X-User-Id", "root")
-	w := httptest.NewRecorder()
-	if _, ok := f.gate.Authenticate(w, r); !ok {
-		b.Fatal("refused")
+	if fail := f.check(r); fail != nil {
+		b.Fatal(fail)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := f.gate.Authenticate(w, r); !ok {
-			b.Fatal("refused")
+		if fail := f.check(r); fail != nil {
+			b.Fatal(fail)
 		}
 	}
 }
 
 // Run with -race: requests, revocations and syncs at once.
-func TestAuthenticateConcurrently(t *testing.T) {
+func TestCheckConcurrently(t *testing.T) {
 	f := newFixture(t)
 	f.gate.Cache = NewCache(4, f.clk.Now)
 	toks := make([]string, 8)
@@ -417,7 +461,7 @@ func TestAuthenticateConcurrently(t *testing.T) {
 	for i := range 4 {
 		wg.Go(func() {
 			for j := range 200 {
-				f.do(bearer(toks[(i+j)%len(toks)]))
+				f.check(bearer(toks[(i+j)%len(toks)]))
 			}
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/tokengate/tokengate/tokens"
 )
 
 const (
@@ -215,7 +217,7 @@ func (v *Verifier) confirmBearer(sc *etree.Element, now time.Time) (time.Time, e
 	return v.checkWindow(data, now, true)
 }
 
-// checkWindow checks el's NotBefore and NotOnOrAfter against now, give or take the leeway, and
+// checkWindow checks el's NotBefore and NotOnOrAfter against now, give or take tokens.ClockLeeway, and
 // returns NotOnOrAfter, zero when absent and not required.
 func (v *Verifier) checkWindow(el *etree.Element, now time.Time, endRequired bool) (time.Time, error) {
 	start, err := instant(el, "NotBefore", false)
@@ -226,10 +228,10 @@ func (v *Verifier) checkWindow(el *etree.Element, now time.Time, endRequired boo
 	if err != nil {
 		return time.Time{}, err
 	}
-	if !start.IsZero() && now.Add(v.leeway).Before(start) {
+	if !start.IsZero() && now.Add(tokens.ClockLeeway).Before(start) {
 		return time.Time{}, invalid("%s is not valid yet", el.Tag)
 	}
-	if !end.IsZero() && !now.Before(end.Add(v.leeway)) {
+	if !end.IsZero() && !now.Before(end.Add(tokens.ClockLeeway)) {
 		return time.Time{}, invalid("%s has expired", el.Tag)
 	}
 	return end, nil

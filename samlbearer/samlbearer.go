@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
 )
 
 var (
@@ -33,8 +34,6 @@ const (
 	// DefaultMaxSize bounds a decoded assertion. A signed assertion with a certificate and a
 	// few attributes is 4-8 KiB; the bound caps the memory and CPU an attacker can ask for.
 	DefaultMaxSize = 64 << 10
-	// DefaultLeeway is the clock skew allowed on every SAML instant, as on every JWT tokengate checks.
-	DefaultLeeway = 5 * time.Second
 	// DefaultMaxLifetime bounds how long from now an assertion may stay usable.
 	DefaultMaxLifetime = time.Hour
 )
@@ -53,8 +52,6 @@ type Config struct {
 	Replay store.OneTime
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Leeway is the clock skew allowed on every instant; zero means DefaultLeeway.
-	Leeway time.Duration
 	// MaxSize bounds the decoded assertion in bytes; zero means DefaultMaxSize.
 	MaxSize int
 	// MaxLifetime refuses an assertion still usable further than this from now, which RFC 7522
@@ -88,7 +85,6 @@ type Verifier struct {
 	recipient   string
 	replay      store.OneTime
 	now         func() time.Time
-	leeway      time.Duration
 	maxSize     int
 	maxLifetime time.Duration
 }
@@ -101,7 +97,6 @@ func New(c Config) (*Verifier, error) {
 		recipient:   c.Recipient,
 		replay:      c.Replay,
 		now:         c.Now,
-		leeway:      c.Leeway,
 		maxSize:     c.MaxSize,
 		maxLifetime: c.MaxLifetime,
 	}
@@ -114,8 +109,8 @@ func New(c Config) (*Verifier, error) {
 		return nil, errors.New("samlbearer: no recipient")
 	case c.Replay == nil:
 		return nil, errors.New("samlbearer: no replay store")
-	case c.Leeway < 0 || c.MaxSize < 0 || c.MaxLifetime < 0:
-		return nil, errors.New("samlbearer: negative leeway, size or lifetime")
+	case c.MaxSize < 0 || c.MaxLifetime < 0:
+		return nil, errors.New("samlbearer: negative size or lifetime")
 	}
 	for i := range c.Trusts {
 		t := &c.Trusts[i]
@@ -131,9 +126,6 @@ func New(c Config) (*Verifier, error) {
 	}
 	if v.now == nil {
 		v.now = time.Now
-	}
-	if v.leeway == 0 {
-		v.leeway = DefaultLeeway
 	}
 	if v.maxSize == 0 {
 		v.maxSize = DefaultMaxSize
@@ -187,7 +179,7 @@ func (v *Verifier) Verify(ctx context.Context, param string) (Claims, error) {
 		return Claims{}, invalid("the signed issuer is not the one whose key verified it")
 	}
 	// RFC 7522 §3 item 6: each ID once, remembered for as long as the assertion could be accepted.
-	fresh, err := v.replay.PutOnce(ctx, "saml:"+claims.Issuer+":"+claims.ID, nil, claims.NotOnOrAfter.Add(v.leeway))
+	fresh, err := v.replay.PutOnce(ctx, "saml:"+claims.Issuer+":"+claims.ID, nil, claims.NotOnOrAfter.Add(tokens.ClockLeeway))
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrStore, err)
 	}

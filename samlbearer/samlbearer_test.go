@@ -15,6 +15,8 @@ import (
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/tokengate/tokengate/tokens"
 )
 
 const (
@@ -47,7 +49,7 @@ func wrap(s, eol string, n int) string {
 }
 
 // TestVerifyRefuses attacks Verify: every row must be refused with ErrInvalid for the reason
-// named, which pins the defence that catches it (SECURITY G items 69-74).
+// named, which pins the defence that catches it (RFC 7522 §2.1 and §3).
 func TestVerifyRefuses(t *testing.T) {
 	far := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("the verifier fetched %s", r.URL)
@@ -65,7 +67,7 @@ func TestVerifyRefuses(t *testing.T) {
 		param func(t *testing.T, f *fixture) string
 		want  string
 	}{
-		// 69. RFC 7522 §2.1: base64url, one assertion, not line wrapped.
+		// RFC 7522 §2.1: base64url, one assertion, not line wrapped.
 		{"standard base64", func(t *testing.T, f *fixture) string {
 			std := base64.StdEncoding.EncodeToString([]byte(f.idp.signXML(t)))
 			if !strings.ContainsAny(std, "+/") {
@@ -117,7 +119,7 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(f.idp.signXML(t, addXML(".", deep)))
 		}, "not well-formed"},
 
-		// 70. RFC 7522 §3 item 9: signed by the issuer, over the assertion itself.
+		// RFC 7522 §3 item 9: signed by the issuer, over the assertion itself.
 		{"unsigned", func(t *testing.T, _ *fixture) string { return b64(serialize(t, assertion(t))) }, "not signed"},
 		{"NameID changed after signing", func(t *testing.T, f *fixture) string {
 			return b64(strings.Replace(f.idp.signXML(t), ">"+testSubject+"</saml:NameID>", ">admin@example.com</saml:NameID>", 1))
@@ -217,7 +219,7 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(strings.Replace(f.idp.signXML(t), testIssuer+"<", testIssuer+"<!---->.evil<", 1))
 		}, "Issuer holds markup"},
 
-		// 71. RFC 7522 §3 items 1 and 2: Issuer, and this authorization server as Audience.
+		// RFC 7522 §3 items 1 and 2: Issuer, and this authorization server as Audience.
 		{"no Issuer", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, remove("./saml:Issuer"))) }, "holds 0 Issuer"},
 		{"Issuer not trusted", func(t *testing.T, f *fixture) string {
 			return b64(f.attacker.signXML(t, setText("./saml:Issuer", "https://evil.example.com")))
@@ -242,7 +244,7 @@ func TestVerifyRefuses(t *testing.T) {
 		}, "no AudienceRestriction"},
 		{"no Conditions", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, remove(condPath))) }, "holds 0 Conditions"},
 
-		// 72. RFC 7522 §3 item 5: a bearer confirmation for this token endpoint, in time.
+		// RFC 7522 §3 item 5: a bearer confirmation for this token endpoint, in time.
 		{"Recipient another endpoint", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, setAttr(scdPath, "Recipient", "https://sp.example.com/acs")))
 		}, "Recipient is not this token endpoint"},
@@ -257,7 +259,7 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-time.Minute))))
 		}, "SubjectConfirmationData has expired"},
 		{"SubjectConfirmationData expired by the leeway", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-DefaultLeeway))))
+			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-tokens.ClockLeeway))))
 		}, "SubjectConfirmationData has expired"},
 		{"SubjectConfirmationData without NotOnOrAfter", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, removeAttr(scdPath, "NotOnOrAfter")))
@@ -273,7 +275,7 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(f.idp.signXML(t, remove(scdPath)))
 		}, "holds 0 SubjectConfirmationData"},
 
-		// 73. RFC 7522 §3 items 6 and 11: Conditions in time and understood (replay: TestVerifyReplay).
+		// RFC 7522 §3 items 6 and 11: Conditions in time and understood (replay: TestVerifyReplay).
 		{"Conditions expired", func(t *testing.T, f *fixture) string {
 			return b64(f.idp.signXML(t, setAttr(condPath, "NotOnOrAfter", at(-time.Minute))))
 		}, "Conditions has expired"},
@@ -293,7 +295,8 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(2*time.Hour)), setAttr(condPath, "NotOnOrAfter", at(3*time.Hour))))
 		}, "longer than 1h0m0s"},
 
-		// 74. DOCTYPE, entities and processing instructions, with no fetch.
+		// No DOCTYPE, entity or processing instruction, and nothing fetched: external entities and
+		// entity expansion never reach the parser.
 		{"DOCTYPE declaring an external entity", func(t *testing.T, f *fixture) string {
 			return b64(`<!DOCTYPE saml:Assertion [<!ENTITY xxe SYSTEM "` + f.farURL + `/xxe">]>` + f.idp.signXML(t))
 		}, "DOCTYPE"},
@@ -406,10 +409,10 @@ func TestVerifyAccepts(t *testing.T) {
 			return b64("<!-- issued by the IdP -->\n" + idp.signXML(t) + "\n<!-- end -->\n")
 		}, func(*Claims) {}},
 		{"within the leeway of SubjectConfirmationData NotOnOrAfter", func(t *testing.T) string {
-			return b64(idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-DefaultLeeway+time.Second))))
-		}, func(c *Claims) { c.NotOnOrAfter = testNow.Add(-DefaultLeeway + time.Second) }},
+			return b64(idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-tokens.ClockLeeway+time.Second))))
+		}, func(c *Claims) { c.NotOnOrAfter = testNow.Add(-tokens.ClockLeeway + time.Second) }},
 		{"within the leeway of Conditions NotBefore", func(t *testing.T) string {
-			return b64(idp.signXML(t, setAttr(condPath, "NotBefore", at(DefaultLeeway))))
+			return b64(idp.signXML(t, setAttr(condPath, "NotBefore", at(tokens.ClockLeeway))))
 		}, func(*Claims) {}},
 		{"Conditions ending first", func(t *testing.T) string {
 			return b64(idp.signXML(t, setAttr(condPath, "NotOnOrAfter", at(3*time.Minute))))
@@ -459,7 +462,7 @@ func TestVerifyRollover(t *testing.T) {
 	}
 }
 
-// TestVerifyReplay: RFC 7522 §3 item 6 (SECURITY 73), each ID once, remembered as long as the
+// TestVerifyReplay: RFC 7522 §3 item 6, each ID once, remembered as long as the
 // assertion could be accepted; a store fault is ErrStore, never the client's fault.
 func TestVerifyReplay(t *testing.T) {
 	idp := validSigner(t)
@@ -482,7 +485,7 @@ func TestVerifyReplay(t *testing.T) {
 	if want := "saml:" + testIssuer + ":_a1"; rec.key != want {
 		t.Errorf("PutOnce key = %q, want %q", rec.key, want)
 	}
-	if want := claims.NotOnOrAfter.Add(DefaultLeeway); !rec.exp.Equal(want) {
+	if want := claims.NotOnOrAfter.Add(tokens.ClockLeeway); !rec.exp.Equal(want) {
 		t.Errorf("PutOnce exp = %v, want %v", rec.exp, want)
 	}
 
@@ -512,7 +515,6 @@ func TestNew(t *testing.T) {
 		{"no audience", func(c *Config) { c.Audience = "" }, "no audience"},
 		{"no recipient", func(c *Config) { c.Recipient = "" }, "no recipient"},
 		{"no store", func(c *Config) { c.Replay = nil }, "no replay store"},
-		{"negative leeway", func(c *Config) { c.Leeway = -time.Second }, "negative"},
 		{"no entity id", func(c *Config) { c.Trusts[0].EntityID = "" }, "trust 0: no entity id"},
 		{"no certificate", func(c *Config) { c.Trusts[0].Certificates = nil }, "no certificate"},
 		{"entity id twice", func(c *Config) { c.Trusts = append(c.Trusts, c.Trusts[0]) }, "not unique"},

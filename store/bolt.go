@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -152,11 +153,9 @@ func (s *Bolt) RefreshToken(_ context.Context, hash string) (RefreshToken, error
 			return err
 		})
 	}
-	switch {
-	case err != nil:
+	// A fault of the store outranks the verdict, which a failed transaction leaves in doubt.
+	if err := cmp.Or(err, verdict); err != nil {
 		return RefreshToken{}, err
-	case verdict != nil:
-		return RefreshToken{}, verdict
 	}
 	return rec.RefreshToken, nil
 }

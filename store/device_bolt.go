@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -13,9 +14,6 @@ import (
 
 // CreateDeviceCode implements DeviceCodes.
 func (s *Bolt) CreateDeviceCode(_ context.Context, hash string, d DeviceCode) (bool, error) {
-	if err := checkDeviceCode(d); err != nil {
-		return false, err
-	}
 	rec, index, err := newDevice(hash, d)
 	if err != nil {
 		return false, err
@@ -53,11 +51,9 @@ func (s *Bolt) PendingDeviceCode(_ context.Context, userCode string) (DeviceCode
 		verdict = pendingFor(rec, found, userCode, now)
 		return err
 	})
-	switch {
-	case err != nil:
+	// A fault of the store outranks the verdict, which a failed transaction leaves in doubt.
+	if err := cmp.Or(err, verdict); err != nil {
 		return DeviceCode{}, err
-	case verdict != nil:
-		return DeviceCode{}, verdict
 	}
 	return rec.DeviceCode, nil
 }
@@ -107,11 +103,9 @@ func (s *Bolt) PollDeviceCode(_ context.Context, hash, clientID string) (DeviceC
 			return btx.putDevice(hash, *p.next)
 		})
 	}
-	switch {
-	case err != nil:
+	// A fault of the store outranks the verdict, which a failed transaction leaves in doubt.
+	if err := cmp.Or(err, verdict); err != nil {
 		return DeviceCode{}, "", err
-	case verdict != nil:
-		return DeviceCode{}, "", verdict
 	}
 	return p.code, p.status, nil
 }

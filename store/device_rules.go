@@ -42,22 +42,18 @@ func (r *deviceRecord) forgetAt() time.Time { return r.ExpiresAt.Add(deviceKeep)
 func deviceKey(hash string) string         { return "device:" + hash }
 func deviceUserKey(userCode string) string { return "device-user:" + userCode }
 
-// checkDeviceCode refuses a code no person could find or no client could poll.
-func checkDeviceCode(d DeviceCode) error {
-	switch {
-	case d.ClientID == "":
-		return errors.New("store: device code without client")
-	case d.UserCode == "":
-		return errors.New("store: device code without user code")
-	case d.Interval <= 0:
-		return fmt.Errorf("store: device code with interval %v", d.Interval)
-	}
-	return nil
-}
-
 // newDevice is the records CreateDeviceCode stores: the code, pending, until it is forgotten, and
 // the index from its user code to hash, which blocks that user code only while the code is live.
+// It refuses a code no person could find or no client could poll.
 func newDevice(hash string, d DeviceCode) (rec, index oneTime, err error) {
+	switch {
+	case d.ClientID == "":
+		return rec, index, errors.New("store: device code without client")
+	case d.UserCode == "":
+		return rec, index, errors.New("store: device code without user code")
+	case d.Interval <= 0:
+		return rec, index, fmt.Errorf("store: device code with interval %v", d.Interval)
+	}
 	d.Grant = nil
 	data, err := json.Marshal(deviceRecord{DeviceCode: d, State: DevicePending})
 	if err != nil {

@@ -1,7 +1,9 @@
-// Package store keeps tokengate's state: refresh tokens, revocations, signing keys and single-use
-// records. Each capability is a small interface named by its users; memory.go and bolt.go implement
-// them all (redis.go will too). Every operation that enforces "once" is atomic within one backend,
-// across goroutines and, for shared backends, across processes.
+// Package store keeps tokengate's state: refresh tokens, the revocation log, signing keys, one-time
+// values and device authorization requests. Each capability is a small interface named by its
+// users; Memory (one process, nothing survives it), Bolt (one file) and Redis (shared by several
+// instances) implement them all on the same rules (rules.go, device_rules.go), so presenting a
+// token means the same on every backend. Every operation that enforces "once" is atomic within one
+// backend, across goroutines and, for shared backends, across processes.
 //
 // Error contract: ErrNotFound and ErrReused describe the data; any other error is a
 // technical fault (disk, network) that the caller reports as 503/500 and never as a client mistake.
@@ -102,8 +104,8 @@ type SigningKey struct {
 	SignsFrom time.Time `json:"signs_from"`
 }
 
-// SigningKeys keeps the generated signing keys so that a restart, a reload and every instance on a
-// shared store sign with the same keys.
+// SigningKeys keeps the generated signing keys, of tokens and of sign-in sessions, so that a
+// restart, a reload and every instance on a shared store sign with the same keys.
 type SigningKeys interface {
 	// AddSigningKey stores k in slot unless the slot is taken, and returns the key the slot holds
 	// afterwards: k, or the one another instance stored first (create-if-absent, then read back).
@@ -114,8 +116,8 @@ type SigningKeys interface {
 	DeleteSigningKey(ctx context.Context, slot string) error
 }
 
-// OneTime keeps values that may be taken once: authorization codes, device codes, and the ids of
-// assertions that must not be replayed.
+// OneTime keeps values that may be taken once: authorization codes and what their redemption
+// issued, the device page's sign-in tickets, and the ids of assertions that must not be replayed.
 type OneTime interface {
 	// PutOnce stores value under key until exp. It returns false, storing nothing, when the key is
 	// already present (a replayed assertion id, a colliding code).

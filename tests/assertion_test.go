@@ -182,20 +182,20 @@ func TestClientAssertionMethods(t *testing.T) {
 	} {
 		tok := wantToken(t, tc.name, postToken(t, c, nil, withClientAssertion(tc.raw)))
 		wantAPI(t, c, tc.name, tok.AccessToken, tc.client, tc.client)
-		// SECURITY B25: an assertion authenticates once.
+		// RFC 7523 §3 item 7: an assertion authenticates once.
 		wantInvalidClient(t, tc.name+", replayed", postToken(t, c, nil, withClientAssertion(tc.raw)), false)
 	}
-	// SECURITY B24: HS256 keyed with the client's public key (which its JWKS publishes).
+	// RFC 8725 §3.1: HS256 keyed with the client's public key (which its JWKS publishes).
 	confused := signed(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "pk"))
 	wantInvalidClient(t, "HS256 with pk's public key", postToken(t, c, nil, withClientAssertion(confused)), false)
-	// SECURITY B29: client_secret_jwt's client cannot be reached with another algorithm.
+	// OIDC Core §9: client_secret_jwt's client cannot be reached with another algorithm.
 	wantInvalidClient(t, "hs signed ES256", postToken(t, c, nil, withClientAssertion(signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("hs", "hs")))), false)
 	wantError(t, "an unknown client_assertion_type", postToken(t, c, nil, formBody("grant_type", "client_credentials",
 		"client_assertion_type", "urn:example:other", "client_assertion", signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "pk")))), "invalid_request")
-	// SECURITY B20: Basic beside an assertion.
+	// RFC 6749 §2.3: Basic beside an assertion is two methods.
 	wantError(t, "Basic and an assertion", postToken(t, c, basicAuth("hs", hmacSecret),
 		withClientAssertion(signed(t, jwt.SigningMethodHS256, []byte(hmacSecret), "", w.claims("hs", "hs")))), "invalid_request")
-	// SECURITY B21: a client registered for client_secret_jwt cannot send its secret instead.
+	// A client registered for client_secret_jwt cannot send its secret instead.
 	wantInvalidClient(t, "hs with Basic", postToken(t, c, basicAuth("hs", hmacSecret), formBody("grant_type", "client_credentials")), true)
 
 	// Introspection authenticates the same way.
@@ -226,7 +226,7 @@ func TestJWTBearerGrant(t *testing.T) {
 		postToken(t, c, nil, grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims(partnerIssuer, "alice")))), false)
 	wantInvalidClient(t, "a partner's assertion with a wrong secret",
 		postToken(t, c, basicAuth("relying", "wrong"), grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims(partnerIssuer, "alice")))), true)
-	// SECURITY G64: HS256 keyed with the issuer's public key (Keycloak CVE-2026-11800), and none.
+	// RFC 8725 §3.1: HS256 keyed with the issuer's public key (Keycloak CVE-2026-11800), and none.
 	wantError(t, "HS256 with the partner's public key", postToken(t, c, relying,
 		grant(signed(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &w.partner.PublicKey), "", w.claims(partnerIssuer, "admin")))), "invalid_grant")
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, w.claims(partnerIssuer, "admin")).SignedString(jwt.UnsafeAllowNoneSignatureType)
@@ -234,7 +234,8 @@ func TestJWTBearerGrant(t *testing.T) {
 	wantError(t, "an untrusted issuer", postToken(t, c, relying,
 		grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims("https://evil.example.com", "admin")))), "invalid_grant")
 
-	// SPEC: pk signs its own assertion, about any subject, and needs no other authentication.
+	// A client with keys and the jwt_bearer grant signs its own assertion, about any subject, and
+	// needs no other authentication.
 	own := signed(t, jwt.SigningMethodES256, w.pk, "pk1", w.claims("pk", "device-7"))
 	tok = wantToken(t, "pk's own assertion", postToken(t, c, nil, grant(own)))
 	wantAPI(t, c, "pk's own assertion", tok.AccessToken, "device-7", "pk")
@@ -244,7 +245,7 @@ func TestJWTBearerGrant(t *testing.T) {
 	wantError(t, "HS256 with pk's public key", postToken(t, c, nil,
 		grant(signed(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &w.pk.PublicKey), "pk1", w.claims("pk", "device-7")))), "invalid_grant")
 
-	// SECURITY G67: an issuer a reload no longer trusts is refused from then on. (A reload that
+	// An issuer a reload no longer trusts is refused from then on. (A reload that
 	// leaves a jwt_bearer client with nobody to trust is refused, so the partner is replaced.)
 	c.Reload(t, strings.Replace(w.config, "issuer "+partnerIssuer, "issuer https://successor.example.com", 1))
 	wantError(t, "a partner's assertion after its trust was removed", postToken(t, c, relying,

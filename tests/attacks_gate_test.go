@@ -30,10 +30,11 @@ import (
 )
 
 // attackGateCaddyfile puts bearer_auth in front of a catch-all reverse_proxy on {{BASE}}, the set-up
-// where a request that slips past the gate's matcher reaches the upstream; {{SPEC_SITE}} is SPEC's shape,
-// where bearer_auth and reverse_proxy share one matcher. tokengate signs with a key the
-// test wrote (kid gate-key), so the test can sign tokens that differ from a valid one in exactly one
-// way: each refusal is then the work of the check under attack, not of the signature.
+// where a request that slips past the gate's matcher reaches the upstream; on
+// {{SHARED_MATCHER_SITE}}, the documented shape, bearer_auth and reverse_proxy share one matcher.
+// tokengate signs with a key the test wrote (kid gate-key), so the test can sign tokens that differ
+// from a valid one in exactly one way: each refusal is then the work of the check under attack, not
+// of the signature.
 const attackGateCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
@@ -74,7 +75,7 @@ const attackGateCaddyfile = `{
 	reverse_proxy {{UPSTREAM}}
 }
 
-{{SPEC_SITE}} {
+{{SHARED_MATCHER_SITE}} {
 	bearer_auth /api/* {
 		audience api
 	}
@@ -90,8 +91,9 @@ type gateUnderAttack struct {
 	*Caddy
 	up  *Upstream
 	key *ecdsa.PrivateKey
-	// specSite is the host:port of the site in SPEC's shape.
-	specSite string
+	// sharedMatcherSite is the host:port of the site where bearer_auth and reverse_proxy share one
+	// matcher.
+	sharedMatcherSite string
 }
 
 // startAttackGate writes a new ES256 key and starts Caddy on attackGateCaddyfile with it.
@@ -107,14 +109,14 @@ func startAttackGate(t *testing.T) *gateUnderAttack {
 		t.Fatal(err)
 	}
 	up := startUpstream(t)
-	specSite := "127.0.0.1:" + freePort(t)
+	sharedMatcherSite := "127.0.0.1:" + freePort(t)
 	c := startCaddy(t, strings.NewReplacer(
-		"{{SPEC_SITE}}", "http://"+specSite,
+		"{{SHARED_MATCHER_SITE}}", "http://"+sharedMatcherSite,
 		"{{KEY_FILE}}", keyFile,
 		"{{ALICE_HASH}}", aliceHash(),
 		"{{UPSTREAM}}", up.URL,
 	).Replace(attackGateCaddyfile))
-	return &gateUnderAttack{Caddy: c, up: up, key: key, specSite: specSite}
+	return &gateUnderAttack{Caddy: c, up: up, key: key, sharedMatcherSite: sharedMatcherSite}
 }
 
 // claims are those of a valid access token for alice through web, as tokengate would mint it.
@@ -187,7 +189,7 @@ func (g *gateUnderAttack) wantRefused(t *testing.T, what, token string, status i
 	if got := strings.Contains(challenge, `error="`); got != (code != "") || !strings.Contains(challenge, code) {
 		t.Errorf("%s: WWW-Authenticate = %q, want error %q", what, challenge, code)
 	}
-	// SECURITY I92: the token never comes back, in the challenge or the body.
+	// The token never comes back, in the challenge or the body: answers get logged and cached.
 	if len(token) >= 8 && (strings.Contains(challenge, token[:8]) || strings.Contains(string(r.body), token[:8])) {
 		t.Errorf("%s: answer = %q %q, want it not to echo the token", what, challenge, r.body)
 	}
@@ -254,8 +256,8 @@ func jwkOf(t *testing.T, key *ecdsa.PrivateKey, kid string) map[string]any {
 		"x": enc(point[1:33]), "y": enc(point[33:])}
 }
 
-// SECURITY I80, I82-I87: forged, malformed, foreign and mistyped tokens, each refused with 401
-// invalid_token before the upstream sees the request.
+// Forged, malformed, foreign and mistyped tokens (RFC 9068 §4, RFC 8725 §3), each refused with
+// 401 invalid_token (RFC 6750 §3.1) before the upstream sees the request.
 func TestAttackGateForgedTokens(t *testing.T) {
 	t.Parallel()
 	g := startAttackGate(t)
@@ -285,11 +287,11 @@ func TestAttackGateForgedTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	none := jwt.UnsafeAllowNoneSignatureType
-	// SPEC allows at most 5 s of leeway: 10 s is beyond it.
+	// The gate allows at most 5 s of leeway (RFC 7519 §4.1.4): 10 s is beyond it.
 	past, future := time.Now().Add(-10*time.Second).Unix(), time.Now().Add(10*time.Second).Unix()
 
 	cases := []struct{ name, token string }{
-		// I80: not a JWS compact serialization.
+		// RFC 7515 §7.1: not a JWS compact serialization.
 		{"two segments", parts[0] + "." + parts[1]},
 		{"four segments", valid + "." + parts[2]},
 		{"empty segments", ".."},
@@ -297,7 +299,7 @@ func TestAttackGateForgedTokens(t *testing.T) {
 		{"padded signature", valid + "=="},
 		{"standard-base64 signature", parts[0] + "." + parts[1] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(parts[2]) + "+/"},
 		{"header not JSON", enc([]byte("not json")) + "." + parts[1] + "." + parts[2]},
-		// I82: signatures that are not the gate's.
+		// RFC 8725 §3.1: signatures that are not the gate's.
 		{"alg none", forge(t, jwt.SigningMethodNone, none, map[string]any{"alg": "none"}, g.claims())},
 		{"alg none with a signature", strings.TrimSuffix(forge(t, jwt.SigningMethodNone, none, nil, g.claims()), ".") + "." + parts[2]},
 		{"alg None", forge(t, jwt.SigningMethodNone, none, map[string]any{"alg": "None"}, g.claims())},
@@ -306,24 +308,24 @@ func TestAttackGateForgedTokens(t *testing.T) {
 		{"stripped signature", parts[0] + "." + parts[1] + "."},
 		{"all-zero ES256 signature", parts[0] + "." + parts[1] + "." + enc(make([]byte, 64))},
 		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(g.sign(t, nil, g.claims()), ".")[2]},
-		// I83: lifetime.
+		// RFC 9068 §4: lifetime.
 		{"exp past", g.sign(t, nil, g.with("exp", past))},
 		{"no exp", g.sign(t, nil, g.with("exp", nil))},
 		{"exp a string", g.sign(t, nil, g.with("exp", fmt.Sprint(future)))},
 		{"nbf future", g.sign(t, nil, g.with("nbf", future))},
 		{"expired and forged", forge(t, jwt.SigningMethodES256, attacker, nil, g.with("exp", past))},
-		// I84: issuer.
+		// RFC 9068 §4: issuer.
 		{"iss with a trailing slash", g.sign(t, nil, g.with("iss", g.Base+"/"))},
 		{"iss in capitals", g.sign(t, nil, g.with("iss", strings.ToUpper(g.Base)))},
 		{"iss foreign", g.sign(t, nil, g.with("iss", "https://evil.example"))},
 		{"no iss", g.sign(t, nil, g.with("iss", nil))},
-		// I85: audience.
+		// RFC 9068 §4: audience.
 		{"no aud", g.sign(t, nil, g.with("aud", nil))},
 		{"aud []", g.sign(t, nil, g.with("aud", []string{}))},
 		{`aud ""`, g.sign(t, nil, g.with("aud", ""))},
 		{"aud of another resource", g.sign(t, nil, g.with("aud", []string{"billing"}))},
 		{"aud in capitals", g.sign(t, nil, g.with("aud", "API"))},
-		// I86: not an access token.
+		// RFC 9068 §4, RFC 8725 §3.11: not an access token.
 		{"typ JWT", g.sign(t, map[string]any{"typ": "JWT"}, g.claims())},
 		{"no typ", g.sign(t, map[string]any{"typ": nil}, g.claims())},
 		{"typ id_token", g.sign(t, map[string]any{"typ": "id_token+jwt"}, g.claims())},
@@ -333,7 +335,7 @@ func TestAttackGateForgedTokens(t *testing.T) {
 		{"no jti", g.sign(t, nil, g.with("jti", nil))},
 		{"no iat", g.sign(t, nil, g.with("iat", nil))},
 		{"a client that is not configured", g.sign(t, nil, g.with("client_id", "ghost"))},
-		// I87: keys named or carried by the token itself.
+		// RFC 8725 §3.10: keys named or carried by the token itself.
 		{"unknown crit", g.sign(t, map[string]any{"crit": []string{"urn:example:x"}, "urn:example:x": true}, g.claims())},
 		{"crit naming exp", g.sign(t, map[string]any{"crit": []string{"exp"}}, g.claims())},
 		{"no kid", g.sign(t, map[string]any{"kid": nil}, g.claims())},
@@ -348,12 +350,12 @@ func TestAttackGateForgedTokens(t *testing.T) {
 		{"embedded jwk", forge(t, jwt.SigningMethodES256, attacker, map[string]any{"kid": "attacker", "jwk": attackerJWK}, g.claims())},
 		{"embedded jwk with kid gate-key", forge(t, jwt.SigningMethodES256, attacker, map[string]any{"jwk": jwkOf(t, attacker, gateKID)}, g.claims())},
 	}
-	// I82: HS256 keyed with the public key, in every form it is published or written.
+	// RFC 8725 §3.1: HS256 keyed with the public key, in every form it is published or written.
 	jwk, set := g.jwks(t)
 	for form, secret := range publicKeyForms(t, jwk, set) {
 		cases = append(cases, struct{ name, token string }{"HS256 keyed with " + form, forge(t, jwt.SigningMethodHS256, secret, nil, g.claims())})
 	}
-	// I86: tokens tokengate itself issues that are not access tokens.
+	// RFC 8725 §3.11: tokens tokengate itself issues that are not access tokens.
 	tok := wantToken(t, "password grant for alice", postToken(t, g.Caddy, basicAuth("web", "web-secret"),
 		formBody("grant_type", "password", "username", "alice", "password", alicePassword, "scope", "openid offline_access api.read")))
 	cases = append(cases,
@@ -371,22 +373,21 @@ func TestAttackGateForgedTokens(t *testing.T) {
 	}
 }
 
-// SECURITY I77-I79, I81, I88-I92: how the gate reads the request, what it lets through, and what it
-// answers.
+// How the gate reads the request (RFC 6750 §2), what it lets through, and what it answers (§3).
 func TestAttackGateRequests(t *testing.T) {
 	t.Parallel()
 	g := startAttackGate(t)
 	valid := g.sign(t, nil, g.claims())
 	realm := `realm="` + g.Base + `"`
 
-	t.Run("I77 no credentials", func(t *testing.T) {
+	t.Run("no credentials", func(t *testing.T) {
 		g.wantRefused(t, "no Authorization", "", http.StatusUnauthorized, "", func() reply { return g.get(t, "/api/x", "", nil) })
 		if got := g.get(t, "/api/x", "", nil).header.Get("WWW-Authenticate"); got != "Bearer "+realm {
 			t.Errorf("WWW-Authenticate = %q, want %q", got, "Bearer "+realm)
 		}
 	})
 
-	t.Run("I78 other schemes", func(t *testing.T) {
+	t.Run("other schemes", func(t *testing.T) {
 		before := g.up.Requests()
 		for _, auth := range []string{
 			basicAuth("alice", alicePassword).Get("Authorization"),
@@ -409,7 +410,7 @@ func TestAttackGateRequests(t *testing.T) {
 		})
 	})
 
-	t.Run("I79 scheme case", func(t *testing.T) {
+	t.Run("scheme case", func(t *testing.T) {
 		for _, scheme := range []string{"Bearer", "bearer", "BEARER", "bEaReR"} {
 			if r := g.get(t, "/api/x", scheme+" "+valid, nil); r.status != http.StatusOK {
 				t.Errorf("Authorization: %s <token> = HTTP %d %s, want 200", scheme, r.status, r.body)
@@ -417,7 +418,7 @@ func TestAttackGateRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("I81 token in several places", func(t *testing.T) {
+	t.Run("token in several places", func(t *testing.T) {
 		withQuery := func(path, auth string) func() reply {
 			return func() reply {
 				return send(t, g.Caddy, request{method: http.MethodGet, path: path, query: "access_token=" + valid,
@@ -447,7 +448,7 @@ func TestAttackGateRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("I88 missing scope", func(t *testing.T) {
+	t.Run("missing scope", func(t *testing.T) {
 		g.wantRefused(t, "api.read token on /admin/*", valid, http.StatusForbidden, "insufficient_scope", func() reply {
 			return g.get(t, "/admin/x", "Bearer "+valid, nil)
 		})
@@ -456,7 +457,7 @@ func TestAttackGateRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("I89 revoked tokens", func(t *testing.T) {
+	t.Run("revoked tokens", func(t *testing.T) {
 		web := basicAuth("web", "web-secret")
 		grant := func() tokenAnswer {
 			return wantToken(t, "password grant", postToken(t, g.Caddy, web,
@@ -485,7 +486,7 @@ func TestAttackGateRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("I90 huge tokens", func(t *testing.T) {
+	t.Run("huge tokens", func(t *testing.T) {
 		for _, n := range []int{7 << 10, 9 << 10, 30 << 10, 1 << 20} {
 			r := g.get(t, "/api/x", "Bearer "+strings.Repeat(".", n), nil)
 			if r.status != http.StatusUnauthorized && r.status != http.StatusRequestHeaderFieldsTooLarge {
@@ -497,7 +498,7 @@ func TestAttackGateRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("I91 spoofed identity headers", func(t *testing.T) {
+	t.Run("spoofed identity headers", func(t *testing.T) {
 		svc := wantToken(t, "svc", postToken(t, g.Caddy, basicAuth("svc", "svc-secret"), formBody("grant_type", "client_credentials")))
 		spoof := http.Header{"X-User": {"root"}, "X-Email": {"root@example.com"}, "x-email": {"lower@example.com"}, "X_Email": {"underscore@example.com"}}
 		for _, tc := range []struct {
@@ -524,7 +525,7 @@ func TestAttackGateRequests(t *testing.T) {
 		}
 	})
 
-	t.Run("I92 challenges echo nothing", func(t *testing.T) {
+	t.Run("challenges echo nothing", func(t *testing.T) {
 		for _, token := range []string{`abcdefgh"injected="x`, `abcdefgh\", error="none`, "abcdefgh%0d%0aSet-Cookie:x"} {
 			g.wantRefused(t, "token "+token, token, http.StatusUnauthorized, "invalid_token", func() reply {
 				return g.get(t, "/api/x", "Bearer "+token, nil)
@@ -533,13 +534,13 @@ func TestAttackGateRequests(t *testing.T) {
 	})
 }
 
-// SECURITY I93 (Caddy CVE-2026-27588, CVE-2026-52844): variants of a protected path are guarded
+// Caddy CVE-2026-27588, CVE-2026-52844: variants of a protected path are guarded
 // too. Requests go out on raw TCP so that the path is on the wire exactly as written here.
 func TestAttackGatePathVariants(t *testing.T) {
 	t.Parallel()
 	g := startAttackGate(t)
 	apiRead := g.sign(t, nil, g.claims()) // enough for /api/*, not for /admin/*
-	catchAll, specShape := strings.TrimPrefix(g.Base, "http://"), g.specSite
+	catchAll, sharedMatcher := strings.TrimPrefix(g.Base, "http://"), g.sharedMatcherSite
 	if r := rawGet(t, catchAll, "/public/x", ""); r.status != http.StatusOK {
 		t.Fatalf("GET /public/x = HTTP %d, want 200 from the catch-all upstream", r.status)
 	}
@@ -573,14 +574,14 @@ func TestAttackGatePathVariants(t *testing.T) {
 		wantNotProxied(t, g, catchAll, tc.path, tc.token)
 	}
 	// What some upstreams read as /api/x though Caddy does not (Java path parameters, Windows
-	// backslashes and trailing dots, trimmed blanks, NUL truncation): with SPEC's shape, where the
-	// proxy has the gate's matcher, none of them is proxied at all.
+	// backslashes and trailing dots, trimmed blanks, NUL truncation): where the proxy has the gate's
+	// matcher, none of them is proxied at all.
 	for _, path := range []string{"/api;/x", "/api;a=b/x", "/api%3b/x", "/api\\x", "/api%5cx", "/api./x", "/api%20/x",
 		"/api%09/x", "/api%00/x", "/api%C0%AFx", "/apı/x", "/\u0130api/x"} {
-		wantNotProxied(t, g, specShape, path, "")
+		wantNotProxied(t, g, sharedMatcher, path, "")
 	}
 	for _, tc := range variants {
-		wantNotProxied(t, g, specShape, tc.path, tc.token)
+		wantNotProxied(t, g, sharedMatcher, tc.path, tc.token)
 	}
 }
 

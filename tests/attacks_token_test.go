@@ -111,13 +111,13 @@ func clientAuth(client string) http.Header {
 	return basicAuth(client, client+"-secret")
 }
 
-// SECURITY A: transport and format of /connect/token.
+// Transport and format of /connect/token (RFC 6749 §3.2: POST, form-encoded, each parameter once).
 func TestAttackTokenFormat(t *testing.T) {
 	t.Parallel()
 	c := startAttackTokengate(t, "1h", "720h")
 	cc := formBody("grant_type", "client_credentials")
 
-	t.Run("A1 success", func(t *testing.T) {
+	t.Run("success", func(t *testing.T) {
 		r := postToken(t, c, svcBasic, cc)
 		tok := wantToken(t, "client_credentials", r)
 		for name, want := range map[string]string{"Cache-Control": "no-store", "Pragma": "no-cache"} {
@@ -133,7 +133,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		}
 	})
 
-	t.Run("A2 error text", func(t *testing.T) {
+	t.Run("error text", func(t *testing.T) {
 		// Each input is built to be echoed in error_description; none may reach the wire unfiltered.
 		weird := "é\"\\\r\n\tü"
 		for _, tc := range []struct {
@@ -153,7 +153,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		}
 	})
 
-	t.Run("A3 method", func(t *testing.T) {
+	t.Run("method", func(t *testing.T) {
 		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 			r := send(t, c, request{method: method, path: "/connect/token", query: cc, header: svcBasic, body: cc})
 			if r.status != http.StatusMethodNotAllowed {
@@ -165,7 +165,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		}
 	})
 
-	t.Run("A4 content type", func(t *testing.T) {
+	t.Run("content type", func(t *testing.T) {
 		for _, tc := range []struct {
 			name, contentType, body string
 		}{
@@ -182,7 +182,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		wantToken(t, "form body with charset=UTF-8", r)
 	})
 
-	t.Run("A5 duplicates", func(t *testing.T) {
+	t.Run("duplicates", func(t *testing.T) {
 		for _, tc := range []struct {
 			name, query, body string
 		}{
@@ -195,7 +195,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		}
 	})
 
-	t.Run("A6 empty values", func(t *testing.T) {
+	t.Run("empty values", func(t *testing.T) {
 		// RFC 6749 §3.2: a parameter without a value is omitted.
 		tok := wantToken(t, "scope=", postToken(t, c, svcBasic, formBody("grant_type", "client_credentials", "scope", "")))
 		if got := strings.Fields(tok.Scope); !sameSet(got, []string{"api.read", "api.write"}) {
@@ -205,18 +205,18 @@ func TestAttackTokenFormat(t *testing.T) {
 		wantError(t, "grant_type=", postToken(t, c, svcBasic, formBody("grant_type", "")), "invalid_request")
 	})
 
-	t.Run("A7 unknown parameter", func(t *testing.T) {
+	t.Run("unknown parameter", func(t *testing.T) {
 		wantToken(t, "an unknown parameter", postToken(t, c, svcBasic, formBody("grant_type", "client_credentials", "frobnicate", "yes")))
 	})
 
-	t.Run("A8 grant_type", func(t *testing.T) {
+	t.Run("grant_type", func(t *testing.T) {
 		wantError(t, "no grant_type", postToken(t, c, svcBasic, formBody("scope", "api.read")), "invalid_request")
 		for _, g := range []string{"magic", "CLIENT_CREDENTIALS", "client_credentials ", "urn:example:unknown"} {
 			wantError(t, "grant_type="+g, postToken(t, c, svcBasic, formBody("grant_type", g)), "unsupported_grant_type")
 		}
 	})
 
-	t.Run("A9 query parameters", func(t *testing.T) {
+	t.Run("query parameters", func(t *testing.T) {
 		r := send(t, c, request{path: "/connect/token", query: cc, header: svcBasic, contentType: "application/x-www-form-urlencoded"})
 		wantError(t, "every parameter in the query", r, "invalid_request")
 		// §2.3.1: credentials in the URL never authenticate.
@@ -224,7 +224,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		wantError(t, "credentials in the query", r, "invalid_request")
 	})
 
-	t.Run("A10 malformed bodies", func(t *testing.T) {
+	t.Run("malformed bodies", func(t *testing.T) {
 		for _, body := range []string{
 			"grant_type=client_credentials&scope=%zz",
 			"grant_type=client_credentials;scope=api.read",
@@ -241,7 +241,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		}
 	})
 
-	t.Run("A11 oversized", func(t *testing.T) {
+	t.Run("oversized", func(t *testing.T) {
 		// fosite caps a token request at 1 MiB; a bigger one is refused quickly, not parsed. Only a
 		// little over, so that the server reads the whole body and the answer is not lost to a reset.
 		r := postToken(t, c, svcBasic, cc+"&pad="+strings.Repeat("a", 1<<20+64<<10))
@@ -258,7 +258,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		}
 	})
 
-	t.Run("A12 refresh token entropy", func(t *testing.T) {
+	t.Run("refresh token entropy", func(t *testing.T) {
 		seen := map[string]bool{}
 		for range 4 {
 			rt := aliceGrant(t, c, "web", "offline_access").RefreshToken
@@ -273,7 +273,7 @@ func TestAttackTokenFormat(t *testing.T) {
 		}
 	})
 
-	t.Run("A13 scope in response", func(t *testing.T) {
+	t.Run("scope in response", func(t *testing.T) {
 		tok := wantToken(t, "no scope", postToken(t, c, svcBasic, cc))
 		if got := strings.Fields(tok.Scope); !sameSet(got, []string{"api.read", "api.write"}) {
 			t.Errorf("scope without a requested scope = %q, want the granted api.read api.write", tok.Scope)
@@ -281,25 +281,25 @@ func TestAttackTokenFormat(t *testing.T) {
 	})
 }
 
-// SECURITY B: client authentication.
+// Client authentication (RFC 6749 §2.3: one method per request, invalid_client for any failure).
 func TestAttackClientAuth(t *testing.T) {
 	t.Parallel()
 	c := startAttackTokengate(t, "1h", "720h")
 	cc := formBody("grant_type", "client_credentials")
 
-	t.Run("B14 form-urlencoded Basic", func(t *testing.T) {
+	t.Run("form-urlencoded Basic", func(t *testing.T) {
 		wantToken(t, "Basic foo+bar with a secret holding :%+&=", postToken(t, c, basicAuth("foo+bar", "a:b%c+d&e=f"), cc))
 		wantToken(t, "client_secret_post foo+bar", postToken(t, c, nil, cc+"&"+formBody("client_id", "foo+bar", "client_secret", "a:b%c+d&e=f")))
 		// Unencoded, "+" is a space: the server decodes, so the raw id names another client.
 		wantInvalidClient(t, "Basic foo+bar unencoded", postToken(t, c, basicAuthRaw("foo+bar:a:b%c+d&e=f"), cc), true)
 	})
 
-	t.Run("B15 wrong secret", func(t *testing.T) {
+	t.Run("wrong secret", func(t *testing.T) {
 		wantInvalidClient(t, "Basic with a wrong secret", postToken(t, c, basicAuth("svc", "svc-secreT"), cc), true)
 		wantInvalidClient(t, "post with a wrong secret", postToken(t, c, nil, cc+"&"+formBody("client_id", "svc", "client_secret", "nope")), false)
 	})
 
-	t.Run("B16 malformed Basic", func(t *testing.T) {
+	t.Run("malformed Basic", func(t *testing.T) {
 		for _, h := range []string{
 			"Basic !!!not-base64!!!",
 			"Basic " + "c3ZjOnN2Yy1zZWNyZXQ", // unpadded
@@ -316,13 +316,13 @@ func TestAttackClientAuth(t *testing.T) {
 		}
 	})
 
-	t.Run("B17 no authentication", func(t *testing.T) {
+	t.Run("no authentication", func(t *testing.T) {
 		wantInvalidClient(t, "svc naming itself only", postToken(t, c, nil, cc+"&client_id=svc"), false)
 		wantInvalidClient(t, "no client at all", postToken(t, c, nil, cc), false)
 		wantInvalidClient(t, "svc with an empty Basic secret", postToken(t, c, basicAuth("svc", ""), cc), true)
 	})
 
-	t.Run("B18 unknown client and wrong secret alike", func(t *testing.T) {
+	t.Run("unknown client and wrong secret alike", func(t *testing.T) {
 		for _, tc := range []struct {
 			name                   string
 			unknown, wrong         http.Header
@@ -346,12 +346,12 @@ func TestAttackClientAuth(t *testing.T) {
 		}
 	})
 
-	t.Run("B19 constant time", func(t *testing.T) {
+	t.Run("constant time", func(t *testing.T) {
 		t.Skip("timing through a real Caddy on a shared 2-core machine is too noisy to assert; " +
 			"grants compares SHA-256 digests with subtle.ConstantTimeCompare, and every failure lasts as long (TestAttackClientTiming)")
 	})
 
-	t.Run("B20 two methods", func(t *testing.T) {
+	t.Run("two methods", func(t *testing.T) {
 		assertion := unsignedAssertion("svc", c.URL("/connect/token"))
 		for _, tc := range []struct {
 			name   string
@@ -367,7 +367,7 @@ func TestAttackClientAuth(t *testing.T) {
 		}
 	})
 
-	t.Run("B21 wrong method", func(t *testing.T) {
+	t.Run("wrong method", func(t *testing.T) {
 		// svc is registered for a secret: an assertion (alg none, at that) does not stand in for it.
 		body := cc + "&" + formBody("client_id", "svc", "client_assertion_type", jwtBearerAssertionType,
 			"client_assertion", unsignedAssertion("svc", c.URL("/connect/token")))
@@ -377,14 +377,14 @@ func TestAttackClientAuth(t *testing.T) {
 		wantInvalidClient(t, "the public spa with a secret", postToken(t, c, basicAuth("spa", "guess"), spa), true)
 	})
 
-	t.Run("B22 contradicting client_id", func(t *testing.T) {
+	t.Run("contradicting client_id", func(t *testing.T) {
 		for _, id := range []string{"web", "SVC", "svc "} {
 			r := postToken(t, c, svcBasic, cc+"&"+formBody("client_id", id))
 			wantErrorIn(t, "Basic svc with client_id="+id, r, "invalid_client", "invalid_request")
 		}
 	})
 
-	t.Run("B23 look-alike client ids", func(t *testing.T) {
+	t.Run("look-alike client ids", func(t *testing.T) {
 		for _, tc := range []struct{ id, secret string }{
 			{"ѕvc", "svc-secret"}, // Cyrillic dze
 			{"ｓｖｃ", "svc-secret"}, // fullwidth, NFKC-equal to svc
@@ -426,13 +426,13 @@ func mergedKeys(a, b http.Header) map[string]bool {
 	return keys
 }
 
-// SECURITY D: the refresh_token grant.
+// The refresh_token grant (RFC 6749 §6; RFC 9700 §4.14.2: rotation, and reuse kills the family).
 func TestAttackRefresh(t *testing.T) {
 	t.Parallel()
 	c := startAttackTokengate(t, "1h", "720h")
 	const full = "openid offline_access api.read"
 
-	t.Run("D42 rotation", func(t *testing.T) {
+	t.Run("rotation", func(t *testing.T) {
 		// RFC 9700 §2.2.2: rotation is a MUST for public clients.
 		for _, client := range []string{"web", "spa"} {
 			first := aliceGrant(t, c, client, full)
@@ -444,20 +444,20 @@ func TestAttackRefresh(t *testing.T) {
 		}
 	})
 
-	t.Run("D43 D44 reuse kills the family", func(t *testing.T) {
+	t.Run("reuse kills the family", func(t *testing.T) {
 		first := aliceGrant(t, c, "web", full)
 		second := wantToken(t, "first refresh", refresh(t, c, "web", first.RefreshToken, ""))
 		wantError(t, "the rotated refresh token again", refresh(t, c, "web", first.RefreshToken, ""), "invalid_grant")
 		wantError(t, "the family's newest refresh token after the reuse", refresh(t, c, "web", second.RefreshToken, ""), "invalid_grant")
 	})
 
-	t.Run("D45 wider scope", func(t *testing.T) {
+	t.Run("wider scope", func(t *testing.T) {
 		g := aliceGrant(t, c, "web", "offline_access api.read")
 		// api.write is the client's, but not this grant's.
 		wantError(t, "refresh asking for api.write", refresh(t, c, "web", g.RefreshToken, "offline_access api.read api.write"), "invalid_scope")
 	})
 
-	t.Run("D46 narrower scope", func(t *testing.T) {
+	t.Run("narrower scope", func(t *testing.T) {
 		g := aliceGrant(t, c, "web", "openid offline_access api.read api.write")
 		narrow := wantToken(t, "refresh narrowed to api.read", refresh(t, c, "web", g.RefreshToken, "api.read"))
 		var claims struct{ Scope string }
@@ -471,7 +471,7 @@ func TestAttackRefresh(t *testing.T) {
 		}
 	})
 
-	t.Run("D47 another client's refresh token", func(t *testing.T) {
+	t.Run("another client's refresh token", func(t *testing.T) {
 		web, spa := aliceGrant(t, c, "web", full), aliceGrant(t, c, "spa", full)
 		wantError(t, "spa redeeming web's refresh token", refresh(t, c, "spa", web.RefreshToken, ""), "invalid_grant")
 		wantError(t, "web redeeming spa's refresh token", refresh(t, c, "web", spa.RefreshToken, ""), "invalid_grant")
@@ -480,7 +480,7 @@ func TestAttackRefresh(t *testing.T) {
 		wantToken(t, "spa after web tried its token", refresh(t, c, "spa", spa.RefreshToken, ""))
 	})
 
-	t.Run("D48 unknown, unauthenticated, unauthorized", func(t *testing.T) {
+	t.Run("unknown, unauthenticated, unauthorized", func(t *testing.T) {
 		g := aliceGrant(t, c, "web", full)
 		wantError(t, "an unknown refresh token", refresh(t, c, "web", g.RefreshToken+"x", ""), "invalid_grant")
 		wantError(t, "no refresh_token", postToken(t, c, basicAuth("web", "web-secret"), formBody("grant_type", "refresh_token")), "invalid_request")
@@ -490,13 +490,13 @@ func TestAttackRefresh(t *testing.T) {
 		wantToken(t, "web after the failed attempts", refresh(t, c, "web", g.RefreshToken, ""))
 	})
 
-	t.Run("D49 other tokens as refresh_token", func(t *testing.T) {
+	t.Run("other tokens as refresh_token", func(t *testing.T) {
 		g := aliceGrant(t, c, "web", full)
 		wantError(t, "the access token as refresh_token", refresh(t, c, "web", g.AccessToken, ""), "invalid_grant")
 		wantError(t, "the ID token as refresh_token", refresh(t, c, "web", g.IDToken, ""), "invalid_grant")
 	})
 
-	t.Run("D50 parallel refreshes", func(t *testing.T) {
+	t.Run("parallel refreshes", func(t *testing.T) {
 		g := aliceGrant(t, c, "web", full)
 		const racers = 8
 		statuses := make([]int, racers)
@@ -518,7 +518,7 @@ func TestAttackRefresh(t *testing.T) {
 	})
 }
 
-// SECURITY D48 (expiry) and D51 (refreshed ID tokens), on a family that lives 3 s.
+// A refresh family that lives 3 s: its expiry, and the ID tokens a refresh issues (OIDC Core §12.2).
 func TestAttackRefreshExpiry(t *testing.T) {
 	t.Parallel()
 	c := startAttackTokengate(t, "1h", "3s")
@@ -549,14 +549,14 @@ func TestAttackRefreshExpiry(t *testing.T) {
 	wantError(t, "a refresh token past refresh_token_ttl", refresh(t, c, "web", next.RefreshToken, ""), "invalid_grant")
 }
 
-// SECURITY E (client_credentials, password, extension grants) and H (the access tokens issued).
+// The client_credentials, password and extension grants, and the access tokens they issue (RFC 9068).
 func TestAttackGrants(t *testing.T) {
 	t.Parallel()
 	c := startAttackTokengate(t, "1h", "720h")
 	cc := formBody("grant_type", "client_credentials")
 	web := basicAuth("web", "web-secret")
 
-	t.Run("E52 client_credentials for a public client", func(t *testing.T) {
+	t.Run("client_credentials for a public client", func(t *testing.T) {
 		wantError(t, "spa (public) by Basic", postToken(t, c, basicAuth("spa", ""), cc), "unauthorized_client")
 		wantError(t, "spa (public) by client_id", postToken(t, c, nil, cc+"&client_id=spa"), "unauthorized_client")
 		if tok := wantToken(t, "svc", postToken(t, c, svcBasic, cc)); tok.RefreshToken != "" {
@@ -564,7 +564,7 @@ func TestAttackGrants(t *testing.T) {
 		}
 	})
 
-	t.Run("E53 grant and scope not allowed", func(t *testing.T) {
+	t.Run("grant and scope not allowed", func(t *testing.T) {
 		wantError(t, "web using client_credentials", postToken(t, c, web, cc), "unauthorized_client")
 		wantError(t, "svc using password", postToken(t, c, svcBasic,
 			formBody("grant_type", "password", "username", "alice", "password", alicePassword)), "unauthorized_client")
@@ -573,7 +573,7 @@ func TestAttackGrants(t *testing.T) {
 		}
 	})
 
-	t.Run("E54 default scope", func(t *testing.T) {
+	t.Run("default scope", func(t *testing.T) {
 		tok := wantToken(t, "svc without scope", postToken(t, c, svcBasic, cc))
 		var claims struct{ Scope string }
 		jwtPart(t, tok.AccessToken, 1, &claims)
@@ -582,7 +582,7 @@ func TestAttackGrants(t *testing.T) {
 		}
 	})
 
-	t.Run("E55 password parameters", func(t *testing.T) {
+	t.Run("password parameters", func(t *testing.T) {
 		for _, tc := range []struct{ name, body string }{
 			{"no username", formBody("grant_type", "password", "password", alicePassword)},
 			{"no password", formBody("grant_type", "password", "username", "alice")},
@@ -598,7 +598,7 @@ func TestAttackGrants(t *testing.T) {
 		}
 	})
 
-	t.Run("E56 password throttling", func(t *testing.T) {
+	t.Run("password throttling", func(t *testing.T) {
 		guess := formBody("grant_type", "password", "username", "carol", "password", "wrong")
 		var last reply
 		for attempt := 1; attempt <= 10; attempt++ {
@@ -617,13 +617,13 @@ func TestAttackGrants(t *testing.T) {
 		aliceGrant(t, c, "web", "api.read") // another username is unaffected
 	})
 
-	t.Run("E57 extension grants", func(t *testing.T) {
+	t.Run("extension grants", func(t *testing.T) {
 		for _, g := range []string{"urn:ietf:params:oauth:grant-type:token-exchange", "urn:example:custom"} {
 			wantError(t, "unconfigured grant "+g, postToken(t, c, svcBasic, formBody("grant_type", g)), "unsupported_grant_type")
 		}
 	})
 
-	t.Run("H75 H76 issued access tokens", func(t *testing.T) {
+	t.Run("issued access tokens", func(t *testing.T) {
 		before := time.Now().Unix()
 		for _, tc := range []struct {
 			name, sub, client, scope string

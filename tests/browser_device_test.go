@@ -15,14 +15,14 @@ import (
 )
 
 // deviceButtonsJS lists the submit buttons of the page's first form; isDenyJS tells the deny
-// button by its name or its label (SPEC.md: "the deny button named or labelled deny").
+// button by its name or its label (the device page names or labels its deny button "deny").
 const (
 	deviceButtonsJS = `[...document.querySelectorAll('form')].slice(0, 1).flatMap(f =>
 		[...f.querySelectorAll('button[type=submit], button:not([type]), input[type=submit]')])`
 	isDenyJS = `(b => /\bdeny\b/i.test(b.name + ' ' + (b.innerText || b.value)))`
 )
 
-// devicePage is what a page shows of SPEC.md's device page contract.
+// devicePage is what a page shows of the device page's contract.
 type devicePage struct {
 	Forms int `json:"forms"`
 	// TextInputs are the names of the first form's text inputs, and UserCode the value of the one
@@ -117,7 +117,7 @@ func wantCodeForm(t *testing.T, ctx context.Context, what string) devicePage {
 }
 
 // walkToDecision takes the browser from verification_uri to the decision page: the user code typed
-// in lower case without its dash (SPEC.md: dashes and case forgiven), then alice's sign-in.
+// in lower case without its dash (the page forgives dashes and case), then alice's sign-in.
 func walkToDecision(t *testing.T, ctx context.Context, auth *oauth2.DeviceAuthResponse) {
 	t.Helper()
 	resp, err := chromedp.RunResponse(ctx, chromedp.Navigate(auth.VerificationURI))
@@ -155,7 +155,7 @@ func decide(t *testing.T, ctx context.Context, deny bool, want string) {
 }
 
 // TestBrowserDevice walks people through the device flow (RFC 8628) in Chromium against the page
-// contract of SPEC.md, while x/oauth2 polls as the device: one approves, one denies, and one
+// contract, while x/oauth2 polls as the device: one approves, one denies, and one
 // opens verification_uri_complete. It saves screenshots of the decision page at desktop and phone
 // sizes.
 func TestBrowserDevice(t *testing.T) {
@@ -178,13 +178,20 @@ func TestBrowserDevice(t *testing.T) {
 		}
 		return auth
 	}
-
-	t.Run("approve", func(t *testing.T) {
-		t.Parallel()
+	// atDecision starts a device authorization, polls it as the device, and walks a new person
+	// in a browser of their own to the decision page.
+	atDecision := func(t *testing.T) (context.Context, *oauth2.DeviceAuthResponse, <-chan polled) {
+		t.Helper()
 		ctx := personContext(t, browser)
 		auth := authorize(t)
 		poll := startPolling(testContext(t), cfg, auth)
 		walkToDecision(t, ctx, auth)
+		return ctx, auth, poll
+	}
+
+	t.Run("approve", func(t *testing.T) {
+		t.Parallel()
+		ctx, auth, poll := atDecision(t)
 
 		saveScreenshot(t, ctx, "tokengate-device.png", 1280)
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
@@ -209,10 +216,7 @@ func TestBrowserDevice(t *testing.T) {
 
 	t.Run("deny", func(t *testing.T) {
 		t.Parallel()
-		ctx := personContext(t, browser)
-		auth := authorize(t)
-		poll := startPolling(testContext(t), cfg, auth)
-		walkToDecision(t, ctx, auth)
+		ctx, auth, poll := atDecision(t)
 		decide(t, ctx, true, "denied")
 		got := <-poll
 		wantTokenError(t, fmt.Sprintf("polling after the person denied %s", auth.UserCode), got.err, "access_denied", http.StatusBadRequest)

@@ -97,7 +97,7 @@ func startBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// loginPage is what a page shows of SPEC.md's sign-in form contract.
+// loginPage is what a page shows of the sign-in form's contract.
 type loginPage struct {
 	Forms     int    `json:"forms"`
 	Usernames int    `json:"usernames"`
@@ -254,7 +254,7 @@ func (rp *relyingParty) attack(w http.ResponseWriter, r *http.Request) {
 }
 
 // TestBrowserSignIn walks a person through the authorization code flow in Chromium: the sign-in
-// page (SPEC.md "The pages a person sees"), a wrong and a right password, the code redeemed by an
+// page (a plain HTML form that works without JavaScript), a wrong and a right password, the code redeemed by an
 // OIDC relying party, single sign-on through the session cookie, login CSRF from another site, and
 // logout. It saves screenshots of the sign-in page at desktop and phone sizes.
 func TestBrowserSignIn(t *testing.T) {

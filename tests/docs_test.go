@@ -11,7 +11,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// TestDocsAdapt holds the docs to SPEC.md's promise that every Caddyfile in them adapts: the example
+// TestDocsAdapt holds the docs to the promise that every Caddyfile in them adapts: the example
 // and each README block fenced as ```caddyfile (syntax summaries with <placeholders> are fenced as
 // ```text and are not configurations).
 func TestDocsAdapt(t *testing.T) {

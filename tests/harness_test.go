@@ -1,6 +1,6 @@
 // Package tests runs tokengate end to end: a real Caddy built by xcaddy (bin/caddy), real HTTP, and
 // real OAuth 2.0 / OpenID Connect client libraries. Every test sees the product only as a user does,
-// through its Caddyfile and its endpoints (SPEC.md).
+// through its Caddyfile and its endpoints.
 package tests
 
 import (

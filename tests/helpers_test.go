@@ -36,9 +36,9 @@ var aliceHash = sync.OnceValue(func() string {
 	return string(hash)
 })
 
-// requestTimeout bounds the requests of load goroutines, which have no test to end them: SPEC "When
-// things go wrong" allows a few seconds for a 503, never a hang, so a request still unanswered
-// after this is a failure.
+// requestTimeout bounds the requests of load goroutines, which have no test to end them: when the
+// store fails, tokengate answers 503 within a few seconds and never hangs, so a request still
+// unanswered after this is a failure.
 const requestTimeout = 8 * time.Second
 
 // maxReplyBody bounds what is read of an answer: tokengate's are a few kilobytes.

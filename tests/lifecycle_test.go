@@ -169,7 +169,7 @@ func TestLifecycleRestart(t *testing.T) {
 }
 
 // TestLifecycleReload changes the configuration under a running Caddy (`caddy reload`): tokens of
-// clients that stay survive, a removed client's tokens die at once (SPEC "When things go wrong"),
+// clients that stay survive, a removed client's tokens die at once,
 // and an added client works.
 func TestLifecycleReload(t *testing.T) {
 	t.Parallel()
@@ -196,7 +196,7 @@ func TestLifecycleReload(t *testing.T) {
 }
 
 // TestLifecycleKeyRotation watches the JWKS and the kid of fresh tokens while keys rotate every 4 s
-// (SPEC signing_key_rotation): a key is published at least half an interval before it signs, a
+// (signing_key_rotation 4s): a key is published at least half an interval before it signs, a
 // token signed by the previous key still passes after the switch, and a retired key stays in the
 // JWKS until every token it signed has expired, beyond the gate's 5 s of leeway. Its removal comes
 // a minute later still (keys.retireMargin, for verifiers with more leeway), past this test's

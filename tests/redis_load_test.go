@@ -11,8 +11,8 @@ import (
 )
 
 // refreshLoad keeps refresh tokens rotating through several instances, each worker alternating
-// between them, and books every answer. A worker keeps its token across a 503: SPEC promises it
-// was not used up.
+// between them, and books every answer. A worker keeps its token across a 503: a refresh answered
+// 503 has not used the token up.
 type refreshLoad struct {
 	instances []*Caddy
 	ctx       context.Context
@@ -104,8 +104,7 @@ func (l *refreshLoad) stop() {
 }
 
 // TestRedisOutageUnderLoad kills Redis (SIGKILL) under a load of refreshes through two instances
-// and starts it again: SPEC "When things go wrong" promises that nothing is lost once Redis is
-// back, not even a refresh whose answer was a 503 because Redis died under it.
+// and starts it again: nothing is lost once Redis is back, not even a refresh whose answer was a 503 because Redis died under it.
 func TestRedisOutageUnderLoad(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t, true)

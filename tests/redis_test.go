@@ -70,8 +70,8 @@ func waitGate(t *testing.T, c *Caddy, token string, status int, within time.Dura
 	}
 }
 
-// TestRedisTwoInstances runs two Caddy instances on one Redis: SPEC `store redis` promises they
-// share one state, so whatever happens on one holds on the other.
+// TestRedisTwoInstances runs two Caddy instances on one Redis: with `store redis` they share one
+// state, so whatever happens on one holds on the other.
 func TestRedisTwoInstances(t *testing.T) {
 	t.Parallel()
 	a, b := startOnRedis(t, startRedis(t, false))
@@ -144,7 +144,7 @@ func TestRedisTwoInstances(t *testing.T) {
 		wantGate(t, b, family.AccessToken, http.StatusOK, "before the revocation")
 		revoke(t, a, access.AccessToken)
 		revoke(t, a, family.RefreshToken)
-		// HARD-PARTS: each instance learns of a revocation on another within a second.
+		// Each instance learns of a revocation on another within a second: it polls the log each second.
 		t.Logf("B refused an access token revoked at A after %v",
 			waitGate(t, b, access.AccessToken, http.StatusUnauthorized, 2*time.Second, "B, after A revoked an access token"))
 		t.Logf("B refused a family revoked at A after %v",
@@ -153,14 +153,14 @@ func TestRedisTwoInstances(t *testing.T) {
 	})
 }
 
-// outageBound is how fast a request must be answered while Redis is down: SPEC "a 503 within a
-// few seconds".
+// outageBound is how fast a request must be answered while Redis is down: a 503 within a few
+// seconds.
 const outageBound = 5 * time.Second
 
-// TestRedisOutage kills Redis (SIGKILL) under two instances and starts it again: SPEC "When things
-// go wrong" promises 503 temporarily_unavailable within a few seconds, never invalid_grant nor a
-// hang; bearer_auth accepting valid tokens by their signature meanwhile; and a refresh token
-// presented during the outage still working once Redis is back.
+// TestRedisOutage kills Redis (SIGKILL) under two instances and starts it again: tokengate answers
+// 503 temporarily_unavailable within a few seconds, never invalid_grant nor a hang, while
+// bearer_auth keeps accepting valid tokens by their signature; and a refresh token presented
+// during the outage works once Redis is back.
 func TestRedisOutage(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t, true)
@@ -198,7 +198,7 @@ func outageChecks(t *testing.T, instances []*Caddy, held, unseen, cached tokenAn
 }
 
 // refreshAfterOutage checks that refresh, presented during an outage, works at c once Redis is
-// back: SPEC "not used up by it". Redis answers before the instance notices: its client pool
+// back: the outage did not use it up. Redis answers before the instance notices: its client pool
 // redials a second after its last failed dial, so 503s are allowed for a moment first.
 func refreshAfterOutage(t *testing.T, c *Caddy, refresh string) {
 	t.Helper()
@@ -213,8 +213,8 @@ func refreshAfterOutage(t *testing.T, c *Caddy, refresh string) {
 	}
 }
 
-// wantUnavailable checks an answer of the token endpoint while the store is down: SPEC "When
-// things go wrong", 503 temporarily_unavailable within a few seconds, never invalid_grant.
+// wantUnavailable checks an answer of the token endpoint while the store is down: 503
+// temporarily_unavailable within a few seconds, never invalid_grant.
 func wantUnavailable(t *testing.T, what string, ans tokenAnswer, err error) {
 	t.Helper()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -238,7 +239,8 @@ func TestPasswordThrottling(t *testing.T) {
 	t.Parallel()
 	c, _ := startTokengate(t, "1h")
 	web := webConfig(c, "api.read")
-	// SPEC "Throttling": from at most the 10th wrong password for one username, 429 with Retry-After.
+	// From at most the 10th wrong password for one username, 429 with Retry-After (RFC 6749 §4.3.2:
+	// protect the password grant against brute force).
 	throttled := false
 	for attempt := 1; attempt <= 10; attempt++ {
 		_, err := web.PasswordCredentialsToken(testContext(t), "alice", "wrong-password")
@@ -372,6 +374,11 @@ func TestBearerAuth(t *testing.T) {
 			if up.Requests() != before {
 				t.Errorf("the upstream received a request bearer_auth refused")
 			}
+			// A refusal is a Caddy HTTP error; with no handle_errors, Caddy answers it with an
+			// empty body, as it does basic_auth's.
+			if len(r.body) != 0 {
+				t.Errorf("GET %s: body %q, want none", tc.path, r.body)
+			}
 		})
 	}
 
@@ -382,6 +389,72 @@ func TestBearerAuth(t *testing.T) {
 		}
 		callUpstream(t, c, "/admin/users", tok.AccessToken, nil)
 	})
+}
+
+// handleErrorsCaddyfile guards /api/* with bearer_auth on a site whose handle_errors writes its own
+// body for every error.
+const handleErrorsCaddyfile = `{
+	tokengate {
+		issuer {{BASE}}
+		store memory
+		client svc {
+			secret svc-secret
+			grants client_credentials
+			scopes api.read api.write
+			audience api
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+	bearer_auth /api/* {
+		audience api
+		scope api.write
+	}
+	respond /api/* "upstream"
+	handle_errors {
+		respond "custom {err.status_code}"
+	}
+}
+`
+
+// TestBearerAuthHandleErrors: a site's handle_errors restyles bearer_auth's refusals, while the
+// status and the RFC 6750 §3 challenge stay bearer_auth's.
+func TestBearerAuthHandleErrors(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, handleErrorsCaddyfile)
+	token := func(scope string) string {
+		tok, err := svcConfig(c, oauth2.AuthStyleInHeader, scope).Token(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	readOnly, writer := token("api.read"), token("api.write")
+	realm := `Bearer realm="` + c.Base + `"`
+	for _, tc := range []struct {
+		name, query, token string
+		status             int
+		challenge          string
+	}{
+		{"no token", "", "", http.StatusUnauthorized, realm},
+		{"tampered token", "", readOnly[:len(readOnly)-4] + "AAAA", http.StatusUnauthorized, realm + `, error="invalid_token"`},
+		{"missing scope", "", readOnly, http.StatusForbidden, realm + `, error="insufficient_scope", scope="api.write"`},
+		{"token in the query too", "access_token=" + writer, writer, http.StatusBadRequest, realm + `, error="invalid_request"`},
+	} {
+		r := send(t, c, request{method: http.MethodGet, path: "/api/x", query: tc.query, header: bearer(tc.token, nil)})
+		want := "custom " + strconv.Itoa(tc.status)
+		if r.status != tc.status || string(r.body) != want {
+			t.Errorf("%s: HTTP %d %q, want %d %q from handle_errors", tc.name, r.status, r.body, tc.status, want)
+		}
+		if got := r.header.Get("WWW-Authenticate"); got != tc.challenge {
+			t.Errorf("%s: WWW-Authenticate = %q, want %q", tc.name, got, tc.challenge)
+		}
+	}
+	if r := call(t, c, "/api/x", writer, nil); r.status != http.StatusOK || string(r.body) != "upstream" {
+		t.Errorf("GET /api/x with a valid token: HTTP %d %q, want 200 %q", r.status, r.body, "upstream")
+	}
 }
 
 func TestRestartKeepsRefreshTokenAndKey(t *testing.T) {

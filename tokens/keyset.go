@@ -23,7 +23,8 @@ type KeySet struct {
 }
 
 // keyEntry is a Key with everything signing and verifying need that does not depend on the request,
-// computed once (see HARD-PARTS "Signing cost").
+// computed once: parsing a key and choosing its method on every signature would add to each
+// token's cost.
 type keyEntry struct {
 	Key
 	method jwt.SigningMethod

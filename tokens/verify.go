@@ -19,8 +19,11 @@ var ErrInvalidToken = errors.New("tokens: invalid token")
 // many claims.
 const MaxTokenLen = 8 << 10
 
-// leeway is the clock skew allowed on exp and nbf, as for every JWT tokengate checks.
-const leeway = 5 * time.Second
+// ClockLeeway is the clock skew tokengate allows on every time it checks in what others issued:
+// an access token's exp and nbf, a JWT assertion's exp, a SAML assertion's NotBefore and
+// NotOnOrAfter. RFC 7519 §4.1.4 allows "some small leeway"; a few seconds absorb the skew between
+// synchronized clocks without stretching a token's life noticeably.
+const ClockLeeway = 5 * time.Second
 
 // Claims is what a verified access token says.
 type Claims struct {
@@ -57,7 +60,7 @@ func NewVerifier(issuer string, keys func() *KeySet, now func() time.Time) *Veri
 		parser: jwt.NewParser(
 			// RFC 9068 §4: exp is required; golang-jwt only checks it when present unless told.
 			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(leeway),
+			jwt.WithLeeway(ClockLeeway),
 			jwt.WithTimeFunc(now),
 			// RFC 7515 §2 base64url has no padding and no stray bits: one token, one encoding.
 			jwt.WithStrictDecoding(),

@@ -1,6 +1,7 @@
 package assertion
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -204,7 +205,9 @@ func (r *RemoteJWKS) fetch(ctx context.Context) ([]Key, time.Duration, error) {
 	// business, and must not stop its other keys.
 	keys, _, err := parseJWKS(body)
 	if err != nil {
-		return nil, 0, err
+		// A server whose handler saw our deadline pass may still answer, empty: the deadline is
+		// the cause worth reporting.
+		return nil, 0, cmp.Or(ctx.Err(), err)
 	}
 	return keys, cacheTTL(resp.Header), nil
 }

@@ -27,6 +27,17 @@ type Provider interface {
 	Authenticate(ctx context.Context, username, password, tenant string) (User, bool, error)
 }
 
+// Directory is a Provider that can say whether a user still exists without their password: a
+// `users` block can, a legacy login (http_login) cannot, since it answers only a password check. A
+// refresh token and a sign-in session end when their user leaves the directory; with a provider
+// that is no Directory they last their own lifetimes.
+type Directory interface {
+	Provider
+	// Has reports whether username is one of the provider's users: a map lookup, no password
+	// check.
+	Has(username string) bool
+}
+
 // ErrUnavailable wraps the failures of a login backend.
 var ErrUnavailable = errors.New("identity: login backend unavailable")
 

@@ -287,7 +287,7 @@ func (c *ClientConfig) checkOptions() error {
 			return err
 		}
 	}
-	for _, aud := range c.Audience {
+	for _, aud := range slices.Concat(c.Audience, c.ExchangeAudiences) {
 		if aud == "" {
 			return errors.New("empty audience")
 		}

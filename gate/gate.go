@@ -94,7 +94,7 @@ func (g *Gate) check(r *http.Request) (*tokens.Claims, *refusal) {
 	c, ok := g.verify(raw)
 	// Revocation and the client's removal are checked after the cache, never instead of it: a
 	// revoked token is refused from the next request on (ARCHITECTURE, SECURITY 89).
-	if !ok || g.Deny.Revoked(c.JTI, c.GrantID) || g.Deny.ClientRevoked(c.ClientID, c.IssuedAt) ||
+	if !ok || g.Deny.Revoked(c.JTI, c.GrantID, c.DerivedFrom...) || g.Deny.ClientRevoked(c.ClientID, c.IssuedAt) ||
 		(g.ClientKnown != nil && !g.ClientKnown(c.ClientID)) {
 		return nil, &refusal{status: http.StatusUnauthorized, code: errInvalidToken}
 	}

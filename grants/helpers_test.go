@@ -43,7 +43,9 @@ type fixture struct {
 // countedDenyList is the fixture's deny-list, counting the syncs that recorded revocations ask for.
 type countedDenyList struct{ f *fixture }
 
-func (d countedDenyList) Revoked(jti, gid string) bool { return d.f.deny.Revoked(jti, gid) }
+func (d countedDenyList) Revoked(jti, gid string, derivedFrom ...string) bool {
+	return d.f.deny.Revoked(jti, gid, derivedFrom...)
+}
 
 func (d countedDenyList) ClientRevoked(clientID string, issuedAt time.Time) bool {
 	return d.f.deny.ClientRevoked(clientID, issuedAt)

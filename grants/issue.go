@@ -42,6 +42,8 @@ type grant struct {
 	nonce string
 	// audience narrows the token's aud (an extension grant's choice); nil means the client's.
 	audience []string
+	// derivedFrom are the jtis of the access tokens the token is made from (an extension grant's).
+	derivedFrom []string
 }
 
 // tokenResponse is RFC 6749 §5.1's successful response.
@@ -130,13 +132,14 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		audience = s.audience(c)
 	}
 	access, _, exp, err := s.cfg.Minter.AccessToken(tokens.AccessToken{
-		Subject:  g.Subject,
-		ClientID: c.ID,
-		Scope:    scopeParam,
-		GrantID:  g.familyID,
-		Audience: audience,
-		Claims:   claims,
-		TTL:      ttl,
+		Subject:     g.Subject,
+		ClientID:    c.ID,
+		Scope:       scopeParam,
+		GrantID:     g.familyID,
+		DerivedFrom: g.derivedFrom,
+		Audience:    audience,
+		Claims:      claims,
+		TTL:         ttl,
 	})
 	if err != nil {
 		return nil, serverFault(err)

@@ -1,6 +1,7 @@
 // Package identity checks a person's username and password against an identity provider: a
 // `users` block of the Caddyfile (bcrypt hashes) or a legacy application's own login (http_login),
-// and decides which tenant, if any, the sign-in is for.
+// and decides which tenant, if any, the sign-in is for. A provider that can list its users (a
+// `users` block) also tells whether a user still exists.
 package identity
 
 import (

@@ -110,8 +110,9 @@ func (s *Server) introspectRefresh(ctx context.Context, token string, visible fu
 	if err != nil || record == nil || !visible(record.ClientID) || s.clientRevoked(record.ClientID, g.IssuedAt) {
 		return nil, err
 	}
+	// A refresh token the token endpoint would refuse is inactive (RFC 7662 §2.2).
 	client, ok := s.clients[record.ClientID]
-	if !ok {
+	if !ok || s.personGone(client, g) {
 		return nil, nil
 	}
 	return &introspection{

@@ -59,7 +59,9 @@ type tokenResponse struct {
 }
 
 // respond issues the tokens for g: a new refresh family when the client may refresh and asked for
-// offline_access, an access token, and an ID token for a person who asked for openid.
+// offline_access, an access token, and an ID token for a person who asked for openid. A person who
+// has left their identity provider since signing in (a code or a device approval waited) gets
+// nothing.
 func (s *Server) respond(ctx context.Context, req *tokenRequest, g *grant) (*tokenResponse, *Error) {
 	if s.personGone(req.client, g) {
 		return nil, errorf(CodeInvalidGrant, "the user is no longer known")

@@ -212,6 +212,9 @@ func TestRefreshEndsWithTheUser(t *testing.T) {
 	f.expectOK("bob's login", bobResp)
 
 	f.reload(withoutUser(t, "main", "alice", identity.StaticUser{Username: "carol", Hash: bcryptHash(t, "carol-pw")}))
+	if in := f.introspect(alice, [2]string{"app", "app-secret"}); in.json["active"] != false {
+		t.Errorf("introspection of alice's refresh token once she is removed: %s, want inactive", in.raw)
+	}
 	f.expectError("alice's refresh token once she is removed", f.refresh(alice), 400, CodeInvalidGrant)
 	carol := f.refresh(carolResp.str("refresh_token"))
 	f.expectOK("carol's refresh token, she stays", carol)

@@ -253,6 +253,8 @@ func TestProvisionRefuses(t *testing.T) {
 			{"id": "a", "secrets": ["s"], "grants": ["password"], "identity_providers": ["corp"]}]}`, `no users block is named "corp"`},
 		{"registered claim", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
 			{"id": "a", "secrets": ["s"], "grants": ["client_credentials"], "claims": {"sub": "root"}}]}`, `claim "sub" is set by tokengate`},
+		{"empty exchange audience", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
+			{"id": "a", "secrets": ["s"], "grants": ["client_credentials"], "exchange_audiences": ["api", ""]}]}`, "empty audience"},
 		{"success_location without http_login", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "identity_providers": [
 			{"name": "corp", "users": [{"username": "a", "hash": "` + testHash + `"}], "http_login_success_location": "https://a.example/home"}]}`, "success_location without http_login"},
 		{"relative success_location", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "identity_providers": [

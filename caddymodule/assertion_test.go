@@ -161,14 +161,15 @@ func TestRemoteKeySetSurvivesReload(t *testing.T) {
 	}
 }
 
-// exchangeConfig is an app with the token exchange, a client svc to get a subject token from, and
-// a client gw that may exchange it.
+// exchangeConfig is an app with the token exchange, a client svc to get a subject token from (its
+// aud the issuer), and a client gw that may exchange it.
 const exchangeConfig = `{
 	"issuer": "https://auth.example.com",
 	"store": {"backend": "memory"},
 	"clients": [
 		{"id": "svc", "secrets": ["{env.TOKENGATE_TEST_SECRET}"], "grants": ["client_credentials"], "scopes": ["api.read"]},
-		{"id": "gw", "secrets": ["gw-secret"], "grants": ["urn:ietf:params:oauth:grant-type:token-exchange"], "scopes": ["api.read"]}
+		{"id": "gw", "secrets": ["gw-secret"], "grants": ["urn:ietf:params:oauth:grant-type:token-exchange"], "scopes": ["api.read"],
+			"exchange_audiences": ["https://auth.example.com"]}
 	],
 	"extension_grants": [{"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "grant": {"module": "token_exchange"}}]
 }`

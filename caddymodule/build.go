@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"slices"
 	"net/http"
 	"os"
 	"time"
@@ -31,7 +32,7 @@ func (a *App) buildClients() ([]*grants.Client, error) {
 		}
 		clients = append(clients, gc)
 		a.clientIDs[c.ID] = true
-		for _, aud := range c.Audience {
+		for _, aud := range slices.Concat(c.Audience, c.ExchangeAudiences) {
 			a.audiences[aud] = true
 		}
 	}
@@ -65,6 +66,7 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 		Audience:               c.Audience,
 		RedirectURIs:           c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		ExchangeAudiences:      c.ExchangeAudiences,
 		IdentityProviders:      c.IdentityProviders,
 		AccessTokenTTL:         time.Duration(c.AccessTokenTTL),
 		Claims:                 c.Claims,

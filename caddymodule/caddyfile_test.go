@@ -194,6 +194,7 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"grant of a built-in name", "tokengate {\n grant refresh_token token_exchange\n}", "absolute URI", "at Testfile:2"},
 		{"grant declared twice", "tokengate {\n grant urn:ietf:params:oauth:grant-type:token-exchange token_exchange\n grant urn:ietf:params:oauth:grant-type:token-exchange token_exchange\n}", "declared twice, at Testfile:3", ""},
 		{"token_exchange with an option", "tokengate {\n grant urn:ietf:params:oauth:grant-type:token-exchange token_exchange {\n  actors any\n }\n}", `unrecognized subdirective "actors", at Testfile:3`, ""},
+		{"exchange_audiences without value", strings.Replace(clientBlock, "grants client_credentials", "grants client_credentials\n exchange_audiences", 1), "wrong argument count", "at Testfile:6"},
 		{"a client's undeclared extension grant", strings.Replace(clientBlock, "grants client_credentials", "grants client_credentials urn:example:magic", 1), `client "svc": no grant line declares "urn:example:magic", at Testfile:5`, ""},
 		{"trust without keys", "tokengate {\n issuer https://a.example\n trust partner {\n  issuer x\n }\n}", `trust "partner": want exactly one of jwks_file, jwks_uri and key_file, at Testfile:3`, ""},
 		{"trust with two key sources", "tokengate {\n trust partner {\n  issuer x\n  key_file k.pem\n  jwks_file k.json\n }\n}", "want exactly one", "at Testfile:2"},

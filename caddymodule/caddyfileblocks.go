@@ -20,6 +20,7 @@ import (
 //	    access_token_ttl <duration>
 //	    claim <name> <value>
 //	    identity_providers <name>...
+//	    exchange_audiences <aud>...
 //	    pkce_plain
 //	    introspect_any
 //	}
@@ -57,6 +58,8 @@ func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
 			err = parseList(d, &c.Scopes)
 		case "audience":
 			err = parseList(d, &c.Audience)
+		case "exchange_audiences":
+			err = parseList(d, &c.ExchangeAudiences)
 		case "redirect_uris":
 			err = parseList(d, &c.RedirectURIs)
 		case "post_logout_redirect_uris":

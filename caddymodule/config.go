@@ -109,6 +109,9 @@ type ClientConfig struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// Audience is the aud of its access tokens. Default: the issuer.
 	Audience []string `json:"audience,omitempty"`
+	// ExchangeAudiences are, besides its client_id, the aud of the subject tokens it may trade in
+	// by token exchange (RFC 8693). Default: none, only tokens whose aud holds its client_id.
+	ExchangeAudiences []string `json:"exchange_audiences,omitempty"`
 	// RedirectURIs are its redirect URIs, matched exactly. Default: none.
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
 	// PostLogoutRedirectURIs are where logout may send the user back to. Default: none.

@@ -119,6 +119,9 @@ func (c *ClientConfig) validateOptions() error {
 	if slices.Contains(c.Audience, "") {
 		return at(errors.New("empty audience"), "audience")
 	}
+	if slices.Contains(c.ExchangeAudiences, "") {
+		return at(errors.New("empty audience"), "exchange_audiences")
+	}
 	for _, uri := range c.RedirectURIs {
 		if err := checkRedirectURI(uri); err != nil {
 			return at(err, "redirect_uris", uri)

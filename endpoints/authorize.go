@@ -186,7 +186,9 @@ func (p *Pages) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, ok := p.readSession(r)
-	if !ok || !req.servedBy(s, p.now()) {
+	// A session lives in its cookie; whether its user still exists is asked at each use, so that
+	// removing the user ends it.
+	if !ok || !req.servedBy(s, p.now()) || !p.server.UserKnown(s.IdP, s.Subject) {
 		// OIDC Core §3.1.2.6: prompt=none may show nothing; the client learns that a sign-in is needed.
 		if req.promptNone {
 			p.refuse(w, req.fail("login_required", "the user is not signed in"))
@@ -450,6 +452,7 @@ func (p *Pages) issueCode(w http.ResponseWriter, r *http.Request, req *authReque
 		Subject:         s.Subject,
 		Claims:          s.Claims,
 		AuthTime:        time.Unix(s.AuthTime, 0),
+		IdP:             s.IdP,
 	})
 	if err != nil {
 		p.logger.Error("issuing an authorization code failed", zap.Error(err))

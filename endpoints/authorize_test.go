@@ -261,6 +261,37 @@ func TestSessionSkipsForm(t *testing.T) {
 	}
 }
 
+// removedUser is the grants server after a reload that removed one user from their identity
+// provider.
+type removedUser struct {
+	SignInService
+	subject string
+}
+
+func (r removedUser) UserKnown(idp, subject string) bool {
+	return subject != r.subject && r.SignInService.UserKnown(idp, subject)
+}
+
+// A session whose user a reload removed answers nothing: the form is shown again, and prompt=none
+// is login_required. Another user's session still answers.
+func TestSessionOfARemovedUser(t *testing.T) {
+	f := newFixture(t)
+	alice := f.signedIn()
+	carol := f.browser()
+	carol.signIn(carol.authorize(webRequest()), "carol", "carol-pw").location(t)
+	f.pages.server = removedUser{f.grants, "alice"}
+
+	if got := alice.authorize(webRequest()); !got.isForm() {
+		t.Errorf("alice's session once she is removed: authorize = %d, want the form", got.status)
+	}
+	if loc := alice.authorize(webRequest("prompt", "none")).location(t); loc.Query().Get("error") != "login_required" || loc.Query().Has("code") {
+		t.Errorf("alice's session once she is removed, prompt=none: redirect %q, want error=login_required", loc)
+	}
+	if loc := carol.authorize(webRequest()).location(t); loc.Query().Get("code") == "" {
+		t.Errorf("carol's session: redirect %q, want a code", loc)
+	}
+}
+
 // TestSessionCookieForged: a session cookie that is altered, or signed with another key, is no
 // session.
 func TestSessionCookieForged(t *testing.T) {

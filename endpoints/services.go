@@ -20,6 +20,9 @@ type SignInService interface {
 	PasswordChecker
 	Client(id string) (*grants.Client, bool)
 	ACRValues(c *grants.Client, param string) (grants.ACRValues, *grants.Error)
+	// UserKnown reports whether an identity provider still has a user, so that a session of a
+	// user a reload removed answers nothing.
+	UserKnown(idp, subject string) bool
 	IssueCode(ctx context.Context, g grants.CodeGrant) (string, error)
 }
 

@@ -81,16 +81,24 @@ func (d *DenyList) set(kind store.RevocationKind) map[string]time.Time {
 	return nil
 }
 
-// Revoked reports whether the token with this jti, or the grant gid it came from, is revoked. Add
-// never stores an empty id, so a token without a gid matches no family.
-func (d *DenyList) Revoked(jti, gid string) bool {
+// Revoked reports whether the token with this jti, the grant gid it came from, or any token it
+// was derived from (by their jtis: a token exchange's subject token) is revoked. Add never stores
+// an empty id, so a token without a gid matches no family.
+func (d *DenyList) Revoked(jti, gid string, derivedFrom ...string) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if _, ok := d.jtis[jti]; ok {
 		return true
 	}
-	_, ok := d.families[gid]
-	return ok
+	if _, ok := d.families[gid]; ok {
+		return true
+	}
+	for _, id := range derivedFrom {
+		if _, ok := d.jtis[id]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // ClientRevoked reports whether a token issued to clientID at issuedAt predates the client's removal

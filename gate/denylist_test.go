@@ -48,21 +48,27 @@ func TestDenyListAdd(t *testing.T) {
 	d.Add(store.Revocation{Kind: store.RevokedToken, ID: ""})
 	d.Add(store.Revocation{Kind: "user", ID: "j2"})
 	cases := []struct {
-		jti, gid string
-		want     bool
+		jti, gid    string
+		derivedFrom []string
+		want        bool
 	}{
-		{"j1", "", true},
-		{"j1", "g2", true},
-		{"j2", "g1", true},
-		{"j2", "", false},
-		{"", "", false},
-		{"g1", "", false}, // a family id is not a jti
-		{"", "j1", false}, // nor the reverse
-		{"J1", "G1", false},
+		{"j1", "", nil, true},
+		{"j1", "g2", nil, true},
+		{"j2", "g1", nil, true},
+		{"j2", "", nil, false},
+		{"", "", nil, false},
+		{"g1", "", nil, false}, // a family id is not a jti
+		{"", "j1", nil, false}, // nor the reverse
+		{"J1", "G1", nil, false},
+		// A token exchanged from a revoked token, directly or through another exchange.
+		{"j3", "", []string{"j1"}, true},
+		{"j3", "", []string{"j2", "j1"}, true},
+		{"j3", "", []string{"j2"}, false},
+		{"j3", "", []string{"g1"}, false}, // a family id is not a jti
 	}
 	for _, c := range cases {
-		if got := d.Revoked(c.jti, c.gid); got != c.want {
-			t.Errorf("Revoked(%q, %q) = %v, want %v", c.jti, c.gid, got, c.want)
+		if got := d.Revoked(c.jti, c.gid, c.derivedFrom...); got != c.want {
+			t.Errorf("Revoked(%q, %q, %q) = %v, want %v", c.jti, c.gid, c.derivedFrom, got, c.want)
 		}
 	}
 }

@@ -30,10 +30,12 @@ type CodeGrant struct {
 	// when the request had no challenge, and then a verifier at redemption is refused.
 	CodeChallenge   string `json:"code_challenge,omitempty"`
 	ChallengeMethod string `json:"code_challenge_method,omitempty"`
-	// Subject, Claims and AuthTime describe the user who signed in.
+	// Subject, Claims and AuthTime describe the user who signed in, IdP the identity provider
+	// that checked their password.
 	Subject  string         `json:"sub"`
 	Claims   map[string]any `json:"claims,omitempty"`
 	AuthTime time.Time      `json:"auth_time"`
+	IdP      string         `json:"idp,omitempty"`
 }
 
 // codeUse is left behind by a redeemed code so that a replay can revoke what it issued
@@ -95,7 +97,7 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 		return nil, err
 	}
 	// Every code grant gets an id, refresh token or not, so that a replay can revoke its access tokens.
-	grant := &grant{Subject: g.Subject, Scope: g.Scope, Claims: g.Claims, User: true, AuthTime: g.AuthTime,
+	grant := &grant{Subject: g.Subject, Scope: g.Scope, Claims: g.Claims, User: true, IdP: g.IdP, AuthTime: g.AuthTime,
 		nonce: g.Nonce, familyID: randomToken()}
 	resp, issueErr := s.respond(ctx, req, grant)
 	if issueErr != nil {

@@ -172,3 +172,23 @@ func TestAuthorizationCodePublicClient(t *testing.T) {
 	bare := f.code(func(g *CodeGrant) { native(g); g.CodeChallenge, g.ChallengeMethod = "", "" })
 	f.expectError("public client without PKCE", redeem(bare), 400, CodeInvalidGrant)
 }
+
+// A code carries the identity provider that signed its person in; it yields nothing once that
+// provider no longer has them, and its refresh tokens end when they are removed.
+func TestAuthorizationCodeUserRemoved(t *testing.T) {
+	f := newFixture(t)
+	redeem := func(code string) *response {
+		return f.redeem(web, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier)
+	}
+	f.expectError("a code for alice signed in by partners, which has no alice",
+		redeem(f.code(func(g *CodeGrant) { g.IdP = "partners" })), 400, CodeInvalidGrant)
+	resp := redeem(f.code(func(g *CodeGrant) { g.IdP = "main" }))
+	f.expectOK("a code for alice signed in by main", resp)
+	pending := f.code(func(g *CodeGrant) { g.IdP = "main" })
+
+	f.reload(withoutUser(t, "main", "alice"))
+	f.expectError("alice's code once she is removed", redeem(pending), 400, CodeInvalidGrant)
+	f.expectError("alice's refresh token once she is removed",
+		f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", resp.str("refresh_token")).Encode(), basic: web}),
+		400, CodeInvalidGrant)
+}

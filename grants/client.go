@@ -34,6 +34,9 @@ type Client struct {
 	Scopes []string
 	// Audience is the aud of its access tokens; empty means the issuer.
 	Audience []string
+	// ExchangeAudiences are the audiences, besides its own ID, of the subject tokens it may
+	// exchange (RFC 8693): the resource servers it speaks for. Empty means its ID only.
+	ExchangeAudiences []string
 	// RedirectURIs are matched exactly.
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string

@@ -56,6 +56,7 @@ type deviceApproval struct {
 	Subject  string         `json:"sub"`
 	Claims   map[string]any `json:"claims,omitempty"`
 	AuthTime time.Time      `json:"auth_time"`
+	IdP      string         `json:"idp,omitempty"`
 }
 
 // DeviceAuthorization serves POST /connect/deviceauthorization (RFC 8628 §3.1): a client,
@@ -138,7 +139,7 @@ func (s *Server) deviceCode(ctx context.Context, req *tokenRequest) (*tokenRespo
 		if err := json.Unmarshal(d.Grant, &a); err != nil {
 			return nil, serverFault(fmt.Errorf("grants: device approval: %w", err))
 		}
-		return s.respond(ctx, req, &grant{Subject: a.Subject, Scope: d.Scope, Claims: a.Claims, User: true, AuthTime: a.AuthTime})
+		return s.respond(ctx, req, &grant{Subject: a.Subject, Scope: d.Scope, Claims: a.Claims, User: true, IdP: a.IdP, AuthTime: a.AuthTime})
 	}
 	return nil, serverFault(fmt.Errorf("grants: device code status %q", status))
 }
@@ -181,7 +182,7 @@ func (s *Server) PendingDevice(ctx context.Context, typed string) (req DeviceReq
 // ApproveDevice records that user approved the request under userCode; the client's next poll
 // gets the tokens. ok is false when the request no longer waits (decided meanwhile, or expired).
 func (s *Server) ApproveDevice(ctx context.Context, userCode string, user SignedIn) (ok bool, err error) {
-	approval, err := json.Marshal(deviceApproval{Subject: user.Subject, Claims: user.Claims, AuthTime: user.AuthTime})
+	approval, err := json.Marshal(deviceApproval{Subject: user.Subject, Claims: user.Claims, AuthTime: user.AuthTime, IdP: user.IdP})
 	if err != nil {
 		return false, err
 	}

@@ -353,3 +353,16 @@ func TestDeviceGrantRegistered(t *testing.T) {
 		t.Errorf("WireGrantType(%q) = %q (known %v), want %q", "device_code", WireGrantType("device_code"), KnownGrant("device_code"), GrantTypeDeviceCode)
 	}
 }
+
+// An approval carries the identity provider that signed its person in, and yields nothing when
+// that provider does not have them (any more).
+func TestDeviceApprovalOfAnUnknownUser(t *testing.T) {
+	f := deviceFixture(t)
+	start := f.startDevice(tv, "scope", "api.read")
+	user := alice(f)
+	user.IdP = "partners"
+	if ok, err := f.srv.ApproveDevice(t.Context(), start.str("user_code"), user); !ok || err != nil {
+		t.Fatalf("ApproveDevice = %v, %v, want true, nil", ok, err)
+	}
+	f.expectError("an approval by alice of partners, which has no alice", f.poll(tv, start.str("device_code")), 400, CodeInvalidGrant)
+}

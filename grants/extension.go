@@ -35,6 +35,9 @@ type ExtensionRequest struct {
 	ClientScopes []string
 	// ClientAudience is the aud the client's tokens carry by default; a result may narrow it.
 	ClientAudience []string
+	// ExchangeAudiences are the client's exchange_audiences: besides its ClientID, the aud of
+	// the tokens it may trade in (RFC 8693 subject tokens).
+	ExchangeAudiences []string
 	// AccessToken returns the claims of an access token this tokengate issued that is alive
 	// (unexpired, not revoked, its client registered), or false.
 	AccessToken func(token string) (*tokens.Claims, bool)
@@ -56,6 +59,9 @@ type ExtensionResult struct {
 	// the token too. ExpiresBy, when set, is the latest the token may expire.
 	GrantID   string
 	ExpiresBy time.Time
+	// DerivedFrom are the jtis of the access tokens the token is made from (see
+	// tokens.AccessToken): revoking any of them revokes the token too.
+	DerivedFrom []string
 	// IssuedTokenType is the response's issued_token_type (RFC 8693 §2.2.1); empty omits it.
 	IssuedTokenType string
 }
@@ -100,13 +106,14 @@ func (s *Server) extensionGrant(ctx context.Context, ext ExtensionGrant, req *to
 	}
 	audience := s.audience(c)
 	res, err := ext.Grant(ctx, ExtensionRequest{
-		ClientID:       c.ID,
-		Params:         params,
-		Scope:          requested,
-		ClientScopes:   allowed,
-		ClientAudience: audience,
-		AccessToken:    s.activeAccessToken,
-		Now:            req.now,
+		ClientID:          c.ID,
+		Params:            params,
+		Scope:             requested,
+		ClientScopes:      allowed,
+		ClientAudience:    audience,
+		ExchangeAudiences: c.ExchangeAudiences,
+		AccessToken:       s.activeAccessToken,
+		Now:               req.now,
 	})
 	if err != nil {
 		return nil, err
@@ -118,7 +125,7 @@ func (s *Server) extensionGrant(ctx context.Context, ext ExtensionGrant, req *to
 		return nil, errorf(CodeInvalidGrant, "the grant has expired")
 	}
 	g := &grant{Subject: res.Subject, Scope: res.Scope, Claims: res.Claims, audience: res.Audience,
-		familyID: res.GrantID, familyExpires: res.ExpiresBy}
+		familyID: res.GrantID, familyExpires: res.ExpiresBy, derivedFrom: res.DerivedFrom}
 	resp, err := s.mint(req, g, g.Scope)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,6 +34,8 @@ type fixture struct {
 	verifier *tokens.Verifier
 	deny     *gate.DenyList
 	revoked  atomic.Int64
+	// cfg is what srv was built from; reload builds the next one from it.
+	cfg Config
 
 	*testclock.Clock
 }
@@ -40,7 +43,9 @@ type fixture struct {
 // countedDenyList is the fixture's deny-list, counting the syncs that recorded revocations ask for.
 type countedDenyList struct{ f *fixture }
 
-func (d countedDenyList) Revoked(jti, gid string) bool { return d.f.deny.Revoked(jti, gid) }
+func (d countedDenyList) Revoked(jti, gid string, derivedFrom ...string) bool {
+	return d.f.deny.Revoked(jti, gid, derivedFrom...)
+}
 
 func (d countedDenyList) ClientRevoked(clientID string, issuedAt time.Time) bool {
 	return d.f.deny.ClientRevoked(clientID, issuedAt)
@@ -146,11 +151,38 @@ func newFixture(t testing.TB, options ...func(*fixture, *Config)) *fixture {
 	for _, o := range options {
 		o(f, &cfg)
 	}
+	f.cfg = cfg
 	f.srv, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// reload replaces the Server by one built from the configuration as edit leaves it, over the same
+// store and deny-list, as a Caddy config reload does. edit may change the clients in place: they
+// are copies.
+func (f *fixture) reload(edit func(*Config)) {
+	f.t.Helper()
+	cfg := f.cfg
+	cfg.Clients = make([]*Client, len(f.cfg.Clients))
+	for i, c := range f.cfg.Clients {
+		clone := *c
+		cfg.Clients[i] = &clone
+	}
+	cfg.IdentityProviders = slices.Clone(f.cfg.IdentityProviders)
+	edit(&cfg)
+	srv, err := New(cfg)
+	if err != nil {
+		f.t.Fatalf("reload: %v", err)
+	}
+	f.cfg, f.srv = cfg, srv
+}
+
+// client returns the configured client with the id, for reload to edit.
+func (cfg *Config) client(id string) *Client {
+	i := slices.IndexFunc(cfg.Clients, func(c *Client) bool { return c.ID == id })
+	return cfg.Clients[i]
 }
 
 // request is one token request.

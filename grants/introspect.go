@@ -96,7 +96,7 @@ func (s *Server) activeAccessToken(token string) (*tokens.Claims, bool) {
 		return nil, false
 	}
 	c, err := s.cfg.Verifier.VerifyAccessToken(token)
-	if err != nil || s.revoked(c.JTI, c.GrantID) || s.clientRevoked(c.ClientID, c.IssuedAt) {
+	if err != nil || s.revoked(c) || s.clientRevoked(c.ClientID, c.IssuedAt) {
 		return nil, false
 	}
 	if _, ok := s.clients[c.ClientID]; !ok {
@@ -111,8 +111,9 @@ func (s *Server) introspectRefresh(ctx context.Context, token string, visible fu
 	if err != nil || record == nil || !visible(record.ClientID) || s.clientRevoked(record.ClientID, g.IssuedAt) {
 		return nil, err
 	}
+	// A refresh token the token endpoint would refuse is inactive (RFC 7662 §2.2).
 	client, ok := s.clients[record.ClientID]
-	if !ok {
+	if !ok || s.personGone(client, g) {
 		return nil, nil
 	}
 	return &introspection{
@@ -142,9 +143,9 @@ func (s *Server) lookupRefresh(ctx context.Context, token string) (*store.Refres
 	return &record, &g, nil
 }
 
-// revoked asks the gate's deny-list, when there is one.
-func (s *Server) revoked(jti, gid string) bool {
-	return s.cfg.DenyList != nil && s.cfg.DenyList.Revoked(jti, gid)
+// revoked asks the gate's deny-list, when there is one, whether the access token c is revoked.
+func (s *Server) revoked(c *tokens.Claims) bool {
+	return s.cfg.DenyList != nil && s.cfg.DenyList.Revoked(c.JTI, c.GrantID, c.DerivedFrom...)
 }
 
 // clientRevoked asks whether the token predates its client's removal from the configuration.

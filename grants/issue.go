@@ -25,7 +25,10 @@ type grant struct {
 	// so a reload that changes them applies to refreshed tokens too.
 	Claims map[string]any `json:"claims,omitempty"`
 	// User is set when a person authenticated, not only the client: only then is there an ID token.
-	User     bool      `json:"user,omitempty"`
+	User bool `json:"user,omitempty"`
+	// IdP names the identity provider that signed the person in (with User): every refresh asks
+	// it whether the person still exists. Families from before it was recorded have none.
+	IdP      string    `json:"idp,omitempty"`
 	AuthTime time.Time `json:"auth_time,omitzero"`
 	// IssuedAt is when the refresh token holding this record was issued (introspection's iat).
 	IssuedAt time.Time `json:"iat,omitzero"`
@@ -39,6 +42,8 @@ type grant struct {
 	nonce string
 	// audience narrows the token's aud (an extension grant's choice); nil means the client's.
 	audience []string
+	// derivedFrom are the jtis of the access tokens the token is made from (an extension grant's).
+	derivedFrom []string
 }
 
 // tokenResponse is RFC 6749 §5.1's successful response.
@@ -54,8 +59,13 @@ type tokenResponse struct {
 }
 
 // respond issues the tokens for g: a new refresh family when the client may refresh and asked for
-// offline_access, an access token, and an ID token for a person who asked for openid.
+// offline_access, an access token, and an ID token for a person who asked for openid. A person who
+// has left their identity provider since signing in (a code or a device approval waited) gets
+// nothing.
 func (s *Server) respond(ctx context.Context, req *tokenRequest, g *grant) (*tokenResponse, *Error) {
+	if s.personGone(req.client, g) {
+		return nil, errorf(CodeInvalidGrant, "the user is no longer known")
+	}
 	var refresh string
 	if req.client.allows("refresh_token") && slices.Contains(g.Scope, scopeOfflineAccess) {
 		var err *Error
@@ -124,13 +134,14 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		audience = s.audience(c)
 	}
 	access, _, exp, err := s.cfg.Minter.AccessToken(tokens.AccessToken{
-		Subject:  g.Subject,
-		ClientID: c.ID,
-		Scope:    scopeParam,
-		GrantID:  g.familyID,
-		Audience: audience,
-		Claims:   claims,
-		TTL:      ttl,
+		Subject:     g.Subject,
+		ClientID:    c.ID,
+		Scope:       scopeParam,
+		GrantID:     g.familyID,
+		DerivedFrom: g.derivedFrom,
+		Audience:    audience,
+		Claims:      claims,
+		TTL:         ttl,
 	})
 	if err != nil {
 		return nil, serverFault(err)

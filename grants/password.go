@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/identity"
 )
 
 // password runs RFC 6749 §4.3: the client passes on a person's username and password. RFC 9700
@@ -22,7 +24,7 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	if err != nil {
 		return nil, err
 	}
-	return s.respond(ctx, req, &grant{Subject: user.Subject, Scope: scope, Claims: user.Claims, User: true, AuthTime: user.AuthTime})
+	return s.respond(ctx, req, &grant{Subject: user.Subject, Scope: scope, Claims: user.Claims, User: true, IdP: user.IdP, AuthTime: user.AuthTime})
 }
 
 // SignedIn is a person whose password was checked.
@@ -66,6 +68,38 @@ func (s *Server) SignIn(ctx context.Context, address string, client *Client, use
 	}
 	s.limits.usernames.Forget(userKey)
 	return SignedIn{Subject: user.Subject, Claims: user.Claims, AuthTime: now, IdP: idp}, nil
+}
+
+// UserKnown reports whether the identity provider idp still has the user subject: false once a
+// reload removed the user from its `users` block, or the block itself. A provider that cannot list
+// its users (http_login, no identity.Directory) cannot tell, and the answer is true: such a user's
+// refresh tokens and sessions last their lifetimes, or until they are revoked.
+func (s *Server) UserKnown(idp, subject string) bool {
+	p, ok := s.idps[idp]
+	if !ok {
+		return false
+	}
+	d, ok := p.(identity.Directory)
+	return !ok || d.Has(subject)
+}
+
+// personGone reports whether g is a person's grant whose person has left their identity provider
+// since signing in: nothing more is issued on it (a code, a device approval, a refresh token).
+func (s *Server) personGone(c *Client, g *grant) bool {
+	if !g.User {
+		return false
+	}
+	idp := g.IdP
+	if idp == "" {
+		// A refresh family from before the provider was recorded: the provider a sign-in through
+		// the client uses when acr_values names none stands in.
+		acr, err := s.ACRValues(c, "")
+		if err != nil {
+			return true
+		}
+		idp = acr.IdPs[0]
+	}
+	return !s.UserKnown(idp, g.Subject)
 }
 
 // ACRValues is what tokengate reads from acr_values (OIDC Core §3.1.2.1), as IdentityServer does:

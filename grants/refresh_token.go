@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tokengate/tokengate/store"
@@ -29,14 +30,13 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if err := json.Unmarshal(record.Grant, &g); err != nil {
 		return nil, serverFault(err)
 	}
-	// Removing a client revokes its tokens, and declaring it again does not revive them.
-	if s.clientRevoked(record.ClientID, g.IssuedAt) {
+	// Removing a client revokes its tokens, and declaring it again does not revive them; removing
+	// the person from their identity provider ends their grants.
+	if s.clientRevoked(record.ClientID, g.IssuedAt) || s.personGone(req.client, &g) {
 		return nil, invalidRefreshToken()
 	}
 	g.familyID, g.familyExpires = record.FamilyID, record.ExpiresAt
-	// §6: the new scope may narrow the original, never widen it; the refresh token keeps the
-	// original, so a later refresh without scope gets it all back.
-	scope, scopeErr := GrantedScope(req.form["scope"], g.Scope)
+	scope, scopeErr := refreshedScope(req.form["scope"], g.Scope, req.client.Scopes)
 	if scopeErr != nil {
 		return nil, scopeErr
 	}
@@ -53,6 +53,22 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	}
 	resp.RefreshToken = raw
 	return resp, nil
+}
+
+// refreshedScope is the scope of a refreshed access token: what param asks for, which may narrow
+// the grant's scope but never widen it (RFC 6749 §6), or all of it when param asks for nothing;
+// the refresh token keeps the grant's scope, so a later refresh without scope gets it all back.
+// Only what the client's scopes still allow is issued: a scope a reload removed from the client
+// never comes back on refresh, and asking for it is invalid_scope, as asking for any scope beyond
+// the grant is. A grant left without offline_access is invalid_grant instead: the refresh token
+// itself no longer holds (§5.2), however the request is put, which is what IdentityServer answers
+// a client that lost offline_access.
+func refreshedScope(param string, granted, clientScopes []string) ([]string, *Error) {
+	current := slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return !slices.Contains(clientScopes, s) })
+	if !slices.Contains(current, scopeOfflineAccess) {
+		return nil, invalidRefreshToken()
+	}
+	return GrantedScope(param, current)
 }
 
 // rotationRetryFor bounds how long a rotation with an unknown outcome is retried before the client

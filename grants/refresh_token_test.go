@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -183,4 +185,114 @@ func TestRefreshSurvivesALostStoreReply(t *testing.T) {
 		t.Fatal("the store never lost a reply: the test tested nothing")
 	}
 	f.expectOK("the new refresh token", f.refresh(resp.str("refresh_token")))
+}
+
+// withoutUser is a reload that leaves username out of the identity provider idp, as an operator
+// who deletes their user line does.
+func withoutUser(t *testing.T, idp, username string, keep ...identity.StaticUser) func(*Config) {
+	return func(cfg *Config) {
+		users, err := identity.NewStatic(keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(cfg.IdentityProviders, func(p IdentityProvider) bool { return p.Name == idp })
+		cfg.IdentityProviders[i].Provider = users
+	}
+}
+
+// A reload that removes a person from their identity provider ends their refresh tokens, and
+// only theirs; one that removes the whole provider ends its users'.
+func TestRefreshEndsWithTheUser(t *testing.T) {
+	f := newFixture(t)
+	alice := f.login("offline_access api.read").str("refresh_token")
+	carolResp := f.post(vals("grant_type", "password", "username", "carol", "password", "carol-pw", "scope", "offline_access api.read"))
+	f.expectOK("carol's login", carolResp)
+	bobResp := f.post(vals("grant_type", "password", "username", "bob", "password", "bob-pw", "scope", "offline_access api.read",
+		"acr_values", "idp:partners"))
+	f.expectOK("bob's login", bobResp)
+
+	f.reload(withoutUser(t, "main", "alice", identity.StaticUser{Username: "carol", Hash: bcryptHash(t, "carol-pw")}))
+	if in := f.introspect(alice, [2]string{"app", "app-secret"}); in.json["active"] != false {
+		t.Errorf("introspection of alice's refresh token once she is removed: %s, want inactive", in.raw)
+	}
+	f.expectError("alice's refresh token once she is removed", f.refresh(alice), 400, CodeInvalidGrant)
+	carol := f.refresh(carolResp.str("refresh_token"))
+	f.expectOK("carol's refresh token, she stays", carol)
+
+	f.reload(func(cfg *Config) {
+		cfg.IdentityProviders = cfg.IdentityProviders[:1]
+		cfg.client("app").IdentityProviders = []string{"main"}
+	})
+	f.expectError("bob's refresh token once his provider is removed", f.refresh(bobResp.str("refresh_token")), 400, CodeInvalidGrant)
+	f.expectOK("carol's refresh token, her provider stays", f.refresh(carol.str("refresh_token")))
+}
+
+// A refresh family from before the identity provider was recorded is checked against the
+// provider a sign-in through its client uses by default.
+func TestRefreshOfAFamilyWithoutIdP(t *testing.T) {
+	f := newFixture(t)
+	raw, record, err := newRefreshToken("app", &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true,
+		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}, f.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.CreateRefreshToken(t.Context(), hashToken(raw), record); err != nil {
+		t.Fatal(err)
+	}
+	next := f.refresh(raw)
+	f.expectOK("an old family's refresh token, alice is still there", next)
+	f.reload(withoutUser(t, "main", "alice"))
+	f.expectError("an old family's refresh token once alice is removed", f.refresh(next.str("refresh_token")), 400, CodeInvalidGrant)
+}
+
+// A provider that cannot list its users (http_login) cannot say that one was removed: their
+// grants last.
+func TestUserKnown(t *testing.T) {
+	f := newFixture(t, func(_ *fixture, cfg *Config) {
+		cfg.IdentityProviders = append(cfg.IdentityProviders, IdentityProvider{Name: "legacy", Provider: passwordOnly{}})
+	})
+	for _, tc := range []struct {
+		idp, user string
+		want      bool
+	}{
+		{"main", "alice", true},
+		{"main", "bob", false},
+		{"partners", "bob", true},
+		{"legacy", "anyone", true},
+		{"gone", "alice", false},
+		{"", "alice", false},
+	} {
+		if got := f.srv.UserKnown(tc.idp, tc.user); got != tc.want {
+			t.Errorf("UserKnown(%q, %q) = %v, want %v", tc.idp, tc.user, got, tc.want)
+		}
+	}
+}
+
+// passwordOnly is an identity provider that answers password checks only, as http_login does.
+type passwordOnly struct{}
+
+func (passwordOnly) Authenticate(context.Context, string, string, string) (identity.User, bool, error) {
+	return identity.User{}, false, nil
+}
+
+// A reload that removes a scope from a client: no later refresh yields it, and asking for it is
+// invalid_scope; one that removes offline_access ends the client's refresh tokens (invalid_grant).
+func TestRefreshDropsRemovedScopes(t *testing.T) {
+	f := newFixture(t)
+	token := f.login("offline_access api.read api.write").str("refresh_token")
+	f.reload(func(cfg *Config) {
+		cfg.client("app").Scopes = []string{"openid", "profile", "offline_access", "api.read"}
+	})
+	narrowed := f.refresh(token)
+	f.expectOK("refresh after api.write was removed", narrowed)
+	if got := narrowed.str("scope"); got != "offline_access api.read" {
+		t.Errorf("scope after api.write was removed = %q, want offline_access api.read", got)
+	}
+	if got := jwtClaims(t, narrowed.str("access_token"))["scope"]; got != "offline_access api.read" {
+		t.Errorf("the access token's scope after api.write was removed = %q, want offline_access api.read", got)
+	}
+	token = narrowed.str("refresh_token")
+	f.expectError("asking for the removed scope", f.refresh(token, "scope", "api.write"), 400, CodeInvalidScope)
+	f.reload(func(cfg *Config) { cfg.client("app").Scopes = []string{"api.read"} })
+	f.expectError("refresh after offline_access was removed", f.refresh(token), 400, CodeInvalidGrant)
 }

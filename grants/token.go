@@ -88,8 +88,9 @@ type Dependencies struct {
 // client revoked a token, a reused refresh token killed its family) is read into it at once, so the
 // gate refuses the token from the next request on.
 type DenyList interface {
-	// Revoked reports an access token revoked by its jti or its refresh family's id.
-	Revoked(jti, gid string) bool
+	// Revoked reports an access token revoked by its jti, its refresh family's id, or the jti of
+	// a token it was derived from (tokens.Claims.DerivedFrom).
+	Revoked(jti, gid string, derivedFrom ...string) bool
 	// ClientRevoked reports a token issued to a client before the client was removed from the
 	// configuration; such tokens stay dead when the client returns.
 	ClientRevoked(clientID string, issuedAt time.Time) bool

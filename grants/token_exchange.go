@@ -20,10 +20,14 @@ const (
 
 // TokenExchange is OAuth 2.0 Token Exchange (RFC 8693), the first extension grant: a client
 // trades an access token this tokengate issued (subject_token) for one of its own, for the same
-// subject, never wider than the subject token's scope and only for the client's audiences. With an
+// subject, never wider than the subject token's scope and only for the client's audiences. The
+// subject token must be addressed to the client: its aud holds the client's ID (the client is the
+// resource server that received it) or one of the client's exchange audiences. With an
 // actor_token the new token records delegation in act (§4.1): the actor's sub and client_id,
-// the subject token's own act nested inside. The new token belongs to the subject token's grant
-// (revoking that grant revokes it) and expires no later than the subject token.
+// the subject token's own act nested inside. The new token lives no longer than the subject
+// token: it expires no later, belongs to the subject token's grant, and is derived from the
+// subject token, so revoking the grant or the subject token (or what that was derived from)
+// revokes it.
 type TokenExchange struct{}
 
 // GrantType implements ExtensionGrant.
@@ -38,6 +42,12 @@ func (*TokenExchange) Grant(_ context.Context, req ExtensionRequest) (ExtensionR
 	if err != nil {
 		return ExtensionResult{}, err
 	}
+	// §2.2.2: a subject token that is not for this client is invalid_request. Without this, any
+	// client with the grant would turn any live token of another's into one of its own (Keycloak
+	// CVE-2022-1245).
+	if !addressedTo(subject.Audience, req) {
+		return ExtensionResult{}, errorf(CodeInvalidRequest, "the subject_token is not addressed to this client")
+	}
 	if t, ok := p["requested_token_type"]; ok && t != TokenTypeAccessToken {
 		return ExtensionResult{}, errorf(CodeInvalidRequest, "requested_token_type must be "+TokenTypeAccessToken)
 	}
@@ -45,6 +55,7 @@ func (*TokenExchange) Grant(_ context.Context, req ExtensionRequest) (ExtensionR
 		Subject:         subject.Subject,
 		GrantID:         subject.GrantID,
 		ExpiresBy:       subject.ExpiresAt,
+		DerivedFrom:     append([]string{subject.JTI}, subject.DerivedFrom...),
 		IssuedTokenType: TokenTypeAccessToken,
 	}
 	if res.Scope, err = exchangedScope(req, strings.Fields(subject.Scope)); err != nil {
@@ -86,6 +97,13 @@ func exchangedToken(req ExtensionRequest, token, tokenType, name string) (*token
 		return nil, errorf(CodeInvalidRequest, name+" is not an active access token of this server")
 	}
 	return c, nil
+}
+
+// addressedTo reports whether a token of audience aud was sent to the requesting client: aud
+// holds its ID or one of its exchange audiences.
+func addressedTo(aud []string, req ExtensionRequest) bool {
+	return slices.Contains(aud, req.ClientID) ||
+		slices.ContainsFunc(req.ExchangeAudiences, func(a string) bool { return slices.Contains(aud, a) })
 }
 
 // exchangedScope is the requested scope when the subject token holds all of it (§2.1: the new

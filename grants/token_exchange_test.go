@@ -7,11 +7,87 @@ import (
 )
 
 // withTokenExchange registers the token exchange and a client "exchanger" allowed it, with
-// audiences api and downstream.
+// audiences api and downstream, which may exchange tokens for api (app's); and "frontend", whose
+// client_credentials tokens are for the exchanger itself.
 func withTokenExchange(f *fixture, cfg *Config) {
 	cfg.Extensions = append(cfg.Extensions, new(TokenExchange))
 	cfg.Clients = append(cfg.Clients, &Client{ID: "exchanger", Secrets: secrets(f.t, "exchanger-secret"),
-		Grants: []string{GrantTypeTokenExchange}, Scopes: []string{"api.read", "api.write"}, Audience: []string{"api", "downstream"}})
+		Grants: []string{GrantTypeTokenExchange}, Scopes: []string{"api.read", "api.write"}, Audience: []string{"api", "downstream"},
+		ExchangeAudiences: []string{"api"}},
+		&Client{ID: "frontend", Secrets: secrets(f.t, "frontend-secret"), Grants: []string{"client_credentials"},
+			Scopes: []string{"api.read"}, Audience: []string{"exchanger"}})
+}
+
+// clientCredentials returns a client_credentials access token of client, whose secret is
+// <client>-secret.
+func (f *fixture) clientCredentials(client string) string {
+	f.t.Helper()
+	resp := f.do(request{body: "grant_type=client_credentials", basic: [2]string{client, client + "-secret"}})
+	f.expectOK(client+"'s client_credentials token", resp)
+	return resp.str("access_token")
+}
+
+// RFC 8693 §2.2.2: a client exchanges only the tokens addressed to it, by its client_id or its
+// exchange audiences.
+func TestTokenExchangeOnlyOfTokensForTheClient(t *testing.T) {
+	f := newFixture(t, withTokenExchange)
+	f.expectOK("a token whose aud is the exchanger's client_id", f.exchange(subjectOf(f.clientCredentials("frontend"))...))
+	f.expectOK("a token of an exchange audience", f.exchange(subjectOf(f.clientCredentials("app"))...))
+	// plain's tokens are for the issuer, which the exchanger does not speak for.
+	f.expectError("a token for another audience", f.exchange(subjectOf(f.do(request{body: "grant_type=client_credentials",
+		basic: [2]string{"plain", "p:%+& secret"}}).str("access_token"))...), 400, CodeInvalidRequest)
+	f.reload(func(cfg *Config) { cfg.client("exchanger").ExchangeAudiences = nil })
+	f.expectError("a token of an audience no longer the exchanger's", f.exchange(subjectOf(f.clientCredentials("app"))...), 400, CodeInvalidRequest)
+}
+
+// An exchanged token dies with its subject token, whichever grant issued it, and so does a token
+// exchanged from it in turn; revoking an exchanged token leaves its subject token alive.
+func TestTokenExchangeRevokedWithItsSubject(t *testing.T) {
+	f := newFixture(t, withTokenExchange)
+	active := func(token string) bool {
+		c, err := f.verifier.VerifyAccessToken(token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !f.deny.Revoked(c.JTI, c.GrantID, c.DerivedFrom...)
+	}
+	revoke := func(client, token string) {
+		t.Helper()
+		if r := f.do(request{target: "/connect/revocation", body: vals("token", token).Encode(), basic: [2]string{client, client + "-secret"}}); r.status != 200 {
+			t.Fatalf("revocation: %d %s", r.status, r.raw)
+		}
+	}
+	exchanged := func(subject string) string {
+		t.Helper()
+		resp := f.exchange(subjectOf(subject)...)
+		f.expectOK("exchange", resp)
+		return resp.str("access_token")
+	}
+	subject := f.clientCredentials("frontend")
+	first := exchanged(subject)
+	second := exchanged(first)
+	if c, _ := f.verifier.VerifyAccessToken(second); len(c.DerivedFrom) != 2 {
+		t.Errorf("a second hop's derived_from = %q, want the jtis of both tokens before it", c.DerivedFrom)
+	}
+	revoke("exchanger", first)
+	if active(second) || !active(subject) {
+		t.Errorf("after the first exchanged token was revoked: second active %v, subject active %v, want false, true", active(second), active(subject))
+	}
+
+	other := exchanged(subject)
+	revoke("frontend", subject)
+	if active(other) {
+		t.Error("a token exchanged from a revoked client_credentials token is active")
+	}
+	f.expectError("exchanging a token exchanged from a revoked one", f.exchange(subjectOf(other)...), 400, CodeInvalidRequest)
+
+	// A person's access token, of a refresh family: revoking the access token alone is enough.
+	user := f.login("offline_access api.read").str("access_token")
+	fromUser := exchanged(user)
+	revoke("app", user)
+	if active(fromUser) {
+		t.Error("a token exchanged from a revoked password-grant access token is active")
+	}
 }
 
 // exchange posts a token exchange as the exchanger.

@@ -1,6 +1,7 @@
 // Package identity checks a person's username and password against an identity provider: a
 // `users` block of the Caddyfile (bcrypt hashes) or a legacy application's own login (http_login),
-// and decides which tenant, if any, the sign-in is for.
+// and decides which tenant, if any, the sign-in is for. A provider that can list its users (a
+// `users` block) also tells whether a user still exists.
 package identity
 
 import (
@@ -25,6 +26,17 @@ type User struct {
 // unreachable or answers 5xx), which callers report as 503 and never as a wrong password.
 type Provider interface {
 	Authenticate(ctx context.Context, username, password, tenant string) (User, bool, error)
+}
+
+// Directory is a Provider that can say whether a user still exists without their password: a
+// `users` block can, a legacy login (http_login) cannot, since it answers only a password check. A
+// refresh token and a sign-in session end when their user leaves the directory; with a provider
+// that is no Directory they last their own lifetimes.
+type Directory interface {
+	Provider
+	// Has reports whether username is one of the provider's users: a map lookup, no password
+	// check.
+	Has(username string) bool
 }
 
 // ErrUnavailable wraps the failures of a login backend.

@@ -65,6 +65,12 @@ func NewStatic(users []StaticUser) (*Static, error) {
 	return s, nil
 }
 
+// Has reports whether username is declared in the block.
+func (s *Static) Has(username string) bool {
+	_, ok := s.users[username]
+	return ok
+}
+
 // Authenticate checks a password; an unknown username costs what a wrong password costs. A user
 // vouches for the tenants of their `tenant` lines only: with none, they belong to no tenant.
 func (s *Static) Authenticate(ctx context.Context, username, password, tenant string) (User, bool, error) {
@@ -80,3 +86,6 @@ func (s *Static) Authenticate(ctx context.Context, username, password, tenant st
 	user, ok := e.user.signedInTo(tenant, slices.Contains(e.tenants, tenant))
 	return user, ok, nil
 }
+
+// Interface guards
+var _ Directory = (*Static)(nil)

@@ -64,6 +64,22 @@ func TestStatic(t *testing.T) {
 	}
 }
 
+func TestStaticHas(t *testing.T) {
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	s, err := NewStatic([]StaticUser{{Username: "alice", Hash: string(h)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user string
+		want bool
+	}{{"alice", true}, {"Alice", false}, {"bob", false}, {"", false}} {
+		if got := s.Has(tc.user); got != tc.want {
+			t.Errorf("Has(%q) = %v, want %v", tc.user, got, tc.want)
+		}
+	}
+}
+
 func TestNewStaticRefusesBadConfig(t *testing.T) {
 	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	for name, users := range map[string][]StaticUser{

@@ -37,7 +37,8 @@ const (
 
 // assertionCaddyfile registers a private_key_jwt client with a jwks_file (pk, which may also sign
 // its own jwt-bearer assertions), one with a jwks_uri (remote), a client_secret_jwt client (hs), a
-// secret client for the assertion grants (relying), a client of the token exchange (gw), a trust
+// secret client for the assertion grants (relying), a client of the token exchange (gw, which
+// speaks for api, pk's tokens' audience), a trust
 // and a saml_trust. /api/* answers with
 // the token's sub and client_id.
 const assertionCaddyfile = `{
@@ -49,6 +50,7 @@ const assertionCaddyfile = `{
 			jwks_file {{DIR}}/pk.json
 			grants client_credentials jwt_bearer
 			scopes api.read
+			audience api
 		}
 		client remote {
 			auth_method private_key_jwt
@@ -71,6 +73,7 @@ const assertionCaddyfile = `{
 			secret gw-secret
 			grants ` + grantTokenExchange + `
 			scopes api.read
+			exchange_audiences api
 		}
 		grant ` + grantTokenExchange + ` token_exchange
 		trust partner {

@@ -170,18 +170,30 @@ func accessClaims(t *testing.T, what string, r reply) map[string]any {
 	return claims
 }
 
-// signInPage is app's authorization request (PKCE S256) with acrValues, signed in on the sign-in
-// page as username. code is the code the page redirected with, "" when none; page is the answer to
-// the password.
-func signInPage(t *testing.T, c *Caddy, acrValues, username, password string) (code, verifier string, page formPage) {
+// authorizeApp sends the browser f to app's authorization request (PKCE S256) with acrValues and
+// returns the page it got, and the code verifier.
+func authorizeApp(t *testing.T, f *formClient, c *Caddy, acrValues string) (page formPage, verifier string) {
 	t.Helper()
-	f := newFormClient(t)
 	verifier = oauth2.GenerateVerifier()
 	query := url.Values{"client_id": {"app"}, "redirect_uri": {appRedirectURI}, "response_type": {"code"},
 		"scope": {"openid api.read"}, "state": {"s1"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
 		"code_challenge_method": {"S256"}, "acr_values": {acrValues}}
-	login := f.submit(c.URL("/connect/authorize?"+query.Encode()), nil)
-	if login.status != http.StatusOK || !strings.Contains(login.body, `type="password"`) {
+	return f.submit(c.URL("/connect/authorize?"+query.Encode()), nil), verifier
+}
+
+// signInPage is app's authorization request with acrValues, signed in on the sign-in page as
+// username. code is the code the page redirected with, "" when none; page is the answer to the
+// password.
+func signInPage(t *testing.T, c *Caddy, acrValues, username, password string) (code, verifier string, page formPage) {
+	t.Helper()
+	return signInWith(t, newFormClient(t), c, acrValues, username, password)
+}
+
+// signInWith is signInPage in the browser f, which keeps the session it gets.
+func signInWith(t *testing.T, f *formClient, c *Caddy, acrValues, username, password string) (code, verifier string, page formPage) {
+	t.Helper()
+	login, verifier := authorizeApp(t, f, c, acrValues)
+	if !isSignInForm(login) {
 		t.Fatalf("GET /connect/authorize = %d, want the sign-in form:\n%s", login.status, login.body)
 	}
 	form := login.fields
@@ -192,6 +204,11 @@ func signInPage(t *testing.T, c *Caddy, acrValues, username, password string) (c
 		code = page.location.Query().Get("code")
 	}
 	return code, verifier, page
+}
+
+// isSignInForm reports whether p is the sign-in page: 200 with a password field.
+func isSignInForm(p formPage) bool {
+	return p.status == http.StatusOK && strings.Contains(p.body, `type="password"`)
 }
 
 // redeem trades app's code for its token's answer.

@@ -34,6 +34,10 @@ type AccessToken struct {
 	// GrantID is gid, the grant (refresh family) the token came from; empty omits the claim.
 	// Revoking the grant revokes every access token that carries it.
 	GrantID string
+	// DerivedFrom are the jtis of the access tokens this one was made from (a token exchange's
+	// subject token, then what that was made from), as the claim derived_from; empty omits it.
+	// Revoking any of them revokes this one too.
+	DerivedFrom []string
 	// Audience is aud: at least one non-empty value (RFC 9068 §2.2 requires aud, and the gate refuses
 	// a token without one).
 	Audience []string
@@ -57,6 +61,8 @@ type accessPayload struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
 	Gid      string `json:"gid,omitempty"`
+	// DerivedFrom is tokengate's own claim: no registered one says what a token was exchanged from.
+	DerivedFrom []string `json:"derived_from,omitempty"`
 }
 
 // AccessToken mints an RFC 9068 JWT access token signed by the current key and returns it with its
@@ -74,16 +80,17 @@ func (m *Minter) AccessToken(t AccessToken) (raw string, jti string, exp time.Ti
 	}
 	now := m.now()
 	p := accessPayload{
-		Iss:      m.issuer,
-		Sub:      t.Subject,
-		Aud:      aud,
-		Exp:      expiry(now, t.TTL),
-		Iat:      now.Unix(),
-		Nbf:      now.Unix(),
-		Jti:      newJTI(),
-		ClientID: t.ClientID,
-		Scope:    t.Scope,
-		Gid:      t.GrantID,
+		Iss:         m.issuer,
+		Sub:         t.Subject,
+		Aud:         aud,
+		Exp:         expiry(now, t.TTL),
+		Iat:         now.Unix(),
+		Nbf:         now.Unix(),
+		Jti:         newJTI(),
+		ClientID:    t.ClientID,
+		Scope:       t.Scope,
+		Gid:         t.GrantID,
+		DerivedFrom: t.DerivedFrom,
 	}
 	e := m.keys().signing(now)
 	raw, err = sign(e, e.accessHeader, p, t.Claims)
@@ -189,7 +196,7 @@ func (e *keyEntry) leftHalfHash(token string) string {
 // registeredClaims are the claims tokengate sets itself; extra claims never replace them.
 var registeredClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
-	"client_id": true, "scope": true, "gid": true,
+	"client_id": true, "scope": true, "gid": true, "derived_from": true,
 	"auth_time": true, "nonce": true, "azp": true, "at_hash": true,
 }
 

@@ -46,7 +46,7 @@ func TestAccessTokenRoundTrip(t *testing.T) {
 		keys := keySetOf(t, k)
 		m := NewMinter(testIssuer, keys, fixedClock(t0))
 		raw, jti, exp, err := m.AccessToken(AccessToken{
-			Subject: "alice", ClientID: "app", Scope: "read write", GrantID: "g1",
+			Subject: "alice", ClientID: "app", Scope: "read write", GrantID: "g1", DerivedFrom: []string{"j0"},
 			Audience: []string{"api"}, TTL: time.Hour,
 			Claims: map[string]any{"tenant": "acme", "sub": "mallory", "iss": "evil", "exp": 1e12, "gid": "other"},
 		})
@@ -59,7 +59,7 @@ func TestAccessTokenRoundTrip(t *testing.T) {
 		}
 		want := map[string]any{
 			"iss": testIssuer, "sub": "alice", "aud": "api", "client_id": "app", "scope": "read write",
-			"gid": "g1", "jti": jti, "tenant": "acme",
+			"gid": "g1", "derived_from": []any{"j0"}, "jti": jti, "tenant": "acme",
 			"iat": float64(t0.Unix()), "nbf": float64(t0.Unix()), "exp": float64(t0.Add(time.Hour).Unix()),
 		}
 		if p := segment(t, raw, 1); !reflect.DeepEqual(p, want) {
@@ -73,7 +73,7 @@ func TestAccessTokenRoundTrip(t *testing.T) {
 			t.Fatalf("VerifyAccessToken(AccessToken(%s)) = %v", alg, err)
 		}
 		wantClaims := &Claims{
-			Subject: "alice", ClientID: "app", Scope: "read write", JTI: jti, GrantID: "g1",
+			Subject: "alice", ClientID: "app", Scope: "read write", JTI: jti, GrantID: "g1", DerivedFrom: []string{"j0"},
 			Issuer: testIssuer, Audience: []string{"api"}, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
 			NotBefore: t0, All: want,
 		}
@@ -93,7 +93,7 @@ func TestAccessTokenShape(t *testing.T) {
 	if got, want := p["aud"], []any{"a", "b"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("aud = %v, want %v", got, want)
 	}
-	for _, absent := range []string{"gid", "scope"} {
+	for _, absent := range []string{"gid", "scope", "derived_from"} {
 		if v, ok := p[absent]; ok {
 			t.Errorf("%s = %v, want it omitted when empty", absent, v)
 		}

@@ -33,11 +33,14 @@ type Claims struct {
 	Scope string
 	JTI   string
 	// GrantID is gid, the grant the token came from; empty when it has none.
-	GrantID   string
-	Issuer    string
-	Audience  []string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
+	GrantID string
+	// DerivedFrom are the jtis of the access tokens it was made from (derived_from); nil when
+	// none.
+	DerivedFrom []string
+	Issuer      string
+	Audience    []string
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
 	// NotBefore is zero when the token has no nbf.
 	NotBefore time.Time
 	// All is every claim as decoded from JSON (numbers are float64). Shared: do not modify.
@@ -228,7 +231,29 @@ func (v *Verifier) claims(mc jwt.MapClaims) (*Claims, error) {
 			return nil, err
 		}
 	}
+	if c.DerivedFrom, err = stringsClaim(mc, "derived_from"); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// stringsClaim reads claim name, when present, as an array of non-empty strings.
+func stringsClaim(mc jwt.MapClaims, name string) ([]string, error) {
+	v, ok := mc[name]
+	if !ok {
+		return nil, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an array", name)
+	}
+	out := make([]string, len(list))
+	for i, item := range list {
+		if out[i], ok = item.(string); !ok || out[i] == "" {
+			return nil, fmt.Errorf("%s holds something other than a non-empty string", name)
+		}
+	}
+	return out, nil
 }
 
 // stringClaim reads claim name into dst: a string when present, non-empty when required.

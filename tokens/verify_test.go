@@ -213,6 +213,10 @@ func TestVerifyAccessTokenAttacks(t *testing.T) {
 		{"jti empty", f.signed(t, ES256, set("jti", "")), false},
 		{"scope an array", f.signed(t, ES256, set("scope", []string{"admin"})), false},
 		{"gid a number", f.signed(t, ES256, set("gid", 1)), false},
+		{"derived_from a string", f.signed(t, ES256, set("derived_from", "j0")), false},
+		{"derived_from with a number", f.signed(t, ES256, set("derived_from", []any{"j0", 1})), false},
+		{"derived_from with an empty jti", f.signed(t, ES256, set("derived_from", []string{""})), false},
+		{"derived_from", f.signed(t, ES256, set("derived_from", []string{"j0", "j1"})), true},
 
 		// Bounded input (CVE-2025-30204).
 		{"a 7 KiB token", f.signed(t, ES256, set("pad", strings.Repeat("x", 5<<10))), true},

@@ -89,42 +89,53 @@ func (h *HTTPLogin) Authenticate(ctx context.Context, username, password, tenant
 		return User{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
+	var body []byte
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		if body, err = io.ReadAll(io.LimitReader(resp.Body, maxLoginResponse)); err != nil {
+			return User{}, false, fmt.Errorf("%w: reading the answer: %v", ErrUnavailable, err)
+		}
+	}
+	return h.answer(resp.StatusCode, resp.Header.Get("Location"), body, username, tenant)
+}
+
+// answer reads the backend's answer to a sign-in: its status, its Location header and (for a 2xx)
+// its body, at most maxLoginResponse bytes.
+func (h *HTTPLogin) answer(status int, location string, body []byte, username, tenant string) (User, bool, error) {
 	user := User{Subject: username, Claims: map[string]any{}}
-	switch code := resp.StatusCode; {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return User{}, false, nil
-	case code >= 300 && code <= 399:
-		if !h.isSuccessLocation(resp) {
+	case status >= 300 && status <= 399:
+		if !h.isSuccessLocation(location) {
 			return User{}, false, nil
 		}
 		// A redirect has no body to vouch for a tenant with.
 		redirected, ok := user.signedInTo(tenant, false)
 		return redirected, ok, nil
-	case code < 200 || code > 299:
-		return User{}, false, fmt.Errorf("%w: status %d", ErrUnavailable, code)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLoginResponse))
-	if err != nil {
-		return User{}, false, fmt.Errorf("%w: reading the answer: %v", ErrUnavailable, err)
+	case status < 200 || status > 299:
+		return User{}, false, fmt.Errorf("%w: status %d", ErrUnavailable, status)
 	}
 	if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
 		// A body that is not a JSON object adds nothing; it does not make a valid login invalid.
-		json.Unmarshal(body, &user.Claims)
+		// Nor does one that breaks off: what it held before the break is dropped with it.
+		if json.Unmarshal(body, &user.Claims) != nil {
+			user.Claims = map[string]any{}
+		}
 	}
 	user, ok := user.signedInTo(tenant, user.Claims[tenantClaim] == tenant)
 	return user, ok, nil
 }
 
-// isSuccessLocation reports whether resp redirects to the success location: its Location,
-// resolved against the login URL (RFC 9110 §10.2.2), has the success location's scheme, host and
-// path.
-func (h *HTTPLogin) isSuccessLocation(resp *http.Response) bool {
-	if h.success == nil {
+// isSuccessLocation reports whether a redirect's Location, resolved against the login URL (RFC 9110
+// §10.2.2), has the success location's scheme, host and path.
+func (h *HTTPLogin) isSuccessLocation(location string) bool {
+	if h.success == nil || location == "" {
 		return false
 	}
-	loc, err := resp.Location()
+	ref, err := url.Parse(location)
 	if err != nil {
 		return false
 	}
+	loc := h.url.ResolveReference(ref)
 	return loc.Scheme == h.success.Scheme && strings.EqualFold(loc.Host, h.success.Host) && loc.Path == h.success.Path
 }

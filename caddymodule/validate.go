@@ -314,9 +314,14 @@ func (a *App) validateReferences() error {
 	return nil
 }
 
-// Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's name.
+// Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's
+// name, and not a built-in grant's URI either.
 func (g *ExtensionGrantConfig) Validate() error {
-	return at(checkExtensionGrantType(g.GrantType), "grant", g.GrantType)
+	err := checkExtensionGrantType(g.GrantType)
+	if err == nil && grants.BuiltInGrantType(g.GrantType) {
+		err = fmt.Errorf("grant %q: the grant type is a built-in grant's", g.GrantType)
+	}
+	return at(err, "grant", g.GrantType)
 }
 
 func checkExtensionGrantType(uri string) error {

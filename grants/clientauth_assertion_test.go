@@ -154,9 +154,9 @@ func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 	}
 }
 
-// Config-time refusals: a client registered for a JWT method must have what signs its assertions.
+// Construction refusals: a client registered for a JWT method or an assertion grant must have
+// what verifies its assertions.
 func TestAssertionClientConfig(t *testing.T) {
-	key := assertiontest.ECKey(t)
 	base := newFixture(t)
 	for _, tc := range []struct {
 		name   string
@@ -165,10 +165,6 @@ func TestAssertionClientConfig(t *testing.T) {
 	}{
 		{"client_secret_jwt with a bcrypt secret", &Client{ID: "c", AuthMethod: AuthSecretJWT, Secrets: secrets(t, bcryptHash(t, hmacSecret))}, "bcrypt"},
 		{"client_secret_jwt with a short secret", &Client{ID: "c", AuthMethod: AuthSecretJWT, Secrets: secrets(t, "short")}, "HS256"},
-		{"private_key_jwt without keys", &Client{ID: "c", AuthMethod: AuthPrivateKey}, "keys"},
-		{"private_key_jwt with a secret", &Client{ID: "c", AuthMethod: AuthPrivateKey, Keys: jwks(t, "k", &key.PublicKey), Secrets: secrets(t, "s")}, "no secret"},
-		{"a public client with keys", &Client{ID: "c", Public: true, Keys: jwks(t, "k", &key.PublicKey)}, "public"},
-		{"an unknown method", &Client{ID: "c", AuthMethod: "tls_client_auth", Secrets: secrets(t, "s")}, "unknown auth method"},
 		{"jwt_bearer with nobody to trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"jwt_bearer"}}, "trust"},
 		{"saml2_bearer without saml_trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"saml2_bearer"}}, "saml_trust"},
 	} {

@@ -7,16 +7,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/keyrotation"
 	"github.com/tokengate/tokengate/tokens"
-)
-
-// Defaults of the App's durations, as the App's fields document them.
-const (
-	defaultAccessTokenTTL  = time.Hour
-	defaultRefreshTokenTTL = 720 * time.Hour
-	defaultCodeTTL         = 60 * time.Second
-	defaultDeviceCodeTTL   = 300 * time.Second
 )
 
 // TrustConfig is a `trust` block: an issuer of jwt-bearer assertions and its keys.
@@ -158,10 +151,10 @@ func (a *App) setDefaults() {
 		field *caddy.Duration
 		def   time.Duration
 	}{
-		{&a.AccessTokenTTL, defaultAccessTokenTTL},
-		{&a.RefreshTokenTTL, defaultRefreshTokenTTL},
-		{&a.CodeTTL, defaultCodeTTL},
-		{&a.DeviceCodeTTL, defaultDeviceCodeTTL},
+		{&a.AccessTokenTTL, grants.DefaultAccessTokenTTL},
+		{&a.RefreshTokenTTL, grants.DefaultRefreshTokenTTL},
+		{&a.CodeTTL, grants.DefaultCodeTTL},
+		{&a.DeviceCodeTTL, grants.DefaultDeviceCodeTTL},
 	} {
 		if *d.field == 0 {
 			*d.field = caddy.Duration(d.def)

@@ -53,15 +53,25 @@ type Settings struct {
 	// IdentityProviders check users' passwords; the first is the default, the only one a client
 	// without IdentityProviders may use.
 	IdentityProviders []IdentityProvider
-	// AccessTokenTTL defaults to 1h, RefreshTokenTTL (a refresh family's whole life) to 720h.
+	// AccessTokenTTL is the lifetime of access tokens, RefreshTokenTTL a refresh family's whole
+	// life; zero means DefaultAccessTokenTTL, DefaultRefreshTokenTTL.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
-	// CodeTTL is how long an authorization code may wait for redemption; default 60s.
+	// CodeTTL is how long an authorization code may wait for redemption; zero means
+	// DefaultCodeTTL.
 	CodeTTL time.Duration
 	// DeviceCodeTTL is how long a device code may wait for the person's decision and the client's
-	// poll (RFC 8628 §3.2 expires_in); default 300s.
+	// poll (RFC 8628 §3.2 expires_in); zero means DefaultDeviceCodeTTL.
 	DeviceCodeTTL time.Duration
 }
+
+// The lifetimes a zero Settings field stands for.
+const (
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultRefreshTokenTTL = 720 * time.Hour
+	DefaultCodeTTL         = 60 * time.Second
+	DefaultDeviceCodeTTL   = 300 * time.Second
+)
 
 // Dependencies are what a Server works with: where state lives, the keys, the state that outlives a
 // reload, and the clock.
@@ -172,16 +182,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("grants: a store, a minter and a verifier are required")
 	}
 	if cfg.AccessTokenTTL == 0 {
-		cfg.AccessTokenTTL = time.Hour
+		cfg.AccessTokenTTL = DefaultAccessTokenTTL
 	}
 	if cfg.RefreshTokenTTL == 0 {
-		cfg.RefreshTokenTTL = 720 * time.Hour
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
 	}
 	if cfg.CodeTTL == 0 {
-		cfg.CodeTTL = 60 * time.Second
+		cfg.CodeTTL = DefaultCodeTTL
 	}
 	if cfg.DeviceCodeTTL == 0 {
-		cfg.DeviceCodeTTL = 300 * time.Second
+		cfg.DeviceCodeTTL = DefaultDeviceCodeTTL
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -139,12 +139,15 @@ func assertionRefused(err, invalid error) *Error {
 	return errorf(CodeInvalidGrant, reason)
 }
 
-// requireAssertion returns the assertion parameter, which RFC 7521 §4.1 requires (exactly one:
-// parseForm refuses repeats).
-func requireAssertion(f form) (string, *Error) {
-	raw, ok := f["assertion"]
+// assertionGrantRequest reads what an assertion grant's request holds before the assertion is
+// verified: the assertion parameter, which RFC 7521 §4.1 requires (exactly one: parseForm refuses
+// repeats), and the scope, which only the client's API scopes may fill, since nobody signed in
+// here to consent to the others.
+func assertionGrantRequest(req *tokenRequest) (raw string, scope []string, err *Error) {
+	raw, ok := req.form["assertion"]
 	if !ok {
-		return "", errorf(CodeInvalidRequest, "assertion is missing")
+		return "", nil, errorf(CodeInvalidRequest, "assertion is missing")
 	}
-	return raw, nil
+	scope, err = GrantedScope(req.form["scope"], apiScopes(req.client.Scopes))
+	return raw, scope, err
 }

@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,23 +182,13 @@ func New(cfg Config) (*Server, error) {
 	case cfg.Store == nil || cfg.Minter == nil || cfg.Verifier == nil:
 		return nil, errors.New("grants: a store, a minter and a verifier are required")
 	}
-	if cfg.AccessTokenTTL == 0 {
-		cfg.AccessTokenTTL = DefaultAccessTokenTTL
-	}
-	if cfg.RefreshTokenTTL == 0 {
-		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
-	}
-	if cfg.CodeTTL == 0 {
-		cfg.CodeTTL = DefaultCodeTTL
-	}
-	if cfg.DeviceCodeTTL == 0 {
-		cfg.DeviceCodeTTL = DefaultDeviceCodeTTL
-	}
+	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL)
+	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL)
+	cfg.CodeTTL = cmp.Or(cfg.CodeTTL, DefaultCodeTTL)
+	cfg.DeviceCodeTTL = cmp.Or(cfg.DeviceCodeTTL, DefaultDeviceCodeTTL)
+	cfg.Logger = cmp.Or(cfg.Logger, zap.NewNop())
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = peeraddr.Of
@@ -259,12 +250,18 @@ const secretWait = 10 * time.Second
 
 // ServeHTTP answers a token request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.token(w, r)
+	respond(s, w, r, s.token)
+}
+
+// respond answers a request to one of the endpoints a client authenticates to: what decide
+// returns, as JSON, or its error (RFC 6749 §5.1, §5.2).
+func respond[T any](s *Server, w http.ResponseWriter, r *http.Request, decide func(http.ResponseWriter, *http.Request) (T, *Error)) {
+	answer, err := decide(w, r)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // fail answers err, logging server faults (never the request's secrets or tokens).

@@ -1,9 +1,9 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"path/filepath"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -147,19 +147,10 @@ type UserConfig struct {
 
 // setDefaults fills in what the configuration left out.
 func (a *App) setDefaults() {
-	for _, d := range []struct {
-		field *caddy.Duration
-		def   time.Duration
-	}{
-		{&a.AccessTokenTTL, grants.DefaultAccessTokenTTL},
-		{&a.RefreshTokenTTL, grants.DefaultRefreshTokenTTL},
-		{&a.CodeTTL, grants.DefaultCodeTTL},
-		{&a.DeviceCodeTTL, grants.DefaultDeviceCodeTTL},
-	} {
-		if *d.field == 0 {
-			*d.field = caddy.Duration(d.def)
-		}
-	}
+	a.AccessTokenTTL = cmp.Or(a.AccessTokenTTL, caddy.Duration(grants.DefaultAccessTokenTTL))
+	a.RefreshTokenTTL = cmp.Or(a.RefreshTokenTTL, caddy.Duration(grants.DefaultRefreshTokenTTL))
+	a.CodeTTL = cmp.Or(a.CodeTTL, caddy.Duration(grants.DefaultCodeTTL))
+	a.DeviceCodeTTL = cmp.Or(a.DeviceCodeTTL, caddy.Duration(grants.DefaultDeviceCodeTTL))
 	if a.Store == nil {
 		a.Store = new(StoreConfig)
 	}

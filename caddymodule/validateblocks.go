@@ -245,13 +245,7 @@ func (p *IdentityProviderConfig) validate() error {
 		return errors.New("no user and no http_login")
 	}
 	for i := range p.Users {
-		err := validateNth(p.Users, i, func(o, u *UserConfig) error {
-			if o.Username == u.Username {
-				return declaredTwice("user", u.Username)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := validateNth(p.Users, i, "user", func(u *UserConfig) string { return u.Username }); err != nil {
 			return err
 		}
 	}

@@ -250,12 +250,12 @@ const secretWait = 10 * time.Second
 
 // ServeHTTP answers a token request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	respond(s, w, r, s.token)
+	serveJSON(s, w, r, s.token)
 }
 
-// respond answers a request to one of the endpoints a client authenticates to: what decide
+// serveJSON answers a request to one of the endpoints a client authenticates to: what decide
 // returns, as JSON, or its error (RFC 6749 §5.1, §5.2).
-func respond[T any](s *Server, w http.ResponseWriter, r *http.Request, decide func(http.ResponseWriter, *http.Request) (T, *Error)) {
+func serveJSON[T any](s *Server, w http.ResponseWriter, r *http.Request, decide func(http.ResponseWriter, *http.Request) (T, *Error)) {
 	answer, err := decide(w, r)
 	if err != nil {
 		s.fail(w, err)

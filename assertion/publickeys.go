@@ -40,11 +40,13 @@ const (
 	minRSABits = 2048
 	// maxRSABits bounds the cost of one RSA verification.
 	maxRSABits = 8192
-	// minHMACSecret is RFC 7518 §3.2's minimum for HS256: a key at least as long as the hash.
-	minHMACSecret = 32
 	// maxKeysPerSet bounds a JWK Set; issuers publish a handful of keys.
 	maxKeysPerSet = 100
 )
+
+// MinHMACSecret is the fewest bytes an HS256 key may have: RFC 7518 §3.2 wants a key at least as
+// long as the hash.
+const MinHMACSecret = 32
 
 var rsaAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
@@ -249,8 +251,8 @@ func NewHMACSecrets(secrets ...[]byte) (*HMACSecrets, error) {
 	}
 	h := &HMACSecrets{}
 	for i, s := range secrets {
-		if len(s) < minHMACSecret {
-			return nil, fmt.Errorf("secret %d: %d bytes; HS256 needs at least %d", i, len(s), minHMACSecret)
+		if len(s) < MinHMACSecret {
+			return nil, fmt.Errorf("secret %d: %d bytes; HS256 needs at least %d", i, len(s), MinHMACSecret)
 		}
 		h.keys = append(h.keys, Key{public: slices.Clone(s), algs: []string{"HS256"}})
 	}

@@ -187,42 +187,49 @@ func TestHandlerRoutesUnderIssuerPath(t *testing.T) {
 
 func TestDiscoveryOfConfiguration(t *testing.T) {
 	app := provision(t, strings.Replace(testConfig, `"clients": [{`, `"clients": [{"id": "spa", "public": true, "grants": ["password"]}, {`, 1))
-	rec, _ := serve(app, httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration", nil))
-	var doc struct {
-		Issuer                   string   `json:"issuer"`
-		TokenEndpoint            string   `json:"token_endpoint"`
-		GrantTypes               []string `json:"grant_types_supported"`
-		Scopes                   []string `json:"scopes_supported"`
-		AuthMethods              []string `json:"token_endpoint_auth_methods_supported"`
-		IntrospectionAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
-		RevocationAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
-		Algs                     []string `json:"id_token_signing_alg_values_supported"`
-		Claims                   []string `json:"claims_supported"`
+	doc := checkDiscovery(t, app, map[string][]string{
+		"issuer":                {"https://auth.example.com"},
+		"token_endpoint":        {"https://auth.example.com/connect/token"},
+		"grant_types_supported": {"client_credentials", "password"},
+		"scopes_supported":      {"api.read", "api.write", "openid"},
+		// client_secret_basic and client_secret_post are interchangeable: both are listed.
+		"token_endpoint_auth_methods_supported":         {"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    {"client_secret_basic", "client_secret_post", "none"},
+		"id_token_signing_alg_values_supported":         {"ES256"},
+	})
+	if claims := doc["claims_supported"]; !slices.Contains(claims, "tier") {
+		t.Errorf("discovery claims_supported = %q, want it to list the static claim tier", claims)
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+}
+
+// checkDiscovery fetches the app's discovery document, checks each field of want (a string as a
+// list of one), and returns the document's fields so read.
+func checkDiscovery(t *testing.T, app *App, want map[string][]string) map[string][]string {
+	t.Helper()
+	rec, _ := serve(app, httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration", nil))
+	var raw map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		field     string
-		got, want []string
-	}{
-		{"issuer", []string{doc.Issuer}, []string{"https://auth.example.com"}},
-		{"token_endpoint", []string{doc.TokenEndpoint}, []string{"https://auth.example.com/connect/token"}},
-		{"grant_types_supported", doc.GrantTypes, []string{"client_credentials", "password"}},
-		{"scopes_supported", doc.Scopes, []string{"api.read", "api.write", "openid"}},
-		// client_secret_basic and client_secret_post are interchangeable: both are listed.
-		{"token_endpoint_auth_methods_supported", doc.AuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
-		{"introspection_endpoint_auth_methods_supported", doc.IntrospectionAuthMethods, []string{"client_secret_basic", "client_secret_post"}},
-		{"revocation_endpoint_auth_methods_supported", doc.RevocationAuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
-		{"id_token_signing_alg_values_supported", doc.Algs, []string{"ES256"}},
-	} {
-		if !slices.Equal(tc.got, tc.want) {
-			t.Errorf("discovery %s = %q, want %q", tc.field, tc.got, tc.want)
+	doc := make(map[string][]string, len(raw))
+	for field, v := range raw {
+		switch v := v.(type) {
+		case string:
+			doc[field] = []string{v}
+		case []any:
+			for _, s := range v {
+				str, _ := s.(string)
+				doc[field] = append(doc[field], str)
+			}
 		}
 	}
-	if !slices.Contains(doc.Claims, "tier") {
-		t.Errorf("discovery claims_supported = %q, want it to list the static claim tier", doc.Claims)
+	for field, w := range want {
+		if !slices.Equal(doc[field], w) {
+			t.Errorf("discovery %s = %q, want %q", field, doc[field], w)
+		}
 	}
+	return doc
 }
 
 func TestProvisionRefuses(t *testing.T) {

@@ -1,22 +1,15 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"path/filepath"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/keyrotation"
 	"github.com/tokengate/tokengate/tokens"
-)
-
-// Defaults of the App's durations, as the App's fields document them.
-const (
-	defaultAccessTokenTTL  = time.Hour
-	defaultRefreshTokenTTL = 720 * time.Hour
-	defaultCodeTTL         = 60 * time.Second
-	defaultDeviceCodeTTL   = 300 * time.Second
 )
 
 // TrustConfig is a `trust` block: an issuer of jwt-bearer assertions and its keys.
@@ -157,19 +150,10 @@ type UserConfig struct {
 
 // setDefaults fills in what the configuration left out.
 func (a *App) setDefaults() {
-	for _, d := range []struct {
-		field *caddy.Duration
-		def   time.Duration
-	}{
-		{&a.AccessTokenTTL, defaultAccessTokenTTL},
-		{&a.RefreshTokenTTL, defaultRefreshTokenTTL},
-		{&a.CodeTTL, defaultCodeTTL},
-		{&a.DeviceCodeTTL, defaultDeviceCodeTTL},
-	} {
-		if *d.field == 0 {
-			*d.field = caddy.Duration(d.def)
-		}
-	}
+	a.AccessTokenTTL = cmp.Or(a.AccessTokenTTL, caddy.Duration(grants.DefaultAccessTokenTTL))
+	a.RefreshTokenTTL = cmp.Or(a.RefreshTokenTTL, caddy.Duration(grants.DefaultRefreshTokenTTL))
+	a.CodeTTL = cmp.Or(a.CodeTTL, caddy.Duration(grants.DefaultCodeTTL))
+	a.DeviceCodeTTL = cmp.Or(a.DeviceCodeTTL, caddy.Duration(grants.DefaultDeviceCodeTTL))
 	if a.Store == nil {
 		a.Store = new(StoreConfig)
 	}

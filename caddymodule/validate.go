@@ -219,18 +219,30 @@ func signingAlg(name string) (string, error) {
 	return "", fmt.Errorf("unknown algorithm %q (want es256, rs256, ps256 or eddsa)", name)
 }
 
-// validateNth validates the i-th of items on its own, then against each earlier one with dup, which
-// reports what the two may not share.
-func validateNth[T interface{ Validate() error }](items []T, i int, dup func(earlier, t T) error) error {
-	if err := items[i].Validate(); err != nil {
+// validateNth validates the i-th of items on its own, then against each earlier one: no two items
+// of a kind share a name, nor the value of an option in unique.
+func validateNth[T interface{ Validate() error }](items []T, i int, kind string, name func(T) string, unique ...uniqueOption[T]) error {
+	t := items[i]
+	if err := t.Validate(); err != nil {
 		return err
 	}
 	for _, earlier := range items[:i] {
-		if err := dup(earlier, items[i]); err != nil {
-			return err
+		if name(earlier) == name(t) {
+			return declaredTwice(kind, name(t))
+		}
+		for _, u := range unique {
+			if v := u.value(t); u.value(earlier) == v {
+				return inItem(kind, name(t), fmt.Errorf("%s %q is another %s's", u.option, v, kind))
+			}
 		}
 	}
 	return nil
+}
+
+// uniqueOption is an option whose value no two items of a kind may share.
+type uniqueOption[T any] struct {
+	option string
+	value  func(T) string
 }
 
 // declaredTwice is the error for a second item of the same kind and name.
@@ -240,60 +252,31 @@ func declaredTwice(kind, name string) error {
 
 // validateIdentityProvider checks the i-th users block: names are unique.
 func (a *App) validateIdentityProvider(i int) error {
-	return validateNth(a.IdentityProviders, i, func(o, p *IdentityProviderConfig) error {
-		if o.Name == p.Name {
-			return declaredTwice("users", p.Name)
-		}
-		return nil
-	})
+	return validateNth(a.IdentityProviders, i, "users", func(p *IdentityProviderConfig) string { return p.Name })
 }
 
 // validateTrust checks the i-th trust block: names and issuers are unique, so an assertion's iss
 // picks one trust.
 func (a *App) validateTrust(i int) error {
-	return validateNth(a.Trusts, i, func(o, t *TrustConfig) error {
-		switch {
-		case o.Name == t.Name:
-			return declaredTwice("trust", t.Name)
-		case o.Issuer == t.Issuer:
-			return inItem("trust", t.Name, fmt.Errorf("issuer %q is another trust's", t.Issuer))
-		}
-		return nil
-	})
+	return validateNth(a.Trusts, i, "trust", func(t *TrustConfig) string { return t.Name },
+		uniqueOption[*TrustConfig]{"issuer", func(t *TrustConfig) string { return t.Issuer }})
 }
 
 // validateSAMLTrust checks the i-th saml_trust block: names and entity_ids are unique, so an
 // assertion's Issuer picks one trust.
 func (a *App) validateSAMLTrust(i int) error {
-	return validateNth(a.SAMLTrusts, i, func(o, t *SAMLTrustConfig) error {
-		switch {
-		case o.Name == t.Name:
-			return declaredTwice("saml_trust", t.Name)
-		case o.EntityID == t.EntityID:
-			return inItem("saml_trust", t.Name, fmt.Errorf("entity_id %q is another saml_trust's", t.EntityID))
-		}
-		return nil
-	})
+	return validateNth(a.SAMLTrusts, i, "saml_trust", func(t *SAMLTrustConfig) string { return t.Name },
+		uniqueOption[*SAMLTrustConfig]{"entity_id", func(t *SAMLTrustConfig) string { return t.EntityID }})
 }
 
 // validateExtensionGrant checks the i-th grant line: grant types are unique.
 func (a *App) validateExtensionGrant(i int) error {
-	return validateNth(a.ExtensionGrants, i, func(o, g *ExtensionGrantConfig) error {
-		if o.GrantType == g.GrantType {
-			return declaredTwice("grant", g.GrantType)
-		}
-		return nil
-	})
+	return validateNth(a.ExtensionGrants, i, "grant", func(g *ExtensionGrantConfig) string { return g.GrantType })
 }
 
 // validateClient checks the i-th client: client_ids are unique.
 func (a *App) validateClient(i int) error {
-	return validateNth(a.Clients, i, func(o, c *ClientConfig) error {
-		if o.ID == c.ID {
-			return declaredTwice("client", c.ID)
-		}
-		return nil
-	})
+	return validateNth(a.Clients, i, "client", func(c *ClientConfig) string { return c.ID })
 }
 
 // validateReferences checks what clients name, which may be declared after them: their identity
@@ -314,9 +297,14 @@ func (a *App) validateReferences() error {
 	return nil
 }
 
-// Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's name.
+// Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's
+// name, and not a built-in grant's URI either.
 func (g *ExtensionGrantConfig) Validate() error {
-	return at(checkExtensionGrantType(g.GrantType), "grant", g.GrantType)
+	err := checkExtensionGrantType(g.GrantType)
+	if err == nil && grants.BuiltInGrantType(g.GrantType) {
+		err = fmt.Errorf("grant %q: the grant type is a built-in grant's", g.GrantType)
+	}
+	return at(err, "grant", g.GrantType)
 }
 
 func checkExtensionGrantType(uri string) error {

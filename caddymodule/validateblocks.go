@@ -69,8 +69,8 @@ func (c *ClientConfig) validateCredentials() error {
 	if c.AuthMethod == grants.AuthSecretJWT {
 		for _, secret := range c.Secrets {
 			// A placeholder is checked once replaced, at provision time, by assertion.NewHMACSecrets.
-			if !strings.HasPrefix(secret, "{") && len(secret) < minHMACSecret {
-				return fmt.Errorf("client_secret_jwt: a secret of %d bytes; HS256 needs at least %d (RFC 7518 §3.2)", len(secret), minHMACSecret)
+			if !strings.HasPrefix(secret, "{") && len(secret) < assertion.MinHMACSecret {
+				return fmt.Errorf("client_secret_jwt: a secret of %d bytes; HS256 needs at least %d (RFC 7518 §3.2)", len(secret), assertion.MinHMACSecret)
 			}
 		}
 	}
@@ -79,9 +79,6 @@ func (c *ClientConfig) validateCredentials() error {
 	}
 	return nil
 }
-
-// minHMACSecret is RFC 7518 §3.2's least HS256 key, as assertion.NewHMACSecrets enforces it.
-const minHMACSecret = 32
 
 // checkKeySetURI accepts a jwks_uri that assertion.NewRemoteJWKS will take: https, or http on a
 // loopback host.
@@ -150,15 +147,13 @@ func checkAuthMethod(m string) error {
 		grants.AuthSecretBasic, grants.AuthSecretPost, grants.AuthSecretJWT, grants.AuthPrivateKey)
 }
 
-// checkScope accepts a scope-token (RFC 6749 §3.3: %x21 / %x23-5B / %x5D-7E).
+// checkScope accepts a scope-token (RFC 6749 §3.3).
 func checkScope(s string) error {
-	if s == "" {
+	switch {
+	case s == "":
 		return errors.New("empty scope")
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= 0x20 || c == '"' || c == '\\' || c > 0x7e {
-			return fmt.Errorf("scope %q: only printable ASCII without space, '\"' and '\\' is allowed (RFC 6749 §3.3)", s)
-		}
+	case !grants.IsScopeToken(s):
+		return fmt.Errorf("scope %q: only printable ASCII without space, '\"' and '\\' is allowed (RFC 6749 §3.3)", s)
 	}
 	return nil
 }
@@ -253,13 +248,7 @@ func (p *IdentityProviderConfig) validate() error {
 		return errors.New("no user and no http_login")
 	}
 	for i := range p.Users {
-		err := validateNth(p.Users, i, func(o, u *UserConfig) error {
-			if o.Username == u.Username {
-				return declaredTwice("user", u.Username)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := validateNth(p.Users, i, "user", func(u *UserConfig) string { return u.Username }); err != nil {
 			return err
 		}
 	}

@@ -48,22 +48,16 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	keys := testKeySet(t, tokens.ES256)
 	keySource := func() *tokens.KeySet { return keys }
 	e.verifier = tokens.NewVerifier(issuer, keySource, now)
-	users, err := identity.NewStatic([]identity.StaticUser{{Username: "alice", Hash: hash(t, "alice-pw")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := grants.NewSecret("box-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
+	users := staticUsers(t, identity.StaticUser{Username: "alice", Hash: hash(t, "alice-pw")})
 	address := func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
+	var err error
 	e.grants, err = grants.New(grants.Config{Settings: grants.Settings{
 		Issuer:          issuer,
 		TokenEndpoint:   URL(issuer, TokenPath),
 		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
 			{ID: "tv", Public: true, Grants: []string{"device_code"}, Scopes: []string{"openid", "api.read"}},
-			{ID: "box", Secrets: []*grants.Secret{secret}, Grants: []string{"device_code"}, Scopes: []string{"api.read"}},
+			{ID: "box", Secrets: secrets(t, "box-secret"), Grants: []string{"device_code"}, Scopes: []string{"api.read"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: users}},
 	}, Dependencies: grants.Dependencies{

@@ -60,6 +60,30 @@ func hash(t testing.TB, pw string) string {
 	return string(h)
 }
 
+// secrets are a client's Secrets, as configured.
+func secrets(t testing.TB, configured ...string) []*grants.Secret {
+	t.Helper()
+	out := make([]*grants.Secret, 0, len(configured))
+	for _, c := range configured {
+		s, err := grants.NewSecret(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// staticUsers is a users block of users.
+func staticUsers(t testing.TB, users ...identity.StaticUser) identity.Provider {
+	t.Helper()
+	p, err := identity.NewStatic(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, testClock: testclock.New(time.Unix(1_800_000_000, 0)), key: []byte(strings.Repeat("k", MinSessionKeyLen))}
@@ -95,33 +119,19 @@ func (f *fixture) build(t testing.TB, issuer string) {
 	f.deny = gate.NewDenyList(f.store, f.Now)
 	f.keys = testKeySet(t, tokens.ES256)
 	f.minter = tokens.NewMinter(issuer, f.keySet, f.Now)
-	main, err := identity.NewStatic([]identity.StaticUser{
-		{Username: "alice", Hash: hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
+	main := staticUsers(t,
+		identity.StaticUser{Username: "alice", Hash: hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
 			"name": "Alice Liddell", "given_name": "Alice", "email": "alice@example.com", "department": "research"}},
-		{Username: "carol", Hash: hash(t, "carol-pw")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	partners, err := identity.NewStatic([]identity.StaticUser{{Username: "bob", Hash: hash(t, "bob-pw")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := grants.NewSecret("web-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pwSecret, err := grants.NewSecret("pw-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
+		identity.StaticUser{Username: "carol", Hash: hash(t, "carol-pw")})
+	partners := staticUsers(t, identity.StaticUser{Username: "bob", Hash: hash(t, "bob-pw")})
 	code := []string{"authorization_code", "refresh_token"}
+	var err error
 	f.grants, err = grants.New(grants.Config{Settings: grants.Settings{
 		Issuer:          issuer,
 		TokenEndpoint:   URL(issuer, TokenPath),
 		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
-			{ID: "web", Secrets: []*grants.Secret{secret}, Grants: code, Audience: []string{"api"},
+			{ID: "web", Secrets: secrets(t, "web-secret"), Grants: code, Audience: []string{"api"},
 				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},
 				RedirectURIs:           []string{"https://web.example.com/cb", "https://web.example.com/cb2?x=1"},
 				PostLogoutRedirectURIs: []string{"https://web.example.com/bye"}, Claims: map[string]string{"tier": "gold"},
@@ -129,7 +139,7 @@ func (f *fixture) build(t testing.TB, issuer string) {
 			{ID: "spa", Public: true, Grants: code, Scopes: []string{"openid", "profile"},
 				RedirectURIs: []string{"https://spa.example.com/cb"}, PostLogoutRedirectURIs: []string{"https://spa.example.com/bye"}},
 			{ID: "native", Public: true, PKCEPlain: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"com.example.app:/cb"}},
-			{ID: "pwonly", Secrets: []*grants.Secret{pwSecret}, Grants: []string{"password"}, Scopes: []string{"api.read"},
+			{ID: "pwonly", Secrets: secrets(t, "pw-secret"), Grants: []string{"password"}, Scopes: []string{"api.read"},
 				RedirectURIs: []string{"https://pw.example.com/cb"}},
 			{ID: "partner", Public: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"https://partner.example.com/cb"},
 				IdentityProviders: []string{"partners"}},

@@ -12,38 +12,9 @@ import (
 // maxReason bounds an assertion's refusal reason passed on as error_description.
 const maxReason = 200
 
-// checkCredentials enforces what a client proves itself with (RFC 6749 §2.1, OIDC Core §9): a
-// public client nothing, a private_key_jwt client its keys, every other client a secret.
-func checkCredentials(c *Client) error {
-	switch c.AuthMethod {
-	case "", AuthSecretBasic, AuthSecretPost, AuthSecretJWT, AuthPrivateKey:
-	default:
-		return fmt.Errorf("unknown auth method %q", c.AuthMethod)
-	}
-	switch {
-	case c.Public && (len(c.Secrets) > 0 || c.Keys != nil || c.AuthMethod != ""):
-		return errors.New("a public client has no secret, no keys and no auth method")
-	case c.Public:
-		return nil
-	case c.AuthMethod == AuthPrivateKey && c.Keys == nil:
-		return errors.New("private_key_jwt needs the client's keys (jwks_file or jwks_uri)")
-	case c.AuthMethod == AuthPrivateKey && len(c.Secrets) > 0:
-		return errors.New("a private_key_jwt client has no secret")
-	case c.AuthMethod != AuthPrivateKey && len(c.Secrets) == 0:
-		return errors.New("a confidential client needs a secret")
-	}
-	return nil
-}
-
 // addTrusts builds a Verifier per trust block, and the SAML verifier.
 func (s *Server) addTrusts() error {
 	for _, t := range s.cfg.Trusts {
-		if t.Keys == nil {
-			return fmt.Errorf("grants: trust %q: no keys", t.Name)
-		}
-		if _, dup := s.trusts[t.Issuer]; dup {
-			return fmt.Errorf("grants: trust %q: issuer %q is another trust's", t.Name, t.Issuer)
-		}
 		v, err := s.newAssertionVerifier(assertion.Config{Issuer: t.Issuer, Keys: t.Keys})
 		if err != nil {
 			return fmt.Errorf("grants: trust %q: %w", t.Name, err)
@@ -168,12 +139,15 @@ func assertionRefused(err, invalid error) *Error {
 	return errorf(CodeInvalidGrant, reason)
 }
 
-// requireAssertion returns the assertion parameter, which RFC 7521 §4.1 requires (exactly one:
-// parseForm refuses repeats).
-func requireAssertion(f form) (string, *Error) {
-	raw, ok := f["assertion"]
+// assertionGrantRequest reads what an assertion grant's request holds before the assertion is
+// verified: the assertion parameter, which RFC 7521 §4.1 requires (exactly one: parseForm refuses
+// repeats), and the scope, which only the client's API scopes may fill, since nobody signed in
+// here to consent to the others.
+func assertionGrantRequest(req *tokenRequest) (raw string, scope []string, err *Error) {
+	raw, ok := req.form["assertion"]
 	if !ok {
-		return "", errorf(CodeInvalidRequest, "assertion is missing")
+		return "", nil, errorf(CodeInvalidRequest, "assertion is missing")
 	}
-	return raw, nil
+	scope, err = GrantedScope(req.form["scope"], apiScopes(req.client.Scopes))
+	return raw, scope, err
 }

@@ -128,7 +128,7 @@ func TestAuthorizationCodeAttacks(t *testing.T) {
 			req = request{body: vals(append([]string{"grant_type", "authorization_code", "code", code}, tc.form...)...).Encode(), basic: who}
 		}
 		f.expectError(tc.name, f.do(req), 400, CodeInvalidGrant)
-		// C39: whatever failed, the code is used up: the right request now fails too.
+		// Whatever failed, the code is used up: the right request now fails too.
 		if tc.code == "" {
 			f.expectError(tc.name+", then the right request", f.redeem(web, append([]string{"code", code}, ok...)...), 400, CodeInvalidGrant)
 		}

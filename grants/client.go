@@ -113,6 +113,17 @@ func KnownGrant(name string) bool {
 	return ok
 }
 
+// BuiltInGrantType reports whether grantType is the grant_type of a grant this release
+// implements: an extension grant cannot take it.
+func BuiltInGrantType(grantType string) bool {
+	for _, wire := range wireGrantTypes {
+		if wire == grantType {
+			return true
+		}
+	}
+	return false
+}
+
 // WireGrantType returns the grant_type value that stands for the grant name. An extension grant
 // is named by its URI, which is its grant_type.
 func WireGrantType(name string) string {

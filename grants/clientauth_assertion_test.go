@@ -49,16 +49,17 @@ func TestClientAssertions(t *testing.T) {
 		status int
 		code   string
 	}{
-		// B26: both of this server's identifiers are accepted audiences.
+		// OIDC Core §9: both of this server's identifiers are accepted audiences.
 		{"private_key_jwt, aud the issuer", assertionForm(pk(good())), 200, ""},
 		{"private_key_jwt, aud the token endpoint", assertionForm(pk(assertiontest.With(good(), "aud", tokenEndpoint))), 200, ""},
 		{"private_key_jwt, aud a list holding the issuer", assertionForm(pk(assertiontest.With(good(), "aud", []string{"x", issuer}))), 200, ""},
 		{"private_key_jwt with a matching client_id", assertionForm(pk(good()), "client_id", "pkjwt"), 200, ""},
 		{"client_secret_jwt", assertionForm(hs(claimsFor("jwtc", "jwtc", now))), 200, ""},
-		// B27: a clock 8 s ahead is tolerated, one over a minute ahead is not.
+		// A clock 8 s ahead is tolerated, one over a minute ahead is not.
 		{"nbf 8 s ahead", assertionForm(pk(assertiontest.With(good(), "nbf", now.Add(8*time.Second).Unix()))), 200, ""},
 		{"nbf 61 s ahead", assertionForm(pk(assertiontest.With(good(), "nbf", now.Add(61*time.Second).Unix()))), 0, ""},
-		// B24.
+		// RFC 7523 §3, OIDC Core §9: signed by the client, unexpired, for this server, iss and sub the
+		// client, with a jti.
 		{"alg none", assertionForm(none), 0, ""},
 		{"HS256 keyed with the client's public key", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &k.client.PublicKey), kid("c1"), good())), 0, ""},
 		{"a stranger's signature", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, stranger, kid("c1"), good())), 0, ""},
@@ -68,30 +69,30 @@ func TestClientAssertions(t *testing.T) {
 		{"iss is not sub", assertionForm(pk(assertiontest.With(good(), "sub", "alice"))), 0, ""},
 		{"no sub", assertionForm(pk(assertiontest.With(good(), "sub", nil))), 0, ""},
 		{"no jti", assertionForm(pk(assertiontest.With(good(), "jti", nil))), 0, ""},
-		// B28: kid only ever selects among configured keys; jku and jwk are never fetched or used.
+		// kid only ever selects among configured keys; jku and jwk are never fetched or used.
 		{"an unknown kid", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c2"), good())), 0, ""},
 		{"kid a path", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("../../dev/null"), good())), 0, ""},
 		{"kid SQL", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("' OR 1=1"), good())), 0, ""},
 		{"a jku to the attacker's keys", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, stranger,
 			map[string]any{"kid": "c1", "jku": "https://attacker.example/jwks"}, good())), 0, ""},
 		{"an embedded jwk", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, stranger, map[string]any{"jwk": jwkHeader}, good())), 0, ""},
-		// B29.
+		// client_secret_jwt is HS256 keyed with the client's own secret, nothing else.
 		{"client_secret_jwt with a wrong key", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, []byte(hmacSecret+"x"), nil, claimsFor("jwtc", "jwtc", now))), 0, ""},
 		{"client_secret_jwt signed ES256", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, nil, claimsFor("jwtc", "jwtc", now))), 0, ""},
 		{"an unknown client_assertion_type", strings.Replace(assertionForm(pk(good())), "jwt-bearer", "saml2-bearer", 1), 400, CodeInvalidRequest},
 		{"no client_assertion_type", vals("grant_type", "client_credentials", "client_assertion", pk(good())).Encode(), 400, CodeInvalidRequest},
 		{"client_assertion_type alone", vals("grant_type", "client_credentials", "client_assertion_type", ClientAssertionType, "client_id", "pkjwt").Encode(), 400, CodeInvalidRequest},
-		// B21: each client uses the method it registered; a secret client cannot use assertions.
+		// Each client uses the method it registered; a secret client cannot use assertions.
 		{"a secret client's assertion", assertionForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, []byte("other-secret"), nil, claimsFor("other", "other", now))), 0, ""},
 		{"client_secret_jwt's secret in the body", vals("grant_type", "client_credentials", "client_id", "jwtc", "client_secret", hmacSecret).Encode(), 0, ""},
 		{"private_key_jwt with its id alone", vals("grant_type", "client_credentials", "client_id", "pkjwt").Encode(), 0, ""},
-		// B22, B23: the assertion names the client, exactly.
+		// The assertion names the client, exactly.
 		{"client_id another client", assertionForm(pk(good()), "client_id", "jwtc"), 0, ""},
 		{"iss with a NUL", assertionForm(pk(assertiontest.With(good(), "iss", "pkjwt\x00", "sub", "pkjwt\x00"))), 0, ""},
 		{"iss in another case", assertionForm(pk(assertiontest.With(good(), "iss", "PKJWT", "sub", "PKJWT"))), 0, ""},
 		{"an unknown client", assertionForm(pk(assertiontest.With(good(), "iss", "nobody", "sub", "nobody"))), 0, ""},
 		{"not a JWT", assertionForm("garbage"), 0, ""},
-		// B20: one method per request.
+		// RFC 6749 §2.3: one method per request.
 		{"client_secret and an assertion", assertionForm(hs(claimsFor("jwtc", "jwtc", now)), "client_secret", hmacSecret), 400, CodeInvalidRequest},
 	} {
 		resp := f.do(request{body: tc.body})
@@ -111,11 +112,11 @@ func TestClientAssertions(t *testing.T) {
 		}
 	}
 
-	// B20: Basic beside an assertion.
+	// RFC 6749 §2.3: Basic beside an assertion.
 	f.expectError("Basic and an assertion", f.do(request{body: assertionForm(pk(good())), basic: [2]string{"jwtc", hmacSecret}}),
 		400, CodeInvalidRequest)
 
-	// B25: an assertion authenticates once (CVE-2020-15222).
+	// An assertion authenticates once (CVE-2020-15222).
 	raw := pk(good())
 	f.expectOK("first use", f.do(request{body: assertionForm(raw)}))
 	f.expectError("replay", f.do(request{body: assertionForm(raw)}), 401, CodeInvalidClient)
@@ -154,9 +155,9 @@ func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
 	}
 }
 
-// Config-time refusals: a client registered for a JWT method must have what signs its assertions.
+// Construction refusals: a client registered for a JWT method or an assertion grant must have
+// what verifies its assertions.
 func TestAssertionClientConfig(t *testing.T) {
-	key := assertiontest.ECKey(t)
 	base := newFixture(t)
 	for _, tc := range []struct {
 		name   string
@@ -165,10 +166,6 @@ func TestAssertionClientConfig(t *testing.T) {
 	}{
 		{"client_secret_jwt with a bcrypt secret", &Client{ID: "c", AuthMethod: AuthSecretJWT, Secrets: secrets(t, bcryptHash(t, hmacSecret))}, "bcrypt"},
 		{"client_secret_jwt with a short secret", &Client{ID: "c", AuthMethod: AuthSecretJWT, Secrets: secrets(t, "short")}, "HS256"},
-		{"private_key_jwt without keys", &Client{ID: "c", AuthMethod: AuthPrivateKey}, "keys"},
-		{"private_key_jwt with a secret", &Client{ID: "c", AuthMethod: AuthPrivateKey, Keys: jwks(t, "k", &key.PublicKey), Secrets: secrets(t, "s")}, "no secret"},
-		{"a public client with keys", &Client{ID: "c", Public: true, Keys: jwks(t, "k", &key.PublicKey)}, "public"},
-		{"an unknown method", &Client{ID: "c", AuthMethod: "tls_client_auth", Secrets: secrets(t, "s")}, "unknown auth method"},
 		{"jwt_bearer with nobody to trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"jwt_bearer"}}, "trust"},
 		{"saml2_bearer without saml_trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"saml2_bearer"}}, "saml_trust"},
 	} {

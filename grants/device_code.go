@@ -63,12 +63,7 @@ type deviceApproval struct {
 // authenticated as at the token endpoint, gets a device code to poll with and a user code for the
 // person to type at the verification URI.
 func (s *Server) DeviceAuthorization(w http.ResponseWriter, r *http.Request) {
-	answer, err := s.deviceAuthorization(w, r)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, answer)
+	serveJSON(s, w, r, s.deviceAuthorization)
 }
 
 func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*deviceAuthorization, *Error) {

@@ -153,16 +153,16 @@ func TestDeviceCodeGrant(t *testing.T) {
 	start := f.startDevice(tv, "scope", "openid offline_access api.read")
 	code, userCode := start.str("device_code"), start.str("user_code")
 
-	// F58: before the person decides.
+	// RFC 8628 §3.5: authorization_pending before the person decides.
 	f.expectError("poll before approval", f.poll(tv, code), 400, CodeAuthorizationPending)
-	// F59: polling faster than the interval; the interval is now 10 s.
+	// RFC 8628 §3.5 slow_down: polling faster than the interval; the interval is now 10 s.
 	f.expectError("poll at once", f.poll(tv, code), 400, CodeSlowDown)
 	f.Advance(6 * time.Second)
 	f.expectError("poll 6 s later, interval 10 s", f.poll(tv, code), 400, CodeSlowDown)
 	f.Advance(15 * time.Second)
 	f.expectError("poll after the longer interval", f.poll(tv, code), 400, CodeAuthorizationPending)
 
-	// F62: another client's code is unknown to it, and its poll uses nothing up.
+	// Another client's code is unknown to it, and its poll uses nothing up.
 	f.approve(userCode)
 	f.expectError("another client's code", f.poll(box, code), 400, CodeInvalidGrant)
 	f.expectError("a code of no one", f.poll(tv, "made-up"), 400, CodeInvalidGrant)
@@ -183,10 +183,10 @@ func TestDeviceCodeGrant(t *testing.T) {
 	if resp.str("refresh_token") == "" {
 		t.Error("no refresh token for offline_access")
 	}
-	// F62: redeemed once.
+	// Redeemed once.
 	f.expectError("second poll after redemption", f.poll(tv, code), 400, CodeInvalidGrant)
 
-	// F60: denied is access_denied, 400, once.
+	// RFC 8628 §3.5: denied is access_denied, 400, once.
 	start = f.startDevice(tv)
 	if ok, err := f.srv.DenyDevice(t.Context(), start.str("user_code")); !ok || err != nil {
 		t.Fatalf("DenyDevice = %v, %v, want true, nil", ok, err)
@@ -194,7 +194,7 @@ func TestDeviceCodeGrant(t *testing.T) {
 	f.expectError("poll after denial", f.poll(tv, start.str("device_code")), 400, CodeAccessDenied)
 	f.expectError("poll after access_denied", f.poll(tv, start.str("device_code")), 400, CodeInvalidGrant)
 
-	// F61: past expires_in, approved or not.
+	// RFC 8628 §3.5 expired_token: past expires_in, approved or not.
 	pending, approved := f.startDevice(tv), f.startDevice(box)
 	f.approve(approved.str("user_code"))
 	f.Advance(300 * time.Second)

@@ -5,6 +5,6 @@
 // issuing of authorization codes (IssueCode), and the device requests waiting for a person's
 // decision.
 //
-// It knows nothing of Caddy or of where the endpoints live: caddymodule builds a Server from the
-// Caddyfile, and endpoints routes requests to it.
+// It knows nothing of Caddy or of where the endpoints live: caddymodule builds a Server from a
+// configuration it has checked (New does not check it again), and endpoints routes requests to it.
 package grants

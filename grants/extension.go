@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/tokens"
@@ -70,21 +69,14 @@ type ExtensionResult struct {
 // logged. (A refusal is an &Error{Code: ..., Description: ...} of its own.)
 func ServerFault(cause error) *Error { return serverFault(cause) }
 
-// addExtensions registers the extension grants under their URIs.
-func (s *Server) addExtensions() error {
+// addExtensions registers the extension grants under their URIs, which are their grant_type
+// (RFC 6749 §4.5).
+func (s *Server) addExtensions() {
 	for _, ext := range s.cfg.Extensions {
 		uri := ext.GrantType()
-		// RFC 6749 §4.5: an extension grant type is an absolute URI.
-		if !strings.Contains(uri, ":") || strings.ContainsAny(uri, " \t\r\n") {
-			return fmt.Errorf("grants: extension grant %q: not an absolute URI", uri)
-		}
-		if _, dup := s.grantNames[uri]; dup {
-			return fmt.Errorf("grants: extension grant %q: the grant type is served already", uri)
-		}
 		s.grantNames[uri] = uri
 		s.extensions[uri] = ext
 	}
-	return nil
 }
 
 // extensionGrant runs an extension grant for an authenticated client registered for it.

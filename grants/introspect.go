@@ -31,12 +31,7 @@ type introspection struct {
 // Introspect serves POST /connect/introspect (RFC 7662). The caller authenticates as at the token
 // endpoint and learns only of tokens issued to it, unless it has introspect_any.
 func (s *Server) Introspect(w http.ResponseWriter, r *http.Request) {
-	answer, err := s.introspect(w, r)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, answer)
+	serveJSON(s, w, r, s.introspect)
 }
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) (*introspection, *Error) {

@@ -19,11 +19,7 @@ const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // how long the subject keeps access, by signing new assertions, which a refresh token would
 // outlive.
 func (s *Server) jwtBearer(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
-	raw, err := requireAssertion(req.form)
-	if err != nil {
-		return nil, err
-	}
-	scope, err := GrantedScope(req.form["scope"], apiScopes(req.client.Scopes))
+	raw, scope, err := assertionGrantRequest(req)
 	if err != nil {
 		return nil, err
 	}

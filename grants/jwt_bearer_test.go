@@ -71,11 +71,11 @@ func TestJWTBearerAttacks(t *testing.T) {
 		status int
 		code   string
 	}{
-		// G63.
+		// RFC 7521 §4.1: exactly one assertion.
 		{"no assertion", vals("grant_type", GrantTypeJWTBearer).Encode(), relying, 400, CodeInvalidRequest},
 		{"garbage", jwtBearerForm("garbage"), relying, 400, CodeInvalidGrant},
 		{"two JWTs", jwtBearerForm(valid + " " + valid), relying, 400, CodeInvalidGrant},
-		// G64.
+		// RFC 7523 §3: signed by the trusted issuer, unexpired, for this server, with a sub.
 		{"a bad signature", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, assertiontest.ECKey(t), kid("t1"), good())), relying, 400, CodeInvalidGrant},
 		{"alg none", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, good())), relying, 400, CodeInvalidGrant},
 		{"HS256 keyed with the issuer's public key", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodHS256, assertiontest.PublicKeyPEM(t, &k.partner.PublicKey), kid("t1"), good())), relying, 400, CodeInvalidGrant},
@@ -87,13 +87,13 @@ func TestJWTBearerAttacks(t *testing.T) {
 		{"no sub", jwtBearerForm(sign(assertiontest.With(good(), "sub", nil))), relying, 400, CodeInvalidGrant},
 		{"nbf in two minutes", jwtBearerForm(sign(assertiontest.With(good(), "nbf", now.Add(2*time.Minute).Unix()))), relying, 400, CodeInvalidGrant},
 		{"an unknown kid", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.partner, kid("t9"), good())), relying, 400, CodeInvalidGrant},
-		// G65.
+		// Not usable for longer than an hour.
 		{"exp in three hours", jwtBearerForm(sign(assertiontest.With(good(), "exp", now.Add(3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
 		{"iat three hours ago", jwtBearerForm(sign(assertiontest.With(good(), "iat", now.Add(-3*time.Hour).Unix()))), relying, 400, CodeInvalidGrant},
-		// G67.
+		// The scope is the client's API scopes.
 		{"excess scope", jwtBearerForm(valid, "scope", "api.admin"), relying, 400, CodeInvalidScope},
 		{"a user scope", jwtBearerForm(valid, "scope", "openid"), relying, 400, CodeInvalidScope},
-		// G68: authentication is optional for a self-signed assertion, but bad credentials are refused.
+		// RFC 7521 §4.1: authentication is optional for a self-signed assertion, but bad credentials are refused.
 		{"a wrong secret", jwtBearerForm(valid), [2]string{"relying", "wrong"}, 401, CodeInvalidClient},
 		{"a client's own assertion with a wrong secret", jwtBearerForm(assertiontest.SignJWT(t, jwt.SigningMethodES256, k.client, kid("c1"),
 			claimsFor("pkjwt", "device-1", now))), [2]string{"pkjwt", "wrong"}, 401, CodeInvalidClient},
@@ -104,7 +104,7 @@ func TestJWTBearerAttacks(t *testing.T) {
 	}
 	// The refused scope did not use the assertion up.
 	f.expectOK("after a refused scope", f.do(request{body: jwtBearerForm(valid), basic: relying}))
-	// G66: once only, until its first use has expired.
+	// RFC 7523 §3 item 7: once only, until its first use has expired.
 	f.expectError("replay", f.do(request{body: jwtBearerForm(valid), basic: relying}), 400, CodeInvalidGrant)
 	reuse := assertiontest.With(good(), "jti", "fixed")
 	first := sign(assertiontest.With(reuse, "exp", f.Now().Add(time.Minute).Unix()))

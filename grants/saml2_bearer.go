@@ -14,11 +14,7 @@ const GrantTypeSAML2Bearer = "urn:ietf:params:oauth:grant-type:saml2-bearer"
 // As with jwt-bearer, the scope is checked first and only API scopes are granted, with no
 // refresh token.
 func (s *Server) saml2Bearer(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
-	raw, err := requireAssertion(req.form)
-	if err != nil {
-		return nil, err
-	}
-	scope, err := GrantedScope(req.form["scope"], apiScopes(req.client.Scopes))
+	raw, scope, err := assertionGrantRequest(req)
 	if err != nil {
 		return nil, err
 	}

@@ -41,21 +41,21 @@ func TestSAML2Bearer(t *testing.T) {
 		code   string
 	}{
 		{"no assertion", vals("grant_type", GrantTypeSAML2Bearer).Encode(), 400, CodeInvalidRequest},
-		// G73: an ID is used once.
+		// An assertion's ID is used once.
 		{"replay", samlForm(valid), 400, CodeInvalidGrant},
-		// G69.
+		// RFC 7522 §2.1: the assertion is base64url-encoded, on one line.
 		{"not base64url", samlForm("<saml:Assertion/>"), 400, CodeInvalidGrant},
 		{"line-wrapped", samlForm(valid[:64] + "\n" + valid[64:]), 400, CodeInvalidGrant},
-		// G70.
+		// RFC 7522 §3: the assertion is signed, and the signature covers what is read.
 		{"unsigned", samlForm(base64.RawURLEncoding.EncodeToString([]byte(samlAssertion("_u", "alice", tokenEndpoint, now)))), 400, CodeInvalidGrant},
 		{"a changed NameID", samlForm(base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(signed), ">alice<", ">admin<", 1)))), 400, CodeInvalidGrant},
 		{"a comment in the NameID", samlForm(base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(signed), ">alice<", ">admin<!---->.alice<", 1)))), 400, CodeInvalidGrant},
-		// G72: the Recipient is this token endpoint, exactly.
+		// RFC 7522 §3: the Recipient is this token endpoint, exactly.
 		{"another Recipient", samlForm(k.signSAML(t, samlAssertion("_r", "alice", "https://other.example.com/connect/token", now))), 400, CodeInvalidGrant},
 		{"a prefixed Recipient", samlForm(k.signSAML(t, samlAssertion("_p", "alice", tokenEndpoint+"/x", now))), 400, CodeInvalidGrant},
-		// G74.
+		// No DTD: its entities could fetch or expand.
 		{"a DOCTYPE", samlForm(base64.RawURLEncoding.EncodeToString([]byte(`<!DOCTYPE x [<!ENTITY e SYSTEM "http://127.0.0.1:1/">]>` + string(signed)))), 400, CodeInvalidGrant},
-		// G67: scope is the client's.
+		// The scope is the client's.
 		{"excess scope", samlForm(k.signSAML(t, samlAssertion("_s", "alice", tokenEndpoint, now)), "scope", "api.admin"), 400, CodeInvalidScope},
 	} {
 		f.expectError(tc.name, f.do(request{body: tc.body, basic: relying}), tc.status, tc.code)

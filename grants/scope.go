@@ -13,19 +13,31 @@ const (
 	scopeOfflineAccess = "offline_access"
 )
 
-// parseScope splits a scope parameter (RFC 6749 §3.3: space-delimited scope-tokens of
-// %x21 / %x23-5B / %x5D-7E). Anything else is invalid_scope, never echoed.
+// IsScopeToken reports whether s is a scope-token (RFC 6749 §3.3: 1*( %x21 / %x23-5B / %x5D-7E )):
+// the rule for the scopes a request asks for and for those configuration names.
+func IsScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// parseScope splits a scope parameter (RFC 6749 §3.3: space-delimited scope-tokens). Anything
+// else is invalid_scope, never echoed.
 func parseScope(param string) ([]string, *Error) {
 	var scopes []string
 	for _, token := range strings.Split(param, " ") {
 		if token == "" {
 			continue
 		}
-		for i := 0; i < len(token); i++ {
-			if c := token[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7E {
-				// "section", not "§": an error_description is ASCII (RFC 6749 §5.2, §4.1.2.1).
-				return nil, errorf(CodeInvalidScope, "the scope holds a character RFC 6749 section 3.3 does not allow")
-			}
+		if !IsScopeToken(token) {
+			// "section", not "§": an error_description is ASCII (RFC 6749 §5.2, §4.1.2.1).
+			return nil, errorf(CodeInvalidScope, "the scope holds a character RFC 6749 section 3.3 does not allow")
 		}
 		if !slices.Contains(scopes, token) {
 			scopes = append(scopes, token)

@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,15 +54,25 @@ type Settings struct {
 	// IdentityProviders check users' passwords; the first is the default, the only one a client
 	// without IdentityProviders may use.
 	IdentityProviders []IdentityProvider
-	// AccessTokenTTL defaults to 1h, RefreshTokenTTL (a refresh family's whole life) to 720h.
+	// AccessTokenTTL is the lifetime of access tokens, RefreshTokenTTL a refresh family's whole
+	// life; zero means DefaultAccessTokenTTL, DefaultRefreshTokenTTL.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
-	// CodeTTL is how long an authorization code may wait for redemption; default 60s.
+	// CodeTTL is how long an authorization code may wait for redemption; zero means
+	// DefaultCodeTTL.
 	CodeTTL time.Duration
 	// DeviceCodeTTL is how long a device code may wait for the person's decision and the client's
-	// poll (RFC 8628 §3.2 expires_in); default 300s.
+	// poll (RFC 8628 §3.2 expires_in); zero means DefaultDeviceCodeTTL.
 	DeviceCodeTTL time.Duration
 }
+
+// The lifetimes a zero Settings field stands for.
+const (
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultRefreshTokenTTL = 720 * time.Hour
+	DefaultCodeTTL         = 60 * time.Second
+	DefaultDeviceCodeTTL   = 300 * time.Second
+)
 
 // Dependencies are what a Server works with: where state lives, the keys, the state that outlives a
 // reload, and the clock.
@@ -161,7 +172,8 @@ type tokenRequest struct {
 	now    time.Time
 }
 
-// New checks cfg and builds the lookup structures once.
+// New builds the lookup structures once. It trusts the configuration to have been checked (in
+// Caddy, by the tokengate app's Validate) and refuses only what it cannot build.
 func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Issuer == "":
@@ -171,23 +183,13 @@ func New(cfg Config) (*Server, error) {
 	case cfg.Store == nil || cfg.Minter == nil || cfg.Verifier == nil:
 		return nil, errors.New("grants: a store, a minter and a verifier are required")
 	}
-	if cfg.AccessTokenTTL == 0 {
-		cfg.AccessTokenTTL = time.Hour
-	}
-	if cfg.RefreshTokenTTL == 0 {
-		cfg.RefreshTokenTTL = 720 * time.Hour
-	}
-	if cfg.CodeTTL == 0 {
-		cfg.CodeTTL = 60 * time.Second
-	}
-	if cfg.DeviceCodeTTL == 0 {
-		cfg.DeviceCodeTTL = 300 * time.Second
-	}
+	cfg.AccessTokenTTL = cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL)
+	cfg.RefreshTokenTTL = cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL)
+	cfg.CodeTTL = cmp.Or(cfg.CodeTTL, DefaultCodeTTL)
+	cfg.DeviceCodeTTL = cmp.Or(cfg.DeviceCodeTTL, DefaultDeviceCodeTTL)
+	cfg.Logger = cmp.Or(cfg.Logger, zap.NewNop())
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = peeraddr.Of
@@ -211,17 +213,12 @@ func New(cfg Config) (*Server, error) {
 		s.grantNames[wire] = name
 	}
 	for _, idp := range cfg.IdentityProviders {
-		if _, dup := s.idps[idp.Name]; dup {
-			return nil, fmt.Errorf("grants: identity provider %q declared twice", idp.Name)
-		}
 		s.idps[idp.Name] = idp.Provider
 	}
 	if err := s.addTrusts(); err != nil {
 		return nil, err
 	}
-	if err := s.addExtensions(); err != nil {
-		return nil, err
-	}
+	s.addExtensions()
 	for _, c := range cfg.Clients {
 		if err := s.addClient(c); err != nil {
 			return nil, fmt.Errorf("grants: client %q: %w", c.ID, err)
@@ -233,31 +230,8 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) addClient(c *Client) error {
-	if c.ID == "" {
-		return errors.New("empty client id")
-	}
-	if _, dup := s.clients[c.ID]; dup {
-		return errors.New("declared twice")
-	}
-	if err := checkCredentials(c); err != nil {
-		return err
-	}
-	for _, g := range c.Grants {
-		if !KnownGrant(g) && s.extensions[g] == nil {
-			return fmt.Errorf("unknown grant %q", g)
-		}
-	}
 	if err := s.addAssertionVerifiers(c); err != nil {
 		return err
-	}
-	// RFC 6749 §4.4: a public client proves nothing, so it cannot act on its own behalf.
-	if c.Public && c.allows("client_credentials") {
-		return errors.New("a public client cannot use client_credentials")
-	}
-	for _, name := range c.IdentityProviders {
-		if _, ok := s.idps[name]; !ok {
-			return fmt.Errorf("unknown identity provider %q", name)
-		}
 	}
 	for _, secret := range c.Secrets {
 		s.secretCost = max(s.secretCost, secret.cost())
@@ -277,12 +251,18 @@ const secretWait = 10 * time.Second
 
 // ServeHTTP answers a token request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.token(w, r)
+	serveJSON(s, w, r, s.token)
+}
+
+// serveJSON answers a request to one of the endpoints a client authenticates to: what decide
+// returns, as JSON, or its error (RFC 6749 §5.1, §5.2).
+func serveJSON[T any](s *Server, w http.ResponseWriter, r *http.Request, decide func(http.ResponseWriter, *http.Request) (T, *Error)) {
+	answer, err := decide(w, r)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // fail answers err, logging server faults (never the request's secrets or tokens).

@@ -217,32 +217,3 @@ func TestExtensionResultIsChecked(t *testing.T) {
 	r.res = ExtensionResult{Subject: "x", Scope: []string{"api.read"}}
 	f.expectOK("a result within bounds", f.do(request{body: "grant_type=urn:example:rogue", basic: [2]string{"ext", "ext-secret"}}))
 }
-
-func TestExtensionConfig(t *testing.T) {
-	base := newFixture(t)
-	for _, tc := range []struct {
-		name string
-		cfg  Config
-	}{
-		{"a built-in grant type", Config{Settings: Settings{Extensions: []ExtensionGrant{&rogue{}, &renamed{"refresh_token"}}}}},
-		{"twice", Config{Settings: Settings{Extensions: []ExtensionGrant{new(TokenExchange), new(TokenExchange)}}}},
-		{"not a URI", Config{Settings: Settings{Extensions: []ExtensionGrant{&renamed{"exchange"}}}}},
-		{"a client naming an undeclared extension", Config{Settings: Settings{Clients: []*Client{{ID: "c", Secrets: secrets(t, "s"), Grants: []string{GrantTypeTokenExchange}}}}}},
-	} {
-		cfg := tc.cfg
-		cfg.Issuer, cfg.TokenEndpoint, cfg.VerificationURI = issuer, tokenEndpoint, verificationURI
-		cfg.Store, cfg.Minter, cfg.Verifier = base.store, base.srv.cfg.Minter, base.verifier
-		if _, err := New(cfg); err == nil {
-			t.Errorf("New(%s) = nil error, want one", tc.name)
-		}
-	}
-}
-
-// renamed is an extension under any grant type.
-type renamed struct{ uri string }
-
-func (r *renamed) GrantType() string { return r.uri }
-
-func (*renamed) Grant(context.Context, ExtensionRequest) (ExtensionResult, *Error) {
-	return ExtensionResult{}, nil
-}

@@ -173,25 +173,6 @@ func TestScope(t *testing.T) {
 	}
 }
 
-func TestNewRefusesBadClients(t *testing.T) {
-	f := newFixture(t)
-	base := f.srv.cfg
-	for name, c := range map[string]*Client{
-		"public with client_credentials": {ID: "x", Public: true, Grants: []string{"client_credentials"}},
-		"public with a secret":           {ID: "x", Public: true, Secrets: secrets(t, "s")},
-		"confidential without a secret":  {ID: "x", Grants: []string{"password"}},
-		"unknown grant":                  {ID: "x", Secrets: secrets(t, "s"), Grants: []string{"implicit"}},
-		"unknown identity provider":      {ID: "x", Secrets: secrets(t, "s"), IdentityProviders: []string{"ldap"}},
-		"duplicate id":                   {ID: "app", Secrets: secrets(t, "s")},
-	} {
-		cfg := base
-		cfg.Clients = append(append([]*Client{}, base.Clients...), c)
-		if _, err := New(cfg); err == nil {
-			t.Errorf("New with a client that is %s: no error", name)
-		}
-	}
-}
-
 // New refuses a configuration without the URLs its answers name.
 func TestNewRequiresTheEndpointURLs(t *testing.T) {
 	base := newFixture(t).srv.cfg

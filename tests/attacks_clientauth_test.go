@@ -13,7 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// The attacks on client authentication an outside audit found (SECURITY J96, J101, J104, B15):
+// The attacks on client authentication an outside audit found:
 // locking a client out with wrong secrets, starving registered clients with unknown client_ids,
 // telling client ids apart by timing, and an empty Basic header without its challenge.
 
@@ -85,7 +85,7 @@ func fromLoopback(t *testing.T, ip string) *http.Client {
 	return &http.Client{Transport: transport, Timeout: requestTimeout}
 }
 
-// SECURITY J96: wrong secrets sent under a client's id from one address, more than a minute's worth
+// Wrong secrets sent under a client's id from one address, more than a minute's worth
 // of throttling, never make the client get 429 from another address: not with its right secret, and
 // not as a public client presenting none. The attacking address itself is throttled.
 func TestAttackClientLockout(t *testing.T) {
@@ -119,7 +119,7 @@ func TestAttackClientLockout(t *testing.T) {
 	}
 }
 
-// SECURITY J101: unknown client_ids never queue ahead of registered clients. While 100 requests
+// Unknown client_ids never queue ahead of registered clients. While 100 requests
 // with made-up ids are under way from one address, a registered client's first request from
 // another (its secret a cost-10 bcrypt hash, not verified yet) is answered 200 within 3 s. vault's
 // cost-12 hash is the dearest, what an unknown id's failure costs: were that a compare, 100 of them
@@ -166,7 +166,7 @@ func TestAttackUnknownClientFlood(t *testing.T) {
 	}
 }
 
-// SECURITY J104: an unknown client_id, a bcrypt client's wrong secret (job, cost 10) and a
+// An unknown client_id, a bcrypt client's wrong secret (job, cost 10) and a
 // plaintext client's wrong secret all take as long as a compare at the dearest cost configured
 // (vault, cost 12), so timing tells no client id from another. The medians of a few of each are
 // compared with what a cost-12 bcrypt takes here.

@@ -5,12 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -343,36 +339,24 @@ func wantCodeRefused(t *testing.T, c *Caddy, code, what string) {
 	}
 }
 
-// signedInBrowser is alice at /connect/authorize without a browser: a cookie jar, plain form posts,
-// and redirects read instead of followed.
+// signedInBrowser is alice at /connect/authorize without a browser: a formClient, whose redirects
+// are read instead of followed.
 type signedInBrowser struct {
-	t      *testing.T
-	c      *Caddy
-	client *http.Client
+	*formClient
+	authorize string
 }
-
-var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)"`)
 
 // newSignedInBrowser signs alice in through the form of /connect/authorize.
 func newSignedInBrowser(t *testing.T, c *Caddy) *signedInBrowser {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	b := &signedInBrowser{t: t, c: c, client: &http.Client{
-		Jar:           jar,
-		Timeout:       requestTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-	status, _, page := b.do(http.MethodGet, authorizeRequest())
-	if status != http.StatusOK {
-		t.Fatalf("GET /connect/authorize without a session = %d, want the sign-in form", status)
+	b := &signedInBrowser{formClient: newFormClient(t), authorize: c.URL("/connect/authorize")}
+	page := b.submit(b.authorize+"?"+authorizeRequest().Encode(), nil)
+	if page.status != http.StatusOK {
+		t.Fatalf("GET /connect/authorize without a session = %d, want the sign-in form", page.status)
 	}
-	form := url.Values{}
-	for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
-		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
-	}
-	form.Set("username", "alice")
-	form.Set("password", alicePassword)
-	b.wantCode(b.do(http.MethodPost, form))
+	page.fields.Set("username", "alice")
+	page.fields.Set("password", alicePassword)
+	b.wantCode(b.submit(b.authorize, page.fields))
 	return b
 }
 
@@ -380,42 +364,17 @@ func newSignedInBrowser(t *testing.T, c *Caddy) *signedInBrowser {
 func (b *signedInBrowser) codes(n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		out[i] = b.wantCode(b.do(http.MethodGet, authorizeRequest()))
+		out[i] = b.wantCode(b.submit(b.authorize+"?"+authorizeRequest().Encode(), nil))
 	}
 	return out
 }
 
-// do sends params to /connect/authorize (GET: in the query; POST: as a form).
-func (b *signedInBrowser) do(method string, params url.Values) (int, *url.URL, string) {
-	b.t.Helper()
-	target, body := b.c.URL("/connect/authorize"), io.Reader(nil)
-	if method == http.MethodGet {
-		target += "?" + params.Encode()
-	} else {
-		body = strings.NewReader(params.Encode())
-	}
-	req, err := http.NewRequest(method, target, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	page, _ := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody))
-	loc, _ := resp.Location()
-	return resp.StatusCode, loc, string(page)
-}
-
 // wantCode reads the code from a redirect to the client (RFC 6749 §4.1.2).
-func (b *signedInBrowser) wantCode(status int, loc *url.URL, page string) string {
+func (b *signedInBrowser) wantCode(page formPage) string {
 	b.t.Helper()
-	if status != http.StatusFound && status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
-		b.t.Fatalf("/connect/authorize = %d to %v, want a redirect with a code:\n%s", status, loc, page)
+	loc := page.location
+	if page.status != http.StatusFound && page.status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		b.t.Fatalf("/connect/authorize = %d to %v, want a redirect with a code:\n%s", page.status, loc, page.body)
 	}
 	return loc.Query().Get("code")
 }

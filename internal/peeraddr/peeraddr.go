@@ -1,5 +1,6 @@
 // Package peeraddr names the address a request comes from when nothing better is known: the TCP
-// peer. The throttles count wrong passwords and user codes per address with it.
+// peer. The throttles count failures per address with it: wrong client secrets, passwords and
+// user codes.
 package peeraddr
 
 import (

@@ -51,6 +51,30 @@ func TestKeySetSigning(t *testing.T) {
 	}
 }
 
+func TestKeySetCensus(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	old, cur, next := testKey(t, EdDSA), testKey(t, ES256), testKey(t, RS256)
+	old.SignsFrom, cur.SignsFrom, next.SignsFrom = t0.Add(-time.Hour), t0, t0.Add(time.Hour)
+	ks, err := NewKeySet(next, old, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		at                     time.Time
+		current, next, retired int
+	}{
+		{t0.Add(-2 * time.Hour), 1, 2, 0}, // none has started: the earliest signs
+		{t0, 1, 1, 1},
+		{t0.Add(time.Hour), 1, 0, 2},
+	}
+	for _, c := range cases {
+		cur, next, retired := ks.Census(c.at)
+		if cur != c.current || next != c.next || retired != c.retired {
+			t.Errorf("Census(%v) = %d, %d, %d; want %d, %d, %d", c.at, cur, next, retired, c.current, c.next, c.retired)
+		}
+	}
+}
+
 func TestNewKeySetErrors(t *testing.T) {
 	es := testKey(t, ES256)
 	noID := es

@@ -63,7 +63,7 @@ func placeholdersAfter(t *testing.T, b *BearerAuth, raw string, names ...string)
 
 func TestBearerAuthPlaceholders(t *testing.T) {
 	app := provision(t, testConfig)
-	b := &BearerAuth{Audience: "api"}
+	b := &BearerAuth{Audience: "api", audit: app.audit}
 	var err error
 	if b.gate, err = app.Gate(gate.Requirements{Audience: b.Audience}); err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestBearerAuthPlaceholders(t *testing.T) {
 // itself writes no body.
 func TestBearerAuthRefusesThroughCaddyErrors(t *testing.T) {
 	app := provision(t, testConfig)
-	b := new(BearerAuth)
+	b := &BearerAuth{audit: app.audit}
 	var err error
 	if b.gate, err = app.Gate(gate.Requirements{Audience: "api", ScopeSets: [][]string{{"api.write"}}}); err != nil {
 		t.Fatal(err)

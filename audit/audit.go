@@ -29,7 +29,7 @@ func (t *Trail) Observe(ev grants.Event) {
 	switch ev.Kind {
 	case grants.EventTokenIssued:
 		t.log.Info("token issued", event("token_issued"), client(ev), zap.String("grant_type", ev.GrantType),
-			zap.String("sub", ev.Subject), zap.String("scope", ev.Scope), zap.String("jti", ev.JTI), zap.String("gid", ev.GrantID))
+			zap.String("sub", ev.Subject), zap.String("scope", ev.Scope), zap.String("jti", ev.JTI), gid(ev))
 	case grants.EventTokenRefused:
 		t.log.Info("token refused", event("token_refused"), client(ev), zap.String("grant_type", ev.GrantType),
 			zap.String("error", ev.Result))
@@ -44,17 +44,13 @@ func (t *Trail) Observe(ev grants.Event) {
 		t.log.Info("sign-in", event("sign_in"), who, zap.String("idp", ev.IdP), zap.String("result", ev.Result),
 			zap.String("remote_ip", ev.RemoteIP))
 	case grants.EventRefreshReused:
-		t.log.Info("refresh token reused: its family is revoked", event("refresh_reuse"), client(ev),
-			zap.String("gid", ev.GrantID))
+		t.log.Info("refresh token reused: its family is revoked", event("refresh_reuse"), client(ev), gid(ev))
 	case grants.EventRevoked:
 		// A revoked access token is named by its jti, a family or a code's grant by its id; a
 		// removed client by itself.
-		named := zap.Skip()
-		switch {
-		case ev.JTI != "":
+		named := gid(ev)
+		if ev.JTI != "" {
 			named = zap.String("jti", ev.JTI)
-		case ev.GrantID != "":
-			named = zap.String("gid", ev.GrantID)
 		}
 		t.log.Info("revoked", event("revoked"), zap.String("kind", ev.What), named, client(ev))
 	}
@@ -84,4 +80,13 @@ func client(ev grants.Event) zap.Field {
 		return zap.String("client", unknownClient)
 	}
 	return zap.String("client", ev.Client.ID)
+}
+
+// gid is the grant id of ev, when it has one: a client_credentials token has no grant to revoke,
+// and the store does not say which family a reused refresh token killed.
+func gid(ev grants.Event) zap.Field {
+	if ev.GrantID == "" {
+		return zap.Skip()
+	}
+	return zap.String("gid", ev.GrantID)
 }

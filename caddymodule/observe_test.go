@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -67,14 +66,7 @@ func TestKeyRotationIsAudited(t *testing.T) {
 // without one.
 func TestGateRefusalsAreAudited(t *testing.T) {
 	app, logs := provisionObserved(t)
-	b := &BearerAuth{audit: app.audit}
-	var err error
-	if b.gate, err = app.Gate(gate.Requirements{Audience: "api", ScopeSets: [][]string{{"api.write"}}}); err != nil {
-		t.Fatal(err)
-	}
-	readOnly := mintFor(t, app, tokens.AccessToken{
-		Subject: "svc", ClientID: "svc", Scope: "api.read", Audience: []string{"api"}, TTL: time.Hour,
-	})
+	b, readOnly := writeGate(t, app)
 	next := func(http.ResponseWriter, *http.Request) error { return nil }
 	serveBearerAuth(b, "", next)
 	if lines := auditLines(logs, "gate_refused"); len(lines) != 0 {

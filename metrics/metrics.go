@@ -23,49 +23,39 @@ const (
 )
 
 var (
-	tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "token_requests_total",
-		Help: "Token endpoint answers by client, grant type and result (ok or the RFC 6749 §5.2 error code).",
-	}, []string{"client", "grant_type", "result"})
-	tokenDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "token_request_duration_seconds",
-		Help:    "How long the token endpoint took to answer, by grant type.",
-		Buckets: prometheus.DefBuckets,
-	}, []string{"grant_type"})
-	gateRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "gate_requests_total",
-		Help: "bearer_auth decisions: allowed, missing, or the RFC 6750 §3.1 error code.",
-	}, []string{"result"})
-	signIns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "sign_ins_total",
-		Help: "Password checks by identity provider and result.",
-	}, []string{"idp", "result"})
-	refreshReuse = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "refresh_reuse_total",
-		Help: "Rotated refresh tokens presented again, their family killed (RFC 9700 §4.14.2).",
-	}, []string{"client"})
-	revocations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "revocations_total",
-		Help: "Revocations by kind.",
-	}, []string{"kind"})
-	throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "throttled_total",
-		Help: "Attempts refused for the failures before them, by what was throttled.",
-	}, []string{"what"})
-	storeOperations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "store_operations_total",
-		Help: "Store operations by backend and result (ok, or error for a fault).",
-	}, []string{"store", "result"})
-	storeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "store_operation_duration_seconds",
-		Help:    "How long store operations took, by backend.",
-		Buckets: prometheus.DefBuckets,
-	}, []string{"store"})
+	tokenRequests = counter("token_requests_total",
+		"Token endpoint answers by client, grant type and result (ok or the RFC 6749 §5.2 error code).",
+		"client", "grant_type", "result")
+	tokenDuration = histogram("token_request_duration_seconds",
+		"How long the token endpoint took to answer, by grant type.", "grant_type")
+	gateRequests = counter("gate_requests_total",
+		"bearer_auth decisions: allowed, missing, or the RFC 6750 §3.1 error code.", "result")
+	signIns = counter("sign_ins_total",
+		"Password checks by identity provider and result.", "idp", "result")
+	refreshReuse = counter("refresh_reuse_total",
+		"Rotated refresh tokens presented again, their family killed (RFC 9700 §4.14.2).", "client")
+	revocations = counter("revocations_total",
+		"Revocations by kind.", "kind")
+	throttled = counter("throttled_total",
+		"Attempts refused for the failures before them, by what was throttled.", "what")
+	storeOperations = counter("store_operations_total",
+		"Store operations by backend and result (ok, or error for a fault).", "store", "result")
+	storeDuration = histogram("store_operation_duration_seconds",
+		"How long store operations took, by backend.", "store")
 	signingKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "signing_keys",
 		Help: "Published signing keys: current (signing), next (published ahead), retired (kept for their tokens).",
 	}, []string{"state"})
 )
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func histogram(name, help string, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help,
+		Buckets: prometheus.DefBuckets}, labels)
+}
 
 // collectors is every collector Register adds.
 var collectors = []prometheus.Collector{

@@ -3,7 +3,6 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,15 +13,11 @@ import (
 	"testing"
 )
 
-// metricsConfig is a tokengate whose audit trail goes to {{DATA}}/audit.log, behind a proxy it
-// trusts on loopback, with svc (client_credentials) and web (password and refresh_token) and a
-// gated /api/*. extraClient, when not empty, declares one more client (a reload's change).
-func metricsConfig(extraClient string) string {
-	extra := ""
-	if extraClient != "" {
-		extra = fmt.Sprintf("client %s {\n\t\t\tsecret %s-secret\n\t\t\tgrants client_credentials\n\t\t}", extraClient, extraClient)
-	}
-	return fmt.Sprintf(`{
+// metricsConfig is lifecycleConfig's tokengate with svc and web, and the clients extra, whose
+// audit trail goes to {{DATA}}/audit.log, behind a proxy it trusts on loopback.
+func metricsConfig(extra ...string) string {
+	cfg := lifecycleConfig{clients: append([]string{"svc", "web"}, extra...)}
+	return withGlobals(cfg.caddyfile(), `
 	servers {
 		trusted_proxies static 127.0.0.1/32
 	}
@@ -31,36 +26,7 @@ func metricsConfig(extraClient string) string {
 		output file {{DATA}}/audit.log
 		format json
 	}
-	tokengate {
-		issuer {{BASE}}
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read
-			audience api
-		}
-		client web {
-			secret web-secret
-			grants password refresh_token
-			scopes offline_access api.read
-			audience api
-		}
-		%s
-		users local {
-			user alice %s
-		}
-	}
-}
-
-{{BASE}} {
-	tokengate
-	bearer_auth /api/* {
-		audience api
-		scope api.read
-	}
-	respond /api/* "upstream reached" 200
-}
-`, extra, aliceHash())
+`)
 }
 
 // scrape reads Caddy's metrics at its admin endpoint: every tokengate_ sample by its series, as
@@ -108,7 +74,7 @@ func wantDeltas(t *testing.T, what string, before, after map[string]float64, del
 // audit trail's lines in the file Caddy's log directive routes them to, and that no secret,
 // password or token appears anywhere in Caddy's output.
 func TestMetricsAndAudit(t *testing.T) {
-	c := startCaddy(t, metricsConfig(""))
+	c := startCaddy(t, metricsConfig())
 	before := scrape(t, c)
 	ctx := testContext(t)
 	var tokens []string

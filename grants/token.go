@@ -281,6 +281,7 @@ const secretWait = 10 * time.Second
 
 // ServeHTTP answers a token request, and tells the observer what it answered.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// How long the answer took is wall time, whatever the injected clock says.
 	start := time.Now()
 	ev := Event{GrantType: GrantUnsupported}
 	resp, err := s.token(w, r, &ev)

@@ -82,8 +82,7 @@ func client(ev grants.Event) zap.Field {
 	return zap.String("client", ev.Client.ID)
 }
 
-// gid is the grant id of ev, when it has one: a client_credentials token has no grant to revoke,
-// and the store does not say which family a reused refresh token killed.
+// gid is the grant id of ev, when it has one: a client_credentials token has no grant to revoke.
 func gid(ev grants.Event) zap.Field {
 	if ev.GrantID == "" {
 		return zap.Skip()

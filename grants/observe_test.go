@@ -141,11 +141,15 @@ func TestObserverRefreshReuseAndRevocation(t *testing.T) {
 	f, events := observed(t)
 	first := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw", "scope", "offline_access"))
 	f.expectOK("password grant", first)
+	family, err := f.verifier.VerifyAccessToken(first.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.expectOK("refresh", f.post(vals("grant_type", "refresh_token", "refresh_token", first.str("refresh_token"))))
 	*events = nil
 	f.post(vals("grant_type", "refresh_token", "refresh_token", first.str("refresh_token")))
-	if reuse := take(events, EventRefreshReused); len(reuse) != 1 || clientID(reuse[0].Client) != "app" {
-		t.Errorf("refresh_reuse = %+v, want app's", reuse)
+	if reuse := take(events, EventRefreshReused); len(reuse) != 1 || clientID(reuse[0].Client) != "app" || reuse[0].GrantID != family.GrantID {
+		t.Errorf("refresh_reuse = %+v, want app's of family %q", reuse, family.GrantID)
 	}
 
 	second := f.post(vals("grant_type", "client_credentials"))

@@ -19,8 +19,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	oldHash := hashToken(presented)
 	record, err := s.cfg.Store.RefreshToken(ctx, oldHash)
 	if err != nil {
-		// The store names no family for a reused token: it has killed the family already.
-		return nil, s.refreshLookupFailed(ctx, req.client, "", err)
+		return nil, s.refreshLookupFailed(ctx, req.client, record.FamilyID, err)
 	}
 	// §6: the token must have been issued to this client. Another client's attempt uses nothing up.
 	if record.ClientID != req.client.ID {
@@ -82,8 +81,7 @@ func (s *Server) rotate(ctx context.Context, oldHash, newHash string, next store
 	}
 }
 
-// refreshLookupFailed answers a refresh token of client's family gid ("" when unknown) the store
-// would not hand over.
+// refreshLookupFailed answers a refresh token of client's family gid the store would not hand over.
 func (s *Server) refreshLookupFailed(ctx context.Context, client *Client, gid string, err error) *Error {
 	switch {
 	case errors.Is(err, store.ErrReused):

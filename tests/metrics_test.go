@@ -197,7 +197,7 @@ func TestMetricsAndAudit(t *testing.T) {
 	wantAudit(t, audit, "client_auth_failed", map[string]string{"client": "svc", "auth_method": "client_secret_basic", "remote_ip": "203.0.113.7"})
 	wantAudit(t, audit, "sign_in", map[string]string{"username": "alice", "idp": "local", "result": "wrong_password", "remote_ip": "127.0.0.1"})
 	wantAudit(t, audit, "sign_in", map[string]string{"idp": "local", "result": "ok"}, "sub")
-	wantAudit(t, audit, "refresh_reuse", map[string]string{"client": "web"})
+	wantAudit(t, audit, "refresh_reuse", map[string]string{"client": "web"}, "gid")
 	wantAudit(t, audit, "revoked", map[string]string{"kind": "access_token", "client": "svc"}, "jti")
 	wantAudit(t, audit, "gate_refused", map[string]string{"error": "invalid_token", "method": "GET", "path": "/api/x"})
 	refusals := 0

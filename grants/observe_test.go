@@ -179,3 +179,20 @@ func TestEventsCarryNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestObserverCodeReplay(t *testing.T) {
+	f, events := observed(t)
+	form := []string{"code", f.code(nil), "redirect_uri", webRedirect, "code_verifier", verifier}
+	first := f.redeem(web, form...)
+	f.expectOK("first redemption", first)
+	claims, err := f.verifier.VerifyAccessToken(first.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	*events = nil
+	f.redeem(web, form...)
+	revoked := take(events, EventRevoked)
+	if len(revoked) != 1 || revoked[0].What != RevokedCodeReplay || revoked[0].GrantID != claims.GrantID || clientID(revoked[0].Client) != "web" {
+		t.Errorf("revoked = %+v, want web's code replay of grant %q", revoked, claims.GrantID)
+	}
+}

@@ -13,10 +13,10 @@ import (
 	"testing"
 )
 
-// metricsConfig is lifecycleConfig's tokengate with svc and web, and the clients extra, whose
-// audit trail goes to {{DATA}}/audit.log, behind a proxy it trusts on loopback.
-func metricsConfig(extra ...string) string {
-	cfg := lifecycleConfig{clients: append([]string{"svc", "web"}, extra...)}
+// metricsConfig is lifecycleConfig's tokengate with clients, whose audit trail goes to
+// {{DATA}}/audit.log, behind a proxy it trusts on loopback.
+func metricsConfig(clients ...string) string {
+	cfg := lifecycleConfig{clients: clients}
 	return withGlobals(cfg.caddyfile(), `
 	servers {
 		trusted_proxies static 127.0.0.1/32
@@ -74,7 +74,7 @@ func wantDeltas(t *testing.T, what string, before, after map[string]float64, del
 // audit trail's lines in the file Caddy's log directive routes them to, and that no secret,
 // password or token appears anywhere in Caddy's output.
 func TestMetricsAndAudit(t *testing.T) {
-	c := startCaddy(t, metricsConfig())
+	c := startCaddy(t, metricsConfig("svc", "web"))
 	before := scrape(t, c)
 	ctx := testContext(t)
 	var tokens []string
@@ -180,14 +180,15 @@ func TestMetricsAndAudit(t *testing.T) {
 		t.Errorf(`tokengate_signing_keys{state="current"} = %v, want 1`, got)
 	}
 
-	// A reload keeps counting.
-	c.Reload(t, metricsConfig("newcomer"))
+	// A reload keeps counting; the one that removes web revokes its tokens.
+	c.Reload(t, metricsConfig("svc"))
 	token("svc", "svc-secret", cc, nil)
 	reloaded := scrape(t, c)
 	wantDeltas(t, "after a reload", after, reloaded, map[string]float64{
 		`tokengate_token_requests_total{client="svc",grant_type="client_credentials",result="ok"}`:  1,
 		`tokengate_token_requests_total{client="web",grant_type="password",result="invalid_grant"}`: 0,
 		`tokengate_refresh_reuse_total{client="web"}`:                                               0,
+		`tokengate_revocations_total{kind="client_removed"}`:                                        1,
 	})
 
 	audit := auditEvents(t, filepath.Join(c.dir, "data", "audit.log"))
@@ -199,6 +200,7 @@ func TestMetricsAndAudit(t *testing.T) {
 	wantAudit(t, audit, "sign_in", map[string]string{"idp": "local", "result": "ok"}, "sub")
 	wantAudit(t, audit, "refresh_reuse", map[string]string{"client": "web"}, "gid")
 	wantAudit(t, audit, "revoked", map[string]string{"kind": "access_token", "client": "svc"}, "jti")
+	wantAudit(t, audit, "revoked", map[string]string{"kind": "client_removed", "client": "web"})
 	wantAudit(t, audit, "gate_refused", map[string]string{"error": "invalid_token", "method": "GET", "path": "/api/x"})
 	refusals := 0
 	for _, ev := range audit {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tokengate/tokengate/tokens"
 )
 
 // observed is a fixture whose Server tells its events to events.
@@ -33,6 +35,17 @@ func take(events *[]Event, kind EventKind) []Event {
 	return out
 }
 
+// accessClaims checks that resp carries tokens and returns its access token's claims.
+func (f *fixture) accessClaims(what string, resp *response) *tokens.Claims {
+	f.t.Helper()
+	f.expectOK(what, resp)
+	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil {
+		f.t.Fatalf("%s: %v", what, err)
+	}
+	return claims
+}
+
 func clientID(c *Client) string {
 	if c == nil {
 		return "<none>"
@@ -44,11 +57,7 @@ func TestObserverTokenAnswers(t *testing.T) {
 	f, events := observed(t)
 
 	resp := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw", "scope", "api.read offline_access"))
-	f.expectOK("password grant", resp)
-	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	claims := f.accessClaims("password grant", resp)
 	issued := take(events, EventTokenIssued)
 	if len(issued) != 1 {
 		t.Fatalf("token_issued events: %+v, want one", issued)
@@ -140,11 +149,7 @@ func TestObserverSignInsAndThrottling(t *testing.T) {
 func TestObserverRefreshReuseAndRevocation(t *testing.T) {
 	f, events := observed(t)
 	first := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw", "scope", "offline_access"))
-	f.expectOK("password grant", first)
-	family, err := f.verifier.VerifyAccessToken(first.str("access_token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	family := f.accessClaims("password grant", first)
 	f.expectOK("refresh", f.post(vals("grant_type", "refresh_token", "refresh_token", first.str("refresh_token"))))
 	*events = nil
 	f.post(vals("grant_type", "refresh_token", "refresh_token", first.str("refresh_token")))
@@ -153,11 +158,7 @@ func TestObserverRefreshReuseAndRevocation(t *testing.T) {
 	}
 
 	second := f.post(vals("grant_type", "client_credentials"))
-	f.expectOK("client credentials", second)
-	secondClaims, err := f.verifier.VerifyAccessToken(second.str("access_token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	secondClaims := f.accessClaims("client credentials", second)
 	*events = nil
 	f.do(request{target: "/connect/revocation", body: "token=" + second.str("access_token"), basic: [2]string{"app", "app-secret"}})
 	revoked := take(events, EventRevoked)
@@ -184,11 +185,7 @@ func TestObserverCodeReplay(t *testing.T) {
 	f, events := observed(t)
 	form := []string{"code", f.code(nil), "redirect_uri", webRedirect, "code_verifier", verifier}
 	first := f.redeem(web, form...)
-	f.expectOK("first redemption", first)
-	claims, err := f.verifier.VerifyAccessToken(first.str("access_token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	claims := f.accessClaims("first redemption", first)
 	*events = nil
 	f.redeem(web, form...)
 	revoked := take(events, EventRevoked)

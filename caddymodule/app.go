@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/audit"
 	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
@@ -120,6 +121,13 @@ type App struct {
 	stopRotation context.CancelFunc
 	rotationDone chan struct{}
 
+	// observe hears of the grants' security events: it counts them and writes the audit trail.
+	observe grants.Observer
+	audit   *audit.Trail
+	// signingKID is the kid of the key signing when the keys were last published; only Provision
+	// and then the rotation touch it.
+	signingKID string
+
 	verifier  *tokens.Verifier
 	server    *grants.Server
 	clientIDs map[string]bool
@@ -155,6 +163,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.setDefaults()
+	if err := a.setUpObservers(ctx); err != nil {
+		return err
+	}
 	if err := a.acquireShared(); err != nil {
 		return err
 	}
@@ -168,6 +179,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.observe = a.observer(clients)
 	trusts, samlTrusts, err := a.buildTrusts()
 	if err != nil {
 		return err
@@ -201,6 +213,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		DenyList: a.shared.deny,
 		ClientIP: clientIP,
 		Logger:   a.logger,
+		Observe:  a.observe,
 		Now:      a.now,
 	}})
 	if err != nil {
@@ -227,6 +240,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SignIns:  a.shared.store,
 		Guesses:  a.shared.deviceGuesses,
 		Template: deviceTemplate(tmpl),
+		Observe:  a.observe,
 		Logger:   a.logger,
 		Now:      a.now,
 	})
@@ -284,6 +298,7 @@ func (a *App) revokeRemovedClients(ctx context.Context) error {
 		}
 		a.shared.deny.Add(r)
 		a.logger.Info("client removed: its tokens are revoked", zap.String("client_id", id))
+		a.observe(grants.Event{Kind: grants.EventRevoked, What: grants.RevokedClientRemoved, Client: &grants.Client{ID: id}})
 	}
 	return nil
 }
@@ -354,7 +369,7 @@ func (a *App) Start() error {
 	a.stopRotation, a.rotationDone = stop, done
 	go func() {
 		defer close(done)
-		a.rotation.Run(ctx, a.keySet.Store, a.keyHealth.report)
+		a.rotation.Run(ctx, a.publishKeys, a.keyHealth.report)
 	}()
 	return nil
 }

@@ -391,7 +391,7 @@ func TestRemovedClientIsRefused(t *testing.T) {
 // gateStatus sends a request with the token through a bearer_auth with no requirements.
 func gateStatus(t *testing.T, app *App, raw string) int {
 	t.Helper()
-	b := new(BearerAuth)
+	b := &BearerAuth{audit: app.audit}
 	var err error
 	if b.gate, err = app.Gate(gate.Requirements{}); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/tokengate/tokengate/audit"
 	"github.com/tokengate/tokengate/gate"
+	"github.com/tokengate/tokengate/metrics"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -33,7 +35,8 @@ type BearerAuth struct {
 	// name is always removed first, so a client cannot forge one. Default: none.
 	Headers []HeaderCopy `json:"headers,omitempty"`
 
-	gate *gate.Gate
+	gate  *gate.Gate
+	audit *audit.Trail
 }
 
 // HeaderCopy copies one claim into one request header. It is gate.HeaderCopy with the JSON names
@@ -63,6 +66,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 	for _, h := range b.Headers {
 		req.Headers = append(req.Headers, gate.HeaderCopy(h))
 	}
+	b.audit = app.audit
 	b.gate, err = app.Gate(req)
 	return err
 }
@@ -71,12 +75,19 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 // other request gets its RFC 6750 §3 challenge in WWW-Authenticate and is refused as a Caddy HTTP
 // error (400, 401 or 403), as caddyauth refuses for basic_auth: a site's handle_errors may write
 // the body, and without one the body is empty. The challenge is set first, so it stays either way.
+// Every decision is counted; a refused token is audited (a request without one is not: that is
+// how every first request of a browser or a client looks).
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	claims, refusal := b.gate.Check(r)
 	if refusal != nil {
+		metrics.GateRefused(refusal.Code)
+		if refusal.Code != "" {
+			b.audit.GateRefused(refusal.Code, r.Method, r.URL.Path, refusal.Subject)
+		}
 		w.Header().Set("WWW-Authenticate", refusal.Challenge)
 		return caddyhttp.Error(refusal.Status, refusal.Err)
 	}
+	metrics.GateAllowed()
 	setUserPlaceholders(r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer), claims)
 	return next.ServeHTTP(w, r)
 }

@@ -63,7 +63,7 @@ func placeholdersAfter(t *testing.T, b *BearerAuth, raw string, names ...string)
 
 func TestBearerAuthPlaceholders(t *testing.T) {
 	app := provision(t, testConfig)
-	b := &BearerAuth{Audience: "api"}
+	b := &BearerAuth{Audience: "api", audit: app.audit}
 	var err error
 	if b.gate, err = app.Gate(gate.Requirements{Audience: b.Audience}); err != nil {
 		t.Fatal(err)
@@ -105,19 +105,26 @@ func TestBearerAuthPlaceholders(t *testing.T) {
 	}
 }
 
+// writeGate is app's bearer_auth for audience api and scope api.write, and a token of svc's for api
+// with api.read only.
+func writeGate(t *testing.T, app *App) (b *BearerAuth, readOnly string) {
+	t.Helper()
+	b = &BearerAuth{audit: app.audit}
+	var err error
+	if b.gate, err = app.Gate(gate.Requirements{Audience: "api", ScopeSets: [][]string{{"api.write"}}}); err != nil {
+		t.Fatal(err)
+	}
+	return b, mintFor(t, app, tokens.AccessToken{
+		Subject: "svc", ClientID: "svc", Scope: "api.read", Audience: []string{"api"}, TTL: time.Hour,
+	})
+}
+
 // A refusal is a Caddy HTTP error with the gate's status, and the RFC 6750 §3 challenge is on the
 // response before it, so it stays whether or not a handle_errors route writes the body; bearer_auth
 // itself writes no body.
 func TestBearerAuthRefusesThroughCaddyErrors(t *testing.T) {
 	app := provision(t, testConfig)
-	b := new(BearerAuth)
-	var err error
-	if b.gate, err = app.Gate(gate.Requirements{Audience: "api", ScopeSets: [][]string{{"api.write"}}}); err != nil {
-		t.Fatal(err)
-	}
-	readOnly := mintFor(t, app, tokens.AccessToken{
-		Subject: "svc", ClientID: "svc", Scope: "api.read", Audience: []string{"api"}, TTL: time.Hour,
-	})
+	b, readOnly := writeGate(t, app)
 	realm := `Bearer realm="` + app.Issuer + `"`
 	for _, tc := range []struct {
 		name, auth string

@@ -55,7 +55,7 @@ func (a *App) loadKeys(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
 		}
-		a.keySet.Store(ks)
+		a.publishKeys(ks)
 		return nil
 	}
 	alg, _ := signingAlg(a.SigningKey.Alg)
@@ -75,7 +75,7 @@ func (a *App) loadKeys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("signing_key %s: %w", alg, err)
 	}
-	a.keySet.Store(ks)
+	a.publishKeys(ks)
 	a.rotation = m
 	a.keyHealth = &outageLog{
 		logger:    a.logger,

@@ -21,6 +21,7 @@ import (
 	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/metrics"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/throttle"
 )
@@ -129,7 +130,7 @@ func (a *App) acquireShared() error {
 		if err != nil {
 			return nil, err
 		}
-		return a.openShared(st, name)
+		return a.openShared(store.Observed(st, metrics.ForStore(a.Store.Backend).Observe), name)
 	})
 	if err != nil {
 		return err

@@ -68,6 +68,9 @@ type DeviceConfig struct {
 	// Template renders every device page from a DeviceView; nil means the built-in one. A
 	// replacement must keep the forms' contract, described at DeviceView.
 	Template *template.Template
+	// Observe hears of the user code guessing it throttles (the grants.Server's observer); nil
+	// means none.
+	Observe grants.Observer
 	// Logger gets server faults; nil means none.
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now.
@@ -81,6 +84,7 @@ type DevicePage struct {
 	clientIP func(*http.Request) string
 	signIns  store.OneTime
 	guesses  *throttle.Limiter
+	observe  grants.Observer
 	tmpl     *template.Template
 	logger   *zap.Logger
 	now      func() time.Time
@@ -146,6 +150,7 @@ func NewDevicePage(cfg DeviceConfig) (*DevicePage, error) {
 		clientIP: cfg.ClientIP,
 		signIns:  cfg.SignIns,
 		guesses:  cfg.Guesses,
+		observe:  cfg.Observe,
 		tmpl:     cfg.Template,
 		logger:   cfg.Logger,
 		now:      cfg.Now,
@@ -156,6 +161,9 @@ func NewDevicePage(cfg DeviceConfig) (*DevicePage, error) {
 	}
 	if p.guesses == nil {
 		p.guesses = NewDeviceGuesses()
+	}
+	if p.observe == nil {
+		p.observe = func(grants.Event) {}
 	}
 	if p.tmpl == nil {
 		p.tmpl = deviceTemplate
@@ -234,6 +242,7 @@ func (p *DevicePage) post(w http.ResponseWriter, r *http.Request) {
 func (p *DevicePage) pending(w http.ResponseWriter, r *http.Request, typed string) (grants.DeviceRequest, bool) {
 	address, now := p.clientIP(r), p.now()
 	if wait, blocked := p.guesses.Blocked(address, now); blocked {
+		p.observe(grants.Event{Kind: grants.EventThrottled, What: grants.ThrottledDeviceAuthorization, RemoteIP: address})
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		p.showCode(w, r, typed, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again in %d s.", secs))

@@ -36,12 +36,14 @@ type deviceEnv struct {
 	store    *store.Memory
 	verifier *tokens.Verifier
 	now      func() time.Time
+	// throttled is the addresses whose user code guesses the page throttled, one a refusal.
+	throttled chan string
 }
 
 func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *deviceEnv {
 	t.Helper()
 	mux := http.NewServeMux()
-	e := &deviceEnv{t: t, srv: httptest.NewServer(mux), now: now}
+	e := &deviceEnv{t: t, srv: httptest.NewServer(mux), now: now, throttled: make(chan string, 100)}
 	t.Cleanup(e.srv.Close)
 	issuer := e.srv.URL
 	e.store = store.NewMemory(now)
@@ -70,8 +72,13 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	observe := func(ev grants.Event) {
+		if ev.Kind == grants.EventThrottled && ev.What == grants.ThrottledDeviceAuthorization {
+			e.throttled <- ev.RemoteIP
+		}
+	}
 	e.page, err = NewDevicePage(DeviceConfig{Issuer: issuer, Server: e.grants, ClientIP: address, SignIns: e.store,
-		Template: tmpl, Now: now})
+		Template: tmpl, Observe: observe, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +366,10 @@ func TestDevicePageThrottlesWrongCodes(t *testing.T) {
 	// The login step's hidden user_code is a way to guess too.
 	guesser.do(http.MethodPost, e.srv.URL+DevicePath, url.Values{"csrf": {page.fields(t).Get("csrf")}, "step": {DeviceStepLogin},
 		"user_code": {right}, "username": {"alice"}, "password": {"alice-pw"}}).expect(t, "login step while throttled", http.StatusTooManyRequests)
+
+	if n := len(e.throttled); n != 2 || <-e.throttled != "203.0.113.5" {
+		t.Errorf("%d throttled guesses observed, want 2 from 203.0.113.5", n)
+	}
 
 	other := e.browser("192.0.2.1")
 	other.submit(other.open(complete)).expect(t, "another address", http.StatusOK, passwordInput)

@@ -96,6 +96,9 @@ type Refusal struct {
 	Challenge string
 	// Err says which check failed, for the server's log. It never carries the token.
 	Err error
+	// Subject is the sub of a token refused though valid (revoked, for another audience, without
+	// the scope); "" when the token was not valid.
+	Subject string
 }
 
 // refused is a Refusal whose challenge Check has yet to write.
@@ -110,6 +113,9 @@ func refused(status int, code string, why error) *Refusal {
 func (g *Gate) Check(r *http.Request) (*tokens.Claims, *Refusal) {
 	c, fail := g.check(r)
 	if fail != nil {
+		if c != nil {
+			fail.Subject = c.Subject
+		}
 		fail.Challenge = g.challenge(fail)
 		return nil, fail
 	}
@@ -128,6 +134,7 @@ func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (*tokens.Cla
 	return c, true
 }
 
+// check returns the claims of r's token, or the refusal with the claims of a valid token it refuses.
 func (g *Gate) check(r *http.Request) (*tokens.Claims, *Refusal) {
 	raw, fail := bearerToken(r)
 	if fail != nil {
@@ -141,19 +148,19 @@ func (g *Gate) check(r *http.Request) (*tokens.Claims, *Refusal) {
 	// revoked token cannot be used again (RFC 7009 §2.1), from the very next request on.
 	if g.Deny.Revoked(c.JTI, c.GrantID, c.DerivedFrom...) || g.Deny.ClientRevoked(c.ClientID, c.IssuedAt) ||
 		(g.ClientKnown != nil && !g.ClientKnown(c.ClientID)) {
-		return nil, refused(http.StatusUnauthorized, errInvalidToken, errTokenRevoked)
+		return c, refused(http.StatusUnauthorized, errInvalidToken, errTokenRevoked)
 	}
 	// RFC 9068 §4: the resource must be among the token's audiences; a token for another resource
 	// is as foreign as one from another issuer.
 	if !g.audienceOK(c.Audience) {
-		return nil, refused(http.StatusUnauthorized, errInvalidToken, errWrongAudience)
+		return c, refused(http.StatusUnauthorized, errInvalidToken, errWrongAudience)
 	}
 	// RFC 6750 §3.1: a valid token without the privileges the route needs is a 403.
 	if !g.Req.claimsOK(c.All) {
-		return nil, refused(http.StatusForbidden, errInsufficientScope, errClaimMissing)
+		return c, refused(http.StatusForbidden, errInsufficientScope, errClaimMissing)
 	}
 	if !g.Req.scopeOK(c.Scope) {
-		return nil, refused(http.StatusForbidden, errInsufficientScope, errScopeMissing)
+		return c, refused(http.StatusForbidden, errInsufficientScope, errScopeMissing)
 	}
 	return c, nil
 }

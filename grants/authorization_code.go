@@ -71,7 +71,7 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	}
 	payload, err := s.cfg.Store.Take(ctx, codeKey(code))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, s.codeReplayed(ctx, code)
+		return nil, s.codeReplayed(ctx, req.client, code)
 	}
 	if err != nil {
 		return nil, unavailable(err)
@@ -113,7 +113,7 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 
 // codeReplayed answers a code that is unknown, expired or used. A used one revokes everything it
 // issued: its refresh family and, through gid, its access tokens at the gate.
-func (s *Server) codeReplayed(ctx context.Context, code string) *Error {
+func (s *Server) codeReplayed(ctx context.Context, client *Client, code string) *Error {
 	if payload, err := s.cfg.Store.Take(ctx, codeUseKey(code)); err == nil {
 		var use codeUse
 		if json.Unmarshal(payload, &use) == nil {
@@ -122,6 +122,7 @@ func (s *Server) codeReplayed(ctx context.Context, code string) *Error {
 				return unavailable(err)
 			}
 			s.revokedNow(ctx)
+			s.cfg.Observe(Event{Kind: EventRevoked, Client: client, What: RevokedCodeReplay, GrantID: use.GrantID})
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return unavailable(err)

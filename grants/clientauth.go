@@ -76,6 +76,22 @@ func readCredentials(r *http.Request, f form) (presentedCredentials, *Error) {
 	return c, nil
 }
 
+// method names how creds try to authenticate client (nil when no such client is configured), for
+// the audit trail: an assertion by the JWT method its client registered.
+func (c presentedCredentials) method(client *Client) string {
+	switch {
+	case c.assertion != "" && client != nil && client.AuthMethod != "":
+		return client.AuthMethod
+	case c.assertion != "":
+		return "client_assertion"
+	case c.basic:
+		return AuthSecretBasic
+	case c.secret != "":
+		return AuthSecretPost
+	}
+	return AuthNone
+}
+
 // readClientAssertion reads RFC 7523 §2.2 client authentication: the assertion names its client
 // in iss, which the client's own Verifier then checks along with everything else.
 func readClientAssertion(f form, raw, assertionType string) (presentedCredentials, *Error) {
@@ -140,20 +156,39 @@ func decodeBasic(payload string) (id, secret string, ok bool) {
 	return id, secret, true
 }
 
-// authenticateClient returns the client a token request comes from, or the error to answer.
-// Failures count per client and address: counted per client alone, wrong secrets sent under a
-// client's id from anywhere would lock the client out everywhere.
+// presentedClient is the configured client a request names, whether or not it authenticates; nil
+// when it names none, so that what is counted of a failed request is never a raw request value.
+func (s *Server) presentedClient(r *http.Request, f form) *Client {
+	creds, _ := readCredentials(r, f)
+	return s.clients[creds.clientID]
+}
+
+// authenticateClient returns the client a token request comes from, or the error to answer; the
+// observer hears of every failure.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form, now time.Time) (*Client, *Error) {
+	address := s.cfg.ClientIP(r)
 	creds, err := readCredentials(r, f)
-	if err != nil {
-		return nil, err
+	var client *Client
+	if err == nil {
+		client, err = s.checkCredentials(ctx, creds, address, now)
 	}
+	if err != nil && err.Code == CodeInvalidClient {
+		named := s.clients[creds.clientID]
+		s.cfg.Observe(Event{Kind: EventClientAuthFailed, Client: named, AuthMethod: creds.method(named), RemoteIP: address})
+	}
+	return client, err
+}
+
+// checkCredentials returns the client creds authenticate. Failures count per client and address:
+// counted per client alone, wrong secrets sent under a client's id from anywhere would lock the
+// client out everywhere.
+func (s *Server) checkCredentials(ctx context.Context, creds presentedCredentials, address string, now time.Time) (*Client, *Error) {
 	if creds.clientID == "" {
 		return nil, clientAuthFailed(creds.basic)
 	}
-	address := s.cfg.ClientIP(r)
 	failures := creds.clientID + "\x00" + address
 	if wait, blocked := s.limits.clients.Blocked(failures, now); blocked {
+		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledClient, RemoteIP: address})
 		return nil, tooManyAttempts(wait)
 	}
 	client := s.clients[creds.clientID]
@@ -208,6 +243,7 @@ func (s *Server) checkClientSecret(ctx context.Context, client *Client, creds pr
 		return true, nil
 	}
 	if !s.limits.secretChecks.Enter(address) {
+		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledAddress, RemoteIP: address})
 		return false, tooManyAttempts(time.Second)
 	}
 	defer s.limits.secretChecks.Leave(address)

@@ -56,6 +56,15 @@ type tokenResponse struct {
 	IDToken      string `json:"id_token,omitempty"`
 	// IssuedTokenType is RFC 8693 §2.2.1's, for a token exchange.
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+
+	// issued names the access token for the audit trail; it is never sent.
+	issued issuedToken
+}
+
+// issuedToken is who an access token is for, its jti and its grant id: what names it without
+// being it.
+type issuedToken struct {
+	Subject, JTI, GrantID string
 }
 
 // respond issues the tokens for g: a new refresh family when the client may refresh and asked for
@@ -133,7 +142,7 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 	if audience == nil {
 		audience = s.audience(c)
 	}
-	access, _, exp, err := s.cfg.Minter.AccessToken(tokens.AccessToken{
+	access, jti, exp, err := s.cfg.Minter.AccessToken(tokens.AccessToken{
 		Subject:     g.Subject,
 		ClientID:    c.ID,
 		Scope:       scopeParam,
@@ -151,6 +160,7 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		TokenType:   "Bearer",
 		ExpiresIn:   expiresIn(exp, req.now),
 		Scope:       scopeParam,
+		issued:      issuedToken{Subject: g.Subject, JTI: jti, GrantID: g.familyID},
 	}
 	if g.User && slices.Contains(scope, scopeOpenID) {
 		idClaims := maps.Clone(g.Claims)

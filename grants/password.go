@@ -41,33 +41,43 @@ type SignedIn struct {
 // must: the identity provider and tenant named by acr_values (idp:, tenant:), and guessing
 // throttled per username and, far later, per address: the address the person's request comes
 // from. A wrong password is invalid_grant, a throttled attempt 429 (never invalid_grant, even for
-// the right password), a provider that cannot answer 503.
+// the right password), a provider that cannot answer 503. The observer hears of every check.
 func (s *Server) SignIn(ctx context.Context, address string, client *Client, username, password, acrValues string) (SignedIn, *Error) {
 	acr, err := s.ACRValues(client, acrValues)
 	if err != nil {
 		return SignedIn{}, err
 	}
 	idp := acr.IdPs[0]
+	user, result, err := s.checkPassword(ctx, address, idp, username, password, acr.Tenant)
+	s.cfg.Observe(Event{Kind: EventSignIn, Client: client, Subject: user.Subject, Username: username, IdP: idp,
+		Result: result, RemoteIP: address})
+	return user, err
+}
+
+// checkPassword is SignIn's check with idp, and its result for the observer.
+func (s *Server) checkPassword(ctx context.Context, address, idp, username, password, tenant string) (SignedIn, string, *Error) {
 	now := s.cfg.Now()
 	userKey := idp + "\x00" + username
 	if wait, blocked := s.limits.usernames.Blocked(userKey, now); blocked {
-		return SignedIn{}, tooManyAttempts(wait)
+		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledPassword, RemoteIP: address})
+		return SignedIn{}, SignInThrottled, tooManyAttempts(wait)
 	}
 	if wait, blocked := s.limits.addresses.Blocked(address, now); blocked {
-		return SignedIn{}, tooManyAttempts(wait)
+		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledAddress, RemoteIP: address})
+		return SignedIn{}, SignInThrottled, tooManyAttempts(wait)
 	}
 	// A tenant the identity provider does not vouch for is as wrong as a wrong password.
-	user, ok, fault := s.idps[idp].Authenticate(ctx, username, password, acr.Tenant)
+	user, ok, fault := s.idps[idp].Authenticate(ctx, username, password, tenant)
 	if fault != nil {
-		return SignedIn{}, unavailable(fault)
+		return SignedIn{}, SignInError, unavailable(fault)
 	}
 	if !ok {
 		s.limits.usernames.Fail(userKey, now)
 		s.limits.addresses.Fail(address, now)
-		return SignedIn{}, errorf(CodeInvalidGrant, "the username or password is wrong")
+		return SignedIn{}, SignInWrongPassword, errorf(CodeInvalidGrant, "the username or password is wrong")
 	}
 	s.limits.usernames.Forget(userKey)
-	return SignedIn{Subject: user.Subject, Claims: user.Claims, AuthTime: now, IdP: idp}, nil
+	return SignedIn{Subject: user.Subject, Claims: user.Claims, AuthTime: now, IdP: idp}, SignInOK, nil
 }
 
 // UserKnown reports whether the identity provider idp still has the user subject: false once a

@@ -20,7 +20,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	oldHash := hashToken(presented)
 	record, err := s.cfg.Store.RefreshToken(ctx, oldHash)
 	if err != nil {
-		return nil, s.refreshLookupFailed(ctx, err)
+		return nil, s.refreshLookupFailed(ctx, req.client, record.FamilyID, err)
 	}
 	// §6: the token must have been issued to this client. Another client's attempt uses nothing up.
 	if record.ClientID != req.client.ID {
@@ -45,7 +45,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 		return nil, serverFault(err)
 	}
 	if err := s.rotate(ctx, oldHash, hashToken(raw), next); err != nil {
-		return nil, s.refreshLookupFailed(ctx, err)
+		return nil, s.refreshLookupFailed(ctx, req.client, record.FamilyID, err)
 	}
 	resp, mintErr := s.mint(req, &g, scope)
 	if mintErr != nil {
@@ -97,12 +97,13 @@ func (s *Server) rotate(ctx context.Context, oldHash, newHash string, next store
 	}
 }
 
-// refreshLookupFailed answers a refresh token the store would not hand over.
-func (s *Server) refreshLookupFailed(ctx context.Context, err error) *Error {
+// refreshLookupFailed answers a refresh token of client's family gid the store would not hand over.
+func (s *Server) refreshLookupFailed(ctx context.Context, client *Client, gid string, err error) *Error {
 	switch {
 	case errors.Is(err, store.ErrReused):
 		// The store killed the family; the gate must hear of it before the next request.
 		s.revokedNow(ctx)
+		s.cfg.Observe(Event{Kind: EventRefreshReused, Client: client, GrantID: gid})
 		return invalidRefreshToken()
 	case errors.Is(err, store.ErrNotFound):
 		return invalidRefreshToken()

@@ -41,7 +41,17 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) *Error {
 		return unavailable(err)
 	}
 	s.revokedNow(r.Context())
+	s.cfg.Observe(revokedEvent(*revocation, client))
 	return nil
+}
+
+// revokedEvent tells the observer of revocation, made by client.
+func revokedEvent(revocation store.Revocation, client *Client) Event {
+	ev := Event{Kind: EventRevoked, Client: client, What: RevokedRefreshFamily, GrantID: revocation.ID}
+	if revocation.Kind == store.RevokedToken {
+		ev.What, ev.GrantID, ev.JTI = RevokedAccessToken, "", revocation.ID
+	}
+	return ev
 }
 
 // revocationFor names what revoking token means, or nil when it is nothing of client's that lives.

@@ -90,6 +90,8 @@ type Dependencies struct {
 	ClientIP func(*http.Request) string
 	// Logger gets server faults (never secrets or whole tokens); nil means none.
 	Logger *zap.Logger
+	// Observe hears of every security event (metrics, the audit trail); nil means none.
+	Observe Observer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -194,6 +196,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = peeraddr.Of
 	}
+	if cfg.Observe == nil {
+		cfg.Observe = ignore
+	}
 	s := &Server{
 		cfg:        cfg,
 		clients:    make(map[string]*Client, len(cfg.Clients)),
@@ -249,9 +254,23 @@ func (s *Server) Client(id string) (*Client, bool) {
 // secretWait bounds how long a request may queue for a bcrypt compare before it is told to retry.
 const secretWait = 10 * time.Second
 
-// ServeHTTP answers a token request.
+// ServeHTTP answers a token request, and tells the observer what it answered.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	serveJSON(s, w, r, s.token)
+	// How long the answer took is wall time, whatever the injected clock says.
+	start := time.Now()
+	ev := Event{GrantType: GrantUnsupported}
+	serveJSON(s, w, r, func(w http.ResponseWriter, r *http.Request) (*tokenResponse, *Error) {
+		resp, err := s.token(w, r, &ev)
+		ev.Duration = time.Since(start)
+		if err != nil {
+			ev.Kind, ev.Result = EventTokenRefused, err.Code
+		} else {
+			ev.Kind, ev.Result = EventTokenIssued, ResultOK
+			ev.Subject, ev.Scope, ev.JTI, ev.GrantID = resp.issued.Subject, resp.Scope, resp.issued.JTI, resp.issued.GrantID
+		}
+		s.cfg.Observe(ev)
+		return resp, err
+	})
 }
 
 // serveJSON answers a request to one of the endpoints a client authenticates to: what decide
@@ -286,19 +305,23 @@ func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form, *C
 	return f, client, err
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *Error) {
+// token runs a token request, noting in ev the grant and the client as soon as they are known.
+func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *Event) (*tokenResponse, *Error) {
 	f, err := parseForm(w, r)
 	if err != nil {
 		return nil, err
 	}
 	grantType, ok := f["grant_type"]
 	if !ok {
+		ev.Client = s.presentedClient(r, f)
 		return nil, errorf(CodeInvalidRequest, "grant_type is missing")
 	}
 	name, ok := s.grantNames[grantType]
 	if !ok {
+		ev.Client = s.presentedClient(r, f)
 		return nil, errorf(CodeUnsupportedGrantType, "the grant type is not supported")
 	}
+	ev.GrantType = name
 	ctx, cancel := context.WithTimeout(r.Context(), secretWait)
 	defer cancel()
 	now := s.cfg.Now()
@@ -308,9 +331,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	client := s.selfAsserting(name, r, f)
 	if client == nil {
 		if client, err = s.authenticateClient(ctx, r, f, now); err != nil {
+			ev.Client = s.presentedClient(r, f)
 			return nil, err
 		}
 	}
+	ev.Client = client
 	// A grant the client is not registered for is refused before anything is looked up (RFC 6749
 	// §5.2 unauthorized_client), so an unauthorized client learns nothing of codes or tokens.
 	if !client.allows(name) {

@@ -154,10 +154,7 @@ func (s *Bolt) RefreshToken(_ context.Context, hash string) (RefreshToken, error
 		})
 	}
 	// A fault of the store outranks the verdict, which a failed transaction leaves in doubt.
-	if err := cmp.Or(err, verdict); err != nil {
-		return RefreshToken{}, err
-	}
-	return rec.RefreshToken, nil
+	return answer(rec.RefreshToken, cmp.Or(err, verdict))
 }
 
 // RotateRefreshToken implements RefreshTokens, in one write transaction: the check, the mark and

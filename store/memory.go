@@ -66,10 +66,7 @@ func (m *Memory) RefreshToken(_ context.Context, hash string) (RefreshToken, err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, err := m.present(hash)
-	if err != nil {
-		return RefreshToken{}, err
-	}
-	return cloneRefresh(rec.RefreshToken), nil
+	return answer(cloneRefresh(rec.RefreshToken), err)
 }
 
 // RotateRefreshToken implements RefreshTokens.

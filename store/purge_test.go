@@ -26,6 +26,8 @@ func purgeAll(t *testing.T, s Store) {
 	case *Redis:
 		// Redis forgets records by their TTLs, on its own clock, which the injected clock does not
 		// move; redis_test.go checks the TTLs.
+	case *observed:
+		purgeAll(t, s.Store)
 	default:
 		t.Fatalf("purgeAll: unknown backend %T", s)
 	}

@@ -404,10 +404,7 @@ func (s *Redis) RefreshToken(ctx context.Context, hash string) (RefreshToken, er
 		rec = t.rec
 		return t.present(s.now())
 	})
-	if err != nil {
-		return RefreshToken{}, err
-	}
-	return rec.RefreshToken, nil
+	return answer(rec.RefreshToken, err)
 }
 
 // RotateRefreshToken implements RefreshTokens: the mark, the new token and the family commit in

@@ -64,6 +64,15 @@ func (f *family) killedBy(rec refreshRecord) (Revocation, bool) {
 	return r, f.revoke(r.Until)
 }
 
+// answer is what RefreshToken returns of rec and the verdict err on it: rec when it is live, or
+// reused (the caller names the family the reuse killed), nothing otherwise.
+func answer(rec RefreshToken, err error) (RefreshToken, error) {
+	if err != nil && !errors.Is(err, ErrReused) {
+		return RefreshToken{}, err
+	}
+	return rec, err
+}
+
 // presented says what presenting a refresh token means: nil when it is live, ErrReused when it was
 // rotated already (the caller then kills the family, RFC 9700 §4.14.2), ErrNotFound otherwise.
 // Reuse is checked before the family's death so that, of concurrent rotations, all the losers see

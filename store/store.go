@@ -43,7 +43,7 @@ type RefreshTokens interface {
 	CreateRefreshToken(ctx context.Context, hash string, t RefreshToken) error
 	// RefreshToken returns the live token stored under hash. It returns ErrNotFound when the token is
 	// unknown, expired, or its family is revoked, and ErrReused (killing the family) when the token
-	// was rotated already.
+	// was rotated already, with the token, so the caller can name the family the reuse killed.
 	RefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RotateRefreshToken, in one atomic step, marks the live token under oldHash as rotated (kept
 	// until it expires, so a later reuse is detected) and stores next under newHash. When oldHash

@@ -244,8 +244,9 @@ func testReuseRevokesFamily(t *testing.T, open opener) {
 	mustCreate(t, s, "a", grant("f1", time.Hour))
 	mustRotate(t, s, "a", "b", grant("f1", 3*time.Hour))
 	mustRotate(t, s, "b", "c", grant("f1", 2*time.Hour))
-	if _, err := s.RefreshToken(ctx, "a"); err != ErrReused {
-		t.Fatalf("RefreshToken(%q) = %v, want %v", "a", err, ErrReused)
+	// The reused token comes back with the verdict, so the caller can name the family it killed.
+	if rt, err := s.RefreshToken(ctx, "a"); err != ErrReused || rt.FamilyID != "f1" {
+		t.Fatalf("RefreshToken(%q) = %+v, %v; want family f1 and %v", "a", rt, err, ErrReused)
 	}
 	want := []Revocation{{Kind: RevokedFamily, ID: "f1", Until: t0.Add(3 * time.Hour)}}
 	rs, cursor := revocations(t, s, 0)

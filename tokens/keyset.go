@@ -161,3 +161,20 @@ func (s *KeySet) JWKS() []byte {
 func (s *KeySet) Algs() []string {
 	return slices.Clone(s.algs)
 }
+
+// Census counts the published keys at now: the one that signs, the next ones (published before
+// they sign), and the retired ones (kept until the tokens they signed expire).
+func (s *KeySet) Census(now time.Time) (current, next, retired int) {
+	signing := s.signing(now)
+	for _, e := range s.keys {
+		switch {
+		case e == signing:
+			current++
+		case e.SignsFrom.After(now):
+			next++
+		default:
+			retired++
+		}
+	}
+	return current, next, retired
+}

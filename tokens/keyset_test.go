@@ -13,14 +13,21 @@ import (
 	"time"
 )
 
-func TestKeySetSigning(t *testing.T) {
-	t0 := time.Unix(1_700_000_000, 0)
-	old, cur, next := testKey(t, EdDSA), testKey(t, ES256), testKey(t, RS256)
+// threeKeys is a set of an EdDSA key that signed until t0, an ES256 one that signs from t0, and an
+// RS256 one that signs an hour later.
+func threeKeys(t *testing.T) (ks *KeySet, old, cur, next Key) {
+	t.Helper()
+	old, cur, next = testKey(t, EdDSA), testKey(t, ES256), testKey(t, RS256)
 	old.SignsFrom, cur.SignsFrom, next.SignsFrom = t0.Add(-time.Hour), t0, t0.Add(time.Hour)
 	ks, err := NewKeySet(next, old, cur)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ks, old, cur, next
+}
+
+func TestKeySetSigning(t *testing.T) {
+	ks, old, cur, next := threeKeys(t)
 	cases := []struct {
 		at   time.Time
 		want string
@@ -48,6 +55,24 @@ func TestKeySetSigning(t *testing.T) {
 	}
 	if got, want := ks.Algs(), []string{ES256, EdDSA, RS256}; !slices.Equal(got, want) {
 		t.Errorf("Algs() = %q, want %q", got, want)
+	}
+}
+
+func TestKeySetCensus(t *testing.T) {
+	ks, _, _, _ := threeKeys(t)
+	cases := []struct {
+		at                     time.Time
+		current, next, retired int
+	}{
+		{t0.Add(-2 * time.Hour), 1, 2, 0}, // none has started: the earliest signs
+		{t0, 1, 1, 1},
+		{t0.Add(time.Hour), 1, 0, 2},
+	}
+	for _, c := range cases {
+		cur, next, retired := ks.Census(c.at)
+		if cur != c.current || next != c.next || retired != c.retired {
+			t.Errorf("Census(%v) = %d, %d, %d; want %d, %d, %d", c.at, cur, next, retired, c.current, c.next, c.retired)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +21,10 @@ func TestDiscoveryAndTokens(t *testing.T) {
 	}
 	if got, want := provider.Endpoint().TokenURL, c.URL("/connect/token"); got != want {
 		t.Errorf("token_endpoint = %q, want %q", got, want)
+	}
+	// RFC 8414 §3: an issuer without a path has its metadata at the bare well-known URL.
+	if r := send(t, c, request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server"}); r.status != http.StatusOK {
+		t.Errorf("GET /.well-known/oauth-authorization-server = %d, want 200", r.status)
 	}
 	var meta struct {
 		JWKSURI     string   `json:"jwks_uri"`
@@ -111,4 +116,52 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestAuthorizationServerMetadata fetches the metadata where an OAuth-only client looks for it
+// (RFC 8414 §3): for an issuer with a path, the well-known segment goes before that path. The
+// document names the issuer it was discovered for (§3.3) and the same endpoints as OpenID discovery.
+func TestAuthorizationServerMetadata(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, `{
+	tokengate {
+		issuer {{BASE}}/tenant
+		store memory
+		client svc {
+			secret svc-secret
+			grants client_credentials
+			scopes api.read
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+}
+`)
+	issuer := c.URL("/tenant")
+	var meta struct {
+		Issuer        string `json:"issuer"`
+		TokenEndpoint string `json:"token_endpoint"`
+		JWKSURI       string `json:"jwks_uri"`
+	}
+	r := send(t, c, request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server/tenant"})
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /.well-known/oauth-authorization-server/tenant = %d %s, want 200", r.status, r.body)
+	}
+	if err := json.Unmarshal(r.body, &meta); err != nil {
+		t.Fatalf("metadata %s: %v", r.body, err)
+	}
+	if meta.Issuer != issuer || meta.TokenEndpoint != issuer+"/connect/token" || meta.JWKSURI != issuer+"/.well-known/openid-configuration/jwks" {
+		t.Errorf("metadata issuer %q token_endpoint %q jwks_uri %q, want %q and its endpoints", meta.Issuer, meta.TokenEndpoint, meta.JWKSURI, issuer)
+	}
+	discovery := send(t, c, request{method: http.MethodGet, path: "/tenant/.well-known/openid-configuration"})
+	if string(discovery.body) != string(r.body) {
+		t.Errorf("OpenID discovery %s differs from the RFC 8414 metadata %s", discovery.body, r.body)
+	}
+	// The bare well-known URL is an issuer without a path's, which this one is not: the request
+	// goes on to the rest of the site (Caddy's empty answer here).
+	if bare := send(t, c, request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server"}); len(bare.body) != 0 {
+		t.Errorf("GET /.well-known/oauth-authorization-server for issuer %s = %s, want no metadata there", issuer, bare.body)
+	}
 }

@@ -57,6 +57,7 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 	}
 	return &grants.Client{
 		ID:                     c.ID,
+		DisplayName:            c.DisplayName,
 		Secrets:                secrets,
 		Public:                 c.Public,
 		AuthMethod:             c.AuthMethod,

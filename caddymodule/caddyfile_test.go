@@ -57,6 +57,7 @@ func TestParseGlobalOption(t *testing.T) {
 		{"clients and users", `tokengate {
 			issuer https://auth.example.com
 			client web {
+				display_name "Web App"
 				public
 				grants password refresh_token
 				scopes openid offline_access
@@ -93,7 +94,7 @@ func TestParseGlobalOption(t *testing.T) {
 				}
 			}
 		}`, `{"issuer":"https://auth.example.com","clients":[` +
-			`{"id":"web","public":true,"grants":["password","refresh_token"],"scopes":["openid","offline_access"],` +
+			`{"id":"web","display_name":"Web App","public":true,"grants":["password","refresh_token"],"scopes":["openid","offline_access"],` +
 			`"redirect_uris":["https://app.example.com/cb"],"post_logout_redirect_uris":["https://app.example.com/"],` +
 			`"identity_providers":["corp"],"pkce_plain":true},` +
 			`{"id":"svc","secrets":["{env.SVC_SECRET}","` + testHash + `"],"auth_method":"client_secret_post",` +

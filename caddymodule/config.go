@@ -87,6 +87,9 @@ type SigningKeyFileConfig struct {
 type ClientConfig struct {
 	// ID is the client_id. Required, unique.
 	ID string `json:"id"`
+	// DisplayName is what the sign-in and device pages call the application ("to continue to
+	// ..."). Default: the client_id.
+	DisplayName string `json:"display_name,omitempty"`
 	// Secrets are the accepted secrets: bcrypt hashes as `caddy hash-password` prints them, or
 	// plaintext; {env.X} placeholders are replaced at provision time. A confidential client needs
 	// at least one; a public client has none.

@@ -13,13 +13,32 @@ import (
 	"time"
 )
 
-func TestKeySetSigning(t *testing.T) {
-	t0 := time.Unix(1_700_000_000, 0)
-	old, cur, next := testKey(t, EdDSA), testKey(t, ES256), testKey(t, RS256)
-	old.SignsFrom, cur.SignsFrom, next.SignsFrom = t0.Add(-time.Hour), t0, t0.Add(time.Hour)
-	ks, err := NewKeySet(next, old, cur)
+// freshKey is a new key of alg that signs from signsFrom: testKey's signers are one per algorithm.
+func freshKey(t testing.TB, alg string, signsFrom time.Time) Key {
+	t.Helper()
+	signer, err := GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	k, err := NewKey(alg, signer, signsFrom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Signing follows the primary algorithm's schedule (the first key's), whatever the other
+// algorithms' keys are dated.
+func TestKeySetSigning(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	old, cur, next := freshKey(t, ES256, t0.Add(-time.Hour)), freshKey(t, ES256, t0), freshKey(t, ES256, t0.Add(time.Hour))
+	rsa, eddsa := freshKey(t, RS256, t0.Add(-30*time.Minute)), freshKey(t, EdDSA, t0.Add(time.Minute))
+	ks, err := NewKeySet(next, rsa, old, eddsa, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Primary() != ES256 {
+		t.Errorf("Primary() = %q, want the first key's ES256", ks.Primary())
 	}
 	cases := []struct {
 		at   time.Time
@@ -38,8 +57,8 @@ func TestKeySetSigning(t *testing.T) {
 			t.Errorf("Signing(%v) = %q, want %q", c.at, got, c.want)
 		}
 	}
-	if k, ok := ks.Lookup(old.ID); !ok || k.Alg != EdDSA {
-		t.Errorf("Lookup(%q) = %v, %v; want the EdDSA key", old.ID, k.Alg, ok)
+	if k, ok := ks.Lookup(eddsa.ID); !ok || k.Alg != EdDSA {
+		t.Errorf("Lookup(%q) = %v, %v; want the EdDSA key", eddsa.ID, k.Alg, ok)
 	}
 	for _, kid := range []string{"", "nope", old.ID + " "} {
 		if _, ok := ks.Lookup(kid); ok {

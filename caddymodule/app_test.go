@@ -214,7 +214,7 @@ func TestDiscoveryOfConfiguration(t *testing.T) {
 		{"token_endpoint_auth_methods_supported", doc.AuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
 		{"introspection_endpoint_auth_methods_supported", doc.IntrospectionAuthMethods, []string{"client_secret_basic", "client_secret_post"}},
 		{"revocation_endpoint_auth_methods_supported", doc.RevocationAuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
-		{"id_token_signing_alg_values_supported", doc.Algs, []string{"ES256"}},
+		{"id_token_signing_alg_values_supported", doc.Algs, []string{"ES256", "RS256"}}, // OIDC Discovery §3: RS256 is required
 	} {
 		if !slices.Equal(tc.got, tc.want) {
 			t.Errorf("discovery %s = %q, want %q", tc.field, tc.got, tc.want)

@@ -55,6 +55,8 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 		}
 		secrets = append(secrets, secret)
 	}
+	// Validate admitted only the primary's algorithm and RS256, in any case.
+	idTokenAlg, _ := signingAlg(c.IDTokenSigningAlg)
 	return &grants.Client{
 		ID:                     c.ID,
 		DisplayName:            c.DisplayName,
@@ -71,6 +73,7 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 		Claims:                 c.Claims,
 		PKCEPlain:              c.PKCEPlain,
 		IntrospectAny:          c.IntrospectAny,
+		IDTokenAlg:             idTokenAlg,
 	}, nil
 }
 

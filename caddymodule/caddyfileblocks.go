@@ -23,6 +23,7 @@ import (
 //	    identity_providers <name>...
 //	    pkce_plain
 //	    introspect_any
+//	    id_token_signing_alg <alg>
 //	}
 func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
 	d.Next() // "client"
@@ -50,6 +51,8 @@ func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
 			err = parseOnce(d, &c.DisplayName)
 		case "auth_method":
 			err = parseOnce(d, &c.AuthMethod)
+		case "id_token_signing_alg":
+			err = parseOnce(d, &c.IDTokenSigningAlg)
 		case "jwks_file":
 			err = parseOnce(d, &c.JWKSFile)
 		case "jwks_uri":

@@ -127,6 +127,10 @@ type ClientConfig struct {
 	PKCEPlain bool `json:"pkce_plain,omitempty"`
 	// IntrospectAny lets it introspect every token, not only its own. Default: false.
 	IntrospectAny bool `json:"introspect_any,omitempty"`
+	// IDTokenSigningAlg is the algorithm its ID tokens are signed with, in any case: the signing
+	// key's or RS256 (OIDC Registration §2 id_token_signed_response_alg). Default: the signing
+	// key's.
+	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
 }
 
 // IdentityProviderConfig is one `users` block: static users, or a legacy login to delegate to.

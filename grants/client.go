@@ -50,6 +50,8 @@ type Client struct {
 	PKCEPlain bool
 	// IntrospectAny lets it introspect every token, not only its own.
 	IntrospectAny bool
+	// IDTokenAlg is the algorithm its ID tokens are signed with; empty means the primary key's.
+	IDTokenAlg string
 }
 
 // Name is what the pages a person sees call the client: its display name, or else its client_id.

@@ -342,6 +342,45 @@ func TestSigningKeyFile(t *testing.T) {
 	}
 }
 
+// Beside a key file of another algorithm, an RS256 key is generated for ID tokens (OIDC Discovery
+// §3) and kept in the store; the file's key still signs access tokens.
+func TestSigningKeyFileBesideRS256(t *testing.T) {
+	signer, err := tokens.GenerateKey(tokens.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := tokens.MarshalPrivateKeyPEM(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
+		"signing_key_file": {"alg": "ES256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
+	if key := app.keySet.Load().Signing(app.now()); key.ID != "k1" {
+		t.Errorf("signing key = %q, want the file's k1", key.ID)
+	}
+	keys, err := app.shared.store.SigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for slot, k := range keys {
+		if slot != sessionKeySlot {
+			if k.Alg != tokens.RS256 {
+				t.Errorf("the store holds a %s key in %s, want only RS256 keys beside a key file", k.Alg, slot)
+			}
+			stored = append(stored, k.ID)
+		}
+	}
+	kids := jwksKids(t, app)
+	if len(stored) == 0 || !slices.Contains(kids, "k1") || !slices.Contains(kids, stored[0]) {
+		t.Errorf("JWKS kids = %q, want the file's k1 and the stored RS256 key %q", kids, stored)
+	}
+}
+
 // jwksKids returns the kids that app's JWKS endpoint publishes.
 func jwksKids(t *testing.T, app *App) []string {
 	t.Helper()

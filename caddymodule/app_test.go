@@ -300,8 +300,10 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-func TestSigningKeyFile(t *testing.T) {
-	signer, err := tokens.GenerateKey(tokens.RS256)
+// writeKeyFile writes a new private key of alg to a PEM file and returns its path.
+func writeKeyFile(t *testing.T, alg string) string {
+	t.Helper()
+	signer, err := tokens.GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +315,11 @@ func TestSigningKeyFile(t *testing.T) {
 	if err := os.WriteFile(path, pem, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+func TestSigningKeyFile(t *testing.T) {
+	path := writeKeyFile(t, tokens.RS256)
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": {"alg": "RS256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
 	key := app.keySet.Load().Signing(app.now())
@@ -345,18 +352,7 @@ func TestSigningKeyFile(t *testing.T) {
 // Beside a key file of another algorithm, an RS256 key is generated for ID tokens (OIDC Discovery
 // §3) and kept in the store; the file's key still signs access tokens.
 func TestSigningKeyFileBesideRS256(t *testing.T) {
-	signer, err := tokens.GenerateKey(tokens.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "key.pem")
-	if err := os.WriteFile(path, pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeKeyFile(t, tokens.ES256)
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": {"alg": "ES256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
 	if key := app.keySet.Load().Signing(app.now()); key.ID != "k1" {

@@ -2,12 +2,15 @@
 // authorization grants (jwt-bearer, from a trusted issuer or a client's own key) and §2.2 client
 // assertions (private_key_jwt and client_secret_jwt, OIDC Core §9). Keys come only from configured
 // key sources, never from the token's headers (RFC 8725 §3.10); the key decides the algorithm
-// (RFC 8725 §3.1); and every jti is recorded so an assertion is used once (RFC 7523 §3).
+// (RFC 8725 §3.1); and each assertion is recorded, by its jti or else by its SHA-256, so it is
+// used once (RFC 7523 §3).
 package assertion
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,19 +63,16 @@ type Config struct {
 	Issuer string
 	// ClientAuth makes assertions authenticate a client (RFC 7523 §3 item 2, OIDC Core §9): sub
 	// must equal iss, and jti is required (CVE-2020-15222). Default false: a jwt-bearer grant,
-	// whose sub is whoever the issuer names.
+	// whose sub is whoever the issuer names and whose jti is optional (RFC 7523 §3 item 7).
 	ClientAuth bool
-	// RequireJTI requires a jti when ClientAuth is false. Set it when a jwt-bearer assertion is
-	// also the client's authentication (signed with the client's own key). Default false: a jti
-	// is then single use when present.
-	RequireJTI bool
 	// Audiences are the aud values naming this server: its issuer identifier and its token
 	// endpoint URL, both accepted (OIDC Core §9, RFC 7523 §3 item 3). An assertion must list at
 	// least one, exactly. Required.
 	Audiences []string
 	// Keys finds the signing keys. Required.
 	Keys KeySource
-	// Replay records each jti until the assertion expires (RFC 7523 §3 item 7). Required.
+	// Replay records each assertion's one-time id until the assertion expires (RFC 7523 §3
+	// item 7). Required.
 	Replay store.OneTime
 	// MaxLifetime bounds how far ahead exp and how old iat may be (RFC 7523 §3 items 4 and 6).
 	// Zero means DefaultMaxLifetime.
@@ -86,7 +86,7 @@ type Claims struct {
 	Issuer   string
 	Subject  string
 	Audience []string
-	// JTI is empty when the assertion has none (only a grant assertion without RequireJTI).
+	// JTI is empty when the assertion has none (only a grant assertion).
 	JTI       string
 	ExpiresAt time.Time
 	// IssuedAt and NotBefore are zero when the assertion omits them.
@@ -146,7 +146,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 // Verify checks raw, a JWS compact serialization, as an RFC 7523 assertion and returns its claims.
 // Each error names the check that failed and wraps ErrInvalid, or ErrUnavailable for a fault in
 // the key source or the replay store. The signature is verified before any claim is believed, and
-// the jti is recorded last, so a forged or otherwise refused assertion cannot use up a jti.
+// the assertion is recorded last, so a forged or otherwise refused one cannot use up a jti.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if err := checkCompact(raw); err != nil {
 		return nil, err
@@ -169,10 +169,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if c.JTI != "" {
-		if err := v.useOnce(ctx, c); err != nil {
-			return nil, err
-		}
+	if err := v.useOnce(ctx, c, raw); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -273,9 +271,8 @@ func (v *Verifier) claims(mc jwt.MapClaims, now time.Time) (*Claims, error) {
 	if err := v.checkTimes(c, mc, now); err != nil {
 		return nil, err
 	}
-	// Item 7: jti, required to authenticate a client (OIDC Core §9).
-	required := v.cfg.ClientAuth || v.cfg.RequireJTI
-	if c.JTI, err = stringClaim(mc, "jti", required); err != nil {
+	// Item 7: jti, required to authenticate a client (OIDC Core §9), optional in a grant.
+	if c.JTI, err = stringClaim(mc, "jti", v.cfg.ClientAuth); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -350,21 +347,34 @@ func (v *Verifier) checkTimes(c *Claims, mc jwt.MapClaims, now time.Time) error 
 	return nil
 }
 
-// useOnce records c's jti until the assertion can no longer be accepted (exp plus
+// useOnce records the assertion raw, with claims c, until it can no longer be accepted (exp plus
 // tokens.ClockLeeway), refusing one already recorded (RFC 7523 §3 item 7; CVE-2020-15222). Once the
-// first use has expired, the jti is free again.
-func (v *Verifier) useOnce(ctx context.Context, c *Claims) error {
-	// The issuer's length delimits it, so no (iss, jti) pair can spell another's key even when
-	// either contains the separator.
-	key := "jti:" + strconv.Itoa(len(c.Issuer)) + ":" + c.Issuer + ":" + c.JTI
+// first use has expired, its one-time id is free again.
+func (v *Verifier) useOnce(ctx context.Context, c *Claims, raw string) error {
+	key, what := onceKey(c, raw)
 	fresh, err := v.cfg.Replay.PutOnce(ctx, key, nil, c.ExpiresAt.Add(tokens.ClockLeeway))
 	if err != nil {
 		return fmt.Errorf("%w: replay store: %w", ErrUnavailable, err)
 	}
 	if !fresh {
-		return fmt.Errorf("%w: jti was used before", ErrInvalid)
+		return fmt.Errorf("%w: %s was used before", ErrInvalid, what)
 	}
 	return nil
+}
+
+// onceKey is the one-time id of the assertion raw with claims c, and what it is: its jti, within
+// its issuer, or for a grant assertion without one (Google's service accounts send none) the
+// SHA-256 of what its signature covers. The signature itself is left out: an ECDSA signature has a
+// second valid form (s and n-s), and the same assertion under it is still a replay.
+func onceKey(c *Claims, raw string) (key, what string) {
+	if c.JTI != "" {
+		// The issuer's length delimits it, so no (iss, jti) pair can spell another's key even when
+		// either contains the separator.
+		return "jti:" + strconv.Itoa(len(c.Issuer)) + ":" + c.Issuer + ":" + c.JTI, "jti"
+	}
+	signed := raw[:strings.LastIndexByte(raw, '.')]
+	sum := sha256.Sum256([]byte(signed))
+	return "sha256:" + hex.EncodeToString(sum[:]), "assertion"
 }
 
 // numericDate reads the RFC 7519 §2 NumericDate claim name: ok is false when it is absent.

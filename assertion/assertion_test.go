@@ -2,7 +2,10 @@ package assertion
 
 import (
 	"context"
+	"crypto/elliptic"
+	"encoding/base64"
 	"errors"
+	"math/big"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -437,12 +440,45 @@ func TestGrantAssertion(t *testing.T) {
 		_, err := v.Verify(ctx, raw)
 		wantInvalid(t, "second Verify", err, "jti was used before")
 	})
-	t.Run("RequireJTI: a self-signed grant without jti", func(t *testing.T) {
-		c := cfg(newClock())
-		c.RequireJTI = true
-		_, err := newVerifier(t, c).Verify(ctx, rs(grantClaims()))
-		wantInvalid(t, "Verify(no jti)", err, "no jti")
+	t.Run("without jti: once, by its SHA-256", func(t *testing.T) {
+		clk := newClock()
+		ecConfig := Config{Issuer: trustIssuer, Audiences: []string{issuer}, Keys: staticJWKS(t, clientJWKS(t)), Now: clk.Now}
+		ecConfig.Replay = store.NewMemory(clk.Now)
+		v := newVerifier(t, ecConfig)
+		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), grantClaims())
+		if _, err := v.Verify(ctx, raw); err != nil {
+			t.Fatalf("first Verify = %v, want nil", err)
+		}
+		_, err := v.Verify(ctx, raw)
+		wantInvalid(t, "second Verify", err, "assertion was used before")
+		// The same claims under the other valid ECDSA signature (s replaced by n-s) are the same
+		// assertion, though not the same bytes.
+		malleated := otherECDSASignature(t, raw)
+		ecConfig.Replay = store.NewMemory(clk.Now)
+		if _, err := newVerifier(t, ecConfig).Verify(ctx, malleated); err != nil {
+			t.Fatalf("Verify(the other signature form) on a fresh store = %v, want nil", err)
+		}
+		_, err = v.Verify(ctx, malleated)
+		wantInvalid(t, "Verify(the other signature form) after the first", err, "assertion was used before")
+		another := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), assertiontest.With(grantClaims(), "sub", "bob"))
+		if _, err := v.Verify(ctx, another); err != nil {
+			t.Errorf("Verify(another assertion without jti) = %v, want nil", err)
+		}
 	})
+}
+
+// otherECDSASignature returns the ES256 JWS raw with its signature (r, s) replaced by (r, n-s),
+// which verifies as well (ECDSA signatures are malleable).
+func otherECDSASignature(t *testing.T, raw string) string {
+	t.Helper()
+	dot := strings.LastIndexByte(raw, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(raw[dot+1:])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("an ES256 signature of %d bytes: %v", len(sig), err)
+	}
+	s := new(big.Int).SetBytes(sig[32:])
+	s.Sub(elliptic.P256().Params().N, s)
+	return raw[:dot+1] + b64(append(sig[:32:32], s.FillBytes(make([]byte, 32))...))
 }
 
 // TestHugeInputIsCheap: an oversized or dot-stuffed assertion is refused before any decoding and

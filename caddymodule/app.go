@@ -114,7 +114,8 @@ type App struct {
 
 	// keySet is what the minter and verifier use; the rotation replaces it.
 	keySet atomic.Pointer[tokens.KeySet]
-	// rotation manages generated keys; nil for a key file. keyHealth reports its failures.
+	// rotation manages generated keys; nil for an RS256 key file alone. keyHealth reports its
+	// failures.
 	rotation  *keyrotation.Manager
 	keyHealth *outageLog
 	// stopRotation ends the rotation that Start began; rotationDone closes when it has ended.
@@ -262,7 +263,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Metadata: endpoints.MetadataOf(a.Issuer, endpoints.Offered{
 			Clients:     clients,
 			UserClaims:  a.userClaims(),
-			SigningAlgs: a.keySet.Load().Algs(),
+			SigningAlgs: a.idTokenAlgs(),
 		}),
 		Keys: keysNow,
 	})

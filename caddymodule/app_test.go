@@ -196,7 +196,8 @@ func TestDiscoveryOfConfiguration(t *testing.T) {
 		"token_endpoint_auth_methods_supported":         {"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    {"client_secret_basic", "client_secret_post", "none"},
-		"id_token_signing_alg_values_supported":         {"ES256"},
+		// OIDC Discovery §3: RS256 is required.
+		"id_token_signing_alg_values_supported": {"ES256", "RS256"},
 	})
 	if claims := doc["claims_supported"]; !slices.Contains(claims, "tier") {
 		t.Errorf("discovery claims_supported = %q, want it to list the static claim tier", claims)
@@ -309,8 +310,10 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-func TestSigningKeyFile(t *testing.T) {
-	signer, err := tokens.GenerateKey(tokens.RS256)
+// writeKeyFile writes a new private key of alg to a PEM file and returns its path.
+func writeKeyFile(t *testing.T, alg string) string {
+	t.Helper()
+	signer, err := tokens.GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +325,11 @@ func TestSigningKeyFile(t *testing.T) {
 	if err := os.WriteFile(path, pem, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+func TestSigningKeyFile(t *testing.T) {
+	path := writeKeyFile(t, tokens.RS256)
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": {"alg": "RS256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
 	key := app.keySet.Load().Signing(app.now())
@@ -348,6 +356,34 @@ func TestSigningKeyFile(t *testing.T) {
 	}
 	if kids := jwksKids(t, app); len(kids) != 1 {
 		t.Errorf("JWKS kids = %q, want only the file's key", kids)
+	}
+}
+
+// Beside a key file of another algorithm, an RS256 key is generated for ID tokens (OIDC Discovery
+// §3) and kept in the store; the file's key still signs access tokens.
+func TestSigningKeyFileBesideRS256(t *testing.T) {
+	path := writeKeyFile(t, tokens.ES256)
+	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
+		"signing_key_file": {"alg": "ES256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
+	if key := app.keySet.Load().Signing(app.now()); key.ID != "k1" {
+		t.Errorf("signing key = %q, want the file's k1", key.ID)
+	}
+	keys, err := app.shared.store.SigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for slot, k := range keys {
+		if slot != sessionKeySlot {
+			if k.Alg != tokens.RS256 {
+				t.Errorf("the store holds a %s key in %s, want only RS256 keys beside a key file", k.Alg, slot)
+			}
+			stored = append(stored, k.ID)
+		}
+	}
+	kids := jwksKids(t, app)
+	if len(stored) == 0 || !slices.Contains(kids, "k1") || !slices.Contains(kids, stored[0]) {
+		t.Errorf("JWKS kids = %q, want the file's k1 and the stored RS256 key %q", kids, stored)
 	}
 }
 

@@ -2,9 +2,9 @@ package caddymodule
 
 import (
 	"fmt"
-	"slices"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -56,8 +56,11 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 		}
 		secrets = append(secrets, secret)
 	}
+	// Validate admitted only the primary's algorithm and RS256, in any case.
+	idTokenAlg, _ := signingAlg(c.IDTokenSigningAlg)
 	return &grants.Client{
 		ID:                     c.ID,
+		DisplayName:            c.DisplayName,
 		Secrets:                secrets,
 		Public:                 c.Public,
 		AuthMethod:             c.AuthMethod,
@@ -72,6 +75,7 @@ func (c *ClientConfig) build(repl *caddy.Replacer) (*grants.Client, error) {
 		Claims:                 c.Claims,
 		PKCEPlain:              c.PKCEPlain,
 		IntrospectAny:          c.IntrospectAny,
+		IDTokenAlg:             idTokenAlg,
 	}, nil
 }
 

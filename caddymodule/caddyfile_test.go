@@ -57,6 +57,7 @@ func TestParseGlobalOption(t *testing.T) {
 		{"clients and users", `tokengate {
 			issuer https://auth.example.com
 			client web {
+				display_name "Web App"
 				public
 				grants password refresh_token
 				scopes openid offline_access
@@ -76,6 +77,7 @@ func TestParseGlobalOption(t *testing.T) {
 				access_token_ttl 10m
 				claim tier gold
 				introspect_any
+				id_token_signing_alg rs256
 			}
 			users corp {
 				user alice ` + testHash + ` {
@@ -93,12 +95,12 @@ func TestParseGlobalOption(t *testing.T) {
 				}
 			}
 		}`, `{"issuer":"https://auth.example.com","clients":[` +
-			`{"id":"web","public":true,"grants":["password","refresh_token"],"scopes":["openid","offline_access"],` +
+			`{"id":"web","display_name":"Web App","public":true,"grants":["password","refresh_token"],"scopes":["openid","offline_access"],` +
 			`"redirect_uris":["https://app.example.com/cb"],"post_logout_redirect_uris":["https://app.example.com/"],` +
 			`"identity_providers":["corp"],"pkce_plain":true},` +
 			`{"id":"svc","secrets":["{env.SVC_SECRET}","` + testHash + `"],"auth_method":"client_secret_post",` +
 			`"grants":["client_credentials"],"scopes":["api.read","api.write"],"audience":["api","https://api.example.com"],` +
-			`"access_token_ttl":600000000000,"claims":{"tier":"gold"},"introspect_any":true}],` +
+			`"access_token_ttl":600000000000,"claims":{"tier":"gold"},"introspect_any":true,"id_token_signing_alg":"rs256"}],` +
 			`"identity_providers":[{"name":"corp","users":[` +
 			`{"username":"alice","hash":"` + testHash + `","claims":{"email":"alice@example.com"},"tenants":["acme","globex"]},` +
 			`{"username":"bob","hash":"` + testHash + `"}]},` +

@@ -8,6 +8,7 @@ import (
 // parseClient parses one client block from its own dispenser into app. Syntax:
 //
 //	client <client_id> {
+//	    display_name <text>
 //	    secret <secret>
 //	    public
 //	    auth_method client_secret_basic | client_secret_post | client_secret_jwt | private_key_jwt
@@ -23,6 +24,7 @@ import (
 //	    exchange_audiences <aud>...
 //	    pkce_plain
 //	    introspect_any
+//	    id_token_signing_alg <alg>
 //	}
 func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
 	d.Next() // "client"
@@ -46,8 +48,12 @@ func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
 			err = parseFlag(d, &c.PKCEPlain)
 		case "introspect_any":
 			err = parseFlag(d, &c.IntrospectAny)
+		case "display_name":
+			err = parseOnce(d, &c.DisplayName)
 		case "auth_method":
 			err = parseOnce(d, &c.AuthMethod)
+		case "id_token_signing_alg":
+			err = parseOnce(d, &c.IDTokenSigningAlg)
 		case "jwks_file":
 			err = parseOnce(d, &c.JWKSFile)
 		case "jwks_uri":

@@ -80,6 +80,9 @@ type SigningKeyFileConfig struct {
 type ClientConfig struct {
 	// ID is the client_id. Required, unique.
 	ID string `json:"id"`
+	// DisplayName is what the sign-in and device pages call the application ("to continue to
+	// ..."). Default: the client_id.
+	DisplayName string `json:"display_name,omitempty"`
 	// Secrets are the accepted secrets: bcrypt hashes as `caddy hash-password` prints them, or
 	// plaintext; {env.X} placeholders are replaced at provision time. A confidential client needs
 	// at least one; a public client has none.
@@ -120,6 +123,10 @@ type ClientConfig struct {
 	PKCEPlain bool `json:"pkce_plain,omitempty"`
 	// IntrospectAny lets it introspect every token, not only its own. Default: false.
 	IntrospectAny bool `json:"introspect_any,omitempty"`
+	// IDTokenSigningAlg is the algorithm its ID tokens are signed with, in any case: the signing
+	// key's or RS256 (OIDC Registration §2 id_token_signed_response_alg). Default: the signing
+	// key's.
+	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
 }
 
 // IdentityProviderConfig is one `users` block: static users, or a legacy login to delegate to.

@@ -11,9 +11,9 @@ func init() {
 	caddy.RegisterModule(new(Handler))
 }
 
-// Handler serves the tokengate endpoints (token, discovery, JWKS) at their paths under the issuer,
-// and hands every other request to the next handler, so that one flat site block can hold the
-// endpoints, bearer_auth and the upstream.
+// Handler serves the tokengate endpoints (token, discovery, JWKS) at their paths under the issuer
+// (RFC 8414's metadata at its own, before the issuer's path), and hands every other request to the
+// next handler, so that one flat site block can hold the endpoints, bearer_auth and the upstream.
 type Handler struct {
 	// routes is the app's: path → endpoint.
 	routes map[string]http.Handler

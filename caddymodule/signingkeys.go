@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/tokengate/tokengate/endpoints"
@@ -43,37 +44,50 @@ func (a *App) sessionKey(ctx context.Context) ([]byte, error) {
 	return block.Bytes, nil
 }
 
-// loadKeys sets the key set to sign with: the key of signing_key_file, never rotated, or the
-// generated keys that the store keeps for the configured algorithm, generated now if it has none.
+// loadKeys sets the key set to sign with. The primary key, which signs access tokens, is the key
+// of signing_key_file, never rotated, or the generated keys of signing_key's algorithm. Beside a
+// primary of another algorithm, generated RS256 keys sign the ID tokens of clients that ask for
+// RS256, which OIDC Discovery §3 requires a provider to offer. Generated keys are kept in the store,
+// generated now if it has none, and rotated.
 func (a *App) loadKeys(ctx context.Context) error {
+	cfg := keyrotation.Config{
+		Store:       a.shared.store,
+		Interval:    time.Duration(a.SigningKeyRotation),
+		MaxTokenTTL: a.maxTokenTTL(),
+		Now:         a.now,
+	}
 	if f := a.SigningKeyFile; f != nil {
 		key, err := keyFromFile(f)
 		if err != nil {
 			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
 		}
-		ks, err := tokens.NewKeySet(key)
+		cfg.Fixed = &key
+		// signing_key_rotation is the file key's, which is never rotated; the keys beside it
+		// rotate at the default interval.
+		cfg.Interval = keyrotation.DefaultInterval
+	} else {
+		cfg.Algs = []string{a.primaryAlg()}
+	}
+	if a.primaryAlg() != tokens.RS256 {
+		cfg.Algs = append(cfg.Algs, tokens.RS256)
+	}
+	if len(cfg.Algs) == 0 {
+		ks, err := tokens.NewKeySet(*cfg.Fixed)
 		if err != nil {
-			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
+			return fmt.Errorf("signing_key_file %s: %w", a.SigningKeyFile.File, err)
 		}
 		a.publishKeys(ks)
 		return nil
 	}
-	alg, _ := signingAlg(a.SigningKey.Alg)
-	m, err := keyrotation.NewManager(keyrotation.Config{
-		Store:       a.shared.store,
-		Alg:         alg,
-		Interval:    time.Duration(a.SigningKeyRotation),
-		MaxTokenTTL: a.maxTokenTTL(),
-		Now:         a.now,
-	})
+	m, err := keyrotation.NewManager(cfg)
 	if err != nil {
-		return fmt.Errorf("signing_key %s: %w", alg, err)
+		return fmt.Errorf("signing keys %s: %w", cfg.Algs, err)
 	}
 	loadCtx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	ks, err := m.Load(loadCtx)
 	if err != nil {
-		return fmt.Errorf("signing_key %s: %w", alg, err)
+		return fmt.Errorf("signing keys %s: %w", cfg.Algs, err)
 	}
 	a.publishKeys(ks)
 	a.rotation = m
@@ -84,6 +98,27 @@ func (a *App) loadKeys(ctx context.Context) error {
 		recovered: "signing keys are read from the store again",
 	}
 	return nil
+}
+
+// primaryAlg is the algorithm of the key that signs access tokens: signing_key_file's or
+// signing_key's, ES256 by default. Validate has checked the names.
+func (a *App) primaryAlg() string {
+	name := tokens.ES256
+	switch {
+	case a.SigningKeyFile != nil:
+		name = a.SigningKeyFile.Alg
+	case a.SigningKey != nil && a.SigningKey.Alg != "":
+		name = a.SigningKey.Alg
+	}
+	alg, _ := signingAlg(name)
+	return alg
+}
+
+// idTokenAlgs are the algorithms ID tokens may be signed with: the primary's and RS256, sorted.
+func (a *App) idTokenAlgs() []string {
+	algs := []string{a.primaryAlg(), tokens.RS256}
+	slices.Sort(algs)
+	return slices.Compact(algs)
 }
 
 // maxTokenTTL is the longest lifetime of a token the keys sign: access and ID tokens share the

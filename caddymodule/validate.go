@@ -280,9 +280,12 @@ func (a *App) validateClient(i int) error {
 }
 
 // validateReferences checks what clients name, which may be declared after them: their identity
-// providers and their extension grants.
+// providers, their extension grants and the signing key their ID tokens use.
 func (a *App) validateReferences() error {
 	for _, c := range a.Clients {
+		if err := a.checkIDTokenAlg(c.IDTokenSigningAlg); err != nil {
+			return inItem("client", c.ID, at(err, "id_token_signing_alg"))
+		}
 		for _, name := range c.IdentityProviders {
 			if !slices.ContainsFunc(a.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name }) {
 				return inItem("client", c.ID, at(fmt.Errorf("no users block is named %q", name), "identity_providers", name))
@@ -293,6 +296,19 @@ func (a *App) validateReferences() error {
 				return inItem("client", c.ID, at(fmt.Errorf("no grant line declares %q", g), "grants", g))
 			}
 		}
+	}
+	return nil
+}
+
+// checkIDTokenAlg accepts, in any case, the algorithms tokengate keeps keys of: the signing key's
+// and RS256; empty is the default, the signing key's.
+func (a *App) checkIDTokenAlg(name string) error {
+	if name == "" {
+		return nil
+	}
+	algs := a.idTokenAlgs()
+	if !slices.ContainsFunc(algs, func(alg string) bool { return strings.EqualFold(alg, name) }) {
+		return fmt.Errorf("id_token_signing_alg %q: ID tokens are signed with %s", name, strings.Join(algs, " or "))
 	}
 	return nil
 }

@@ -85,6 +85,12 @@ func TestValidateAlike(t *testing.T) {
 		{"unknown identity provider", "client web {\n  secret s\n  grants password\n  identity_providers corp\n }",
 			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "identity_providers": ["corp"]}]`,
 			`client "web": no users block is named "corp"`, 6},
+		{"ID token alg without a key", "client web {\n  secret s\n  grants password\n  id_token_signing_alg ps256\n }",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "id_token_signing_alg": "ps256"}]`,
+			`client "web": id_token_signing_alg "ps256": ID tokens are signed with ES256 or RS256`, 6},
+		{"ID token alg not the key file's", "client web {\n  secret s\n  grants password\n  id_token_signing_alg es256\n }\n signing_key_file eddsa k.pem",
+			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["password"], "id_token_signing_alg": "es256"}], "signing_key_file": {"alg": "EdDSA", "file": "k.pem"}`,
+			`client "web": id_token_signing_alg "es256": ID tokens are signed with EdDSA or RS256`, 6},
 		{"undeclared extension grant", "client web {\n  secret s\n  grants urn:example:magic\n }",
 			`"clients": [{"id": "web", "secrets": ["s"], "grants": ["urn:example:magic"]}]`,
 			`client "web": no grant line declares "urn:example:magic"`, 5},
@@ -183,6 +189,22 @@ func TestValidateBearerAuthAlike(t *testing.T) {
 				t.Errorf("UnmarshalCaddyfile(%s) error = %v, want %q", tc.name, err, want)
 			}
 		})
+	}
+}
+
+// An ID token may be signed with the primary key's algorithm or RS256, named in any case.
+func TestValidateIDTokenAlg(t *testing.T) {
+	for _, tc := range []struct{ signingKey, alg string }{
+		{"", "rs256"}, {"", "ES256"}, {"ps256", "PS256"}, {"ps256", "Rs256"}, {"rs256", "RS256"},
+	} {
+		app := App{Issuer: "https://a.example", Clients: []*ClientConfig{{ID: "web", Secrets: []string{"s"},
+			Grants: []string{"password"}, IDTokenSigningAlg: tc.alg}}}
+		if tc.signingKey != "" {
+			app.SigningKey = &SigningKeyConfig{Alg: tc.signingKey}
+		}
+		if err := app.Validate(); err != nil {
+			t.Errorf("signing_key %q, id_token_signing_alg %q: Validate = %v, want nil", tc.signingKey, tc.alg, err)
+		}
 	}
 }
 

@@ -189,6 +189,24 @@ func TestAuthorizeFormServed(t *testing.T) {
 	}
 }
 
+// The sign-in page names the application by its display name, escaped, or else by its client_id.
+func TestAuthorizeFormNamesTheClient(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		client string
+		req    url.Values
+		want   string
+	}{
+		{"web", webRequest(), "to continue to Web &amp; Co"},
+		{"spa", webRequest("client_id", "spa", "redirect_uri", "", "scope", ""), "to continue to spa"},
+	} {
+		got := f.browser().authorize(tc.req)
+		if got.status != http.StatusOK || !strings.Contains(got.body, tc.want) {
+			t.Errorf("%s: authorize = %d, want 200 with %q in %s", tc.client, got.status, tc.want, got.body)
+		}
+	}
+}
+
 // TestAuthorizeMethods: GET and POST only.
 func TestAuthorizeMethods(t *testing.T) {
 	f := newFixture(t)

@@ -112,11 +112,13 @@ type DeviceView struct {
 	Step    string
 	// UserCode is the code typed so far, or the request's code (XXXX-XXXX) from the login step on.
 	UserCode string
-	// ClientID and Scope describe the request from the login step on.
-	ClientID string
-	Scope    []string
-	Username string
-	Ticket   string
+	// ClientID, ClientName (its display name, or else its client_id) and Scope describe the
+	// request from the login step on.
+	ClientID   string
+	ClientName string
+	Scope      []string
+	Username   string
+	Ticket     string
 }
 
 //go:embed templates/device.html
@@ -302,7 +304,8 @@ func (p *DevicePage) signIn(w http.ResponseWriter, r *http.Request, req grants.D
 		return
 	}
 	p.show(w, http.StatusOK, &DeviceView{Title: "Allow access?", Action: p.action, CSRF: csrf, Step: DeviceStepDecide,
-		UserCode: req.UserCode, ClientID: req.Client.ID, Scope: req.Scope, Username: username, Ticket: ticket})
+		UserCode: req.UserCode, ClientID: req.Client.ID, ClientName: req.Client.Name(), Scope: req.Scope,
+		Username: username, Ticket: ticket})
 }
 
 // decide records the person's decision for the sign-in the ticket names. The ticket is taken
@@ -358,7 +361,7 @@ func (p *DevicePage) showCode(w http.ResponseWriter, r *http.Request, typed stri
 func (p *DevicePage) showLogin(w http.ResponseWriter, r *http.Request, req grants.DeviceRequest, username string, status int, message string) {
 	p.show(w, status, &DeviceView{Title: "Sign in", Message: message, Problem: message != "",
 		Action: p.action, CSRF: p.csrf(w, r), Step: DeviceStepLogin, UserCode: req.UserCode,
-		ClientID: req.Client.ID, Scope: req.Scope, Username: username})
+		ClientID: req.Client.ID, ClientName: req.Client.Name(), Scope: req.Scope, Username: username})
 }
 
 // failed answers a server fault (the store, an identity provider) with status and no detail, and

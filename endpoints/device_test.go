@@ -58,7 +58,7 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 		TokenEndpoint:   URL(issuer, TokenPath),
 		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
-			{ID: "tv", Public: true, Grants: []string{"device_code"}, Scopes: []string{"openid", "api.read"}},
+			{ID: "tv", DisplayName: "Living Room TV", Public: true, Grants: []string{"device_code"}, Scopes: []string{"openid", "api.read"}},
 			{ID: "box", Secrets: secrets(t, "box-secret"), Grants: []string{"device_code"}, Scopes: []string{"api.read"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: users}},
@@ -218,7 +218,7 @@ func (b *deviceBrowser) decideFrom(complete string) *devicePageResp {
 	codePage := b.open(complete)
 	codePage.expect(b.e.t, "verification_uri_complete", http.StatusOK, codeInput)
 	login := b.submit(codePage)
-	login.expect(b.e.t, "code entered", http.StatusOK, passwordInput, "tv")
+	login.expect(b.e.t, "code entered", http.StatusOK, passwordInput, "to continue to Living Room TV")
 	decide := b.submit(login, "username", "alice", "password", "alice-pw")
 	decide.expect(b.e.t, "signed in", http.StatusOK, approveButton, denyButton)
 	if strings.Index(decide.body, approveButton) > strings.Index(decide.body, denyButton) {
@@ -258,11 +258,12 @@ func TestDevicePageApprove(t *testing.T) {
 	}
 	typed := strings.ToLower(strings.ReplaceAll(userCodeOf(t, complete), "-", ""))
 	login := b.submit(codePage, "user_code", typed)
-	login.expect(t, "code typed", http.StatusOK, passwordInput, "api.read")
+	// The device's application is named by its display name on every page about its request.
+	login.expect(t, "code typed", http.StatusOK, passwordInput, "api.read", "to continue to Living Room TV")
 	wrong := b.submit(login, "username", "alice", "password", "wrong")
 	wrong.expect(t, "wrong password", http.StatusUnauthorized, passwordInput, "incorrect")
 	decide := b.submit(wrong, "username", "alice", "password", "alice-pw")
-	decide.expect(t, "signed in", http.StatusOK, approveButton, denyButton)
+	decide.expect(t, "signed in", http.StatusOK, approveButton, denyButton, "to continue to Living Room TV")
 
 	done := b.submit(decide, "approve", "approve")
 	done.expect(t, "approved", http.StatusOK, "approved")

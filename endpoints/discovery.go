@@ -63,8 +63,8 @@ type Metadata struct {
 	// SubjectTypesSupported is always ["public"]: sub is the same for every client (OpenID Connect
 	// Core §8), and Discovery §3 requires the field.
 	SubjectTypesSupported []string `json:"subject_types_supported"`
-	// IDTokenSigningAlgValuesSupported holds the algorithms of the published signing keys
-	// (required by Discovery §3).
+	// IDTokenSigningAlgValuesSupported holds the algorithms ID tokens may be signed with
+	// (required by Discovery §3, and to hold RS256).
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
 	// ClaimsSupported holds the claims tokens may carry; omitted when empty.
 	ClaimsSupported []string `json:"claims_supported,omitempty"`
@@ -115,7 +115,7 @@ type Offered struct {
 	// UserClaims are the names of the claims users' tokens may carry: each static user's claims,
 	// and tenant when some user is limited to tenants.
 	UserClaims []string
-	// SigningAlgs are the algorithms of the published signing keys.
+	// SigningAlgs are the algorithms ID tokens may be signed with.
 	SigningAlgs []string
 }
 

@@ -131,7 +131,7 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		TokenEndpoint:   URL(issuer, TokenPath),
 		VerificationURI: URL(issuer, DevicePath),
 		Clients: []*grants.Client{
-			{ID: "web", Secrets: secrets(t, "web-secret"), Grants: code, Audience: []string{"api"},
+			{ID: "web", DisplayName: "Web & Co", Secrets: secrets(t, "web-secret"), Grants: code, Audience: []string{"api"},
 				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},
 				RedirectURIs:           []string{"https://web.example.com/cb", "https://web.example.com/cb2?x=1"},
 				PostLogoutRedirectURIs: []string{"https://web.example.com/bye"}, Claims: map[string]string{"tier": "gold"},

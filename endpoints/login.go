@@ -38,8 +38,10 @@ type LoginForm struct {
 	Action string
 	// Username prefills the username input: the login_hint, or what was typed before.
 	Username string
-	// ClientID is the client_id of the application the person signs in to.
-	ClientID string
+	// ClientID is the client_id of the application the person signs in to, and ClientName what
+	// the page calls it: its display name, or else its client_id.
+	ClientID   string
+	ClientName string
 	// Hidden are the fields to post back unchanged: the authorization request's parameters and
 	// the CSRF token.
 	Hidden []Field
@@ -86,7 +88,8 @@ func (p *Pages) showLogin(w http.ResponseWriter, r *http.Request, req *authReque
 		Title:   "Sign in",
 		Message: message,
 		Problem: message != "",
-		Login:   &LoginForm{Action: p.authorizePath, Username: username, ClientID: req.client.ID, Hidden: hidden},
+		Login: &LoginForm{Action: p.authorizePath, Username: username, ClientID: req.client.ID,
+			ClientName: req.client.Name(), Hidden: hidden},
 	})
 }
 

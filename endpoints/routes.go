@@ -37,7 +37,8 @@ type Site struct {
 }
 
 // Routes maps the path of each endpoint of s to the endpoint. A path matches exactly:
-// /connect/token/ is not the token endpoint.
+// /connect/token/ is not the token endpoint. Every path is under the issuer's path but the
+// authorization server metadata's, which RFC 8414 §3 puts before it.
 func Routes(s Site) (map[string]http.Handler, error) {
 	issuer, err := url.Parse(s.Issuer)
 	switch {
@@ -47,6 +48,7 @@ func Routes(s Site) (map[string]http.Handler, error) {
 		return nil, errors.New("endpoints: every endpoint and the signing keys are required")
 	}
 	prefix := strings.TrimSuffix(issuer.Path, "/")
+	metadata := Discovery(s.Metadata)
 	return map[string]http.Handler{
 		prefix + TokenPath:               s.Clients,
 		prefix + IntrospectionPath:       http.HandlerFunc(s.Clients.Introspect),
@@ -56,7 +58,11 @@ func Routes(s Site) (map[string]http.Handler, error) {
 		prefix + EndSessionPath:          http.HandlerFunc(s.Pages.EndSession),
 		prefix + DevicePath:              s.Device,
 		prefix + UserinfoPath:            s.Userinfo,
-		prefix + DiscoveryPath:           Discovery(s.Metadata),
+		prefix + DiscoveryPath:           metadata,
 		prefix + JWKSPath:                JWKS(s.Keys),
+		// RFC 8414 §3: the well-known segment goes between the host and the issuer's path, so for
+		// https://host/tenant this path lies outside the issuer's. The members are the same as
+		// discovery's (RFC 8414 §2 registers the OpenID ones too), and §3.3's issuer check holds.
+		AuthorizationServerMetadataPath + prefix: metadata,
 	}, nil
 }

@@ -38,7 +38,7 @@ func TestRoutes(t *testing.T) {
 	paths := slices.Sorted(maps.Keys(routes))
 	want := []string{"/tenant" + DiscoveryPath, "/tenant" + JWKSPath, "/tenant" + AuthorizePath, "/tenant" + DeviceAuthorizationPath,
 		"/tenant" + DevicePath, "/tenant" + EndSessionPath, "/tenant" + IntrospectionPath, "/tenant" + RevocationPath,
-		"/tenant" + TokenPath, "/tenant" + UserinfoPath}
+		"/tenant" + TokenPath, "/tenant" + UserinfoPath, AuthorizationServerMetadataPath + "/tenant"}
 	slices.Sort(want)
 	if !slices.Equal(paths, want) {
 		t.Errorf("Routes paths = %q, want %q", paths, want)
@@ -49,6 +49,12 @@ func TestRoutes(t *testing.T) {
 		if rec.Code != status {
 			t.Errorf("POST /tenant%s reached the endpoint answering %d, want %d", path, rec.Code, status)
 		}
+	}
+	discovery, metadata := httptest.NewRecorder(), httptest.NewRecorder()
+	routes["/tenant"+DiscoveryPath].ServeHTTP(discovery, httptest.NewRequest(http.MethodGet, "/tenant"+DiscoveryPath, nil))
+	routes[AuthorizationServerMetadataPath+"/tenant"].ServeHTTP(metadata, httptest.NewRequest(http.MethodGet, AuthorizationServerMetadataPath+"/tenant", nil))
+	if metadata.Code != http.StatusOK || metadata.Body.String() != discovery.Body.String() {
+		t.Errorf("authorization server metadata = %d %s, want 200 and discovery's %s", metadata.Code, metadata.Body, discovery.Body)
 	}
 	site.Device = nil
 	if _, err := Routes(site); err == nil {

@@ -62,9 +62,9 @@ func (s *Server) addAssertionVerifiers(c *Client) error {
 		if _, clash := s.trusts[c.ID]; clash {
 			return errors.New("the client_id is a trust block's issuer: whose keys verify its assertions would be unclear")
 		}
-		// The assertion is the client's authentication too, so its jti is required (RFC 7523 §3
-		// item 7 as for a client assertion).
-		v, err := s.newAssertionVerifier(assertion.Config{Issuer: c.ID, RequireJTI: true, Keys: c.Keys})
+		// The assertion is the client's authentication too; without a jti it is still single use,
+		// by its SHA-256 (assertion.Verifier).
+		v, err := s.newAssertionVerifier(assertion.Config{Issuer: c.ID, Keys: c.Keys})
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -16,6 +17,8 @@ import (
 type Client struct {
 	// ID is the client_id, matched byte for byte.
 	ID string
+	// DisplayName is what the pages a person sees call it; empty means its ID (see Name).
+	DisplayName string
 	// Secrets are the accepted secrets; empty for a public client.
 	Secrets []*Secret
 	// Public clients (native apps, SPAs) have no secret.
@@ -50,7 +53,12 @@ type Client struct {
 	PKCEPlain bool
 	// IntrospectAny lets it introspect every token, not only its own.
 	IntrospectAny bool
+	// IDTokenAlg is the algorithm its ID tokens are signed with; empty means the primary key's.
+	IDTokenAlg string
 }
+
+// Name is what the pages a person sees call the client: its display name, or else its client_id.
+func (c *Client) Name() string { return cmp.Or(c.DisplayName, c.ID) }
 
 // allows reports whether the client registered the grant.
 func (c *Client) allows(grant string) bool { return slices.Contains(c.Grants, grant) }

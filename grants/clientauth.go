@@ -30,7 +30,10 @@ const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 type presentedCredentials struct {
 	clientID string
 	secret   string
-	basic    bool
+	// rawSecret is a Basic secret as sent, when form-decoding it changed it: many clients
+	// (curl -u) send it unencoded, so it gets a second try (see decodeBasic).
+	rawSecret string
+	basic     bool
 	// assertion is a client assertion (RFC 7523 §2.2); clientID is then its unverified iss.
 	assertion string
 }
@@ -47,11 +50,11 @@ func readCredentials(r *http.Request, f form) (presentedCredentials, *Error) {
 	var c presentedCredentials
 	if payload, ok := basicPayload(r); ok {
 		c.basic = true
-		id, secret, ok := decodeBasic(payload)
+		id, secret, rawSecret, ok := decodeBasic(payload)
 		if !ok {
 			return c, clientAuthFailed(true)
 		}
-		c.clientID, c.secret = id, secret
+		c.clientID, c.secret, c.rawSecret = id, secret, rawSecret
 	}
 	clientAssertion, hasAssertion := f["client_assertion"]
 	assertionType, hasType := f["client_assertion_type"]
@@ -138,22 +141,30 @@ func basicPayload(r *http.Request) (string, bool) {
 }
 
 // decodeBasic reads RFC 6749 §2.3.1 Basic credentials: base64 of id ":" secret, each
-// form-urlencoded first.
-func decodeBasic(payload string) (id, secret string, ok bool) {
+// form-urlencoded first. Many clients (curl -u, Authlib) skip the form-encoding, so a secret
+// holding "+" or "%" reaches us as it was written: rawSecret is the secret as sent when decoding
+// changed it, and the secret itself when it does not decode.
+func decodeBasic(payload string) (id, secret, rawSecret string, ok bool) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
 	if err != nil {
-		return "", "", false
+		return "", "", "", false
 	}
 	encID, encSecret, found := strings.Cut(string(raw), ":")
 	if !found {
-		return "", "", false
+		return "", "", "", false
 	}
-	id, err1 := url.QueryUnescape(encID)
-	secret, err2 := url.QueryUnescape(encSecret)
-	if err1 != nil || err2 != nil || id == "" {
-		return "", "", false
+	id, err = url.QueryUnescape(encID)
+	if err != nil || id == "" {
+		return "", "", "", false
 	}
-	return id, secret, true
+	secret, err = url.QueryUnescape(encSecret)
+	switch {
+	case err != nil:
+		return id, encSecret, "", true
+	case secret != encSecret:
+		return id, secret, encSecret, true
+	}
+	return id, secret, "", true
 }
 
 // presentedClient is the configured client a request names, whether or not it authenticates; nil
@@ -237,22 +248,39 @@ func (s *Server) checkClientAssertion(ctx context.Context, creds presentedCreden
 // dearest configured cost. So an unknown client, a wrong plaintext secret and a wrong bcrypt secret
 // take the same time, and an unknown client takes no CPU. One address may have only a few attempts
 // under way; past that it gets 429, as a throttled client does, whether or not the client exists.
+// A raw Basic secret beside the decoded one is a second attempt, costing what the first did.
 func (s *Server) checkClientSecret(ctx context.Context, client *Client, creds presentedCredentials, address string) (bool, *Error) {
-	candidates := secretsFor(client, creds.secret)
-	if passesCheaply(client, candidates, creds.secret, s.limits.secrets) {
-		return true, nil
+	presented := []string{creds.secret}
+	if creds.rawSecret != "" {
+		presented = append(presented, creds.rawSecret)
+	}
+	for _, p := range presented {
+		if passesCheaply(client, secretsFor(client, p), p, s.limits.secrets) {
+			return true, nil
+		}
 	}
 	if !s.limits.secretChecks.Enter(address) {
 		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledAddress, RemoteIP: address})
 		return false, tooManyAttempts(time.Second)
 	}
 	defer s.limits.secretChecks.Leave(address)
+	for _, p := range presented {
+		if ok, fault := s.compareSecret(ctx, client, p); ok || fault != nil {
+			return ok, fault
+		}
+	}
+	return false, nil
+}
+
+// compareSecret compares presented with each bcrypt secret of client; a failure lasts at least a
+// compare at the dearest configured cost.
+func (s *Server) compareSecret(ctx context.Context, client *Client, presented string) (bool, *Error) {
 	attempt := s.limits.secrets.Begin(s.secretCost)
-	for _, secret := range candidates {
+	for _, secret := range secretsFor(client, presented) {
 		if secret.hash == nil {
 			continue
 		}
-		ok, err := s.limits.secrets.Check(ctx, secret.hash, client.ID, creds.secret)
+		ok, err := s.limits.secrets.Check(ctx, secret.hash, client.ID, presented)
 		if err != nil {
 			return false, unavailable(err)
 		}

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -184,5 +185,32 @@ func TestBasicChallenge(t *testing.T) {
 	f.expectError("a public client at introspection", resp, 401, CodeInvalidClient)
 	if got := resp.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic") {
 		t.Errorf("a public client with Basic at introspection: WWW-Authenticate = %q, want a Basic challenge", got)
+	}
+}
+
+// rawBasic is an Authorization header of Basic with id ":" secret not form-encoded first, as curl -u
+// and Authlib send it.
+func rawBasic(id, secret string) map[string]string {
+	return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))}
+}
+
+// A secret holding "+" or "%" works sent form-encoded (RFC 6749 §2.3.1) and sent raw, for a
+// plaintext and a bcrypt secret; the raw reading is a second attempt, so a wrong secret with two
+// readings fails in two compares' time, whether or not the client exists.
+func TestRawBasicSecret(t *testing.T) {
+	const jobSecret = "job+secret%2F"
+	f := newFixture(t, withBcryptClient(t, "job", jobSecret, 5))
+	cc := "grant_type=client_credentials"
+	f.expectOK("plaintext secret sent raw", f.do(request{body: cc, header: rawBasic("plain", "p:%+& secret")}))
+	f.expectOK("bcrypt secret sent raw", f.do(request{body: cc, header: rawBasic("job", jobSecret)}))
+	f.expectOK("bcrypt secret form-encoded", f.do(request{body: cc, basic: [2]string{"job", jobSecret}}))
+	f.expectOK("bcrypt secret sent raw, verified before", f.do(request{body: cc, header: rawBasic("job", jobSecret)}))
+	floor := f.srv.limits.secrets.FailureTime(5)
+	for _, id := range []string{"job", "nobody"} {
+		start := time.Now()
+		f.expectError(id+" with a wrong secret of two readings", f.do(request{body: cc, header: rawBasic(id, "job+guess")}), 401, CodeInvalidClient)
+		if took := time.Since(start); took < 2*floor*9/10 {
+			t.Errorf("%s: a wrong secret of two readings failed in %v, want at least two compares' %v", id, took, 2*floor)
+		}
 	}
 }

@@ -179,6 +179,7 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 			AuthTime:    g.AuthTime,
 			Claims:      idClaims,
 			TTL:         ttl,
+			Alg:         c.IDTokenAlg,
 		})
 		if err != nil {
 			return nil, serverFault(err)

@@ -2,6 +2,7 @@ package keyrotation
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"github.com/tokengate/tokengate/internal/testclock"
@@ -30,7 +31,7 @@ var genStart = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 // newManager returns a Manager for alg with testInterval and testTTL on st.
 func newManager(t *testing.T, st store.SigningKeys, alg string, c *clock) *Manager {
 	t.Helper()
-	m, err := NewManager(Config{Store: st, Alg: alg, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.Now})
+	m, err := NewManager(Config{Store: st, Algs: []string{alg}, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestGenerationStart(t *testing.T) {
 			t.Errorf("start(generation(%v)) = %v, want %v", at, got, genStart)
 		}
 	}
-	if got, want := m.slot(genStart), "signing/ES256/"+"1772359200000"; got != want {
+	if got, want := slot(tokens.ES256, genStart), "signing/ES256/"+"1772359200000"; got != want {
 		t.Errorf("slot(%v) = %q, want %q", genStart, got, want)
 	}
 }
@@ -246,6 +247,81 @@ func TestAlgorithmChange(t *testing.T) {
 	}
 }
 
+// TestTwoAlgorithms: each algorithm has its own schedule, the first is the primary, and a key of
+// the second retires as one of the first does.
+func TestTwoAlgorithms(t *testing.T) {
+	c := testclock.New(genStart.Add(time.Minute))
+	st := store.NewMemory(c.Now)
+	m, err := NewManager(Config{Store: st, Algs: []string{tokens.ES256, tokens.RS256}, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := load(t, m)
+	if ks.Primary() != tokens.ES256 || !slices.Equal(ks.Algs(), []string{tokens.ES256, tokens.RS256}) {
+		t.Fatalf("primary %s, algorithms %q; want ES256 leading ES256 and RS256", ks.Primary(), ks.Algs())
+	}
+	first := published(t, ks)
+	// Past the second generation and its tokens' lifetime, each algorithm has moved on to new keys.
+	for _, at := range []time.Duration{40 * time.Minute, testInterval + 40*time.Minute, 2*testInterval + testTTL + retireMargin + time.Minute} {
+		c.Set(genStart.Add(at))
+		ks = load(t, m)
+	}
+	if ks.Signing(c.Now()).Alg != tokens.ES256 {
+		t.Errorf("the primary signs with a %s key, want ES256", ks.Signing(c.Now()).Alg)
+	}
+	for _, kid := range first {
+		if _, ok := ks.Lookup(kid); ok {
+			t.Errorf("key %q of the first generation is still published after its tokens expired", kid)
+		}
+	}
+	var rsa int
+	for _, sl := range slots(t, st) {
+		if strings.HasPrefix(sl, "signing/RS256/") {
+			rsa++
+		}
+	}
+	if rsa < 2 {
+		t.Errorf("the store holds %d RS256 keys, want the current and the next", rsa)
+	}
+}
+
+// TestFixedKey: a key from a file leads the set and signs, beside the generated keys of another
+// algorithm, and never enters the store.
+func TestFixedKey(t *testing.T) {
+	signer, err := tokens.GenerateKey(tokens.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed, err := tokens.NewKey(tokens.EdDSA, signer, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testclock.New(genStart)
+	st := store.NewMemory(c.Now)
+	// A generated EdDSA key left by an earlier configuration does not displace the file's.
+	load(t, newManager(t, st, tokens.EdDSA, c))
+	m, err := NewManager(Config{Store: st, Algs: []string{tokens.RS256}, Fixed: &fixed, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := load(t, m)
+	if k := ks.Signing(c.Now()); k.ID != fixed.ID || ks.Primary() != tokens.EdDSA {
+		t.Errorf("Signing = %q (primary %s), want the fixed key %q", k.ID, ks.Primary(), fixed.ID)
+	}
+	if !slices.Contains(ks.Algs(), tokens.RS256) {
+		t.Errorf("algorithms %q, want RS256 beside the fixed key", ks.Algs())
+	}
+	all, err := st.SigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sl, k := range all {
+		if k.ID == fixed.ID {
+			t.Errorf("the store holds the fixed key in %s", sl)
+		}
+	}
+}
+
 // TestOtherSlotsAreLeftAlone: slots that a Manager did not write (the earlier single-slot scheme)
 // are neither published nor deleted.
 func TestOtherSlotsAreLeftAlone(t *testing.T) {
@@ -303,7 +379,7 @@ func (f *failing) SigningKeys(ctx context.Context) (map[string]store.SigningKey,
 func TestRunKeepsKeysThroughOutage(t *testing.T) {
 	c := testclock.New(genStart)
 	st := &failing{Memory: store.NewMemory(c.Now), down: true}
-	m, err := NewManager(Config{Store: st, Alg: tokens.ES256, Interval: time.Second, MaxTokenTTL: time.Second, Now: c.Now})
+	m, err := NewManager(Config{Store: st, Algs: []string{tokens.ES256}, Interval: time.Second, MaxTokenTTL: time.Second, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +416,7 @@ func TestRefreshEvery(t *testing.T) {
 		{4 * time.Minute, 30 * time.Second},
 		{DefaultInterval, time.Minute},
 	} {
-		m, err := NewManager(Config{Store: store.NewMemory(time.Now), Alg: tokens.ES256, Interval: tc.interval, MaxTokenTTL: time.Hour, Now: time.Now})
+		m, err := NewManager(Config{Store: store.NewMemory(time.Now), Algs: []string{tokens.ES256}, Interval: tc.interval, MaxTokenTTL: time.Hour, Now: time.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +427,7 @@ func TestRefreshEvery(t *testing.T) {
 }
 
 func TestNewManagerRefuses(t *testing.T) {
-	ok := Config{Store: store.NewMemory(time.Now), Alg: tokens.ES256, Interval: time.Second, MaxTokenTTL: time.Second, Now: time.Now}
+	ok := Config{Store: store.NewMemory(time.Now), Algs: []string{tokens.ES256}, Interval: time.Second, MaxTokenTTL: time.Second, Now: time.Now}
 	for _, tc := range []struct {
 		name   string
 		change func(*Config)
@@ -359,7 +435,10 @@ func TestNewManagerRefuses(t *testing.T) {
 	}{
 		{"short interval", func(c *Config) { c.Interval = time.Second - 1 }, "under the minimum"},
 		{"no lifetime", func(c *Config) { c.MaxTokenTTL = 0 }, "not positive"},
-		{"unknown alg", func(c *Config) { c.Alg = "HS256" }, "unsupported"},
+		{"unknown alg", func(c *Config) { c.Algs = []string{"HS256"} }, "unsupported"},
+		{"no alg", func(c *Config) { c.Algs = nil }, "no algorithm"},
+		{"an alg twice", func(c *Config) { c.Algs = []string{tokens.ES256, tokens.RS256, tokens.ES256} }, "two schedules"},
+		{"the fixed key's alg generated", func(c *Config) { c.Fixed = &tokens.Key{Alg: tokens.ES256} }, "two schedules"},
 		{"no store", func(c *Config) { c.Store = nil }, "required"},
 		{"no clock", func(c *Config) { c.Now = nil }, "required"},
 	} {
@@ -391,5 +470,23 @@ func TestUnchangedKeysAreNotRebuilt(t *testing.T) {
 	after, _ := next.Lookup(kid)
 	if before.Signer != after.Signer {
 		t.Errorf("key %q was parsed again, want its private key reused", kid)
+	}
+}
+
+// TestSparesAreUsed: the key Load creates has the private key generated ahead of it, so Load
+// waits for no generation (an RSA key's takes a while).
+func TestSparesAreUsed(t *testing.T) {
+	c := testclock.New(genStart)
+	m := newManager(t, store.NewMemory(c.Now), tokens.RS256, c)
+	if err := m.spares.fill([]string{tokens.RS256}); err != nil {
+		t.Fatal(err)
+	}
+	spare := m.spares.byAlg[tokens.RS256]
+	k := load(t, m).Signing(c.Now())
+	if pub, ok := k.Signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(spare.Public()) {
+		t.Error("the first key is not the spare generated ahead")
+	}
+	if len(m.spares.byAlg) != 0 {
+		t.Error("the spare is still there after a key was made of it")
 	}
 }

@@ -243,6 +243,13 @@ func TestJWTBearerGrant(t *testing.T) {
 	tok = wantToken(t, "pk's own assertion", postToken(t, c, nil, grant(own)))
 	wantAPI(t, c, "pk's own assertion", tok.AccessToken, "device-7", "pk")
 	wantError(t, "pk's own assertion, replayed", postToken(t, c, nil, grant(own)), "invalid_grant")
+	// Google's service accounts send no jti (RFC 7523 §3 makes it optional): such an assertion is
+	// accepted once, and is the same assertion however it is signed again.
+	noJTI := w.claims("pk", "device-8")
+	delete(noJTI, "jti")
+	tok = wantToken(t, "pk's own assertion without jti", postToken(t, c, nil, grant(signed(t, jwt.SigningMethodES256, w.pk, "pk1", noJTI))))
+	wantAPI(t, c, "pk's own assertion without jti", tok.AccessToken, "device-8", "pk")
+	wantError(t, "pk's own assertion without jti, signed again", postToken(t, c, nil, grant(signed(t, jwt.SigningMethodES256, w.pk, "pk1", noJTI))), "invalid_grant")
 	wantError(t, "pk's assertion in the partner's key", postToken(t, c, nil,
 		grant(signed(t, jwt.SigningMethodRS256, w.partner, "", w.claims("pk", "device-7")))), "invalid_grant")
 	wantError(t, "HS256 with pk's public key", postToken(t, c, nil,

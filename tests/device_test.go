@@ -10,12 +10,14 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// deviceCaddyfile has a TV app (public, device_code) and the user alice.
+// deviceCaddyfile has a TV app (public, device_code, named "Living Room TV" on the pages) and the
+// user alice.
 const deviceCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
 		store bolt {{DATA}}/tokengate.db
 		client tv {
+			display_name "Living Room TV"
 			public
 			grants device_code refresh_token
 			scopes openid offline_access api.read
@@ -68,6 +70,9 @@ func (b *browserless) decide(c *Caddy, userCode, button string) string {
 	decidePage, fields := b.page(c.URL("/connect/device"), fields)
 	if !strings.Contains(decidePage, `name="deny"`) {
 		b.t.Fatalf("the decision page has no deny button:\n%s", decidePage)
+	}
+	if !strings.Contains(decidePage, "to continue to Living Room TV") {
+		b.t.Errorf("the decision page does not name the app by its display_name:\n%s", decidePage)
 	}
 	fields.Set(button, button)
 	done, _ := b.page(c.URL("/connect/device"), fields)

@@ -66,6 +66,45 @@ func TestExampleServes(t *testing.T) {
 	}
 }
 
+// TestExampleSignInPage opens the README's /connect/authorize URL on Caddyfile.example: it shows
+// the sign-in form for the browser client, named by its display_name, and alice's sign-in there
+// returns a code that the client redeems with the README's PKCE verifier.
+func TestExampleSignInPage(t *testing.T) {
+	t.Parallel()
+	example := strings.NewReplacer(":8080", ":{{PORT}}", ":9090", ":{{PORT2}}").Replace(readRepoFile(t, "Caddyfile.example"))
+	c := startCaddy(t, example)
+	base := strings.Replace(c.Base, "127.0.0.1", "localhost", 1)
+	var documented string
+	for line := range strings.Lines(readRepoFile(t, "README.md")) {
+		if strings.HasPrefix(line, "http://localhost:8080/connect/authorize?") && strings.Contains(line, "client_id=demo-spa") {
+			documented = strings.TrimSpace(line)
+		}
+	}
+	if documented == "" {
+		t.Fatal("README.md gives no line http://localhost:8080/connect/authorize?...client_id=demo-spa")
+	}
+	person := newFormClient(t)
+	page := person.submit(strings.Replace(documented, "http://localhost:8080", base, 1), nil)
+	if page.status != http.StatusOK || !strings.Contains(page.body, `type="password"`) || !strings.Contains(page.body, "to continue to Demo App") {
+		t.Fatalf("GET the README's authorize URL = %d, want 200 with a sign-in form to continue to Demo App:\n%s", page.status, page.body)
+	}
+	page.fields.Set("username", "alice")
+	page.fields.Set("password", "demo-password")
+	signedIn := person.submit(base+"/connect/authorize", page.fields)
+	if signedIn.location == nil || signedIn.location.Host != "127.0.0.1:3000" || signedIn.location.Query().Get("code") == "" {
+		t.Fatalf("alice's sign-in = %d to %v, want a redirect to http://127.0.0.1:3000/callback with a code:\n%s", signedIn.status, signedIn.location, signedIn.body)
+	}
+	spa := &oauth2.Config{ClientID: "demo-spa", RedirectURL: "http://127.0.0.1:3000/callback",
+		Endpoint: oauth2.Endpoint{TokenURL: base + "/connect/token", AuthStyle: oauth2.AuthStyleInParams}}
+	tok, err := spa.Exchange(testContext(t), signedIn.location.Query().Get("code"), oauth2.VerifierOption("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"))
+	if err != nil {
+		t.Fatalf("redeeming the code with the README's verifier: %v", err)
+	}
+	if tok.Extra("id_token") == nil || tok.RefreshToken == "" {
+		t.Errorf("the code's tokens = %+v, want an ID token and a refresh token", tok)
+	}
+}
+
 // caddyfileBlocks returns the contents of the Markdown code blocks fenced as ```caddyfile.
 func caddyfileBlocks(markdown string) []string {
 	var blocks []string

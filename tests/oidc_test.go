@@ -2,11 +2,13 @@ package tests
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 )
 
 func TestDiscoveryAndTokens(t *testing.T) {
@@ -20,6 +22,10 @@ func TestDiscoveryAndTokens(t *testing.T) {
 	}
 	if got, want := provider.Endpoint().TokenURL, c.URL("/connect/token"); got != want {
 		t.Errorf("token_endpoint = %q, want %q", got, want)
+	}
+	// RFC 8414 §3: an issuer without a path has its metadata at the bare well-known URL.
+	if r := send(t, c, request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server"}); r.status != http.StatusOK {
+		t.Errorf("GET /.well-known/oauth-authorization-server = %d, want 200", r.status)
 	}
 	var meta struct {
 		JWKSURI     string   `json:"jwks_uri"`
@@ -111,4 +117,114 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestAuthorizationServerMetadata fetches the metadata where an OAuth-only client looks for it
+// (RFC 8414 §3): for an issuer with a path, the well-known segment goes before that path. The
+// document names the issuer it was discovered for (§3.3) and the same endpoints as OpenID discovery.
+func TestAuthorizationServerMetadata(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, `{
+	tokengate {
+		issuer {{BASE}}/tenant
+		store memory
+		client svc {
+			secret svc-secret
+			grants client_credentials
+			scopes api.read
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+}
+`)
+	issuer := c.URL("/tenant")
+	var meta struct {
+		Issuer        string `json:"issuer"`
+		TokenEndpoint string `json:"token_endpoint"`
+		JWKSURI       string `json:"jwks_uri"`
+	}
+	r := send(t, c, request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server/tenant"})
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /.well-known/oauth-authorization-server/tenant = %d %s, want 200", r.status, r.body)
+	}
+	if err := json.Unmarshal(r.body, &meta); err != nil {
+		t.Fatalf("metadata %s: %v", r.body, err)
+	}
+	if meta.Issuer != issuer || meta.TokenEndpoint != issuer+"/connect/token" || meta.JWKSURI != issuer+"/.well-known/openid-configuration/jwks" {
+		t.Errorf("metadata issuer %q token_endpoint %q jwks_uri %q, want %q and its endpoints", meta.Issuer, meta.TokenEndpoint, meta.JWKSURI, issuer)
+	}
+	discovery := send(t, c, request{method: http.MethodGet, path: "/tenant/.well-known/openid-configuration"})
+	if string(discovery.body) != string(r.body) {
+		t.Errorf("OpenID discovery %s differs from the RFC 8414 metadata %s", discovery.body, r.body)
+	}
+	// The bare well-known URL is an issuer without a path's, which this one is not: the request
+	// goes on to the rest of the site (Caddy's empty answer here).
+	if bare := send(t, c, request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server"}); len(bare.body) != 0 {
+		t.Errorf("GET /.well-known/oauth-authorization-server for issuer %s = %s, want no metadata there", issuer, bare.body)
+	}
+}
+
+// TestRS256IDTokens: discovery offers RS256 beside the ES256 signing key (OIDC Discovery §3), a
+// client with id_token_signing_alg RS256 gets ID tokens that go-oidc verifies as a relying party
+// accepting RS256 alone (its default without discovery), and its access tokens still use ES256.
+func TestRS256IDTokens(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash()).Replace(`{
+	tokengate {
+		issuer {{BASE}}
+		store memory
+		client rp {
+			secret rp-secret
+			grants password
+			scopes openid
+			id_token_signing_alg rs256
+		}
+		client web {
+			secret web-secret
+			grants password
+			scopes openid
+		}
+		users local {
+			user alice {{ALICE_HASH}}
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+}
+`))
+	ctx := testContext(t)
+	provider, err := oidc.NewProvider(ctx, c.Base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Algs []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := provider.Claims(&meta); err != nil || !sameSet(meta.Algs, []string{"ES256", "RS256"}) {
+		t.Errorf("id_token_signing_alg_values_supported = %q (%v), want ES256 and RS256", meta.Algs, err)
+	}
+	keys := oidc.NewRemoteKeySet(ctx, c.URL("/.well-known/openid-configuration/jwks"))
+	for _, tc := range []struct{ client, idAlg string }{{"rp", "RS256"}, {"web", "ES256"}} {
+		cfg := &oauth2.Config{ClientID: tc.client, ClientSecret: tc.client + "-secret", Scopes: []string{"openid"},
+			Endpoint: oauth2.Endpoint{TokenURL: c.URL("/connect/token"), AuthStyle: oauth2.AuthStyleInHeader}}
+		tok, err := cfg.PasswordCredentialsToken(ctx, "alice", alicePassword)
+		if err != nil {
+			t.Fatalf("%s: password grant: %v", tc.client, err)
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		verifier := oidc.NewVerifier(c.Base, keys, &oidc.Config{ClientID: tc.client, SupportedSigningAlgs: []string{tc.idAlg}})
+		if idToken, err := verifier.Verify(ctx, raw); err != nil || idToken.Subject != "alice" {
+			t.Errorf("%s: verifying its ID token as %s: %v", tc.client, tc.idAlg, err)
+		}
+		var header struct{ Alg string }
+		jwtPart(t, tok.AccessToken, 0, &header)
+		if header.Alg != "ES256" {
+			t.Errorf("%s: access token alg %s, want the signing key's ES256", tc.client, header.Alg)
+		}
+	}
 }

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -479,4 +481,57 @@ func TestRestartKeepsRefreshTokenAndKey(t *testing.T) {
 		t.Fatalf("refreshing after a restart: %v", err)
 	}
 	callUpstream(t, c, "/api/refreshed-after-restart", next.AccessToken, nil)
+}
+
+// TestBasicSecretRawOrEncoded: RFC 6749 §2.3.1 form-encodes Basic credentials before Base64, as
+// golang.org/x/oauth2 does, but curl -u sends them as written. A secret holding "+" and "%" works
+// both ways, stored in plaintext or as a bcrypt hash; a wrong one still fails.
+func TestBasicSecretRawOrEncoded(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr+t%2Fx y"
+	curl := needCommand(t, "curl")
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCaddy(t, strings.NewReplacer("{{HASH}}", string(hash)).Replace(`{
+	tokengate {
+		issuer {{BASE}}
+		store memory
+		client plain {
+			secret "s3cr+t%2Fx y"
+			grants client_credentials
+			scopes api.read
+		}
+		client hashed {
+			secret {{HASH}}
+			grants client_credentials
+			scopes api.read
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+}
+`))
+	for _, id := range []string{"plain", "hashed"} {
+		encoded := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: c.URL("/connect/token"), AuthStyle: oauth2.AuthStyleInHeader}
+		if _, err := encoded.Token(testContext(t)); err != nil {
+			t.Errorf("%s, secret form-encoded (golang.org/x/oauth2): %v", id, err)
+		}
+		for _, tc := range []struct {
+			secret string
+			status int
+		}{{secret, http.StatusOK}, {"s3cr+t%2Fx z", http.StatusUnauthorized}} {
+			out, err := exec.CommandContext(testContext(t), curl, "-s", "-o", "/dev/null", "-w", "%{http_code}",
+				"-u", id+":"+tc.secret, "-d", "grant_type=client_credentials", c.URL("/connect/token")).Output()
+			if err != nil {
+				t.Fatalf("curl: %v", err)
+			}
+			if got := string(out); got != strconv.Itoa(tc.status) {
+				t.Errorf("curl -u %s:%q = HTTP %s, want %d", id, tc.secret, got, tc.status)
+			}
+		}
+	}
 }

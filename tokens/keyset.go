@@ -11,10 +11,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// KeySet is the keys tokengate publishes and signs with: the current one, the next (published before
-// it signs, because clients cache the JWKS) and the retired ones whose tokens have not all expired.
-// It is immutable and safe for concurrent use; a rotation builds a new KeySet.
+// KeySet is the keys tokengate publishes and signs with: for each algorithm it signs with, the
+// current key, the next (published before it signs, because clients cache the JWKS) and the retired
+// ones whose tokens have not all expired. One algorithm is the primary: its keys sign access tokens,
+// and ID tokens unless another algorithm is asked for. It is immutable and safe for concurrent use;
+// a rotation builds a new KeySet.
 type KeySet struct {
+	// primary is the algorithm of the first key given to NewKeySet.
+	primary string
 	// keys is ordered by SignsFrom, earliest first.
 	keys []*keyEntry
 	byID map[string]*keyEntry
@@ -38,12 +42,12 @@ type keyEntry struct {
 }
 
 // NewKeySet checks every key (alg fits the key, a non-empty kid unique in the set) and precomputes
-// the JWKS and the JWS headers.
+// the JWKS and the JWS headers. The first key's algorithm is the set's primary.
 func NewKeySet(keys ...Key) (*KeySet, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("tokens: a key set needs at least one key")
 	}
-	s := &KeySet{byID: make(map[string]*keyEntry, len(keys))}
+	s := &KeySet{primary: keys[0].Alg, byID: make(map[string]*keyEntry, len(keys))}
 	published := make([]publishedJWK, 0, len(keys))
 	for _, k := range keys {
 		if k.ID == "" {
@@ -124,16 +128,26 @@ func encodeHeader(k Key, typ string) (string, error) {
 	return b64.EncodeToString(h) + ".", nil
 }
 
-// Signing returns the key that signs at now: the one with the latest SignsFrom not after now, or the
-// earliest key when none has started yet (a fresh install whose first key was dated ahead).
+// Signing returns the primary key that signs at now (see signing).
 func (s *KeySet) Signing(now time.Time) Key {
-	return s.signing(now).Key
+	return s.signing(s.primary, now).Key
 }
 
-func (s *KeySet) signing(now time.Time) *keyEntry {
-	cur := s.keys[0]
-	for _, e := range s.keys[1:] {
-		if e.SignsFrom.After(now) {
+// Primary is the algorithm of the keys that sign access tokens.
+func (s *KeySet) Primary() string {
+	return s.primary
+}
+
+// signing returns the key of alg that signs at now: the one with the latest SignsFrom not after
+// now, or the earliest when none has started yet (a fresh install whose first key was dated
+// ahead); nil when the set has no key of alg.
+func (s *KeySet) signing(alg string, now time.Time) *keyEntry {
+	var cur *keyEntry
+	for _, e := range s.keys {
+		if e.Alg != alg {
+			continue
+		}
+		if cur != nil && e.SignsFrom.After(now) {
 			break
 		}
 		cur = e
@@ -162,13 +176,12 @@ func (s *KeySet) Algs() []string {
 	return slices.Clone(s.algs)
 }
 
-// Census counts the published keys at now: the one that signs, the next ones (published before
-// they sign), and the retired ones (kept until the tokens they signed expire).
+// Census counts the published keys at now: those that sign (one per algorithm), the next ones
+// (published before they sign), and the retired ones (kept until the tokens they signed expire).
 func (s *KeySet) Census(now time.Time) (current, next, retired int) {
-	signing := s.signing(now)
 	for _, e := range s.keys {
 		switch {
-		case e == signing:
+		case e == s.signing(e.Alg, now):
 			current++
 		case e.SignsFrom.After(now):
 			next++

@@ -13,21 +13,33 @@ import (
 	"time"
 )
 
-// threeKeys is a set of an EdDSA key that signed until t0, an ES256 one that signs from t0, and an
-// RS256 one that signs an hour later.
-func threeKeys(t *testing.T) (ks *KeySet, old, cur, next Key) {
+// freshKey is a new key of alg that signs from signsFrom: testKey's signers are one per algorithm.
+func freshKey(t testing.TB, alg string, signsFrom time.Time) Key {
 	t.Helper()
-	old, cur, next = testKey(t, EdDSA), testKey(t, ES256), testKey(t, RS256)
-	old.SignsFrom, cur.SignsFrom, next.SignsFrom = t0.Add(-time.Hour), t0, t0.Add(time.Hour)
-	ks, err := NewKeySet(next, old, cur)
+	signer, err := GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ks, old, cur, next
+	k, err := NewKey(alg, signer, signsFrom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
+// Signing follows the primary algorithm's schedule (the first key's), whatever the other
+// algorithms' keys are dated.
 func TestKeySetSigning(t *testing.T) {
-	ks, old, cur, next := threeKeys(t)
+	t0 := time.Unix(1_700_000_000, 0)
+	old, cur, next := freshKey(t, ES256, t0.Add(-time.Hour)), freshKey(t, ES256, t0), freshKey(t, ES256, t0.Add(time.Hour))
+	rsa, eddsa := freshKey(t, RS256, t0.Add(-30*time.Minute)), freshKey(t, EdDSA, t0.Add(time.Minute))
+	ks, err := NewKeySet(next, rsa, old, eddsa, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Primary() != ES256 {
+		t.Errorf("Primary() = %q, want the first key's ES256", ks.Primary())
+	}
 	cases := []struct {
 		at   time.Time
 		want string
@@ -45,8 +57,8 @@ func TestKeySetSigning(t *testing.T) {
 			t.Errorf("Signing(%v) = %q, want %q", c.at, got, c.want)
 		}
 	}
-	if k, ok := ks.Lookup(old.ID); !ok || k.Alg != EdDSA {
-		t.Errorf("Lookup(%q) = %v, %v; want the EdDSA key", old.ID, k.Alg, ok)
+	if k, ok := ks.Lookup(eddsa.ID); !ok || k.Alg != EdDSA {
+		t.Errorf("Lookup(%q) = %v, %v; want the EdDSA key", eddsa.ID, k.Alg, ok)
 	}
 	for _, kid := range []string{"", "nope", old.ID + " "} {
 		if _, ok := ks.Lookup(kid); ok {
@@ -58,15 +70,21 @@ func TestKeySetSigning(t *testing.T) {
 	}
 }
 
+// TestKeySetCensus: each algorithm has one key that signs; the others are next or retired.
 func TestKeySetCensus(t *testing.T) {
-	ks, _, _, _ := threeKeys(t)
+	old, cur, next := freshKey(t, ES256, t0.Add(-time.Hour)), freshKey(t, ES256, t0), freshKey(t, ES256, t0.Add(time.Hour))
+	rsa := freshKey(t, RS256, t0.Add(-30*time.Minute))
+	ks, err := NewKeySet(cur, rsa, old, next)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		at                     time.Time
 		current, next, retired int
 	}{
-		{t0.Add(-2 * time.Hour), 1, 2, 0}, // none has started: the earliest signs
-		{t0, 1, 1, 1},
-		{t0.Add(time.Hour), 1, 0, 2},
+		{t0.Add(-2 * time.Hour), 2, 2, 0}, // none has started: each algorithm's earliest signs
+		{t0, 2, 1, 1},
+		{t0.Add(time.Hour), 2, 0, 2},
 	}
 	for _, c := range cases {
 		cur, next, retired := ks.Census(c.at)

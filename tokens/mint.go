@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -65,7 +66,7 @@ type accessPayload struct {
 	DerivedFrom []string `json:"derived_from,omitempty"`
 }
 
-// AccessToken mints an RFC 9068 JWT access token signed by the current key and returns it with its
+// AccessToken mints an RFC 9068 JWT access token signed by the current primary key and returns it with its
 // jti and expiry.
 func (m *Minter) AccessToken(t AccessToken) (raw string, jti string, exp time.Time, err error) {
 	if t.Subject == "" || t.ClientID == "" {
@@ -92,7 +93,8 @@ func (m *Minter) AccessToken(t AccessToken) (raw string, jti string, exp time.Ti
 		Gid:         t.GrantID,
 		DerivedFrom: t.DerivedFrom,
 	}
-	e := m.keys().signing(now)
+	keys := m.keys()
+	e := keys.signing(keys.primary, now)
 	raw, err = sign(e, e.accessHeader, p, t.Claims)
 	if err != nil {
 		return "", "", time.Time{}, err
@@ -141,6 +143,9 @@ type IDToken struct {
 	Claims map[string]any
 	// TTL is the token's lifetime; positive.
 	TTL time.Duration
+	// Alg is the algorithm to sign with (the client's id_token_signed_response_alg, OIDC
+	// Registration §2); empty means the key set's primary.
+	Alg string
 }
 
 type idPayload struct {
@@ -155,7 +160,7 @@ type idPayload struct {
 	AtHash   string `json:"at_hash,omitempty"`
 }
 
-// IDToken mints an ID token (typ "JWT") signed by the current key.
+// IDToken mints an ID token (typ "JWT") signed by the current key of t.Alg.
 func (m *Minter) IDToken(t IDToken) (string, error) {
 	if t.Subject == "" || t.ClientID == "" {
 		return "", errors.New("tokens: an ID token needs a subject and a client_id")
@@ -164,7 +169,12 @@ func (m *Minter) IDToken(t IDToken) (string, error) {
 		return "", fmt.Errorf("tokens: ID token TTL %v is not positive", t.TTL)
 	}
 	now := m.now()
-	e := m.keys().signing(now)
+	keys := m.keys()
+	alg := cmp.Or(t.Alg, keys.primary)
+	e := keys.signing(alg, now)
+	if e == nil {
+		return "", fmt.Errorf("tokens: no %s key to sign an ID token with", alg)
+	}
 	p := idPayload{
 		Iss: m.issuer,
 		Sub: t.Subject,

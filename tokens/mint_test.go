@@ -120,23 +120,37 @@ func TestAccessTokenShortTTL(t *testing.T) {
 	}
 }
 
+// Access tokens and default ID tokens follow the primary key's rotation, ID tokens of another
+// algorithm that algorithm's own.
 func TestMinterFollowsRotation(t *testing.T) {
-	cur, next := testKey(t, ES256), testKey(t, EdDSA)
-	cur.SignsFrom, next.SignsFrom = t0, t0.Add(time.Hour)
+	cur, next := freshKey(t, ES256, t0), freshKey(t, ES256, t0.Add(time.Hour))
+	rsCur, rsNext := freshKey(t, RS256, t0.Add(-time.Minute)), freshKey(t, RS256, t0.Add(30*time.Minute))
 	now := t0
-	m := NewMinter(testIssuer, keySetOf(t, cur, next), func() time.Time { return now })
+	m := NewMinter(testIssuer, keySetOf(t, cur, rsNext, next, rsCur), func() time.Time { return now })
 	for _, c := range []struct {
-		at   time.Time
-		want string
-	}{{t0, cur.ID}, {t0.Add(time.Hour), next.ID}} {
+		at         time.Time
+		want, rsID string
+	}{{t0, cur.ID, rsCur.ID}, {t0.Add(30 * time.Minute), cur.ID, rsNext.ID}, {t0.Add(time.Hour), next.ID, rsNext.ID}} {
 		now = c.at
 		raw, _, _, err := m.AccessToken(AccessToken{Subject: "s", ClientID: "c", Audience: []string{"a"}, TTL: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := segment(t, raw, 0)["kid"]; got != c.want {
-			t.Errorf("kid at %v = %q, want %q", c.at, got, c.want)
+			t.Errorf("access token kid at %v = %q, want %q", c.at, got, c.want)
 		}
+		for alg, want := range map[string]string{"": c.want, ES256: c.want, RS256: c.rsID} {
+			raw, err := m.IDToken(IDToken{Subject: "s", ClientID: "c", TTL: time.Minute, Alg: alg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := segment(t, raw, 0); h["kid"] != want {
+				t.Errorf("ID token of alg %q at %v: kid %q, want %q", alg, c.at, h["kid"], want)
+			}
+		}
+	}
+	if raw, err := m.IDToken(IDToken{Subject: "s", ClientID: "c", TTL: time.Minute, Alg: PS256}); err == nil {
+		t.Errorf("IDToken(alg PS256) with no PS256 key = %q, want an error", raw)
 	}
 }
 

@@ -96,14 +96,8 @@ func replaceSegment(raw string, i int, s string) string {
 func TestVerifyAccessTokenAttacks(t *testing.T) {
 	f := newFixture(t)
 	es, rs := f.keys[ES256], f.keys[RS256]
-	attacker, err := GenerateKey(ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	attackerKey, err := NewKey(ES256, attacker, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	attackerKey := freshKey(t, ES256, t0)
+	attacker := attackerKey.Signer
 	attackerJWK, err := publicJWK(ES256, attacker)
 	if err != nil {
 		t.Fatal(err)

@@ -291,8 +291,9 @@ func TestParseBearerAuth(t *testing.T) {
 			claim tenant acme
 			header sub X-User
 			header email X-Email
+			forward_token
 		}`, `{"scopes":[["api.read"],["api.admin","api.write"]],"audience":"api","claims":{"tenant":"acme"},` +
-			`"headers":[{"claim":"sub","header":"X-User"},{"claim":"email","header":"X-Email"}]}`},
+			`"headers":[{"claim":"sub","header":"X-User"},{"claim":"email","header":"X-Email"}],"forward_token":true}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b BearerAuth
@@ -317,6 +318,7 @@ func TestParseBearerAuthErrors(t *testing.T) {
 		{"bad scope", "bearer_auth {\n scope \"a b\"\n}", `scope "a b"`},
 		{"audience twice", "bearer_auth {\n audience a\n audience b\n}", "audience is declared twice, at Testfile:3"},
 		{"audience list", "bearer_auth {\n audience a b\n}", "wrong argument count"},
+		{"forward_token with an argument", "bearer_auth {\n forward_token yes\n}", "wrong argument count"},
 		{"claim twice", "bearer_auth {\n claim t a\n claim t b\n}", `claim "t" is declared twice, at Testfile:3`},
 		{"bad header", "bearer_auth {\n header sub \"X User\"\n}", `header "X User": not a valid header name, at Testfile:2`},
 		{"header twice", "bearer_auth {\n header sub X-User\n header email x-user\n}", `header "x-user" is declared twice, at Testfile:3`},

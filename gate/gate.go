@@ -40,6 +40,10 @@ type Requirements struct {
 	Claims map[string]string
 	// Headers are the identity headers set on the upstream request.
 	Headers []HeaderCopy
+	// ForwardToken leaves the validated Authorization header on the request. By default Check
+	// removes it: forwarded, the token would land in the upstream's logs, and it stays valid at
+	// every other route of its audience.
+	ForwardToken bool
 }
 
 // Gate checks bearer tokens for one route. Verifier and Deny are required; the other fields may be
@@ -104,14 +108,18 @@ func refused(status int, code string, why error) *Refusal {
 }
 
 // Check decides on the bearer token of r without writing a response, so that the caller answers a
-// refusal its own way. On success it removes every configured identity header from r (whether or
-// not the claim is present), sets those whose claims the token carries, and returns the claims,
-// which are shared with the cache and must not be modified. Otherwise it returns the refusal.
+// refusal its own way. On success it removes the Authorization header (unless Req.ForwardToken)
+// and every configured identity header from r (whether or not the claim is present), sets those
+// whose claims the token carries, and returns the claims, which are shared with the cache and must
+// not be modified. Otherwise it returns the refusal.
 func (g *Gate) Check(r *http.Request) (*tokens.Claims, *Refusal) {
 	c, fail := g.check(r)
 	if fail != nil {
 		fail.Challenge = g.challenge(fail)
 		return nil, fail
+	}
+	if !g.Req.ForwardToken {
+		r.Header.Del("Authorization")
 	}
 	g.setHeaders(r, c)
 	return c, nil

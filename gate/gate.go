@@ -174,7 +174,10 @@ func (g *Gate) verify(raw string) (*tokens.Claims, bool) {
 	}
 	if g.Cache != nil {
 		if c, ok := g.Cache.Get(raw); ok {
-			return c, true
+			// The cache outlives reloads: a hit counts only while the issuer and the key that
+			// verified it are still this configuration's. Otherwise the signature check would
+			// fail too, so there is no point in making it.
+			return c, g.Verifier.Trusts(c)
 		}
 	}
 	c, err := g.Verifier.VerifyAccessToken(raw)

@@ -21,6 +21,7 @@ const issuer = "https://auth.example.com"
 // fixture is a gate in front of a route, with a minter for the same keys and a settable clock.
 type fixture struct {
 	clk    *clock
+	keys   func() *tokens.KeySet
 	minter *tokens.Minter
 	log    *fakeLog
 	gate   *Gate
@@ -41,7 +42,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	keys := func() *tokens.KeySet { return ks }
-	f := &fixture{clk: testclock.New(t0), log: &fakeLog{}}
+	f := &fixture{clk: testclock.New(t0), keys: keys, log: &fakeLog{}}
 	f.minter = tokens.NewMinter(issuer, keys, f.clk.Now)
 	f.gate = &Gate{
 		Verifier:    tokens.NewVerifier(issuer, keys, f.clk.Now),
@@ -219,6 +220,44 @@ func TestCheckRefusesATokenFromAnotherIssuer(t *testing.T) {
 	f, other := newFixture(t), newFixture(t)
 	if fail := f.check(bearer(other.mint(t, nil))); fail == nil || fail.Status != http.StatusUnauthorized {
 		t.Errorf("Check(token of another tokengate) = %v, want a 401", fail)
+	}
+}
+
+// The cache outlives a reload; a token it holds passes only while the new configuration's issuer and
+// keys would verify it.
+func TestCacheHitNeedsTheCurrentIssuerAndKey(t *testing.T) {
+	signer, err := tokens.GenerateKey(tokens.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tokens.NewKey(tokens.ES256, signer, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaced, err := tokens.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reload := range []struct {
+		name   string
+		issuer string
+		keys   func() *tokens.KeySet
+	}{
+		{"the signing key replaced", issuer, func() *tokens.KeySet { return replaced }},
+		{"the issuer changed", issuer + "/v2", nil},
+	} {
+		f := newFixture(t)
+		tok := f.mint(t, nil)
+		if fail := f.check(bearer(tok)); fail != nil {
+			t.Fatalf("Check(valid token) = %v, want success", fail)
+		}
+		if reload.keys == nil {
+			reload.keys = f.keys
+		}
+		f.gate.Verifier = tokens.NewVerifier(reload.issuer, reload.keys, f.clk.Now)
+		if fail := f.check(bearer(tok)); statusOf(fail) != http.StatusUnauthorized {
+			t.Errorf("Check(token cached before a reload with %s) = HTTP %d, want 401", reload.name, statusOf(fail))
+		}
 	}
 }
 

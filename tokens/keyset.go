@@ -35,6 +35,9 @@ type keyEntry struct {
 	idHeader     string
 	// atHash is the hash OIDC Core §3.1.3.6 uses for at_hash with this key's alg.
 	atHash crypto.Hash
+	// thumbprint is the public key's RFC 7638 thumbprint: what tells two keys apart when a
+	// configuration gives a new key the old one's kid.
+	thumbprint string
 }
 
 // NewKeySet checks every key (alg fits the key, a non-empty kid unique in the set) and precomputes
@@ -60,6 +63,7 @@ func NewKeySet(keys ...Key) (*KeySet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", k.ID, err)
 		}
+		e.thumbprint = pub.thumbprint()
 		s.keys = append(s.keys, e)
 		s.byID[k.ID] = e
 		if !slices.Contains(s.algs, k.Alg) {

@@ -342,6 +342,41 @@ func TestSigningKeyFile(t *testing.T) {
 	}
 }
 
+// Of several signing_key_file keys the first signs and the others are published to verify only.
+func TestSigningKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for _, name := range []string{"new.pem", "old.pem"} {
+		signer, err := tokens.GenerateKey(tokens.ES256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pem, err := tokens.MarshalPrivateKeyPEM(signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+	}
+	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
+		"signing_key_file": [{"alg": "ES256", "file": `+jsonString(paths[0])+`, "kid": "new"},
+			{"alg": "ES256", "file": `+jsonString(paths[1])+`, "kid": "old"}]}`)
+	if got := app.keySet.Load().Signing(app.now()).ID; got != "new" {
+		t.Errorf("signing key = %q, want the first file's, new", got)
+	}
+	if kids := jwksKids(t, app); !slices.Equal(kids, []string{"new", "old"}) {
+		t.Errorf("JWKS kids = %q, want both files' keys", kids)
+	}
+	if _, err := tryProvision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
+		"signing_key_file": [{"alg": "ES256", "file": `+jsonString(paths[0])+`, "kid": "k"},
+			{"alg": "ES256", "file": `+jsonString(paths[1])+`, "kid": "k"}]}`); err == nil || !strings.Contains(err.Error(), "kid") {
+		t.Errorf("Provision(two key files with one kid) = %v, want an error naming the kid", err)
+	}
+}
+
 // jwksKids returns the kids that app's JWKS endpoint publishes.
 func jwksKids(t *testing.T, app *App) []string {
 	t.Helper()

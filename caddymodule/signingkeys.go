@@ -43,20 +43,12 @@ func (a *App) sessionKey(ctx context.Context) ([]byte, error) {
 	return block.Bytes, nil
 }
 
-// loadKeys sets the key set to sign with: the key of signing_key_file, never rotated, or the
-// generated keys that the store keeps for the configured algorithm, generated now if it has none.
+// loadKeys sets the key set to sign with: the keys of the signing_key_file lines, never rotated,
+// or the generated keys that the store keeps for the configured algorithm, generated now if it has
+// none.
 func (a *App) loadKeys(ctx context.Context) error {
-	if f := a.SigningKeyFile; f != nil {
-		key, err := keyFromFile(f)
-		if err != nil {
-			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
-		}
-		ks, err := tokens.NewKeySet(key)
-		if err != nil {
-			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
-		}
-		a.keySet.Store(ks)
-		return nil
+	if len(a.SigningKeyFiles) > 0 {
+		return a.loadKeyFiles()
 	}
 	alg, _ := signingAlg(a.SigningKey.Alg)
 	m, err := keyrotation.NewManager(keyrotation.Config{
@@ -94,6 +86,26 @@ func (a *App) maxTokenTTL() time.Duration {
 		ttl = max(ttl, time.Duration(c.AccessTokenTTL))
 	}
 	return ttl
+}
+
+// loadKeyFiles sets the key set of the signing_key_file lines: the first key signs, the others
+// are published and verify what they signed before, while an operator hands over from them.
+func (a *App) loadKeyFiles() error {
+	keys := make([]tokens.Key, len(a.SigningKeyFiles))
+	for i, f := range a.SigningKeyFiles {
+		key, err := keyFromFile(f)
+		if err != nil {
+			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
+		}
+		key.VerifyOnly = i > 0
+		keys[i] = key
+	}
+	ks, err := tokens.NewKeySet(keys...)
+	if err != nil {
+		return fmt.Errorf("signing_key_file: %w", err)
+	}
+	a.keySet.Store(ks)
+	return nil
 }
 
 func keyFromFile(f *SigningKeyFileConfig) (tokens.Key, error) {

@@ -40,11 +40,14 @@ type keyEntry struct {
 	thumbprint string
 }
 
-// NewKeySet checks every key (alg fits the key, a non-empty kid unique in the set) and precomputes
-// the JWKS and the JWS headers.
+// NewKeySet checks every key (alg fits the key, a non-empty kid unique in the set, at least one
+// that may sign) and precomputes the JWKS and the JWS headers.
 func NewKeySet(keys ...Key) (*KeySet, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("tokens: a key set needs at least one key")
+	}
+	if !slices.ContainsFunc(keys, func(k Key) bool { return !k.VerifyOnly }) {
+		return nil, errors.New("tokens: a key set needs a key that signs")
 	}
 	s := &KeySet{byID: make(map[string]*keyEntry, len(keys))}
 	published := make([]publishedJWK, 0, len(keys))
@@ -128,16 +131,20 @@ func encodeHeader(k Key, typ string) (string, error) {
 	return b64.EncodeToString(h) + ".", nil
 }
 
-// Signing returns the key that signs at now: the one with the latest SignsFrom not after now, or the
-// earliest key when none has started yet (a fresh install whose first key was dated ahead).
+// Signing returns the key that signs at now: of the keys that may sign (not VerifyOnly), the one
+// with the latest SignsFrom not after now, or the earliest when none has started yet (a fresh
+// install whose first key was dated ahead).
 func (s *KeySet) Signing(now time.Time) Key {
 	return s.signing(now).Key
 }
 
 func (s *KeySet) signing(now time.Time) *keyEntry {
-	cur := s.keys[0]
-	for _, e := range s.keys[1:] {
-		if e.SignsFrom.After(now) {
+	var cur *keyEntry
+	for _, e := range s.keys {
+		if e.VerifyOnly {
+			continue
+		}
+		if cur != nil && e.SignsFrom.After(now) {
 			break
 		}
 		cur = e

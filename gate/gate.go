@@ -148,6 +148,7 @@ func (g *Gate) check(r *http.Request) (*tokens.Claims, *Refusal) {
 	// Revocation and the client's removal are checked after the cache, never instead of it: a
 	// revoked token cannot be used again (RFC 7009 §2.1), from the very next request on.
 	if g.Deny.Revoked(c.JTI, c.GrantID) || g.Deny.ClientRevoked(c.ClientID, c.IssuedAt) ||
+		g.Deny.GrantlessRevoked(c.ClientID, c.GrantID, c.IssuedAt) ||
 		(g.ClientKnown != nil && !g.ClientKnown(c.ClientID)) {
 		return nil, refused(http.StatusUnauthorized, errInvalidToken, errTokenRevoked)
 	}

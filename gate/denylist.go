@@ -184,8 +184,8 @@ func (d *DenyList) GrantlessRevoked(clientID, gid string, issuedAt time.Time) bo
 // already (so revoking one token again and again adds nothing). That is c's jti until c expires,
 // unless maxTokensPerGroup tokens of c's group are listed already; then it is c's whole grant (RFC
 // 7009 §2.1 lets revoking an access token revoke its grant), or, for a token without a grant, every
-// such token of its client issued until now. ttl is how long the client's tokens issued now live,
-// which the wider entry must outlast.
+// such token of its client issued before this second. ttl is how long the client's tokens issued
+// now live, which the wider entry must outlast.
 func (d *DenyList) RevocationFor(c *tokens.Claims, ttl time.Duration) *store.Revocation {
 	now := d.now()
 	d.mu.RLock()
@@ -197,14 +197,17 @@ func (d *DenyList) RevocationFor(c *tokens.Claims, ttl time.Duration) *store.Rev
 	if listed || dead || (cutOff && c.GrantID == "" && c.IssuedAt.Before(cut.at)) || (gone && c.IssuedAt.Before(removed.at)) {
 		return nil
 	}
-	if len(d.groups[groupOf(c.GrantID, c.ClientID)]) < maxTokensPerGroup {
-		return &store.Revocation{Kind: store.RevokedToken, ID: c.JTI, Until: c.ExpiresAt, Grant: c.GrantID, Client: c.ClientID}
+	// iat counts whole seconds (RFC 7519 §2 NumericDate), so a cut-off starts at a whole second:
+	// it then spares the tokens issued after it, and lists the ones of its own second one by one.
+	at := now.Truncate(time.Second)
+	switch {
+	case len(d.groups[groupOf(c.GrantID, c.ClientID)]) < maxTokensPerGroup:
+	case c.GrantID != "":
+		return &store.Revocation{Kind: store.RevokedFamily, ID: c.GrantID, Until: later(c.ExpiresAt, now.Add(ttl))}
+	case c.IssuedAt.Before(at):
+		return &store.Revocation{Kind: store.RevokedClientTokens, ID: c.ClientID, At: at, Until: later(c.ExpiresAt, at.Add(ttl))}
 	}
-	until := later(c.ExpiresAt, now.Add(ttl))
-	if c.GrantID != "" {
-		return &store.Revocation{Kind: store.RevokedFamily, ID: c.GrantID, Until: until}
-	}
-	return &store.Revocation{Kind: store.RevokedClientTokens, ID: c.ClientID, At: now, Until: until}
+	return &store.Revocation{Kind: store.RevokedToken, ID: c.JTI, Until: c.ExpiresAt, Grant: c.GrantID, Client: c.ClientID}
 }
 
 func later(a, b time.Time) time.Time {

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tokengate/tokengate/gate"
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -301,18 +302,7 @@ func jsonString(s string) string {
 }
 
 func TestSigningKeyFile(t *testing.T) {
-	signer, err := tokens.GenerateKey(tokens.RS256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "key.pem")
-	if err := os.WriteFile(path, pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := testkeys.WriteFile(t, t.TempDir(), tokens.RS256, "key.pem")
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": {"alg": "RS256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
 	key := app.keySet.Load().Signing(app.now())
@@ -345,22 +335,7 @@ func TestSigningKeyFile(t *testing.T) {
 // Of several signing_key_file keys the first signs and the others are published to verify only.
 func TestSigningKeyFiles(t *testing.T) {
 	dir := t.TempDir()
-	var paths []string
-	for _, name := range []string{"new.pem", "old.pem"} {
-		signer, err := tokens.GenerateKey(tokens.ES256)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pem, err := tokens.MarshalPrivateKeyPEM(signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, path)
-	}
+	paths := []string{testkeys.WriteFile(t, dir, tokens.ES256, "new.pem"), testkeys.WriteFile(t, dir, tokens.ES256, "old.pem")}
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": [{"alg": "ES256", "file": `+jsonString(paths[0])+`, "kid": "new"},
 			{"alg": "ES256", "file": `+jsonString(paths[1])+`, "kid": "old"}]}`)

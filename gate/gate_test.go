@@ -29,6 +29,23 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	keys := newKeys(t)
+	f := &fixture{clk: testclock.New(t0), keys: keys, log: &fakeLog{}}
+	f.minter = tokens.NewMinter(issuer, keys, f.clk.Now)
+	f.gate = &Gate{
+		Verifier:    tokens.NewVerifier(issuer, keys, f.clk.Now),
+		Deny:        NewDenyList(f.log, f.clk.Now),
+		Cache:       NewCache(100, f.clk.Now),
+		Realm:       "api",
+		Audiences:   map[string]bool{"api": true, "other-api": true},
+		ClientKnown: func(id string) bool { return id != "removed" },
+	}
+	return f
+}
+
+// newKeys returns a key set of one new ES256 key.
+func newKeys(t testing.TB) func() *tokens.KeySet {
+	t.Helper()
 	signer, err := tokens.GenerateKey(tokens.ES256)
 	if err != nil {
 		t.Fatal(err)
@@ -41,18 +58,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := func() *tokens.KeySet { return ks }
-	f := &fixture{clk: testclock.New(t0), keys: keys, log: &fakeLog{}}
-	f.minter = tokens.NewMinter(issuer, keys, f.clk.Now)
-	f.gate = &Gate{
-		Verifier:    tokens.NewVerifier(issuer, keys, f.clk.Now),
-		Deny:        NewDenyList(f.log, f.clk.Now),
-		Cache:       NewCache(100, f.clk.Now),
-		Realm:       "api",
-		Audiences:   map[string]bool{"api": true, "other-api": true},
-		ClientKnown: func(id string) bool { return id != "removed" },
-	}
-	return f
+	return func() *tokens.KeySet { return ks }
 }
 
 // mint returns an access token for alice from client app, aud api, scope "read write", after edit.
@@ -226,24 +232,12 @@ func TestCheckRefusesATokenFromAnotherIssuer(t *testing.T) {
 // The cache outlives a reload; a token it holds passes only while the new configuration's issuer and
 // keys would verify it.
 func TestCacheHitNeedsTheCurrentIssuerAndKey(t *testing.T) {
-	signer, err := tokens.GenerateKey(tokens.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokens.NewKey(tokens.ES256, signer, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	replaced, err := tokens.NewKeySet(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, reload := range []struct {
 		name   string
 		issuer string
 		keys   func() *tokens.KeySet
 	}{
-		{"the signing key replaced", issuer, func() *tokens.KeySet { return replaced }},
+		{"the signing key replaced", issuer, newKeys(t)},
 		{"the issuer changed", issuer + "/v2", nil},
 	} {
 		f := newFixture(t)

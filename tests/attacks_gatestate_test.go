@@ -4,33 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/tokens"
 )
-
-// writeKeyFile writes a new ES256 private key as PEM into dir and returns its path.
-func writeKeyFile(t *testing.T, dir, name string) string {
-	t.Helper()
-	signer, err := tokens.GenerateKey(tokens.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // svcToken gets a client_credentials token for svc and fails the test unless it does.
 func svcToken(t *testing.T, c *Caddy) string {
@@ -48,7 +30,7 @@ func svcToken(t *testing.T, c *Caddy) string {
 func TestAttackGateStateKeyAndIssuerReplaced(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	keyA, keyB := writeKeyFile(t, dir, "a.pem"), writeKeyFile(t, dir, "b.pem")
+	keyA, keyB := testkeys.WriteFile(t, dir, tokens.ES256, "a.pem"), testkeys.WriteFile(t, dir, tokens.ES256, "b.pem")
 	config := func(issuer string, keyFiles ...string) string {
 		cfg := &lifecycleConfig{issuer: issuer, clients: []string{"svc"}}
 		for _, f := range keyFiles {

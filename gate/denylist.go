@@ -17,7 +17,9 @@ import (
 //
 // It stays bounded however many tokens one client or one grant revokes: RevocationFor turns a
 // revocation past maxTokensPerGroup of one grant into the grant's, and of a client's tokens
-// without a grant into a cut-off of them all, and each of those drops the entries it covers.
+// without a grant into a cut-off of them all. A dead grant issues no more tokens, so its listed
+// jtis stay until they expire; a cut-off drops the jtis it covers, since the client keeps getting
+// new tokens.
 type DenyList struct {
 	src store.Revocations
 	now func() time.Time
@@ -100,18 +102,20 @@ func (d *DenyList) Add(r store.Revocation) {
 		d.clients[r.ID] = d.clients[r.ID].merge(r, until)
 	case store.RevokedClientTokens:
 		d.cutoffs[r.ID] = d.cutoffs[r.ID].merge(r, until)
-		// Dropped only when surely issued before the cut-off: a token expiring before the cut-off
-		// ends was issued before it started, the client's tokens all living as long.
-		d.dropGroup("c:"+r.ID, func(t revokedToken) bool { return t.until.Before(until) })
+		// New tokens keep coming after a cut-off, so the ones it covers make room: surely covered
+		// is a token that expires before the cut-off ends, the client's tokens all living as long
+		// (iat + ttl < At + ttl).
+		group := "c:" + r.ID
+		for jti := range d.groups[group] {
+			if t := d.jtis[jti]; t.until.Before(until) {
+				d.forget(jti, t)
+			}
+		}
 	case store.RevokedFamily:
 		if old, ok := d.families[r.ID]; !ok || until.After(old) {
 			d.families[r.ID] = until
 		}
-		d.dropGroup("g:"+r.ID, func(revokedToken) bool { return true })
 	case store.RevokedToken:
-		if _, dead := d.families[r.Grant]; dead {
-			return
-		}
 		old, ok := d.jtis[r.ID]
 		if ok && !until.After(old.until) {
 			return
@@ -123,16 +127,6 @@ func (d *DenyList) Add(r store.Revocation) {
 				d.groups[group] = map[string]struct{}{}
 			}
 			d.groups[group][r.ID] = struct{}{}
-		}
-	}
-}
-
-// dropGroup forgets the jtis of group that covered says a wider entry now covers. The caller holds
-// mu.
-func (d *DenyList) dropGroup(group string, covered func(revokedToken) bool) {
-	for jti := range d.groups[group] {
-		if t := d.jtis[jti]; covered(t) {
-			d.forget(jti, t)
 		}
 	}
 }

@@ -58,16 +58,17 @@ type App struct {
 	Store *StoreConfig `json:"store,omitempty"`
 
 	// SigningKey has keys generated, kept in the store and rotated every SigningKeyRotation.
-	// Default, when SigningKeyFile is not set either: {"alg": "ES256"}.
+	// Default, when SigningKeyFiles is not set either: {"alg": "ES256"}.
 	SigningKey *SigningKeyConfig `json:"signing_key,omitempty"`
 
-	// SigningKeyFile signs with a key read from a PEM file instead; it is never stored or rotated.
-	// Default: none.
-	SigningKeyFile *SigningKeyFileConfig `json:"signing_key_file,omitempty"`
+	// SigningKeyFiles sign with keys read from PEM files instead, never stored or rotated: the
+	// first signs, the others only verify. A key no longer listed is withdrawn at once, tokens
+	// verified before included. Default: none.
+	SigningKeyFiles SigningKeyFiles `json:"signing_key_file,omitempty"`
 
 	// SigningKeyRotation is how long each generated key signs. A new key is published in the JWKS
 	// at least half an interval before it starts signing, and a retired key stays published until
-	// every token it signed has expired. Default: 720h. At least 1s. Not with SigningKeyFile.
+	// every token it signed has expired. Default: 720h. At least 1s. Not with SigningKeyFiles.
 	SigningKeyRotation caddy.Duration `json:"signing_key_rotation,omitempty"`
 
 	// AccessTokenTTL is the lifetime of access tokens. Default: 1h. At least 1s.

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tokengate/tokengate/gate"
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -310,26 +311,8 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-// writeKeyFile writes a new private key of alg to a PEM file and returns its path.
-func writeKeyFile(t *testing.T, alg string) string {
-	t.Helper()
-	signer, err := tokens.GenerateKey(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "key.pem")
-	if err := os.WriteFile(path, pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestSigningKeyFile(t *testing.T) {
-	path := writeKeyFile(t, tokens.RS256)
+	path := testkeys.WriteFile(t, t.TempDir(), tokens.RS256, "key.pem")
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": {"alg": "RS256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
 	key := app.keySet.Load().Signing(app.now())
@@ -362,7 +345,7 @@ func TestSigningKeyFile(t *testing.T) {
 // Beside a key file of another algorithm, an RS256 key is generated for ID tokens (OIDC Discovery
 // §3) and kept in the store; the file's key still signs access tokens.
 func TestSigningKeyFileBesideRS256(t *testing.T) {
-	path := writeKeyFile(t, tokens.ES256)
+	path := testkeys.WriteFile(t, t.TempDir(), tokens.ES256, "key.pem")
 	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
 		"signing_key_file": {"alg": "ES256", "file": `+jsonString(path)+`, "kid": "k1"}}`)
 	if key := app.keySet.Load().Signing(app.now()); key.ID != "k1" {
@@ -384,6 +367,27 @@ func TestSigningKeyFileBesideRS256(t *testing.T) {
 	kids := jwksKids(t, app)
 	if len(stored) == 0 || !slices.Contains(kids, "k1") || !slices.Contains(kids, stored[0]) {
 		t.Errorf("JWKS kids = %q, want the file's k1 and the stored RS256 key %q", kids, stored)
+	}
+}
+
+// Of several signing_key_file keys the first signs and the others are published to verify only.
+func TestSigningKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	paths := []string{testkeys.WriteFile(t, dir, tokens.ES256, "new.pem"), testkeys.WriteFile(t, dir, tokens.ES256, "old.pem")}
+	app := provision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
+		"signing_key_file": [{"alg": "ES256", "file": `+jsonString(paths[0])+`, "kid": "new"},
+			{"alg": "ES256", "file": `+jsonString(paths[1])+`, "kid": "old"}]}`)
+	if got := app.keySet.Load().Signing(app.now()).ID; got != "new" {
+		t.Errorf("signing key = %q, want the first file's, new", got)
+	}
+	// Beside them, the generated RS256 key for ID tokens.
+	if kids := jwksKids(t, app); len(kids) != 3 || !slices.Equal(kids[:2], []string{"new", "old"}) {
+		t.Errorf("JWKS kids = %q, want both files' keys and an RS256 key", kids)
+	}
+	if _, err := tryProvision(t, `{"issuer": "https://file.example", "store": {"backend": "memory"},
+		"signing_key_file": [{"alg": "ES256", "file": `+jsonString(paths[0])+`, "kid": "k"},
+			{"alg": "ES256", "file": `+jsonString(paths[1])+`, "kid": "k"}]}`); err == nil || !strings.Contains(err.Error(), "kid") {
+		t.Errorf("Provision(two key files with one kid) = %v, want an error naming the kid", err)
 	}
 }
 

@@ -34,6 +34,10 @@ type BearerAuth struct {
 	// Headers copy claims into request headers for the next handlers; an incoming header of each
 	// name is always removed first, so a client cannot forge one. Default: none.
 	Headers []HeaderCopy `json:"headers,omitempty"`
+	// ForwardToken passes the validated Authorization header on to the next handlers. Default:
+	// false, the header is removed, so reverse_proxy never forwards the token to where it would be
+	// logged and could be replayed at the audience's other routes.
+	ForwardToken bool `json:"forward_token,omitempty"`
 
 	gate  *gate.Gate
 	audit *audit.Trail
@@ -62,7 +66,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	req := gate.Requirements{ScopeSets: b.Scopes, Audience: b.Audience, Claims: b.Claims}
+	req := gate.Requirements{ScopeSets: b.Scopes, Audience: b.Audience, Claims: b.Claims, ForwardToken: b.ForwardToken}
 	for _, h := range b.Headers {
 		req.Headers = append(req.Headers, gate.HeaderCopy(h))
 	}

@@ -27,7 +27,7 @@ func init() {
 //	    issuer <url>
 //	    store bolt [<file>] | redis <url> | memory
 //	    signing_key <alg>
-//	    signing_key_file <alg> <pem_file> [<kid>]
+//	    signing_key_file <alg> <pem_file> [<kid>]   (repeatable: the first signs, the others verify)
 //	    signing_key_rotation <duration>
 //	    access_token_ttl | refresh_token_ttl | code_ttl | device_code_ttl <duration>
 //	    client <client_id> { ... }
@@ -80,7 +80,7 @@ func parseGlobalLine(d *caddyfile.Dispenser, app *App, l lines) (validate func()
 	case "signing_key":
 		return func() error { return app.SigningKey.Validate() }, parseSigningKey(d, app)
 	case "signing_key_file":
-		return func() error { return app.SigningKeyFile.Validate() }, parseSigningKey(d, app)
+		return func() error { return app.SigningKeyFiles[len(app.SigningKeyFiles)-1].Validate() }, parseSigningKey(d, app)
 	case "signing_key_rotation", "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl":
 		field := app.durationField(opt)
 		return func() error { return validateDuration(opt, time.Duration(*field)) }, parseDuration(d, field)
@@ -155,12 +155,13 @@ func parseStore(d *caddyfile.Dispenser, app *App) error {
 	return nil
 }
 
-// parseSigningKey parses `signing_key <alg>` and `signing_key_file <alg> <pem_file> [<kid>]`.
+// parseSigningKey parses `signing_key <alg>` and `signing_key_file <alg> <pem_file> [<kid>]`; the
+// latter may be repeated (the first signs, the others only verify).
 func parseSigningKey(d *caddyfile.Dispenser, app *App) error {
-	if app.SigningKey != nil || app.SigningKeyFile != nil {
-		return d.Err("only one signing_key or signing_key_file is allowed")
-	}
 	opt := d.Val()
+	if app.SigningKey != nil || opt == "signing_key" && len(app.SigningKeyFiles) > 0 {
+		return d.Err("signing_key is given once, and not with signing_key_file")
+	}
 	args := d.RemainingArgs()
 	if opt == "signing_key" && len(args) != 1 || opt == "signing_key_file" && (len(args) < 2 || len(args) > 3) {
 		return d.ArgErr()
@@ -175,10 +176,11 @@ func parseSigningKey(d *caddyfile.Dispenser, app *App) error {
 		app.SigningKey = &SigningKeyConfig{Alg: alg}
 		return nil
 	}
-	app.SigningKeyFile = &SigningKeyFileConfig{Alg: alg, File: args[1]}
+	f := &SigningKeyFileConfig{Alg: alg, File: args[1]}
 	if len(args) == 3 {
-		app.SigningKeyFile.KID = args[2]
+		f.KID = args[2]
 	}
+	app.SigningKeyFiles = append(app.SigningKeyFiles, f)
 	return nil
 }
 

@@ -32,12 +32,13 @@ func TestParseGlobalOption(t *testing.T) {
 			issuer https://auth.example.com/
 			store bolt /var/lib/tokengate.db
 			signing_key_file rs256 /etc/key.pem main
+			signing_key_file es256 /etc/old.pem
 			access_token_ttl 5m
 			refresh_token_ttl 30d
 			code_ttl 1s
 			device_code_ttl 10m
 		}`, `{"issuer":"https://auth.example.com/","store":{"backend":"bolt","path":"/var/lib/tokengate.db"},` +
-			`"signing_key_file":{"alg":"RS256","file":"/etc/key.pem","kid":"main"},"access_token_ttl":300000000000,` +
+			`"signing_key_file":[{"alg":"RS256","file":"/etc/key.pem","kid":"main"},{"alg":"ES256","file":"/etc/old.pem"}],"access_token_ttl":300000000000,` +
 			`"refresh_token_ttl":2592000000000000,"code_ttl":1000000000,"device_code_ttl":600000000000}`},
 		{"memory store and generated key", `tokengate {
 			issuer http://localhost:8080
@@ -220,7 +221,9 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"key file, then rotation", "tokengate {\n issuer https://a.example\n signing_key_file es256 k.pem\n signing_key_rotation 1h\n}", "never rotated, at Testfile:4", ""},
 		{"store unknown", "tokengate {\n store etcd\n}", `unknown store "etcd"`, "at Testfile:2"},
 		{"store memory with a path", "tokengate {\n store memory /tmp/x\n}", "wrong argument count", ""},
-		{"two signing keys", "tokengate {\n signing_key es256\n signing_key_file es256 k.pem\n}", "only one signing_key or signing_key_file is allowed, at Testfile:3", ""},
+		{"two signing keys", "tokengate {\n signing_key es256\n signing_key_file es256 k.pem\n}", "signing_key is given once, and not with signing_key_file, at Testfile:3", ""},
+		{"key file, then signing_key", "tokengate {\n signing_key_file es256 k.pem\n signing_key es256\n}", "not with signing_key_file, at Testfile:3", ""},
+		{"bad second key file", "tokengate {\n signing_key_file es256 k.pem\n signing_key_file hs256 o.pem\n}", "signing_key_file", "Testfile:3"},
 		{"bad alg", "tokengate {\n signing_key hs256\n}", `unknown algorithm "hs256"`, "at Testfile:2"},
 		{"key file without file", "tokengate {\n signing_key_file es256\n}", "wrong argument count", ""},
 		{"bad duration", "tokengate {\n access_token_ttl soon\n}", "access_token_ttl: ", "at Testfile:2"},
@@ -294,8 +297,9 @@ func TestParseBearerAuth(t *testing.T) {
 			claim tenant acme
 			header sub X-User
 			header email X-Email
+			forward_token
 		}`, `{"scopes":[["api.read"],["api.admin","api.write"]],"audience":"api","claims":{"tenant":"acme"},` +
-			`"headers":[{"claim":"sub","header":"X-User"},{"claim":"email","header":"X-Email"}]}`},
+			`"headers":[{"claim":"sub","header":"X-User"},{"claim":"email","header":"X-Email"}],"forward_token":true}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b BearerAuth
@@ -320,6 +324,7 @@ func TestParseBearerAuthErrors(t *testing.T) {
 		{"bad scope", "bearer_auth {\n scope \"a b\"\n}", `scope "a b"`},
 		{"audience twice", "bearer_auth {\n audience a\n audience b\n}", "audience is declared twice, at Testfile:3"},
 		{"audience list", "bearer_auth {\n audience a b\n}", "wrong argument count"},
+		{"forward_token with an argument", "bearer_auth {\n forward_token yes\n}", "wrong argument count"},
 		{"claim twice", "bearer_auth {\n claim t a\n claim t b\n}", `claim "t" is declared twice, at Testfile:3`},
 		{"bad header", "bearer_auth {\n header sub \"X User\"\n}", `header "X User": not a valid header name, at Testfile:2`},
 		{"header twice", "bearer_auth {\n header sub X-User\n header email x-user\n}", `header "x-user" is declared twice, at Testfile:3`},

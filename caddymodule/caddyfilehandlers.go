@@ -33,6 +33,7 @@ func (*Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    audience <aud>
 //	    claim <name> <value>
 //	    header <claim> <Header-Name>
+//	    forward_token
 //	}
 func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	b := new(BearerAuth)
@@ -67,6 +68,11 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			b.Headers = append(b.Headers, hc)
+		case "forward_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			b.ForwardToken = true
 		default:
 			err = unrecognized(d)
 		}

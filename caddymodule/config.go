@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"path/filepath"
@@ -64,6 +65,24 @@ type StoreConfig struct {
 type SigningKeyConfig struct {
 	// Alg is ES256, RS256, PS256 or EdDSA. Default: ES256.
 	Alg string `json:"alg,omitempty"`
+}
+
+// SigningKeyFiles are the `signing_key_file` lines: the first signs, the others are published in
+// the JWKS and verify only, so that a key being replaced keeps its tokens valid until they run out
+// (or, left out, is withdrawn at once). JSON takes a list, or a single object as a list of one.
+type SigningKeyFiles []*SigningKeyFileConfig
+
+// UnmarshalJSON reads a list, or a single object as configurations before the list wrote it.
+func (f *SigningKeyFiles) UnmarshalJSON(b []byte) error {
+	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] == '{' {
+		one := new(SigningKeyFileConfig)
+		if err := json.Unmarshal(b, one); err != nil {
+			return err
+		}
+		*f = SigningKeyFiles{one}
+		return nil
+	}
+	return json.Unmarshal(b, (*[]*SigningKeyFileConfig)(f))
 }
 
 // SigningKeyFileConfig names a PEM private key to sign with.
@@ -170,7 +189,7 @@ func (a *App) setDefaults() {
 	if a.Store.Backend == "bolt" && a.Store.Path == "" {
 		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
 	}
-	if a.SigningKey == nil && a.SigningKeyFile == nil {
+	if a.SigningKey == nil && len(a.SigningKeyFiles) == 0 {
 		a.SigningKey = new(SigningKeyConfig)
 	}
 	if a.SigningKey != nil && a.SigningKey.Alg == "" {

@@ -45,7 +45,8 @@ func (a *App) sessionKey(ctx context.Context) ([]byte, error) {
 }
 
 // loadKeys sets the key set to sign with. The primary key, which signs access tokens, is the key
-// of signing_key_file, never rotated, or the generated keys of signing_key's algorithm. Beside a
+// of the first signing_key_file line, never rotated (the other lines' keys are published and only
+// verify, for a hand-over), or the generated keys of signing_key's algorithm. Beside a
 // primary of another algorithm, generated RS256 keys sign the ID tokens of clients that ask for
 // RS256, which OIDC Discovery §3 requires a provider to offer. Generated keys are kept in the store,
 // generated now if it has none, and rotated.
@@ -56,12 +57,12 @@ func (a *App) loadKeys(ctx context.Context) error {
 		MaxTokenTTL: a.maxTokenTTL(),
 		Now:         a.now,
 	}
-	if f := a.SigningKeyFile; f != nil {
-		key, err := keyFromFile(f)
+	if len(a.SigningKeyFiles) > 0 {
+		fixed, err := a.keyFiles()
 		if err != nil {
-			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
+			return err
 		}
-		cfg.Fixed = &key
+		cfg.Fixed = fixed
 		// signing_key_rotation is the file key's, which is never rotated; the keys beside it
 		// rotate at the default interval.
 		cfg.Interval = keyrotation.DefaultInterval
@@ -72,9 +73,9 @@ func (a *App) loadKeys(ctx context.Context) error {
 		cfg.Algs = append(cfg.Algs, tokens.RS256)
 	}
 	if len(cfg.Algs) == 0 {
-		ks, err := tokens.NewKeySet(*cfg.Fixed)
+		ks, err := tokens.NewKeySet(cfg.Fixed...)
 		if err != nil {
-			return fmt.Errorf("signing_key_file %s: %w", a.SigningKeyFile.File, err)
+			return fmt.Errorf("signing_key_file: %w", err)
 		}
 		a.publishKeys(ks)
 		return nil
@@ -105,8 +106,8 @@ func (a *App) loadKeys(ctx context.Context) error {
 func (a *App) primaryAlg() string {
 	name := tokens.ES256
 	switch {
-	case a.SigningKeyFile != nil:
-		name = a.SigningKeyFile.Alg
+	case len(a.SigningKeyFiles) > 0:
+		name = a.SigningKeyFiles[0].Alg
 	case a.SigningKey != nil && a.SigningKey.Alg != "":
 		name = a.SigningKey.Alg
 	}
@@ -129,6 +130,41 @@ func (a *App) maxTokenTTL() time.Duration {
 		ttl = max(ttl, time.Duration(c.AccessTokenTTL))
 	}
 	return ttl
+}
+
+// loadKeyFiles sets the key set of the signing_key_file lines: the first key signs, the others
+// are published and verify what they signed before, while an operator hands over from them.
+func (a *App) loadKeyFiles() error {
+	keys := make([]tokens.Key, len(a.SigningKeyFiles))
+	for i, f := range a.SigningKeyFiles {
+		key, err := keyFromFile(f)
+		if err != nil {
+			return fmt.Errorf("signing_key_file %s: %w", f.File, err)
+		}
+		key.VerifyOnly = i > 0
+		keys[i] = key
+	}
+	ks, err := tokens.NewKeySet(keys...)
+	if err != nil {
+		return fmt.Errorf("signing_key_file: %w", err)
+	}
+	a.keySet.Store(ks)
+	return nil
+}
+
+// keyFiles reads the keys of the signing_key_file lines: the first signs, the others are published
+// and verify what they signed before, while an operator hands over from them.
+func (a *App) keyFiles() ([]tokens.Key, error) {
+	keys := make([]tokens.Key, len(a.SigningKeyFiles))
+	for i, f := range a.SigningKeyFiles {
+		key, err := keyFromFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key_file %s: %w", f.File, err)
+		}
+		key.VerifyOnly = i > 0
+		keys[i] = key
+	}
+	return keys, nil
 }
 
 func keyFromFile(f *SigningKeyFileConfig) (tokens.Key, error) {

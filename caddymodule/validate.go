@@ -120,7 +120,7 @@ func (a *App) validateOptions() error {
 			return err
 		}
 	}
-	if a.SigningKey != nil && a.SigningKeyFile != nil {
+	if a.SigningKey != nil && len(a.SigningKeyFiles) > 0 {
 		return errors.New("signing_key and signing_key_file are exclusive")
 	}
 	if a.SigningKey != nil {
@@ -128,10 +128,12 @@ func (a *App) validateOptions() error {
 			return err
 		}
 	}
-	if a.SigningKeyFile != nil {
-		if err := a.SigningKeyFile.Validate(); err != nil {
+	for _, f := range a.SigningKeyFiles {
+		if err := f.Validate(); err != nil {
 			return err
 		}
+	}
+	if len(a.SigningKeyFiles) > 0 {
 		if a.SigningKeyRotation != 0 {
 			// The operator replaces the key of a file; tokengate never rotates it.
 			return at(errors.New("signing_key_rotation: a signing_key_file key is never rotated"), "signing_key_rotation")
@@ -200,6 +202,9 @@ func (k *SigningKeyConfig) Validate() error {
 
 // Validate checks the algorithm and that there is a file.
 func (f *SigningKeyFileConfig) Validate() error {
+	if f == nil {
+		return at(errors.New("signing_key_file: empty"), "signing_key_file")
+	}
 	if _, err := signingAlg(f.Alg); err != nil {
 		return at(fmt.Errorf("signing_key_file: %w", err), "signing_key_file")
 	}

@@ -13,8 +13,9 @@ import (
 // SHA-256 of the token, never the token itself, so a memory dump yields no usable token; finding
 // another string with the same key would mean a SHA-256 collision.
 //
-// The cache answers "is this signature good", nothing more: the gate checks revocation, client and
-// requirements after every hit.
+// The cache answers "was this signature good", nothing more: on every hit the gate asks the
+// verifier whether the issuer and the key that verified it still hold (the cache outlives reloads
+// that may replace both), then checks revocation, client and requirements.
 type Cache struct {
 	max int
 	now func() time.Time

@@ -3,13 +3,15 @@ package gate
 import (
 	"context"
 	"errors"
-	"github.com/tokengate/tokengate/internal/testclock"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/tokens"
 )
 
 var t0 = time.Unix(1_700_000_000, 0)
@@ -172,5 +174,111 @@ func TestDenyListClientRemoval(t *testing.T) {
 	d.prune()
 	if d.ClientRevoked("partner", now.Add(-3*time.Hour)) {
 		t.Error("the removal was kept past its Until")
+	}
+}
+
+// revokeAll revokes each token as the revocation endpoint does, and returns what each recorded.
+func revokeAll(d *DenyList, list []*tokens.Claims) []*store.Revocation {
+	var recorded []*store.Revocation
+	for _, c := range list {
+		r := d.RevocationFor(c, time.Hour)
+		if r != nil {
+			d.Add(*r)
+		}
+		recorded = append(recorded, r)
+	}
+	return recorded
+}
+
+// One grant, or one client's tokens without a grant, cannot grow the list without bound: past
+// maxTokensPerGroup revoked tokens the grant, or the client's grant-less tokens, are revoked whole,
+// and what that covers is dropped. Every revoked token stays refused.
+func TestDenyListStaysBounded(t *testing.T) {
+	for _, gid := range []string{"g1", ""} {
+		clk := testclock.New(t0)
+		d := NewDenyList(&fakeLog{}, clk.Now)
+		var list []*tokens.Claims
+		for i := range 1000 {
+			list = append(list, &tokens.Claims{JTI: "j" + strconv.Itoa(i), GrantID: gid, ClientID: "svc",
+				IssuedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)})
+			clk.Advance(time.Millisecond)
+		}
+		other := &tokens.Claims{JTI: "other", GrantID: "g2", ClientID: "svc", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		recorded := revokeAll(d, list)
+		d.mu.RLock()
+		size := len(d.jtis) + len(d.families) + len(d.cutoffs)
+		d.mu.RUnlock()
+		if size > maxTokensPerGroup+1 {
+			t.Errorf("gid %q: after revoking %d tokens the list holds %d entries, want at most %d", gid, len(list), size, maxTokensPerGroup+1)
+		}
+		wantWider := store.RevokedFamily
+		if gid == "" {
+			wantWider = store.RevokedClientTokens
+		}
+		if r := recorded[maxTokensPerGroup]; r == nil || r.Kind != wantWider {
+			t.Errorf("gid %q: revocation %d recorded %+v, want a %s entry", gid, maxTokensPerGroup, r, wantWider)
+		}
+		for i, c := range list {
+			if !d.Revoked(c.JTI, c.GrantID) && !d.GrantlessRevoked(c.ClientID, c.GrantID, c.IssuedAt) {
+				t.Fatalf("gid %q: revoked token %d is not refused", gid, i)
+			}
+		}
+		if d.Revoked(other.JTI, other.GrantID) || d.GrantlessRevoked(other.ClientID, other.GrantID, other.IssuedAt) {
+			t.Errorf("gid %q: a token of the client's other grant is refused", gid)
+		}
+		// Revoking a refused token again records nothing.
+		if r := d.RevocationFor(list[0], time.Hour); r != nil {
+			t.Errorf("gid %q: revoking a revoked token again records %+v, want nothing", gid, r)
+		}
+	}
+}
+
+// A cut-off of a client's tokens without a grant spares the tokens issued after it, and its tokens
+// with a grant.
+func TestDenyListGrantlessCutoff(t *testing.T) {
+	d := NewDenyList(&fakeLog{}, testclock.New(t0).Now)
+	d.Add(store.Revocation{Kind: store.RevokedClientTokens, ID: "svc", At: t0, Until: t0.Add(time.Hour)})
+	for _, tc := range []struct {
+		client, gid string
+		iat         time.Time
+		want        bool
+	}{
+		{"svc", "", t0.Add(-time.Second), true},
+		{"svc", "", t0.Add(time.Second), false},
+		{"svc", "g1", t0.Add(-time.Second), false},
+		{"web", "", t0.Add(-time.Second), false},
+	} {
+		if got := d.GrantlessRevoked(tc.client, tc.gid, tc.iat); got != tc.want {
+			t.Errorf("GrantlessRevoked(%q, %q, %v) = %v, want %v", tc.client, tc.gid, tc.iat, got, tc.want)
+		}
+	}
+}
+
+// A token exchanged from a revoked token without a grant stays refused when a cut-off of the
+// subject's client comes to cover the subject: the exchanged token names its subject only by jti.
+func TestDenyListCutoffKeepsDerivedRefused(t *testing.T) {
+	clk := testclock.New(t0)
+	d := NewDenyList(&fakeLog{}, clk.Now)
+	var list []*tokens.Claims
+	for i := range 3 * maxTokensPerGroup {
+		list = append(list, &tokens.Claims{JTI: "j" + strconv.Itoa(i), ClientID: "svc",
+			IssuedAt: clk.Now().Add(-time.Minute), ExpiresAt: clk.Now().Add(time.Hour - time.Minute)})
+	}
+	subject := list[0]
+	recorded := revokeAll(d, list)
+	if !slices.ContainsFunc(recorded, func(r *store.Revocation) bool { return r != nil && r.Kind == store.RevokedClientTokens }) {
+		t.Fatalf("no cut-off among %d revocations of one client's tokens", len(list))
+	}
+	if !d.Revoked("exchanged", "", subject.JTI) {
+		t.Errorf("Revoked(a token derived from %s) = false after a cut-off covered it, want true", subject.JTI)
+	}
+}
+
+// Revoking one token again and again records it once.
+func TestDenyListRevokesATokenOnce(t *testing.T) {
+	d := NewDenyList(&fakeLog{}, testclock.New(t0).Now)
+	c := &tokens.Claims{JTI: "j1", GrantID: "g1", ClientID: "web", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if recorded := revokeAll(d, []*tokens.Claims{c, c, c}); recorded[0] == nil || recorded[1] != nil || recorded[2] != nil {
+		t.Errorf("revoking one token three times recorded %v, want one entry then nothing", recorded)
 	}
 }

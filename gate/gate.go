@@ -40,6 +40,10 @@ type Requirements struct {
 	Claims map[string]string
 	// Headers are the identity headers set on the upstream request.
 	Headers []HeaderCopy
+	// ForwardToken leaves the validated Authorization header on the request. By default Check
+	// removes it: forwarded, the token would land in the upstream's logs, and it stays valid at
+	// every other route of its audience.
+	ForwardToken bool
 }
 
 // Gate checks bearer tokens for one route. Verifier and Deny are required; the other fields may be
@@ -107,9 +111,10 @@ func refused(status int, code string, why error) *Refusal {
 }
 
 // Check decides on the bearer token of r without writing a response, so that the caller answers a
-// refusal its own way. On success it removes every configured identity header from r (whether or
-// not the claim is present), sets those whose claims the token carries, and returns the claims,
-// which are shared with the cache and must not be modified. Otherwise it returns the refusal.
+// refusal its own way. On success it removes the Authorization header (unless Req.ForwardToken)
+// and every configured identity header from r (whether or not the claim is present), sets those
+// whose claims the token carries, and returns the claims, which are shared with the cache and must
+// not be modified. Otherwise it returns the refusal.
 func (g *Gate) Check(r *http.Request) (*tokens.Claims, *Refusal) {
 	c, fail := g.check(r)
 	if fail != nil {
@@ -118,6 +123,9 @@ func (g *Gate) Check(r *http.Request) (*tokens.Claims, *Refusal) {
 		}
 		fail.Challenge = g.challenge(fail)
 		return nil, fail
+	}
+	if !g.Req.ForwardToken {
+		r.Header.Del("Authorization")
 	}
 	g.setHeaders(r, c)
 	return c, nil
@@ -147,6 +155,7 @@ func (g *Gate) check(r *http.Request) (*tokens.Claims, *Refusal) {
 	// Revocation and the client's removal are checked after the cache, never instead of it: a
 	// revoked token cannot be used again (RFC 7009 §2.1), from the very next request on.
 	if g.Deny.Revoked(c.JTI, c.GrantID, c.DerivedFrom...) || g.Deny.ClientRevoked(c.ClientID, c.IssuedAt) ||
+		g.Deny.GrantlessRevoked(c.ClientID, c.GrantID, c.IssuedAt) ||
 		(g.ClientKnown != nil && !g.ClientKnown(c.ClientID)) {
 		return c, refused(http.StatusUnauthorized, errInvalidToken, errTokenRevoked)
 	}
@@ -173,7 +182,10 @@ func (g *Gate) verify(raw string) (*tokens.Claims, bool) {
 	}
 	if g.Cache != nil {
 		if c, ok := g.Cache.Get(raw); ok {
-			return c, true
+			// The cache outlives reloads: a hit counts only while the issuer and the key that
+			// verified it are still this configuration's. Otherwise the signature check would
+			// fail too, so there is no point in making it.
+			return c, g.Verifier.Trusts(c)
 		}
 	}
 	c, err := g.Verifier.VerifyAccessToken(raw)

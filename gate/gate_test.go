@@ -21,12 +21,30 @@ const issuer = "https://auth.example.com"
 // fixture is a gate in front of a route, with a minter for the same keys and a settable clock.
 type fixture struct {
 	clk    *clock
+	keys   func() *tokens.KeySet
 	minter *tokens.Minter
 	log    *fakeLog
 	gate   *Gate
 }
 
 func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	keys := newKeys(t)
+	f := &fixture{clk: testclock.New(t0), keys: keys, log: &fakeLog{}}
+	f.minter = tokens.NewMinter(issuer, keys, f.clk.Now)
+	f.gate = &Gate{
+		Verifier:    tokens.NewVerifier(issuer, keys, f.clk.Now),
+		Deny:        NewDenyList(f.log, f.clk.Now),
+		Cache:       NewCache(100, f.clk.Now),
+		Realm:       "api",
+		Audiences:   map[string]bool{"api": true, "other-api": true},
+		ClientKnown: func(id string) bool { return id != "removed" },
+	}
+	return f
+}
+
+// newKeys returns a key set of one new ES256 key.
+func newKeys(t testing.TB) func() *tokens.KeySet {
 	t.Helper()
 	signer, err := tokens.GenerateKey(tokens.ES256)
 	if err != nil {
@@ -40,18 +58,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := func() *tokens.KeySet { return ks }
-	f := &fixture{clk: testclock.New(t0), log: &fakeLog{}}
-	f.minter = tokens.NewMinter(issuer, keys, f.clk.Now)
-	f.gate = &Gate{
-		Verifier:    tokens.NewVerifier(issuer, keys, f.clk.Now),
-		Deny:        NewDenyList(f.log, f.clk.Now),
-		Cache:       NewCache(100, f.clk.Now),
-		Realm:       "api",
-		Audiences:   map[string]bool{"api": true, "other-api": true},
-		ClientKnown: func(id string) bool { return id != "removed" },
-	}
-	return f
+	return func() *tokens.KeySet { return ks }
 }
 
 // mint returns an access token for alice from client app, aud api, scope "read write", after edit.
@@ -222,6 +229,32 @@ func TestCheckRefusesATokenFromAnotherIssuer(t *testing.T) {
 	}
 }
 
+// The cache outlives a reload; a token it holds passes only while the new configuration's issuer and
+// keys would verify it.
+func TestCacheHitNeedsTheCurrentIssuerAndKey(t *testing.T) {
+	for _, reload := range []struct {
+		name   string
+		issuer string
+		keys   func() *tokens.KeySet
+	}{
+		{"the signing key replaced", issuer, newKeys(t)},
+		{"the issuer changed", issuer + "/v2", nil},
+	} {
+		f := newFixture(t)
+		tok := f.mint(t, nil)
+		if fail := f.check(bearer(tok)); fail != nil {
+			t.Fatalf("Check(valid token) = %v, want success", fail)
+		}
+		if reload.keys == nil {
+			reload.keys = f.keys
+		}
+		f.gate.Verifier = tokens.NewVerifier(reload.issuer, reload.keys, f.clk.Now)
+		if fail := f.check(bearer(tok)); statusOf(fail) != http.StatusUnauthorized {
+			t.Errorf("Check(token cached before a reload with %s) = HTTP %d, want 401", reload.name, statusOf(fail))
+		}
+	}
+}
+
 // An oversized token is refused before the cache is consulted (it would cost a hash of it).
 func TestCheckRefusesOversizedTokenBeforeTheCache(t *testing.T) {
 	f := newFixture(t)
@@ -341,7 +374,6 @@ func TestCheckStripsIdentityHeaders(t *testing.T) {
 	}
 	want := map[string][]string{
 		"X-User-Id": {"alice"}, "X-Roles": {"admin, dev"}, "X-Level": {"3"}, "X-Other": {"kept"},
-		"Authorization": r.Header["Authorization"],
 	}
 	if len(r.Header) != len(want) {
 		t.Errorf("headers after Check = %v, want %v", r.Header, want)
@@ -349,6 +381,26 @@ func TestCheckStripsIdentityHeaders(t *testing.T) {
 	for name, v := range want {
 		if got := r.Header[name]; strings.Join(got, "|") != strings.Join(v, "|") {
 			t.Errorf("header %s = %q, want %q", name, got, v)
+		}
+	}
+}
+
+// The validated token never reaches the upstream, where it would be logged and could be replayed at
+// the audience's other routes, unless the route forwards it on purpose.
+func TestCheckRemovesTheToken(t *testing.T) {
+	for _, forward := range []bool{false, true} {
+		f := newFixture(t)
+		f.gate.Req.ForwardToken = forward
+		r := bearer(f.mint(t, nil))
+		want := r.Header.Get("Authorization")
+		if !forward {
+			want = ""
+		}
+		if fail := f.check(r); fail != nil {
+			t.Fatalf("Check() with ForwardToken %v = %v, want success", forward, fail)
+		}
+		if got := r.Header.Get("Authorization"); got != want {
+			t.Errorf("Authorization after Check() with ForwardToken %v = %q, want %q", forward, got, want)
 		}
 	}
 }
@@ -438,11 +490,14 @@ func BenchmarkGateCachedHit(b *testing.B) {
 	}
 	r := bearer(f.mint(b, nil))
 	r.Header.Set("X-User-Id", "root")
+	// Check removes the Authorization header it validated; each request brings it again.
+	auth := r.Header["Authorization"]
 	if fail := f.check(r); fail != nil {
 		b.Fatal(fail)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
+		r.Header["Authorization"] = auth
 		if fail := f.check(r); fail != nil {
 			b.Fatal(fail)
 		}

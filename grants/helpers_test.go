@@ -51,6 +51,14 @@ func (d countedDenyList) ClientRevoked(clientID string, issuedAt time.Time) bool
 	return d.f.deny.ClientRevoked(clientID, issuedAt)
 }
 
+func (d countedDenyList) GrantlessRevoked(clientID, gid string, issuedAt time.Time) bool {
+	return d.f.deny.GrantlessRevoked(clientID, gid, issuedAt)
+}
+
+func (d countedDenyList) RevocationFor(c *tokens.Claims, ttl time.Duration) *store.Revocation {
+	return d.f.deny.RevocationFor(c, ttl)
+}
+
 func (d countedDenyList) Sync(ctx context.Context) error {
 	d.f.revoked.Add(1)
 	err := d.f.deny.Sync(ctx)

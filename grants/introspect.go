@@ -91,7 +91,8 @@ func (s *Server) activeAccessToken(token string) (*tokens.Claims, bool) {
 		return nil, false
 	}
 	c, err := s.cfg.Verifier.VerifyAccessToken(token)
-	if err != nil || s.revoked(c) || s.clientRevoked(c.ClientID, c.IssuedAt) {
+	if err != nil || s.revoked(c) || s.clientRevoked(c.ClientID, c.IssuedAt) ||
+		s.cfg.DenyList != nil && s.cfg.DenyList.GrantlessRevoked(c.ClientID, c.GrantID, c.IssuedAt) {
 		return nil, false
 	}
 	if _, ok := s.clients[c.ClientID]; !ok {

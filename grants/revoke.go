@@ -9,7 +9,8 @@ import (
 )
 
 // Revoke serves POST /connect/revocation (RFC 7009). A client revokes its own tokens: an access
-// token by its jti until it would expire, a refresh token with its whole family. An unknown,
+// token by its jti until it would expire (or, once it has revoked many, with its grant or with all
+// its tokens without one: the deny-list stays bounded), a refresh token with its whole family. An unknown,
 // expired or foreign token gets the same 200 (§2.2), so the endpoint tells nothing about tokens.
 func (s *Server) Revoke(w http.ResponseWriter, r *http.Request) {
 	if err := s.revoke(w, r); err != nil {
@@ -61,6 +62,9 @@ func (s *Server) revocationFor(ctx context.Context, token string, client *Client
 		c, err := s.cfg.Verifier.VerifyAccessToken(token)
 		if err != nil || c.ClientID != client.ID {
 			return nil, nil
+		}
+		if s.cfg.DenyList != nil {
+			return s.cfg.DenyList.RevocationFor(c, s.accessTTL(client)), nil
 		}
 		return &store.Revocation{Kind: store.RevokedToken, ID: c.JTI, Until: c.ExpiresAt}, nil
 	}

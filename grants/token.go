@@ -107,6 +107,13 @@ type DenyList interface {
 	// ClientRevoked reports a token issued to a client before the client was removed from the
 	// configuration; such tokens stay dead when the client returns.
 	ClientRevoked(clientID string, issuedAt time.Time) bool
+	// GrantlessRevoked reports an access token without a grant (gid "") issued before its client's
+	// tokens without a grant were cut off.
+	GrantlessRevoked(clientID, gid string, issuedAt time.Time) bool
+	// RevocationFor is what revoking the access token c records (nil: it is refused already),
+	// bounded however many tokens one grant or client revokes; ttl is how long the client's
+	// access tokens issued now live.
+	RevocationFor(c *tokens.Claims, ttl time.Duration) *store.Revocation
 	// Sync reads the revocations the store holds.
 	Sync(ctx context.Context) error
 }

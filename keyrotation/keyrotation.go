@@ -52,9 +52,9 @@ type Config struct {
 	// RS256, PS256 or EdDSA, each once. The first is the KeySet's primary (it signs access
 	// tokens) unless Fixed is set.
 	Algs []string
-	// Fixed is a key that is neither generated nor rotated (an operator's key file): when set it
-	// is the primary, and Algs are the algorithms generated beside it.
-	Fixed *tokens.Key
+	// Fixed are keys that are neither generated nor rotated (an operator's key files): when set,
+	// the first that may sign is the primary, and Algs are the algorithms generated beside it.
+	Fixed []tokens.Key
 	// Interval is how long each key signs; at least MinInterval.
 	Interval time.Duration
 	// MaxTokenTTL is the longest lifetime of a token signed with these keys (access and ID
@@ -147,7 +147,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		if !slices.Contains([]string{tokens.ES256, tokens.RS256, tokens.PS256, tokens.EdDSA}, alg) {
 			return nil, fmt.Errorf("keys: unsupported signing algorithm %q", alg)
 		}
-		if slices.Contains(cfg.Algs[:i], alg) || cfg.Fixed != nil && cfg.Fixed.Alg == alg {
+		if slices.Contains(cfg.Algs[:i], alg) || slices.ContainsFunc(cfg.Fixed, func(k tokens.Key) bool { return !k.VerifyOnly && k.Alg == alg }) {
 			return nil, fmt.Errorf("keys: algorithm %s has two schedules", alg)
 		}
 	}
@@ -340,9 +340,8 @@ func (m *Manager) keySet(byAlg map[string][]stored) (*tokens.KeySet, error) {
 	if m.last != nil && from.String() == m.lastFrom {
 		return m.last, nil
 	}
-	keys := make([]tokens.Key, 0, len(ordered)+1)
-	if m.cfg.Fixed != nil {
-		fixed := *m.cfg.Fixed
+	keys := make([]tokens.Key, 0, len(ordered)+len(m.cfg.Fixed))
+	for _, fixed := range m.cfg.Fixed {
 		fixed.SignsFrom = time.Unix(0, 0)
 		keys = append(keys, fixed)
 	}

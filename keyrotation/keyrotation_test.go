@@ -300,7 +300,7 @@ func TestFixedKey(t *testing.T) {
 	st := store.NewMemory(c.Now)
 	// A generated EdDSA key left by an earlier configuration does not displace the file's.
 	load(t, newManager(t, st, tokens.EdDSA, c))
-	m, err := NewManager(Config{Store: st, Algs: []string{tokens.RS256}, Fixed: &fixed, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.Now})
+	m, err := NewManager(Config{Store: st, Algs: []string{tokens.RS256}, Fixed: []tokens.Key{fixed}, Interval: testInterval, MaxTokenTTL: testTTL, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestNewManagerRefuses(t *testing.T) {
 		{"unknown alg", func(c *Config) { c.Algs = []string{"HS256"} }, "unsupported"},
 		{"no alg", func(c *Config) { c.Algs = nil }, "no algorithm"},
 		{"an alg twice", func(c *Config) { c.Algs = []string{tokens.ES256, tokens.RS256, tokens.ES256} }, "two schedules"},
-		{"the fixed key's alg generated", func(c *Config) { c.Fixed = &tokens.Key{Alg: tokens.ES256} }, "two schedules"},
+		{"the fixed key's alg generated", func(c *Config) { c.Fixed = []tokens.Key{{Alg: tokens.ES256}} }, "two schedules"},
 		{"no store", func(c *Config) { c.Store = nil }, "required"},
 		{"no clock", func(c *Config) { c.Now = nil }, "required"},
 	} {

@@ -122,11 +122,12 @@ func checkRotation(old refreshRecord, next RefreshToken) error {
 
 // checkRevocation refuses entries that no reader could match.
 func checkRevocation(r Revocation) error {
-	if r.Kind != RevokedToken && r.Kind != RevokedFamily && r.Kind != RevokedClient {
+	cutoff := r.Kind == RevokedClient || r.Kind == RevokedClientTokens
+	if !cutoff && r.Kind != RevokedToken && r.Kind != RevokedFamily {
 		return fmt.Errorf("store: unknown revocation kind %q", r.Kind)
 	}
-	if (r.Kind == RevokedClient) == r.At.IsZero() {
-		return errors.New("store: a client revocation, and only one, says when the client was removed")
+	if cutoff == r.At.IsZero() {
+		return errors.New("store: a client revocation, and only one, says from when it holds")
 	}
 	if r.ID == "" {
 		return errors.New("store: revocation without id")

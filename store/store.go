@@ -70,16 +70,25 @@ const (
 	// RevokedClient names a client removed from the configuration: every token issued to it before
 	// At is refused, even if the client is declared again later.
 	RevokedClient RevocationKind = "client"
+	// RevokedClientTokens names a client whose access tokens without a grant id, issued before At,
+	// are all refused: what revoking one more of them becomes once the client has revoked many, so
+	// that the list stays bounded. Its refresh tokens, and tokens carrying a gid, are untouched.
+	RevokedClientTokens RevocationKind = "client_tokens"
 )
 
 // Revocation is one entry of the deny-list that bearer_auth keeps in memory.
 type Revocation struct {
 	Kind RevocationKind `json:"kind"`
 	ID   string         `json:"id"`
-	// At is when a client was removed (RevokedClient only): its tokens issued before are refused.
+	// At is when a client was removed (RevokedClient) or cut its tokens off (RevokedClientTokens):
+	// its tokens issued before are refused.
 	At time.Time `json:"at,omitzero"`
 	// Until is when the entry may be forgotten: the expiry of the last token it could concern.
 	Until time.Time `json:"until"`
+	// Grant and Client say, for a RevokedToken, whose token it was: its gid ("" for none) and its
+	// client. The deny-list counts entries by them to keep itself bounded.
+	Grant  string `json:"gid,omitempty"`
+	Client string `json:"client_id,omitempty"`
 }
 
 // Revocations is the deny-list. Entries are written once and read in order, so each instance can

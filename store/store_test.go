@@ -303,7 +303,8 @@ func testRevocations(t *testing.T, open opener) {
 	s := open(t, c.Now)
 	r1 := Revocation{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Minute)}
 	r2 := Revocation{Kind: RevokedFamily, ID: "fam-1", Until: t0.Add(time.Hour)}
-	r3 := Revocation{Kind: RevokedToken, ID: "jti-3", Until: t0.Add(time.Hour)}
+	r3 := Revocation{Kind: RevokedToken, ID: "jti-3", Until: t0.Add(time.Hour), Grant: "fam-2", Client: "app"}
+	r4 := Revocation{Kind: RevokedClientTokens, ID: "app", At: t0, Until: t0.Add(time.Hour)}
 	mustRevoke(t, s, r1)
 	mustRevoke(t, s, r2)
 	rs, cursor := revocations(t, s, 0)
@@ -314,14 +315,15 @@ func testRevocations(t *testing.T, open opener) {
 		t.Errorf("RevocationsSince(%d) = %+v, %d, want none, %d", cursor, rs, next, cursor)
 	}
 	mustRevoke(t, s, r3)
+	mustRevoke(t, s, r4)
 	rs, next := revocations(t, s, cursor)
-	if want := []Revocation{r3}; !reflect.DeepEqual(rs, want) || next <= cursor {
+	if want := []Revocation{r3, r4}; !reflect.DeepEqual(rs, want) || next <= cursor {
 		t.Errorf("RevocationsSince(%d) = %+v, %d, want %+v and a later cursor", cursor, rs, next, want)
 	}
 	// Expired entries are left out, but the cursor still moves past them.
 	c.Advance(time.Minute)
 	rs, last := revocations(t, s, 0)
-	if want := []Revocation{r2, r3}; !reflect.DeepEqual(rs, want) || last != next {
+	if want := []Revocation{r2, r3, r4}; !reflect.DeepEqual(rs, want) || last != next {
 		t.Errorf("RevocationsSince(0) = %+v, %d after r1 expired, want %+v, %d", rs, last, want, next)
 	}
 }

@@ -39,15 +39,23 @@ type keyEntry struct {
 	idHeader     string
 	// atHash is the hash OIDC Core §3.1.3.6 uses for at_hash with this key's alg.
 	atHash crypto.Hash
+	// thumbprint is the public key's RFC 7638 thumbprint: what tells two keys apart when a
+	// configuration gives a new key the old one's kid.
+	thumbprint string
 }
 
-// NewKeySet checks every key (alg fits the key, a non-empty kid unique in the set) and precomputes
-// the JWKS and the JWS headers. The first key's algorithm is the set's primary.
+// NewKeySet checks every key (alg fits the key, a non-empty kid unique in the set, at least one
+// that may sign) and precomputes the JWKS and the JWS headers. The first key that may sign gives the
+// set's primary algorithm.
 func NewKeySet(keys ...Key) (*KeySet, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("tokens: a key set needs at least one key")
 	}
-	s := &KeySet{primary: keys[0].Alg, byID: make(map[string]*keyEntry, len(keys))}
+	i := slices.IndexFunc(keys, func(k Key) bool { return !k.VerifyOnly })
+	if i < 0 {
+		return nil, errors.New("tokens: a key set needs a key that signs")
+	}
+	s := &KeySet{primary: keys[i].Alg, byID: make(map[string]*keyEntry, len(keys))}
 	published := make([]publishedJWK, 0, len(keys))
 	for _, k := range keys {
 		if k.ID == "" {
@@ -64,6 +72,7 @@ func NewKeySet(keys ...Key) (*KeySet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", k.ID, err)
 		}
+		e.thumbprint = pub.thumbprint()
 		s.keys = append(s.keys, e)
 		s.byID[k.ID] = e
 		if !slices.Contains(s.algs, k.Alg) {
@@ -138,13 +147,13 @@ func (s *KeySet) Primary() string {
 	return s.primary
 }
 
-// signing returns the key of alg that signs at now: the one with the latest SignsFrom not after
-// now, or the earliest when none has started yet (a fresh install whose first key was dated
-// ahead); nil when the set has no key of alg.
+// signing returns the key of alg that signs at now: of its keys that may sign (not VerifyOnly), the
+// one with the latest SignsFrom not after now, or the earliest when none has started yet (a fresh
+// install whose first key was dated ahead); nil when the set has no such key.
 func (s *KeySet) signing(alg string, now time.Time) *keyEntry {
 	var cur *keyEntry
 	for _, e := range s.keys {
-		if e.Alg != alg {
+		if e.Alg != alg || e.VerifyOnly {
 			continue
 		}
 		if cur != nil && e.SignsFrom.After(now) {

@@ -94,6 +94,25 @@ func TestKeySetCensus(t *testing.T) {
 	}
 }
 
+// A verify-only key never signs, whenever it is dated; it is published and verifies all the same.
+func TestKeySetVerifyOnly(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	signs, handedOver := testKey(t, ES256), testKey(t, EdDSA)
+	handedOver.VerifyOnly = true
+	for _, keys := range [][]Key{{signs, handedOver}, {handedOver, signs}} {
+		ks, err := NewKeySet(keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ks.Signing(t0).ID; got != signs.ID {
+			t.Errorf("Signing() of %s and a verify-only %s = %q, want %q", keys[0].Alg, keys[1].Alg, got, signs.ID)
+		}
+		if _, ok := ks.Lookup(handedOver.ID); !ok {
+			t.Errorf("Lookup(verify-only key) found nothing, want it published")
+		}
+	}
+}
+
 func TestNewKeySetErrors(t *testing.T) {
 	es := testKey(t, ES256)
 	noID := es
@@ -109,6 +128,7 @@ func TestNewKeySetErrors(t *testing.T) {
 		{"duplicate kid", []Key{es, es}},
 		{"alg does not fit key", []Key{wrongAlg}},
 		{"no signer", []Key{{ID: "x", Alg: ES256}}},
+		{"only a verify-only key", []Key{{ID: es.ID, Alg: ES256, Signer: es.Signer, VerifyOnly: true}}},
 	}
 	for _, c := range cases {
 		if _, err := NewKeySet(c.keys...); err == nil {

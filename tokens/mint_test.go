@@ -75,7 +75,7 @@ func TestAccessTokenRoundTrip(t *testing.T) {
 		wantClaims := &Claims{
 			Subject: "alice", ClientID: "app", Scope: "read write", JTI: jti, GrantID: "g1", DerivedFrom: []string{"j0"},
 			Issuer: testIssuer, Audience: []string{"api"}, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour),
-			NotBefore: t0, All: want,
+			NotBefore: t0, All: want, kid: k.ID, keyThumbprint: k.ID,
 		}
 		if !reflect.DeepEqual(c, wantClaims) {
 			t.Errorf("VerifyAccessToken(%s) = %+v, want %+v", alg, c, wantClaims)

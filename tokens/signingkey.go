@@ -111,6 +111,9 @@ type Key struct {
 	Signer crypto.Signer
 	// SignsFrom is when the key starts signing; it is published in the JWKS before then.
 	SignsFrom time.Time
+	// VerifyOnly keeps the key from ever signing: it is published and verifies what it signed
+	// before, while its tokens run out (a key file being handed over from).
+	VerifyOnly bool
 }
 
 // NewKey checks that signer suits alg and returns the Key whose ID is the key's RFC 7638 thumbprint.

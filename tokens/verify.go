@@ -45,6 +45,9 @@ type Claims struct {
 	NotBefore time.Time
 	// All is every claim as decoded from JSON (numbers are float64). Shared: do not modify.
 	All map[string]any
+
+	// kid and keyThumbprint name the key that verified the token, for Verifier.Trusts.
+	kid, keyThumbprint string
 }
 
 // Verifier checks access tokens that this tokengate issued.
@@ -79,10 +82,15 @@ func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
 	}
 	keys := v.keys()
 	mc := jwt.MapClaims{}
+	var key *keyEntry
 	_, err := v.parser.ParseWithClaims(raw, mc, func(t *jwt.Token) (any, error) {
 		// RFC 9068 §4 / RFC 8725 §3.11: only an access token passes, not an ID token or another
 		// JWT signed by the same key.
-		return keys.verificationKey(t.Header, "at+jwt", "application/at+jwt")
+		var err error
+		if key, err = keys.verificationKey(t.Header, "at+jwt", "application/at+jwt"); err != nil {
+			return nil, err
+		}
+		return key.public, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -91,7 +99,17 @@ func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	c.kid, c.keyThumbprint = key.ID, key.thumbprint
 	return c, nil
+}
+
+// Trusts reports whether c, verified earlier, still comes from this verifier's issuer and from a
+// key of its current set: the same kid and the same public key. A cache of verified tokens asks it
+// on every hit, so that a key withdrawn or an issuer changed by a reload refuses the tokens
+// verified before as promptly as the ones it has not seen. It costs a map lookup.
+func (v *Verifier) Trusts(c *Claims) bool {
+	key, ok := v.keys().byID[c.kid]
+	return ok && key.thumbprint == c.keyThumbprint && c.Issuer == v.issuer
 }
 
 // CheckCompact refuses, without decoding anything, what cannot be one JWS compact serialization
@@ -138,7 +156,11 @@ func (s *KeySet) VerifyIDTokenHint(raw, issuer string) (clientID string, err err
 	mc := jwt.MapClaims{}
 	_, err = parser.ParseWithClaims(raw, mc, func(t *jwt.Token) (any, error) {
 		// RFC 8725 §3.11: an access token (at+jwt) is not an ID token.
-		return s.verificationKey(t.Header, "JWT")
+		key, err := s.verificationKey(t.Header, "JWT")
+		if err != nil {
+			return nil, err
+		}
+		return key.public, nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -154,11 +176,11 @@ func (s *KeySet) VerifyIDTokenHint(raw, issuer string) (clientID string, err err
 	return azp, nil
 }
 
-// verificationKey returns the public key a token with header h must verify with, found by kid in
+// verificationKey returns the key a token with header h must verify with, found by kid in
 // this set only: jku, x5u and jwk headers are never used to find a key (RFC 8725 §3.10). The
 // header's typ must be one of typs, so that a token of one kind does not pass for another (RFC 8725
 // §3.11); media types compare case-insensitively (RFC 2045 §5.1).
-func (s *KeySet) verificationKey(h map[string]any, typs ...string) (any, error) {
+func (s *KeySet) verificationKey(h map[string]any, typs ...string) (*keyEntry, error) {
 	kid, _ := h["kid"].(string)
 	e, ok := s.byID[kid]
 	if !ok {
@@ -178,7 +200,7 @@ func (s *KeySet) verificationKey(h map[string]any, typs ...string) (any, error) 
 	if !slices.ContainsFunc(typs, func(want string) bool { return strings.EqualFold(typ, want) }) {
 		return nil, fmt.Errorf("typ is not %s", typs[0])
 	}
-	return e.public, nil
+	return e, nil
 }
 
 // claims checks the registered claims RFC 9068 §2.2 requires (exp and nbf were checked by the

@@ -424,3 +424,51 @@ func TestCheckCompact(t *testing.T) {
 		}
 	}
 }
+
+// A verified token stays trusted only while its issuer and the key that verified it (kid and public
+// key alike) are the verifier's: what a cache of verified tokens relies on across reloads.
+func TestTrusts(t *testing.T) {
+	key := testKey(t, ES256)
+	current, _ := NewKeySet(key)
+	keys := func() *KeySet { return current }
+	raw, _, _, err := NewMinter(testIssuer, keys, fixedClock(t0)).AccessToken(AccessToken{
+		Subject: "alice", ClientID: "app", Audience: []string{"api"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewVerifier(testIssuer, keys, fixedClock(t0)).VerifyAccessToken(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := GenerateKey(ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewKey(ES256, signer, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := other
+	impostor.ID = key.ID
+	cases := []struct {
+		name   string
+		issuer string
+		keys   []Key
+		want   bool
+	}{
+		{"the same key, in a rebuilt set", testIssuer, []Key{key}, true},
+		{"the key kept beside a new one", testIssuer, []Key{other, key}, true},
+		{"the key withdrawn", testIssuer, []Key{other}, false},
+		{"another key under its kid", testIssuer, []Key{impostor}, false},
+		{"another issuer", testIssuer + "/", []Key{key}, false},
+	}
+	for _, tc := range cases {
+		current, err = NewKeySet(tc.keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := NewVerifier(tc.issuer, keys, fixedClock(t0)).Trusts(c); got != tc.want {
+			t.Errorf("Trusts(token of the first key) with %s = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +103,41 @@ func value(t *testing.T, counter prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestREADMEQueries: every series the README's PromQL panels read is one tokengate exports, so a
+// renamed metric cannot leave the documented dashboards silently empty.
+func TestREADMEQueries(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```promql\n")
+	queries, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatal("README.md has no promql block")
+	}
+	exported := map[string]bool{}
+	descs := make(chan *prometheus.Desc, 64)
+	for _, c := range collectors {
+		c.Describe(descs)
+	}
+	close(descs)
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range descs {
+		name := fqName.FindStringSubmatch(d.String())[1]
+		// A histogram is read through its _bucket, _sum and _count series.
+		for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
+			exported[name+suffix] = true
+		}
+	}
+	used := regexp.MustCompile(`tokengate_\w+`).FindAllString(queries, -1)
+	if len(used) == 0 {
+		t.Fatal("the README's promql block reads no tokengate series")
+	}
+	for _, name := range used {
+		if !exported[name] {
+			t.Errorf("README's PromQL reads %s, which tokengate does not export", name)
+		}
+	}
 }

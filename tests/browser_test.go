@@ -23,13 +23,14 @@ import (
 )
 
 // signInCaddyfile is the configuration of the sign-in tests: a relying party "rp" (a confidential
-// client of the authorization code flow, which may refresh) that returns to {{RP}}/callback and
-// {{RP}}/signed-out, and the user alice with an email claim.
+// client of the authorization code flow, which may refresh, shown as "Expense Reports") that
+// returns to {{RP}}/callback and {{RP}}/signed-out, and the user alice with an email claim.
 const signInCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
 		store memory
 		client rp {
+			display_name "Expense Reports"
 			secret rp-secret
 			grants authorization_code refresh_token
 			scopes openid profile email offline_access
@@ -272,7 +273,9 @@ func TestBrowserSignIn(t *testing.T) {
 	if resp.Status != http.StatusOK || !strings.HasPrefix(resp.URL, c.URL("/")) {
 		t.Fatalf("GET /connect/authorize without a session ended at %s with HTTP %d, want a 200 page of the site", resp.URL, resp.Status)
 	}
-	wantLoginForm(t, ctx, "the sign-in page")
+	if page := wantLoginForm(t, ctx, "the sign-in page"); !strings.Contains(page.Text, "to continue to Expense Reports") {
+		t.Errorf("the sign-in page does not name the client by its display_name; its text:\n%s", page.Text)
+	}
 	saveScreenshot(t, ctx, "tokengate-login.png", 1280)
 
 	// A wrong password shows the form again, saying why.

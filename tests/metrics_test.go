@@ -176,8 +176,9 @@ func TestMetricsAndAudit(t *testing.T) {
 	if after[`tokengate_store_operations_total{result="ok",store="bolt"}`] <= before[`tokengate_store_operations_total{result="ok",store="bolt"}`] {
 		t.Errorf("store operations did not grow: %v", after[`tokengate_store_operations_total{result="ok",store="bolt"}`])
 	}
-	if got := after[`tokengate_signing_keys{state="current"}`]; got != 1 {
-		t.Errorf(`tokengate_signing_keys{state="current"} = %v, want 1`, got)
+	// One key signs per algorithm: the primary ES256 one, and the RS256 one kept for ID tokens.
+	if got := after[`tokengate_signing_keys{state="current"}`]; got != 2 {
+		t.Errorf(`tokengate_signing_keys{state="current"} = %v, want 2 (ES256 and RS256)`, got)
 	}
 
 	// A reload keeps counting; the one that removes web revokes its tokens.

@@ -218,6 +218,5 @@ func (s *Server) checkClientSecret(ctx context.Context, client *Client, known bo
 }
 
 func tooManyAttempts(wait time.Duration) *Error {
-	return &Error{Code: CodeTemporarilyUnavail, Description: "too many failed attempts; retry later",
-		Status: http.StatusTooManyRequests, RetryAfter: max(wait, time.Second)}
+	return tooMany(wait, "too many failed attempts; retry later")
 }

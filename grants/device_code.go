@@ -83,6 +83,11 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 		return nil, err
 	}
 	now := s.cfg.Now()
+	// Every answer stores a device code, so a client (a public one proves nothing) must not ask
+	// without bound; counted per address too, so that one source cannot starve the client's others.
+	if wait, ok := s.limits.deviceAuthorizations.Allow(client.ID+"\x00"+s.cfg.ClientIP(r), now); !ok {
+		return nil, tooMany(wait, "too many device authorization requests; retry later")
+	}
 	// 256 random bits: the device code is the client's only proof at the token endpoint.
 	deviceCode := randomToken()
 	d := store.DeviceCode{ClientID: client.ID, Scope: scope, ExpiresAt: now.Add(s.cfg.DeviceCodeTTL), Interval: deviceInterval}

@@ -20,6 +20,9 @@ type Limits struct {
 	// clients throttles failed client authentication, well above 50 a minute: client secrets are
 	// long random strings, so this only bounds the bcrypt work a flood of wrong secrets costs.
 	clients *throttle.Limiter
+	// deviceAuthorizations bounds device authorization requests per client and address: each one
+	// stores a device code until it expires.
+	deviceAuthorizations *throttle.Limiter
 }
 
 // NewLimits returns fresh counters and an empty cache.
@@ -29,5 +32,7 @@ func NewLimits() *Limits {
 		usernames: throttle.New(9, 5*time.Minute, 100000),
 		addresses: throttle.New(200, 5*time.Minute, 100000),
 		clients:   throttle.New(120, time.Minute, 10000),
+
+		deviceAuthorizations: throttle.New(100, time.Minute, 100000),
 	}
 }

@@ -2,8 +2,8 @@
 // window and says when a key has failed too often, so password guessing slows to a crawl while a
 // user who types the right password after the window has passed gets in (RFC 6749 §4.3.2, RFC 9700
 // §2.4). Attempts still being checked count as failures until their outcome is known, so guesses
-// sent at once are limited as if sent one after another. Nothing here locks anyone out for longer
-// than one window.
+// sent at once are limited as if sent one after another. The same window limits plain request
+// rates (Allow). Nothing here locks anyone out for longer than one window.
 package throttle
 
 import (
@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// Limiter allows up to Max failures per key within Window. It is safe for concurrent use.
+// Limiter allows up to max failures per key within the window (or requests, counted by Allow). It
+// is safe for concurrent use.
 type Limiter struct {
 	max    int
 	window time.Duration
@@ -67,6 +68,19 @@ func (l *Limiter) blocked(key string, now time.Time) (time.Duration, bool) {
 		return recent[over].Add(l.window).Sub(now), true
 	}
 	return l.window, true
+}
+
+// Allow records a request of key at now, unless max are recorded within the window already: then
+// it returns how long until one leaves it, and false. A refused request is not recorded, so a
+// flood never pushes the end of the wait further.
+func (l *Limiter) Allow(key string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if wait, blocked := l.blocked(key, now); blocked {
+		return wait, false
+	}
+	l.fail(key, now)
+	return 0, true
 }
 
 // Fail records a failure of key at now.

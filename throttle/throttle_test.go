@@ -101,6 +101,35 @@ func TestParallelReservations(t *testing.T) {
 	}
 }
 
+// Allow limits every request, not only failures: the 101st within the window is refused, for as
+// long as the oldest counted request stays in it, and refusals do not count.
+func TestAllowLimitsRequests(t *testing.T) {
+	l := New(100, time.Minute, 100)
+	t0 := time.Unix(1000, 0)
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 150 {
+		wg.Go(func() {
+			if _, ok := l.Allow("tv\x00192.0.2.1", t0.Add(time.Duration(i%10)*time.Millisecond)); ok {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != 100 {
+		t.Fatalf("Allow admitted %d of 150 parallel requests, want 100", n)
+	}
+	if wait, ok := l.Allow("tv\x00192.0.2.1", t0.Add(30*time.Second)); ok || wait <= 29*time.Second || wait > 30*time.Second {
+		t.Errorf("Allow after 100 = %v, %v, want about 30s, false", wait, ok)
+	}
+	if _, ok := l.Allow("tv\x00192.0.2.2", t0); !ok {
+		t.Error("another key is refused too")
+	}
+	if _, ok := l.Allow("tv\x00192.0.2.1", t0.Add(time.Minute+10*time.Millisecond)); !ok {
+		t.Error("refused after the window passed: the refusals were counted")
+	}
+}
+
 // An attacker inventing usernames must not grow memory without bound.
 func TestKeysAreBounded(t *testing.T) {
 	l := New(5, time.Minute, 10)

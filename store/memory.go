@@ -221,6 +221,23 @@ func (m *Memory) Take(_ context.Context, key string) ([]byte, error) {
 	return v.Value, nil
 }
 
+// Redeem implements Redemptions.
+func (m *Memory) Redeem(_ context.Context, key, markKey string, mark []byte, markExp time.Time) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.once[key]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	delete(m.once, key)
+	if expired(v.ExpiresAt, m.now()) {
+		return nil, ErrNotFound
+	}
+	m.once[markKey] = oneTime{Value: bytes.Clone(mark), ExpiresAt: markExp}
+	m.wrote()
+	return v.Value, nil
+}
+
 // Close implements Store; a Memory holds nothing to release.
 func (m *Memory) Close() error { return nil }
 

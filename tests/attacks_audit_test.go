@@ -175,16 +175,13 @@ func accessClaims(t *testing.T, what string, r reply) map[string]any {
 // the password.
 func signInPage(t *testing.T, c *Caddy, acrValues, username, password string) (code, verifier string, page formPage) {
 	t.Helper()
-	f := newFormClient(t)
-	verifier = oauth2.GenerateVerifier()
-	query := url.Values{"client_id": {"app"}, "redirect_uri": {appRedirectURI}, "response_type": {"code"},
-		"scope": {"openid api.read"}, "state": {"s1"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
-		"code_challenge_method": {"S256"}, "acr_values": {acrValues}}
-	login := f.submit(c.URL("/connect/authorize?"+query.Encode()), nil)
-	if login.status != http.StatusOK || !strings.Contains(login.body, `type="password"`) {
-		t.Fatalf("GET /connect/authorize = %d, want the sign-in form:\n%s", login.status, login.body)
-	}
-	form := login.fields
+	return signInPageFor(t, c, "openid api.read", acrValues, username, password)
+}
+
+// signInPageFor is signInPage asking for scope.
+func signInPageFor(t *testing.T, c *Caddy, scope, acrValues, username, password string) (code, verifier string, page formPage) {
+	t.Helper()
+	f, form, verifier := signInForm(t, c, scope, acrValues)
 	form.Set("username", username)
 	form.Set("password", password)
 	page = f.submit(c.URL("/connect/authorize"), form)
@@ -192,6 +189,22 @@ func signInPage(t *testing.T, c *Caddy, acrValues, username, password string) (c
 		code = page.location.Query().Get("code")
 	}
 	return code, verifier, page
+}
+
+// signInForm opens app's authorization request for scope with acrValues in a new browser, and
+// returns the browser, the sign-in form's fields and the request's PKCE verifier.
+func signInForm(t *testing.T, c *Caddy, scope, acrValues string) (f *formClient, form url.Values, verifier string) {
+	t.Helper()
+	f = newFormClient(t)
+	verifier = oauth2.GenerateVerifier()
+	query := url.Values{"client_id": {"app"}, "redirect_uri": {appRedirectURI}, "response_type": {"code"},
+		"scope": {scope}, "state": {"s1"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
+		"code_challenge_method": {"S256"}, "acr_values": {acrValues}}
+	login := f.submit(c.URL("/connect/authorize?"+query.Encode()), nil)
+	if login.status != http.StatusOK || !strings.Contains(login.body, `type="password"`) {
+		t.Fatalf("GET /connect/authorize = %d, want the sign-in form:\n%s", login.status, login.body)
+	}
+	return f, login.fields, verifier
 }
 
 // redeem trades app's code for its token's answer.

@@ -69,6 +69,11 @@ type reply struct {
 // do sends a to c within ctx and reads the answer. It needs no *testing.T, so that goroutines other
 // than the test's may call it; err is a transport failure, and elapsed is set even then.
 func do(ctx context.Context, c *Caddy, a request) (reply, error) {
+	return doWith(ctx, http.DefaultClient, c, a)
+}
+
+// doWith is do through client.
+func doWith(ctx context.Context, client *http.Client, c *Caddy, a request) (reply, error) {
 	method := cmp.Or(a.method, http.MethodPost)
 	target := c.URL(a.path)
 	if a.query != "" {
@@ -89,7 +94,7 @@ func do(ctx context.Context, c *Caddy, a request) (reply, error) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return reply{elapsed: time.Since(start)}, fmt.Errorf("%s %s: %w", method, a.path, err)
 	}

@@ -210,6 +210,11 @@ func (m *Memory) PutOnce(_ context.Context, key string, value []byte, exp time.T
 func (m *Memory) Take(_ context.Context, key string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.take(key)
+}
+
+// take is Take with m.mu held.
+func (m *Memory) take(key string) ([]byte, error) {
 	v, ok := m.once[key]
 	if !ok {
 		return nil, ErrNotFound
@@ -225,17 +230,13 @@ func (m *Memory) Take(_ context.Context, key string) ([]byte, error) {
 func (m *Memory) Redeem(_ context.Context, key, markKey string, mark []byte, markExp time.Time) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v, ok := m.once[key]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	delete(m.once, key)
-	if expired(v.ExpiresAt, m.now()) {
-		return nil, ErrNotFound
+	value, err := m.take(key)
+	if err != nil {
+		return nil, err
 	}
 	m.once[markKey] = oneTime{Value: bytes.Clone(mark), ExpiresAt: markExp}
 	m.wrote()
-	return v.Value, nil
+	return value, nil
 }
 
 // Close implements Store; a Memory holds nothing to release.

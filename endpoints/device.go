@@ -238,25 +238,28 @@ func (p *DevicePage) post(w http.ResponseWriter, r *http.Request) {
 }
 
 // pending finds the request under a typed user code, counting wrong codes per address (RFC 8628
-// §5.1: the user code is short, so guessing must be slowed). While an address is throttled every
-// code is refused, a right one too, or a guesser would learn from the answers. When it returns
-// false it has answered.
+// §5.1: the user code is short, so guessing must be slowed). Each lookup holds a failure of its
+// address until it is known, so codes typed at once are limited as if typed one after another.
+// While an address is throttled every code is refused, a right one too, or a guesser would learn
+// from the answers. When it returns false it has answered.
 func (p *DevicePage) pending(w http.ResponseWriter, r *http.Request, typed string) (grants.DeviceRequest, bool) {
 	address, now := p.clientIP(r), p.now()
-	if wait, blocked := p.guesses.Blocked(address, now); blocked {
-		p.observe(grants.Event{Kind: grants.EventThrottled, What: grants.ThrottledDeviceAuthorization, RemoteIP: address})
+	guess, wait, ok := p.guesses.Reserve(address, now)
+	if !ok {
+		p.observe(grants.Event{Kind: grants.EventThrottled, What: grants.ThrottledUserCode, RemoteIP: address})
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		p.showCode(w, r, typed, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again in %d s.", secs))
 		return grants.DeviceRequest{}, false
 	}
+	defer guess.Release()
 	req, ok, err := p.server.PendingDevice(r.Context(), typed)
 	if err != nil {
 		p.failed(w, http.StatusServiceUnavailable, "looking up a user code", err)
 		return req, false
 	}
 	if !ok {
-		p.guesses.Fail(address, now)
+		guess.Fail(now)
 		p.showCode(w, r, typed, http.StatusBadRequest, "That code is wrong or has expired. Check the code on your device.")
 	}
 	return req, ok

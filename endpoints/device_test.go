@@ -73,7 +73,7 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 		t.Fatal(err)
 	}
 	observe := func(ev grants.Event) {
-		if ev.Kind == grants.EventThrottled && ev.What == grants.ThrottledDeviceAuthorization {
+		if ev.Kind == grants.EventThrottled && ev.What == grants.ThrottledUserCode {
 			e.throttled <- ev.RemoteIP
 		}
 	}

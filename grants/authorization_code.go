@@ -69,7 +69,13 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if !ok {
 		return nil, errorf(CodeInvalidRequest, "code is missing")
 	}
-	payload, err := s.cfg.Store.Take(ctx, codeKey(code))
+	// The code is taken and the id of the grant it is to issue left in its place in one step,
+	// before anything is minted, so that a replay, however close behind, finds what to revoke
+	// (RFC 6749 §4.1.2). Every attempt leaves the mark, failed ones too: they use the code up.
+	gid := randomToken()
+	until := s.codeGrantEnd(req)
+	use, _ := json.Marshal(codeUse{GrantID: gid, Until: until})
+	payload, err := s.cfg.Store.Redeem(ctx, codeKey(code), codeUseKey(code), use, until)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, s.codeReplayed(ctx, req.client, code)
 	}
@@ -97,18 +103,8 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 		return nil, err
 	}
 	// Every code grant gets an id, refresh token or not, so that a replay can revoke its access tokens.
-	grant := &grant{Subject: g.Subject, Scope: g.Scope, Claims: g.Claims, User: true, IdP: g.IdP, AuthTime: g.AuthTime,
-		nonce: g.Nonce, familyID: randomToken()}
-	resp, issueErr := s.respond(ctx, req, grant)
-	if issueErr != nil {
-		return nil, issueErr
-	}
-	use, _ := json.Marshal(codeUse{GrantID: grant.familyID, Until: s.grantEnd(req, grant)})
-	if _, err := s.cfg.Store.PutOnce(ctx, codeUseKey(code), use, s.grantEnd(req, grant)); err != nil {
-		// The tokens are issued; only the replay defence is missing for this one code.
-		s.cfg.Logger.Warn("recording a redeemed authorization code failed: a replay of it will not revoke its tokens")
-	}
-	return resp, nil
+	return s.respond(ctx, req, &grant{Subject: g.Subject, Scope: g.Scope, Claims: g.Claims, User: true, IdP: g.IdP,
+		AuthTime: g.AuthTime, nonce: g.Nonce, familyID: gid})
 }
 
 // codeReplayed answers a code that is unknown, expired or used. A used one revokes everything it
@@ -167,13 +163,14 @@ func validVerifier(v string) bool {
 	return true
 }
 
-// grantEnd is the last moment a token issued for g can be honoured: its refresh family's end, or its
-// access token's expiry when it has no refresh token.
-func (s *Server) grantEnd(req *tokenRequest, g *grant) time.Time {
-	if !g.familyExpires.IsZero() {
-		return g.familyExpires
+// codeGrantEnd bounds the life of every token a code can issue, before the code is read: the end
+// of a refresh family, when the client may refresh, or of an access token.
+func (s *Server) codeGrantEnd(req *tokenRequest) time.Time {
+	end := req.now.Add(s.accessTTL(req.client))
+	if family := req.now.Add(s.cfg.RefreshTokenTTL); req.client.allows("refresh_token") && family.After(end) {
+		end = family
 	}
-	return req.now.Add(s.accessTTL(req.client))
+	return end
 }
 
 func codeKey(code string) string    { return "code:" + hashToken(code) }

@@ -1,13 +1,17 @@
 package grants
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/store"
 )
 
 const (
@@ -157,6 +161,69 @@ func TestAuthorizationCodeReplayRevokes(t *testing.T) {
 	}
 	f.expectError("the first refresh token after the replay",
 		f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", first.str("refresh_token")).Encode(), basic: web}), 400, CodeInvalidGrant)
+}
+
+// stallingStore holds every refresh token it is asked to store until release is closed: a
+// redemption that won the code waits there, between taking the code and answering, while the
+// replays racing it are answered.
+type stallingStore struct {
+	Store
+	release chan struct{}
+}
+
+func (s *stallingStore) CreateRefreshToken(ctx context.Context, hash string, t store.RefreshToken) error {
+	<-s.release
+	return s.Store.CreateRefreshToken(ctx, hash, t)
+}
+
+// RFC 6749 §4.1.2 when the redemptions race: of parallel redemptions of one code exactly one gets
+// tokens, and the replays, all answered before it has minted anything, still revoke what it issues.
+func TestAuthorizationCodeRacingReplaysRevoke(t *testing.T) {
+	stalled := &stallingStore{release: make(chan struct{})}
+	f := newFixture(t, func(_ *fixture, cfg *Config) {
+		stalled.Store = cfg.Store
+		cfg.Store = stalled
+	})
+	code := f.code(nil)
+	const n = 8
+	answers := make(chan *response, n)
+	for range n {
+		go func() {
+			answers <- f.redeem(web, "code", code, "redirect_uri", webRedirect, "code_verifier", verifier)
+		}()
+	}
+	var won *response
+	for i := range n {
+		var r *response
+		select {
+		case r = <-answers:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d redemptions answered", i, n)
+		}
+		if i == n-2 {
+			close(stalled.release) // every replay is answered: let the winner mint
+		}
+		switch {
+		case r.status == http.StatusOK && won == nil:
+			won = r
+		case r.status == http.StatusOK:
+			t.Errorf("a second redemption got tokens: %s", r.raw)
+		default:
+			f.expectError("a racing replay", r, http.StatusBadRequest, CodeInvalidGrant)
+		}
+	}
+	if won == nil {
+		t.Fatal("no redemption got tokens")
+	}
+	claims, err := f.verifier.VerifyAccessToken(won.str("access_token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.deny.Revoked(claims.JTI, claims.GrantID) {
+		t.Error("the winner's access token is not revoked at the gate after the racing replays")
+	}
+	f.expectError("the winner's refresh token after the racing replays",
+		f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", won.str("refresh_token")).Encode(), basic: web}), 400, CodeInvalidGrant)
 }
 
 func TestAuthorizationCodePublicClient(t *testing.T) {

@@ -321,6 +321,5 @@ func passesCheaply(client *Client, candidates []*Secret, presented string, check
 }
 
 func tooManyAttempts(wait time.Duration) *Error {
-	return &Error{Code: CodeTemporarilyUnavail, Description: "too many failed attempts; retry later",
-		Status: http.StatusTooManyRequests, RetryAfter: max(wait, time.Second)}
+	return tooMany(wait, "too many failed attempts; retry later")
 }

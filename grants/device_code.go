@@ -78,7 +78,13 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	now, address := s.cfg.Now(), s.cfg.ClientIP(r)
+	// Every answer stores a device code, so a client (a public one proves nothing) must not ask
+	// without bound; counted per address too, so that one source cannot starve the client's others.
+	if wait, ok := s.limits.deviceAuthorizations.Allow(client.ID+"\x00"+address, now); !ok {
+		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledDeviceAuthorization, Client: client, RemoteIP: address})
+		return nil, tooMany(wait, "too many device authorization requests; retry later")
+	}
 	// 256 random bits: the device code is the client's only proof at the token endpoint.
 	deviceCode := randomToken()
 	d := store.DeviceCode{ClientID: client.ID, Scope: scope, ExpiresAt: now.Add(s.cfg.DeviceCodeTTL), Interval: deviceInterval}

@@ -117,6 +117,44 @@ func TestDeviceAuthorization(t *testing.T) {
 	}
 }
 
+// Each device authorization stores a device code, so one client from one address is refused from
+// the 101st request within a minute: 429 with Retry-After, as JSON. Other clients and addresses go
+// on, and after the minute so does it.
+func TestDeviceAuthorizationThrottled(t *testing.T) {
+	f := deviceFixture(t)
+	f.srv.cfg.ClientIP = func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
+	ask := func(who [2]string, address string) *response {
+		t.Helper()
+		req := request{target: deviceAuthorizationPath, header: map[string]string{"X-Test-Address": address}}
+		if who[1] == "" {
+			req.body = "client_id=" + who[0]
+		} else {
+			req.basic = who
+		}
+		return f.do(req)
+	}
+	for i := 1; i <= 100; i++ {
+		if resp := ask(tv, "192.0.2.1"); resp.status != http.StatusOK {
+			t.Fatalf("request %d from tv: %d %s, want 200", i, resp.status, resp.raw)
+		}
+	}
+	resp := ask(tv, "192.0.2.1")
+	f.expectError("the 101st request within a minute", resp, http.StatusTooManyRequests, CodeTemporarilyUnavail)
+	if resp.header.Get("Retry-After") == "" {
+		t.Error("the 101st request: no Retry-After")
+	}
+	if resp := ask(box, "192.0.2.1"); resp.status != http.StatusOK {
+		t.Errorf("another client from the same address: %d %s, want 200", resp.status, resp.raw)
+	}
+	if resp := ask(tv, "192.0.2.2"); resp.status != http.StatusOK {
+		t.Errorf("tv from another address: %d %s, want 200", resp.status, resp.raw)
+	}
+	f.Advance(time.Minute)
+	if resp := ask(tv, "192.0.2.1"); resp.status != http.StatusOK {
+		t.Errorf("tv after the minute: %d %s, want 200", resp.status, resp.raw)
+	}
+}
+
 // Every refusal of the device authorization endpoint is the token endpoint's: JSON, no-store.
 func TestDeviceAuthorizationRefused(t *testing.T) {
 	f := deviceFixture(t)

@@ -63,6 +63,12 @@ func unavailable(cause error) *Error {
 	return &Error{Code: CodeTemporarilyUnavail, Description: "the service is temporarily unavailable; retry later", cause: cause}
 }
 
+// tooMany is a throttled request's answer: 429 with Retry-After, at least a second.
+func tooMany(wait time.Duration, description string) *Error {
+	return &Error{Code: CodeTemporarilyUnavail, Description: description,
+		Status: http.StatusTooManyRequests, RetryAfter: max(wait, time.Second)}
+}
+
 // HTTPStatus is the status the error is answered with.
 func (e *Error) HTTPStatus() int {
 	if e.Status != 0 {

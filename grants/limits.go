@@ -25,6 +25,9 @@ type Limits struct {
 	// secretChecks bounds the client secret checks one address has under way (bcrypt compares and
 	// failure waits, for unknown clients as for known ones), so one source cannot pile them up.
 	secretChecks *throttle.InFlight
+	// deviceAuthorizations bounds device authorization requests per client and address: each one
+	// stores a device code until it expires.
+	deviceAuthorizations *throttle.Limiter
 }
 
 // secretChecksPerAddress is how many uncached client secret checks one address may have under
@@ -39,5 +42,7 @@ func NewLimits() *Limits {
 		addresses:    throttle.New(200, 5*time.Minute, 100000),
 		clients:      throttle.New(120, time.Minute, 100000),
 		secretChecks: throttle.NewInFlight(secretChecksPerAddress),
+
+		deviceAuthorizations: throttle.New(100, time.Minute, 100000),
 	}
 }

@@ -41,11 +41,12 @@ const (
 
 // What an EventThrottled throttled: guessing passwords of one account, failed authentication of
 // one client from one address, one address's failures or attempts under way, user codes guessed
-// on the device page.
+// on the device page, device authorization requested too often by one client from one address.
 const (
 	ThrottledPassword            = "password"
 	ThrottledClient              = "client"
 	ThrottledAddress             = "address"
+	ThrottledUserCode            = "user_code"
 	ThrottledDeviceAuthorization = "device_authorization"
 )
 

@@ -57,26 +57,32 @@ func (s *Server) SignIn(ctx context.Context, address string, client *Client, use
 // checkPassword is SignIn's check with idp, and its result for the observer.
 func (s *Server) checkPassword(ctx context.Context, address, idp, username, password, tenant string) (SignedIn, string, *Error) {
 	now := s.cfg.Now()
-	userKey := idp + "\x00" + username
-	if wait, blocked := s.limits.usernames.Blocked(userKey, now); blocked {
+	// Each check holds a failure of its username and address until its outcome is known, so that
+	// guesses sent at once are throttled as if sent one after another.
+	userSlot, wait, ok := s.limits.usernames.Reserve(idp+"\x00"+username, now)
+	if !ok {
 		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledPassword, RemoteIP: address})
 		return SignedIn{}, SignInThrottled, tooManyAttempts(wait)
 	}
-	if wait, blocked := s.limits.addresses.Blocked(address, now); blocked {
+	defer userSlot.Release()
+	addressSlot, wait, ok := s.limits.addresses.Reserve(address, now)
+	if !ok {
 		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledAddress, RemoteIP: address})
 		return SignedIn{}, SignInThrottled, tooManyAttempts(wait)
 	}
+	defer addressSlot.Release()
 	// A tenant the identity provider does not vouch for is as wrong as a wrong password.
 	user, ok, fault := s.idps[idp].Authenticate(ctx, username, password, tenant)
 	if fault != nil {
 		return SignedIn{}, SignInError, unavailable(fault)
 	}
 	if !ok {
-		s.limits.usernames.Fail(userKey, now)
-		s.limits.addresses.Fail(address, now)
+		userSlot.Fail(now)
+		addressSlot.Fail(now)
 		return SignedIn{}, SignInWrongPassword, errorf(CodeInvalidGrant, "the username or password is wrong")
 	}
-	s.limits.usernames.Forget(userKey)
+	// The address keeps its failures: one right password among many guesses clears nothing.
+	userSlot.Succeed()
 	return SignedIn{Subject: user.Subject, Claims: user.Claims, AuthTime: now, IdP: idp}, SignInOK, nil
 }
 

@@ -1,11 +1,18 @@
 package grants
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/identity"
 )
 
 func TestPassword(t *testing.T) {
@@ -171,5 +178,119 @@ func TestAddressThrottleIsFarLater(t *testing.T) {
 	}
 	if !throttled {
 		t.Fatal("250 wrong passwords from one address were never throttled")
+	}
+}
+
+// heldProvider holds every password check of the provider it wraps until release is closed, so
+// that attempts sent at once are all in flight together; arrived counts the checks.
+type heldProvider struct {
+	identity.Provider
+	arrived atomic.Int32
+	release chan struct{}
+}
+
+func (h *heldProvider) Authenticate(ctx context.Context, username, password, tenant string) (identity.User, bool, error) {
+	h.arrived.Add(1)
+	<-h.release
+	return h.Provider.Authenticate(ctx, username, password, tenant)
+}
+
+// guessAtOnce sends the password grants for the username and password pairs all at once, through
+// a main provider that holds each check until every request has either reached it or been
+// answered, and returns the answers.
+func guessAtOnce(t *testing.T, pairs [][2]string) (*fixture, []*response) {
+	t.Helper()
+	held := &heldProvider{release: make(chan struct{})}
+	f := newFixture(t, func(_ *fixture, cfg *Config) {
+		held.Provider = cfg.IdentityProviders[0].Provider
+		cfg.IdentityProviders[0].Provider = held
+	})
+	// One request first puts app's secret in the verified-secret cache, so that the flood queues
+	// for no bcrypt compare of it.
+	f.expectOK("client_credentials before the flood", f.post(vals("grant_type", "client_credentials")))
+	answers := make([]*response, len(pairs))
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	for i, p := range pairs {
+		wg.Go(func() {
+			answers[i] = f.post(vals("grant_type", "password", "username", p[0], "password", p[1]))
+			answered.Add(1)
+		})
+	}
+	for deadline := time.Now().Add(time.Minute); int(held.arrived.Load()+answered.Load()) < len(pairs); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d checks reached the provider and %d were answered, want %d in all", held.arrived.Load(), answered.Load(), len(pairs))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(held.release)
+	wg.Wait()
+	return f, answers
+}
+
+// countAnswers counts invalid_grant and 429 answers; anything else fails the test, and so does a
+// 429 without Retry-After.
+func countAnswers(t *testing.T, answers []*response) (wrong, throttled int) {
+	t.Helper()
+	for i, r := range answers {
+		switch {
+		case r.status == http.StatusBadRequest && r.str("error") == CodeInvalidGrant:
+			wrong++
+		case r.status == http.StatusTooManyRequests && r.header.Get("Retry-After") != "":
+			throttled++
+		default:
+			t.Errorf("attempt %d: %d %s Retry-After %q, want invalid_grant or 429 with Retry-After", i, r.status, r.raw, r.header.Get("Retry-After"))
+		}
+	}
+	return wrong, throttled
+}
+
+// Parallel wrong passwords for one username count as sequential ones: of 60 sent at once, no more
+// are checked than the throttle lets through one after another (RFC 6749 §4.3.2), and then the
+// right password waits for the window too.
+func TestParallelGuessesAreThrottledAsSequential(t *testing.T) {
+	pairs := make([][2]string, 60)
+	for i := range pairs {
+		pairs[i] = [2]string{"alice", fmt.Sprint("guess", i)}
+	}
+	f, answers := guessAtOnce(t, pairs)
+	if wrong, throttled := countAnswers(t, answers); wrong > 9 || wrong+throttled != 60 {
+		t.Errorf("60 parallel wrong passwords: %d checked (invalid_grant), %d throttled, want at most 9 checked and the rest 429", wrong, throttled)
+	}
+	if resp := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw")); resp.status != http.StatusTooManyRequests {
+		t.Errorf("the right password after the flood: %d %s, want 429", resp.status, resp.raw)
+	}
+	f.Advance(5 * time.Minute)
+	f.expectOK("the right password after the window", f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw")))
+}
+
+// The per-address count is reserved the same way: one address guessing many usernames at once is
+// checked no more often than one after another.
+func TestParallelGuessesFromOneAddress(t *testing.T) {
+	pairs := make([][2]string, 250)
+	for i := range pairs {
+		pairs[i] = [2]string{fmt.Sprint("user", i), "guess"}
+	}
+	_, answers := guessAtOnce(t, pairs)
+	if wrong, throttled := countAnswers(t, answers); wrong > 200 || throttled == 0 {
+		t.Errorf("250 parallel wrong passwords for as many usernames: %d checked, %d throttled, want at most 200 checked", wrong, throttled)
+	}
+}
+
+// failingProvider is a login backend that cannot answer.
+type failingProvider struct{}
+
+func (failingProvider) Authenticate(context.Context, string, string, string) (identity.User, bool, error) {
+	return identity.User{}, false, fmt.Errorf("legacy login: %w", errors.New("connection refused"))
+}
+
+// A check that could not be made is no wrong password: it leaves no failure behind, so an outage
+// of the login backend never turns into 429 for the people it turned away.
+func TestUnavailableProviderCountsNoFailure(t *testing.T) {
+	f := newFixture(t, func(_ *fixture, cfg *Config) { cfg.IdentityProviders[0].Provider = failingProvider{} })
+	for i := 1; i <= 20; i++ {
+		if resp := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw")); resp.status != http.StatusServiceUnavailable {
+			t.Fatalf("attempt %d while the provider is down: %d %s, want 503", i, resp.status, resp.raw)
+		}
 	}
 }

@@ -135,6 +135,7 @@ type Store interface {
 	store.RefreshTokens
 	store.Revocations
 	store.OneTime
+	store.Redemptions
 	store.DeviceCodes
 }
 

@@ -326,6 +326,17 @@ func (s *Bolt) PutOnce(_ context.Context, key string, value []byte, exp time.Tim
 
 // Take implements OneTime.
 func (s *Bolt) Take(_ context.Context, key string) ([]byte, error) {
+	return s.take(key, "", nil)
+}
+
+// Redeem implements Redemptions.
+func (s *Bolt) Redeem(_ context.Context, key, markKey string, mark []byte, markExp time.Time) ([]byte, error) {
+	return s.take(key, markKey, &oneTime{Value: mark, ExpiresAt: markExp})
+}
+
+// take takes the live value under key and, when mark is not nil, stores mark under markKey in
+// the same transaction.
+func (s *Bolt) take(key, markKey string, mark *oneTime) ([]byte, error) {
 	var found bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		found = tx.Bucket(bucketOnce).Get([]byte(key)) != nil
@@ -338,21 +349,24 @@ func (s *Bolt) Take(_ context.Context, key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	var v oneTime
+	var live bool
 	err = s.db.Batch(func(tx *bolt.Tx) error {
 		btx := boltTx{tx}
 		v = oneTime{}
-		ok, err := btx.get(bucketOnce, key, &v)
-		if err != nil || !ok {
-			found = ok
+		found, err := btx.get(bucketOnce, key, &v)
+		live = found && !expired(v.ExpiresAt, s.now())
+		if err != nil || !found {
 			return err
 		}
-		found = true
-		return tx.Bucket(bucketOnce).Delete([]byte(key))
+		if err := tx.Bucket(bucketOnce).Delete([]byte(key)); err != nil || !live || mark == nil {
+			return err
+		}
+		return btx.put(bucketOnce, markKey, *mark)
 	})
 	switch {
 	case err != nil:
 		return nil, err
-	case !found || expired(v.ExpiresAt, s.now()):
+	case !live:
 		return nil, ErrNotFound
 	}
 	return v.Value, nil

@@ -207,6 +207,11 @@ func (m *Memory) PutOnce(_ context.Context, key string, value []byte, exp time.T
 func (m *Memory) Take(_ context.Context, key string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.take(key)
+}
+
+// take is Take with m.mu held.
+func (m *Memory) take(key string) ([]byte, error) {
 	v, ok := m.once[key]
 	if !ok {
 		return nil, ErrNotFound
@@ -216,6 +221,19 @@ func (m *Memory) Take(_ context.Context, key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return v.Value, nil
+}
+
+// Redeem implements Redemptions.
+func (m *Memory) Redeem(_ context.Context, key, markKey string, mark []byte, markExp time.Time) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	value, err := m.take(key)
+	if err != nil {
+		return nil, err
+	}
+	m.once[markKey] = oneTime{Value: bytes.Clone(mark), ExpiresAt: markExp}
+	m.wrote()
+	return value, nil
 }
 
 // Close implements Store; a Memory holds nothing to release.

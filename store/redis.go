@@ -121,8 +121,19 @@ local out = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. from, '+inf')
 table.insert(out, 1, from)
 return out`)
 
-// Redis is a Store on a Redis server (7.0 or later: GETDEL, SET PXAT, PEXPIREAT NX/GT) that
-// every instance pointed at it shares.
+// redeemScript takes the value under KEYS[1] and, when it was live, stores ARGV[1] under KEYS[2]
+// to be forgotten at ARGV[2] ms, in one step; it answers the value when it was live. Redis forgets
+// each one-time value at pxat of its expiry, so comparing that moment with ARGV[3], pxat of now,
+// tells on our clock whether the value is live, as the other backends judge it.
+var redeemScript = redis.NewScript(`
+local live = redis.call('PEXPIRETIME', KEYS[1]) > tonumber(ARGV[3])
+local v = redis.call('GETDEL', KEYS[1])
+if not (v and live) then return false end
+redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[2])
+return v`)
+
+// Redis is a Store on a Redis server (7.0 or later: GETDEL, SET PXAT, PEXPIREAT NX/GT,
+// PEXPIRETIME) that every instance pointed at it shares.
 //
 // Every step that must happen once is decided in Go by the rules in rules.go, on records as read,
 // and takes effect through casScript: one script, so its check that nothing read has changed, its
@@ -587,6 +598,27 @@ func (s *Redis) Take(ctx context.Context, key string) ([]byte, error) {
 	}
 	if expired(v.ExpiresAt, s.now()) {
 		return nil, ErrNotFound
+	}
+	return v.Value, nil
+}
+
+// Redeem implements Redemptions with redeemScript.
+func (s *Redis) Redeem(ctx context.Context, key, markKey string, mark []byte, markExp time.Time) ([]byte, error) {
+	record, err := json.Marshal(oneTime{Value: mark, ExpiresAt: markExp})
+	if err != nil {
+		return nil, fmt.Errorf("store: redis: encode: %w", err)
+	}
+	data, err := redeemScript.Run(ctx, s.rdb, []string{keyOnce + key, keyOnce + markKey},
+		record, pxat(markExp), pxat(s.now())).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("store: redis: redeem: %w", err)
+	}
+	var v oneTime
+	if err := decodeRecord("one-time", []byte(data), &v); err != nil {
+		return nil, err
 	}
 	return v.Value, nil
 }

@@ -74,6 +74,10 @@ func (a *alternating) Take(ctx context.Context, key string) ([]byte, error) {
 	return a.next().Take(ctx, key)
 }
 
+func (a *alternating) Redeem(ctx context.Context, key, markKey string, mark []byte, markExp time.Time) ([]byte, error) {
+	return a.next().Redeem(ctx, key, markKey, mark, markExp)
+}
+
 // Close leaves the stores to their own cleanup.
 func (a *alternating) Close() error { return nil }
 

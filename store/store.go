@@ -136,6 +136,18 @@ type OneTime interface {
 	Take(ctx context.Context, key string) ([]byte, error)
 }
 
+// Redemptions take a one-time value and leave a mark in its place in one atomic step, so that
+// whoever comes for the value after it was taken finds the mark: an authorization code names the
+// grant it is about to issue before any token is minted, and a replay, however close behind,
+// finds what to revoke (RFC 6749 §4.1.2).
+type Redemptions interface {
+	// Redeem takes the live value under key, as OneTime.Take does, and in the same atomic step
+	// stores mark under markKey until markExp, a one-time value that Take(markKey) reads. Of
+	// concurrent redemptions exactly one gets the value, and the mark is there before any other
+	// returns. When key holds no live value it stores nothing and returns ErrNotFound.
+	Redeem(ctx context.Context, key, markKey string, mark []byte, markExp time.Time) ([]byte, error)
+}
+
 // DeviceStatus is where a device authorization request (RFC 8628) stands, and what a poll of its
 // device code finds (RFC 8628 §3.5).
 type DeviceStatus string
@@ -198,6 +210,7 @@ type Store interface {
 	Revocations
 	SigningKeys
 	OneTime
+	Redemptions
 	DeviceCodes
 	// Close releases the backend (the bolt file lock, the Redis pool).
 	Close() error

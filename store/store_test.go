@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,9 @@ func testStore(t *testing.T, open opener) {
 		"ConcurrentTakes":      testConcurrentTakes,
 		"RevokedFamilyOutlive": testRevokedFamilyOutlivesEntry,
 		"RepeatedRotation":     testRepeatedRotation,
+		"Redeem":               testRedeem,
+		"ConcurrentRedeems":    testConcurrentRedeems,
+		"FamilyRevokedEarly":   testFamilyRevokedBeforeItsFirstToken,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open) })
 	}
@@ -537,6 +541,111 @@ func testConcurrentTakes(t *testing.T, open opener) {
 	wg.Wait()
 	if got != 1 {
 		t.Errorf("Take(%q) succeeded %d times, want 1", "code", got)
+	}
+}
+
+// testRedeem: a redemption takes the value and leaves the mark, once; a value that is not there
+// (unknown, taken, expired) leaves none; the mark lasts until its own expiry.
+func testRedeem(t *testing.T, open opener) {
+	type step struct {
+		op      string // "put", "redeem", "take mark" or "wait" (a minute)
+		value   string
+		wantErr error // redeem, take mark
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"redeem once", []step{{op: "put", value: "code"}, {op: "redeem", value: "code"}, {op: "redeem", wantErr: ErrNotFound},
+			{op: "take mark", value: "gid"}, {op: "take mark", wantErr: ErrNotFound}}},
+		{"unknown", []step{{op: "redeem", wantErr: ErrNotFound}, {op: "take mark", wantErr: ErrNotFound}}},
+		{"taken", []step{{op: "put", value: "code"}, {op: "take", value: "code"}, {op: "redeem", wantErr: ErrNotFound},
+			{op: "take mark", wantErr: ErrNotFound}}},
+		{"expired", []step{{op: "put", value: "code"}, {op: "wait"}, {op: "redeem", wantErr: ErrNotFound},
+			{op: "take mark", wantErr: ErrNotFound}}},
+		{"mark outlives the code", []step{{op: "put", value: "code"}, {op: "redeem", value: "code"}, {op: "wait"},
+			{op: "take mark", value: "gid"}}},
+		{"mark expires", []step{{op: "put", value: "code"}, {op: "redeem", value: "code"}, {op: "wait"}, {op: "wait"},
+			{op: "take mark", wantErr: ErrNotFound}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClock()
+			s := open(t, c.Now)
+			markExp := c.Now().Add(2 * time.Minute)
+			for i, st := range tt.steps {
+				var got []byte
+				var err error
+				switch st.op {
+				case "put":
+					if ok, err := s.PutOnce(ctx, "code", []byte(st.value), c.Now().Add(time.Minute)); !ok || err != nil {
+						t.Fatalf("step %d: PutOnce(%q) = %v, %v, want true, nil", i, "code", ok, err)
+					}
+					continue
+				case "wait":
+					c.Advance(time.Minute)
+					continue
+				case "redeem":
+					got, err = s.Redeem(ctx, "code", "mark", []byte("gid"), markExp)
+				case "take":
+					got, err = s.Take(ctx, "code")
+				case "take mark":
+					got, err = s.Take(ctx, "mark")
+				}
+				if err != st.wantErr || string(got) != st.value {
+					t.Errorf("step %d: %s = %q, %v, want %q, %v", i, st.op, got, err, st.value, st.wantErr)
+				}
+			}
+		})
+	}
+}
+
+// testConcurrentRedeems: of 32 racing redemptions of one value exactly one gets it, and every
+// other finds the mark already there when it is told the value is gone.
+func testConcurrentRedeems(t *testing.T, open opener) {
+	s := open(t, newClock().Now)
+	if ok, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "code", ok, err)
+	}
+	const n = 32
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			v, err := s.Redeem(ctx, "code", "mark", []byte(fmt.Sprint("gid-", i)), t0.Add(time.Hour))
+			switch {
+			case err == nil && string(v) == "grant":
+				won.Add(1)
+			case err != ErrNotFound:
+				t.Errorf("Redeem(%q) = %q, %v, want %q or %v", "code", v, err, "grant", ErrNotFound)
+			default:
+				// PutOnce refuses a key that holds a live value: the mark is there.
+				if stored, err := s.PutOnce(ctx, "mark", []byte("late"), t0.Add(time.Hour)); stored || err != nil {
+					t.Errorf("after a lost Redeem, PutOnce(%q) = %v, %v, want false, nil: the mark was not there", "mark", stored, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Errorf("Redeem(%q) succeeded %d times, want 1", "code", won.Load())
+	}
+	if mark, err := s.Take(ctx, "mark"); err != nil || !strings.HasPrefix(string(mark), "gid-") {
+		t.Errorf("Take(%q) = %q, %v, want the winner's gid", "mark", mark, err)
+	}
+}
+
+// testFamilyRevokedBeforeItsFirstToken: a family revoked before any of its tokens is stored (a
+// code replay that overtook the redemption it revokes) stays dead for the tokens stored later.
+func testFamilyRevokedBeforeItsFirstToken(t *testing.T, open opener) {
+	s := open(t, newClock().Now)
+	mustRevoke(t, s, Revocation{Kind: RevokedFamily, ID: "f1", Until: t0.Add(time.Hour)})
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	if _, err := s.RefreshToken(ctx, "a"); err != ErrNotFound {
+		t.Errorf("RefreshToken(%q) = %v, want %v", "a", err, ErrNotFound)
+	}
+	if err := s.RotateRefreshToken(ctx, "a", "b", grant("f1", time.Hour)); err != ErrNotFound {
+		t.Errorf("RotateRefreshToken(%q) = %v, want %v", "a", err, ErrNotFound)
 	}
 }
 

@@ -170,33 +170,45 @@ func accessClaims(t *testing.T, what string, r reply) map[string]any {
 	return claims
 }
 
-// authorizeApp sends the browser f to app's authorization request (PKCE S256) with acrValues and
-// returns the page it got, and the code verifier.
-func authorizeApp(t *testing.T, f *formClient, c *Caddy, acrValues string) (page formPage, verifier string) {
+// authorizeApp sends the browser f to app's authorization request (PKCE S256) for scope with
+// acrValues and returns the page it got, and the code verifier.
+func authorizeApp(t *testing.T, f *formClient, c *Caddy, scope, acrValues string) (page formPage, verifier string) {
 	t.Helper()
 	verifier = oauth2.GenerateVerifier()
 	query := url.Values{"client_id": {"app"}, "redirect_uri": {appRedirectURI}, "response_type": {"code"},
-		"scope": {"openid api.read"}, "state": {"s1"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
+		"scope": {scope}, "state": {"s1"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
 		"code_challenge_method": {"S256"}, "acr_values": {acrValues}}
 	return f.submit(c.URL("/connect/authorize?"+query.Encode()), nil), verifier
 }
 
-// signInPage is app's authorization request with acrValues, signed in on the sign-in page as
-// username. code is the code the page redirected with, "" when none; page is the answer to the
-// password.
-func signInPage(t *testing.T, c *Caddy, acrValues, username, password string) (code, verifier string, page formPage) {
+// signInForm opens app's authorization request for scope with acrValues in the browser f, and
+// returns the sign-in form's fields and the request's PKCE verifier.
+func signInForm(t *testing.T, f *formClient, c *Caddy, scope, acrValues string) (form url.Values, verifier string) {
 	t.Helper()
-	return signInWith(t, newFormClient(t), c, acrValues, username, password)
-}
-
-// signInWith is signInPage in the browser f, which keeps the session it gets.
-func signInWith(t *testing.T, f *formClient, c *Caddy, acrValues, username, password string) (code, verifier string, page formPage) {
-	t.Helper()
-	login, verifier := authorizeApp(t, f, c, acrValues)
+	login, verifier := authorizeApp(t, f, c, scope, acrValues)
 	if !isSignInForm(login) {
 		t.Fatalf("GET /connect/authorize = %d, want the sign-in form:\n%s", login.status, login.body)
 	}
-	form := login.fields
+	return login.fields, verifier
+}
+
+// isSignInForm reports whether p is the sign-in page: 200 with a password field.
+func isSignInForm(p formPage) bool {
+	return p.status == http.StatusOK && strings.Contains(p.body, `type="password"`)
+}
+
+// signInPage is app's authorization request for "openid api.read" with acrValues, signed in on the
+// sign-in page as username. code is the code the page redirected with, "" when none; page is the
+// answer to the password.
+func signInPage(t *testing.T, c *Caddy, acrValues, username, password string) (code, verifier string, page formPage) {
+	t.Helper()
+	return signInWith(t, newFormClient(t), c, "openid api.read", acrValues, username, password)
+}
+
+// signInWith is signInPage for scope in the browser f, which keeps the session it gets.
+func signInWith(t *testing.T, f *formClient, c *Caddy, scope, acrValues, username, password string) (code, verifier string, page formPage) {
+	t.Helper()
+	form, verifier := signInForm(t, f, c, scope, acrValues)
 	form.Set("username", username)
 	form.Set("password", password)
 	page = f.submit(c.URL("/connect/authorize"), form)
@@ -204,11 +216,6 @@ func signInWith(t *testing.T, f *formClient, c *Caddy, acrValues, username, pass
 		code = page.location.Query().Get("code")
 	}
 	return code, verifier, page
-}
-
-// isSignInForm reports whether p is the sign-in page: 200 with a password field.
-func isSignInForm(p formPage) bool {
-	return p.status == http.StatusOK && strings.Contains(p.body, `type="password"`)
 }
 
 // redeem trades app's code for its token's answer.

@@ -80,10 +80,10 @@ func TestAttackRemovedUser(t *testing.T) {
 	alice := webSignIn(t, c, "alice", scopes)
 	carol := webSignIn(t, c, "carol", scopes)
 	browser := newFormClient(t)
-	if code, _, page := signInWith(t, browser, c, "", "alice", alicePassword); code == "" {
+	if code, _, page := signInWith(t, browser, c, "openid api.read", "", "alice", alicePassword); code == "" {
 		t.Fatalf("alice on the sign-in page: HTTP %d, location %v, want a code", page.status, page.location)
 	}
-	if page, _ := authorizeApp(t, browser, c, ""); page.location == nil || page.location.Query().Get("code") == "" {
+	if page, _ := authorizeApp(t, browser, c, "openid api.read", ""); page.location == nil || page.location.Query().Get("code") == "" {
 		t.Fatalf("alice's session before the reload: HTTP %d, location %v, want a code without the form", page.status, page.location)
 	}
 
@@ -91,7 +91,7 @@ func TestAttackRemovedUser(t *testing.T) {
 
 	wantError(t, "alice's refresh token once she is removed", webRefresh(t, c, alice.RefreshToken, ""), "invalid_grant")
 	wantToken(t, "carol's refresh token, she stays", webRefresh(t, c, carol.RefreshToken, ""))
-	page, _ := authorizeApp(t, browser, c, "")
+	page, _ := authorizeApp(t, browser, c, "openid api.read", "")
 	if !isSignInForm(page) || page.location != nil {
 		t.Errorf("alice's session once she is removed: HTTP %d, location %v, want the sign-in form and no code", page.status, page.location)
 	}

@@ -2,6 +2,8 @@ package throttle
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,13 +30,103 @@ func TestBlocksAfterMaxFailuresWithinWindow(t *testing.T) {
 	}
 }
 
-func TestForget(t *testing.T) {
-	l := New(1, time.Minute, 100)
+// Attempts in flight hold their failure until they end: a fourth attempt while three are being
+// checked is refused, for a window when no failure is recorded yet, and each outcome is kept.
+func TestReservationsCountUntilTheyEnd(t *testing.T) {
+	l := New(3, time.Minute, 100)
+	t0 := time.Unix(1000, 0)
+	reserve := func(at time.Time) *Reservation {
+		t.Helper()
+		r, wait, ok := l.Reserve("alice", at)
+		if !ok {
+			t.Fatalf("Reserve at %v = %v, false, want a reservation", at.Sub(t0), wait)
+		}
+		return r
+	}
+	first, second, third := reserve(t0), reserve(t0), reserve(t0)
+	if _, wait, ok := l.Reserve("alice", t0); ok || wait != time.Minute {
+		t.Fatalf("Reserve with three in flight = %v, %v, want 1m0s, false", wait, ok)
+	}
+	if bob, _, ok := l.Reserve("bob", t0); !ok {
+		t.Fatal("another key is refused too")
+	} else {
+		bob.Release()
+	}
+
+	first.Release() // not counted: the slot is free again
+	fourth := reserve(t0)
+	second.Fail(t0.Add(20 * time.Second))
+	third.Fail(t0.Add(10 * time.Second)) // ended later, but began first: kept in order
+	second.Release()                     // after Fail: no effect
+	if wait, blocked := l.Blocked("alice", t0.Add(30*time.Second)); !blocked || wait != 40*time.Second {
+		t.Fatalf("Blocked with two failures and one in flight = %v, %v, want 40s (until the earlier failure ends), true", wait, blocked)
+	}
+	fourth.Succeed()
+	if _, blocked := l.Blocked("alice", t0.Add(30*time.Second)); blocked {
+		t.Fatal("blocked after a success")
+	}
+	if len(l.pending) != 0 {
+		t.Fatalf("pending = %v after every reservation ended, want none", l.pending)
+	}
+}
+
+// Of attempts sent at once, no more are let through than the failures allowed: each admitted
+// attempt is still being checked while the others try.
+func TestParallelReservations(t *testing.T) {
+	l := New(9, time.Minute, 100)
 	now := time.Unix(1000, 0)
-	l.Fail("alice", now)
-	l.Forget("alice")
-	if _, blocked := l.Blocked("alice", now); blocked {
-		t.Fatal("blocked after Forget")
+	var admitted atomic.Int32
+	var tried, done sync.WaitGroup
+	allTried := make(chan struct{})
+	tried.Add(60)
+	for range 60 {
+		done.Go(func() {
+			r, _, ok := l.Reserve("alice", now)
+			tried.Done()
+			if ok {
+				admitted.Add(1)
+				<-allTried
+				r.Fail(now)
+			}
+		})
+	}
+	tried.Wait()
+	close(allTried)
+	done.Wait()
+	if n := admitted.Load(); n != 9 {
+		t.Fatalf("%d of 60 parallel attempts admitted, want 9", n)
+	}
+	if _, _, ok := l.Reserve("alice", now); ok {
+		t.Fatal("a reservation after nine failures, want none")
+	}
+}
+
+// Allow limits every request, not only failures: the 101st within the window is refused, for as
+// long as the oldest counted request stays in it, and refusals do not count.
+func TestAllowLimitsRequests(t *testing.T) {
+	l := New(100, time.Minute, 100)
+	t0 := time.Unix(1000, 0)
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 150 {
+		wg.Go(func() {
+			if _, ok := l.Allow("tv\x00192.0.2.1", t0.Add(time.Duration(i%10)*time.Millisecond)); ok {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != 100 {
+		t.Fatalf("Allow admitted %d of 150 parallel requests, want 100", n)
+	}
+	if wait, ok := l.Allow("tv\x00192.0.2.1", t0.Add(30*time.Second)); ok || wait <= 29*time.Second || wait > 30*time.Second {
+		t.Errorf("Allow after 100 = %v, %v, want about 30s, false", wait, ok)
+	}
+	if _, ok := l.Allow("tv\x00192.0.2.2", t0); !ok {
+		t.Error("another key is refused too")
+	}
+	if _, ok := l.Allow("tv\x00192.0.2.1", t0.Add(time.Minute+10*time.Millisecond)); !ok {
+		t.Error("refused after the window passed: the refusals were counted")
 	}
 }
 

@@ -47,7 +47,7 @@ func Routes(s Site) (map[string]http.Handler, error) {
 		return nil, errors.New("endpoints: every endpoint and the signing keys are required")
 	}
 	prefix := strings.TrimSuffix(issuer.Path, "/")
-	return map[string]http.Handler{
+	routes := map[string]http.Handler{
 		prefix + TokenPath:               s.Clients,
 		prefix + IntrospectionPath:       http.HandlerFunc(s.Clients.Introspect),
 		prefix + RevocationPath:          http.HandlerFunc(s.Clients.Revoke),
@@ -58,5 +58,9 @@ func Routes(s Site) (map[string]http.Handler, error) {
 		prefix + UserinfoPath:            s.Userinfo,
 		prefix + DiscoveryPath:           Discovery(s.Metadata),
 		prefix + JWKSPath:                JWKS(s.Keys),
-	}, nil
+	}
+	for name, provider := range s.Pages.externals {
+		routes[prefix+ExternalCallbackPath(name)] = s.Pages.ExternalCallback(provider)
+	}
+	return routes, nil
 }

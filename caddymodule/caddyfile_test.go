@@ -248,7 +248,7 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"relative redirect uri", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tredirect_uris /cb", 1), `redirect URI "/cb": must be absolute`, "at Testfile:5"},
 		{"redirect uri with fragment", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tredirect_uris https://a.example/cb#f", 1), "no fragment", "at Testfile:5"},
 		{"control character in client_id", "tokengate {\n client \"a\tb\" {\n }\n}", "only printable ASCII", "at Testfile:2"},
-		{"unknown identity provider", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tidentity_providers corp", 1), `client "svc": no users block is named "corp", at Testfile:5`, ""},
+		{"unknown identity provider", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tidentity_providers corp", 1), `client "svc": no identity provider is named "corp", at Testfile:5`, ""},
 		{"users without users", "tokengate {\n issuer https://a.example\n users corp {\n }\n}", `users "corp": no user and no http_login, at Testfile:3`, ""},
 		{"users and http_login", "tokengate {\n users corp {\n  user alice " + testHash + "\n  http_login https://a.example/login\n }\n}", "has both users and http_login", "at Testfile:2"},
 		{"plaintext password", "tokengate {\n users corp {\n  user alice hunter2\n }\n}", `user "alice": the password must be a bcrypt hash (caddy hash-password), at Testfile:3`, ""},

@@ -62,6 +62,11 @@ func (a *App) Validate() error {
 			return err
 		}
 	}
+	for i := range a.ExternalProviders {
+		if err := a.validateExternalProvider(i); err != nil {
+			return err
+		}
+	}
 	for i := range a.Trusts {
 		if err := a.validateTrust(i); err != nil {
 			return err
@@ -248,6 +253,16 @@ func (a *App) validateIdentityProvider(i int) error {
 	})
 }
 
+// validateExternalProvider checks the i-th external provider: names are unique.
+func (a *App) validateExternalProvider(i int) error {
+	return validateNth(a.ExternalProviders, i, func(o, p *ExternalProviderConfig) error {
+		if o.Name == p.Name {
+			return declaredTwice(p.Kind, p.Name)
+		}
+		return nil
+	})
+}
+
 // validateTrust checks the i-th trust block: names and issuers are unique, so an assertion's iss
 // picks one trust.
 func (a *App) validateTrust(i int) error {
@@ -299,10 +314,16 @@ func (a *App) validateClient(i int) error {
 // validateReferences checks what clients name, which may be declared after them: their identity
 // providers and their extension grants.
 func (a *App) validateReferences() error {
+	// users blocks and external providers share one namespace of names.
+	for _, p := range a.ExternalProviders {
+		if a.usersBlock(p.Name) {
+			return declaredTwice(p.Kind, p.Name)
+		}
+	}
 	for _, c := range a.Clients {
 		for _, name := range c.IdentityProviders {
-			if !slices.ContainsFunc(a.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name }) {
-				return inItem("client", c.ID, at(fmt.Errorf("no users block is named %q", name), "identity_providers", name))
+			if !a.usersBlock(name) && !slices.ContainsFunc(a.ExternalProviders, func(p *ExternalProviderConfig) bool { return p.Name == name }) {
+				return inItem("client", c.ID, at(fmt.Errorf("no identity provider is named %q", name), "identity_providers", name))
 			}
 		}
 		for _, g := range c.Grants {
@@ -312,6 +333,11 @@ func (a *App) validateReferences() error {
 		}
 	}
 	return nil
+}
+
+// usersBlock reports whether a users block is named name.
+func (a *App) usersBlock(name string) bool {
+	return slices.ContainsFunc(a.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name })
 }
 
 // Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's name.

@@ -68,6 +68,8 @@ const federationCaddyfile = `{
 
 {{BASE}} {
 	tokengate
+	bearer_auth /api/*
+	respond /api/* "{http.auth.user.id} {http.auth.user.idp} {http.auth.user.email}"
 }
 `
 
@@ -289,6 +291,37 @@ func TestFederationOIDC(t *testing.T) {
 			"password": {alicePassword}, "acr_values": {"idp:zitadel"}})
 		if a.Error != "invalid_request" {
 			t.Errorf("password grant with idp:zitadel = %v, want invalid_request", a)
+		}
+	})
+	t.Run("bearer_auth", func(t *testing.T) {
+		r := call(t, c, "/api/x", tok.AccessToken, nil)
+		if r.status != http.StatusOK || string(r.body) != "zitadel|id1 zitadel test-user@zitadel.ch" {
+			t.Errorf("GET /api/x = %d %q, want the person's sub, idp and email as placeholders", r.status, r.body)
+		}
+	})
+	t.Run("end session", func(t *testing.T) {
+		g := newFormClient(t)
+		first := newCodeRequest("rp", url.Values{"acr_values": {"idp:zitadel"}})
+		toRP(t, g, first.url(c))
+		if p := g.submit(c.URL("/connect/endsession"), nil); p.status >= 500 {
+			t.Fatalf("end session = %d", p.status)
+		}
+		again := newCodeRequest("rp", url.Values{"prompt": {"none"}, "acr_values": {"idp:zitadel"}})
+		if p := g.submit(again.url(c), nil); p.location == nil || p.location.Query().Get("error") != "login_required" {
+			t.Errorf("prompt=none after signing out: HTTP %d to %v, want login_required", p.status, p.location)
+		}
+	})
+	t.Run("revocation", func(t *testing.T) {
+		status, body := postForm(t, c, "/connect/revocation", "rp", "rp-secret", url.Values{"token": {tok.RefreshToken}})
+		if status != http.StatusOK {
+			t.Fatalf("revocation = %d %s", status, body)
+		}
+		a, _ := requestToken(testContext(t), c, "rp", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+		if a.Error != "invalid_grant" {
+			t.Errorf("refresh after revocation = %v, want invalid_grant", a)
+		}
+		if r := call(t, c, "/api/x", tok.AccessToken, nil); r.status != http.StatusUnauthorized {
+			t.Errorf("the revoked family's access token at bearer_auth = %d, want 401", r.status)
 		}
 	})
 	t.Run("a client limited to the provider goes straight to it", func(t *testing.T) {

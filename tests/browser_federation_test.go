@@ -11,35 +11,13 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// browserFederationCaddyfile lets the relying party rp sign people in with a password or through
+// browserFederation lets the relying party at {{RP}} sign people in with a password or through
 // the upstream OP.
-const browserFederationCaddyfile = `{
-	tokengate {
-		issuer {{BASE}}
-		store memory
-		client rp {
-			secret rp-secret
-			grants authorization_code
-			scopes openid email
-			redirect_uris {{RP}}/callback
-			identity_providers local zitadel
-		}
+var browserFederation = federationConfig("{{RP}}/callback", "local zitadel", `
 		users local {
 			user alice {{ALICE_HASH}}
 		}
-		oidc zitadel {
-			issuer {{OP}}
-			client_id ` + zitadelClient + `
-			client_secret ` + zitadelSecret + `
-			display_name "Zitadel Test"
-		}
-	}
-}
-
-{{BASE}} {
-	tokengate
-}
-`
+`+zitadelBlock)
 
 // TestBrowserFederation walks a person through the whole chain in Chromium with JavaScript off:
 // the client, tokengate's sign-in page and its provider link, the upstream OP's sign-in, tokengate's
@@ -50,7 +28,7 @@ func TestBrowserFederation(t *testing.T) {
 	ctx := startBrowser(t)
 	rp := startRelyingParty(t)
 	op := listenOP(t)
-	c := startCaddy(t, strings.NewReplacer("{{RP}}", rp.URL, "{{ALICE_HASH}}", aliceHash(), "{{OP}}", op.issuer).Replace(browserFederationCaddyfile))
+	c := startCaddy(t, strings.NewReplacer("{{RP}}", rp.URL, "{{ALICE_HASH}}", aliceHash(), "{{OP}}", op.issuer).Replace(browserFederation))
 	op.serve(t, c.URL("/connect/external/zitadel/callback"))
 	rp.connect(t, c)
 	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {

@@ -115,23 +115,9 @@ func tokenAnswerWith(idToken string) func(http.ResponseWriter, string) {
 	}
 }
 
-// federationFailuresCaddyfile adds the fake OP, "fake", limited to example.com addresses.
-const federationFailuresCaddyfile = `{
-	tokengate {
-		issuer {{BASE}}
-		store memory
-		client rp {
-			secret rp-secret
-			grants authorization_code
-			scopes openid email
-			redirect_uris https://rp.example/callback
-			identity_providers zitadel fake down
-		}
-		oidc zitadel {
-			issuer {{OP}}
-			client_id ` + zitadelClient + `
-			client_secret ` + zitadelSecret + `
-		}
+// federationFailures declares the upstream OP, the fake OP "fake" limited to example.com
+// addresses, and "down", which never answers.
+var federationFailures = federationConfig("https://rp.example/callback", "zitadel fake down", zitadelBlock+`
 		oidc fake {
 			issuer {{FAKE}}
 			client_id tokengate
@@ -142,13 +128,7 @@ const federationFailuresCaddyfile = `{
 			issuer {{DOWN}}
 			client_id tokengate
 		}
-	}
-}
-
-{{BASE}} {
-	tokengate
-}
-`
+`)
 
 // beginAt starts a sign-in of rp at provider and returns the upstream request's state and nonce.
 func beginAt(t *testing.T, f *formClient, c *Caddy, provider string) (codeRequest, url.Values) {
@@ -185,7 +165,7 @@ func wantErrorPage(t *testing.T, what string, page formPage) {
 func TestFederationFailures(t *testing.T) {
 	fake := startFakeOP(t)
 	op := listenOP(t)
-	c := startCaddy(t, strings.NewReplacer("{{OP}}", op.issuer, "{{FAKE}}", fake.srv.URL, "{{DOWN}}", closedURL(t)).Replace(federationFailuresCaddyfile))
+	c := startCaddy(t, strings.NewReplacer("{{OP}}", op.issuer, "{{FAKE}}", fake.srv.URL, "{{DOWN}}", closedURL(t)).Replace(federationFailures))
 	op.serve(t, c.URL("/connect/external/zitadel/callback"))
 	callback := func(provider string, q url.Values) string {
 		return c.URL("/connect/external/" + provider + "/callback?" + q.Encode())

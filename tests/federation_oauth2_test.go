@@ -72,17 +72,9 @@ func startFakeGitHub(t *testing.T) *fakeGitHub {
 	return gh
 }
 
-const federationOAuth2Caddyfile = `{
-	tokengate {
-		issuer {{BASE}}
-		store memory
-		client rp {
-			secret rp-secret
-			grants authorization_code
-			scopes openid profile email
-			redirect_uris https://rp.example/callback
-			identity_providers gh plain
-		}
+// federationOAuth2 declares the fake GitHub at {{GH}} as the github provider gh, and its plain
+// OAuth 2.0 side as the oauth2 provider plain.
+var federationOAuth2 = federationConfig("https://rp.example/callback", "gh plain", `
 		github gh {
 			client_id gh-client
 			client_secret gh-secret
@@ -100,17 +92,11 @@ const federationOAuth2Caddyfile = `{
 			subject_field uid
 			display_name "Corp SSO"
 		}
-	}
-}
-
-{{BASE}} {
-	tokengate
-}
-`
+`)
 
 func TestFederationGitHubAndOAuth2(t *testing.T) {
 	gh := startFakeGitHub(t)
-	c := startCaddy(t, strings.ReplaceAll(federationOAuth2Caddyfile, "{{GH}}", gh.srv.URL))
+	c := startCaddy(t, strings.ReplaceAll(federationOAuth2, "{{GH}}", gh.srv.URL))
 
 	// The sign-in page offers both, labelled, and no password form: the client may use no users block.
 	page := newFormClient(t).submit(newCodeRequest("rp", url.Values{"scope": {"openid profile email"}}).url(c), nil)

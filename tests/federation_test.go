@@ -73,6 +73,40 @@ const federationCaddyfile = `{
 }
 `
 
+// federationConfig is a tokengate whose client rp (authorization_code; openid profile email) returns
+// to redirect and may use the identity providers idps, declared by blocks.
+func federationConfig(redirect, idps, blocks string) string {
+	return `{
+	tokengate {
+		issuer {{BASE}}
+		store memory
+		client rp {
+			secret rp-secret
+			grants authorization_code
+			scopes openid profile email
+			redirect_uris ` + redirect + `
+			identity_providers ` + idps + `
+		}
+` + blocks + `
+	}
+}
+
+{{BASE}} {
+	tokengate
+}
+`
+}
+
+// zitadelBlock declares the upstream OP at {{OP}} as the provider zitadel.
+const zitadelBlock = `
+		oidc zitadel {
+			issuer {{OP}}
+			client_id ` + zitadelClient + `
+			client_secret ` + zitadelSecret + `
+			display_name "Zitadel Test"
+		}
+`
+
 // upstreamOP is the zitadel example OP, bound before tokengate starts so that tokengate's
 // configuration can name it, and serving only once tokengate's callback URL is known.
 type upstreamOP struct {

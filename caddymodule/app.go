@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokengate/tokengate/audit"
 	"github.com/tokengate/tokengate/endpoints"
+	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/peeraddr"
@@ -91,6 +92,10 @@ type App struct {
 	// IdentityProviders are the `users` blocks. The first is the default, and the only one a
 	// client without identity_providers may use. Default: none.
 	IdentityProviders []*IdentityProviderConfig `json:"identity_providers,omitempty"`
+
+	// ExternalProviders are the `oidc`, `oauth2` and `github` blocks: identity providers that
+	// sign people in on their own pages. Default: none.
+	ExternalProviders []*ExternalProviderConfig `json:"external_providers,omitempty"`
 
 	// Trusts are the issuers of jwt-bearer assertions (RFC 7523), the `trust` blocks. Default: none.
 	Trusts []*TrustConfig `json:"trusts,omitempty"`
@@ -231,7 +236,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("login_template: %w", err)
 		}
 	}
-	pages, err := a.buildPages(ctx, keysNow, tmpl)
+	external, err := a.buildExternalProviders()
+	if err != nil {
+		return err
+	}
+	pages, err := a.buildPages(ctx, keysNow, tmpl, external)
 	if err != nil {
 		return err
 	}
@@ -306,7 +315,7 @@ func (a *App) revokeRemovedClients(ctx context.Context) error {
 }
 
 // buildPages builds the sign-in, authorize and end-session pages.
-func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmpl *template.Template) (*endpoints.Pages, error) {
+func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmpl *template.Template, external []*federation.Provider) (*endpoints.Pages, error) {
 	sessionKey, err := a.sessionKey(ctx)
 	if err != nil {
 		return nil, err
@@ -318,6 +327,8 @@ func (a *App) buildPages(ctx context.Context, keysNow func() *tokens.KeySet, tmp
 		SessionKey: sessionKey,
 		Keys:       keysNow,
 		Template:   tmpl,
+		External:   external,
+		Used:       a.shared.store,
 		Logger:     a.logger,
 		Now:        a.now,
 	})

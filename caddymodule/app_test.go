@@ -259,7 +259,7 @@ func TestProvisionRefuses(t *testing.T) {
 		{"unset secret variable", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
 			{"id": "a", "secrets": ["{env.TOKENGATE_UNSET_VARIABLE}"], "grants": ["client_credentials"]}]}`, "secret 0"},
 		{"unknown identity provider", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
-			{"id": "a", "secrets": ["s"], "grants": ["password"], "identity_providers": ["corp"]}]}`, `no users block is named "corp"`},
+			{"id": "a", "secrets": ["s"], "grants": ["password"], "identity_providers": ["corp"]}]}`, `no identity provider is named "corp"`},
 		{"registered claim", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [
 			{"id": "a", "secrets": ["s"], "grants": ["client_credentials"], "claims": {"sub": "root"}}]}`, `claim "sub" is set by tokengate`},
 		{"empty exchange audience", `{"issuer": "https://a.example", "store": {"backend": "memory"}, "clients": [

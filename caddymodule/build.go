@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/tokengate/tokengate/assertion"
+	"github.com/tokengate/tokengate/endpoints"
+	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/samlbearer"
@@ -169,6 +172,9 @@ func (a *App) buildIdentityProviders() ([]grants.IdentityProvider, error) {
 		}
 		idps = append(idps, grants.IdentityProvider{Name: p.Name, Provider: provider})
 	}
+	for _, p := range a.ExternalProviders {
+		idps = append(idps, grants.IdentityProvider{Name: p.Name, External: true})
+	}
 	return idps, nil
 }
 
@@ -187,4 +193,52 @@ func (a *App) userClaims() []string {
 		}
 	}
 	return names
+}
+
+// buildExternalProviders turns the oidc, oauth2 and github blocks into relying parties, replacing
+// {env.X} placeholders in the client secrets. Nothing is asked of the upstreams yet.
+func (a *App) buildExternalProviders() ([]*federation.Provider, error) {
+	repl := caddy.NewReplacer()
+	providers := make([]*federation.Provider, 0, len(a.ExternalProviders))
+	for _, p := range a.ExternalProviders {
+		secret, err := repl.ReplaceOrErr(p.ClientSecret, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: client_secret: %w", p.Kind, p.Name, err)
+		}
+		cfg := federation.Config{
+			Name:           p.Name,
+			DisplayName:    p.DisplayName,
+			Kind:           p.Kind,
+			Issuer:         p.Issuer,
+			AuthorizeURL:   p.AuthorizeURL,
+			TokenURL:       p.TokenURL,
+			UserinfoURL:    p.UserinfoURL,
+			RedirectURI:    endpoints.URL(a.Issuer, endpoints.ExternalCallbackPath(p.Name)),
+			ClientID:       p.ClientID,
+			ClientSecret:   secret,
+			AuthMethod:     p.AuthMethod,
+			Scopes:         p.Scopes,
+			Claims:         p.Claims,
+			Userinfo:       !p.UserinfoOff,
+			SubjectField:   cmp.Or(p.SubjectClaim, p.SubjectField),
+			AllowedDomains: p.AllowedDomains,
+			HostedDomain:   p.HostedDomain,
+			Tenants:        p.Tenants,
+			Now:            a.now,
+		}
+		switch p.Kind {
+		case kindOIDC:
+			if len(cfg.Scopes) == 0 {
+				cfg.Scopes = []string{"openid", "email", "profile"}
+			}
+		case kindGitHub:
+			cfg = federation.GitHub(cfg, p.BaseURL)
+		}
+		provider, err := federation.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", p.Kind, p.Name, err)
+		}
+		providers = append(providers, provider)
+	}
+	return providers, nil
 }

@@ -55,6 +55,40 @@ func TestParseGlobalOption(t *testing.T) {
 			issuer https://auth.example.com
 			store redis {env.REDIS_URL}
 		}`, `{"issuer":"https://auth.example.com","store":{"backend":"redis","url":"{env.REDIS_URL}"}}`},
+		{"external providers", `tokengate {
+			issuer https://auth.example.com
+			oidc entra {
+				issuer https://login.microsoftonline.com/t/v2.0
+				client_id c1
+				client_secret {env.ENTRA_SECRET}
+				auth_method client_secret_post
+				scopes openid email
+				claim groups_ids groups
+				display_name "Microsoft"
+				userinfo off
+				subject_claim oid
+				allowed_domains example.com example.org
+				hosted_domain example.com
+				tenant acme
+			}
+			oauth2 corp {
+				authorize_url https://sso.corp.example/authorize
+				token_url https://sso.corp.example/token
+				userinfo_url https://sso.corp.example/me
+				client_id c2
+				subject_field uid
+			}
+			github gh {
+				client_id c3
+				base_url https://github.corp.example
+			}
+		}`, `{"issuer":"https://auth.example.com","external_providers":[` +
+			`{"name":"entra","kind":"oidc","issuer":"https://login.microsoftonline.com/t/v2.0","client_id":"c1","client_secret":"{env.ENTRA_SECRET}",` +
+			`"auth_method":"client_secret_post","scopes":["openid","email"],"claims":{"groups_ids":"groups"},"display_name":"Microsoft",` +
+			`"userinfo_off":true,"subject_claim":"oid","allowed_domains":["example.com","example.org"],"hosted_domain":"example.com","tenants":["acme"]},` +
+			`{"name":"corp","kind":"oauth2","authorize_url":"https://sso.corp.example/authorize","token_url":"https://sso.corp.example/token",` +
+			`"userinfo_url":"https://sso.corp.example/me","client_id":"c2","subject_field":"uid"},` +
+			`{"name":"gh","kind":"github","base_url":"https://github.corp.example","client_id":"c3"}]}`},
 		{"clients and users", `tokengate {
 			issuer https://auth.example.com
 			client web {
@@ -253,7 +287,7 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"relative redirect uri", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tredirect_uris /cb", 1), `redirect URI "/cb": must be absolute`, "at Testfile:5"},
 		{"redirect uri with fragment", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tredirect_uris https://a.example/cb#f", 1), "no fragment", "at Testfile:5"},
 		{"control character in client_id", "tokengate {\n client \"a\tb\" {\n }\n}", "only printable ASCII", "at Testfile:2"},
-		{"unknown identity provider", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tidentity_providers corp", 1), `client "svc": no users block is named "corp", at Testfile:5`, ""},
+		{"unknown identity provider", strings.Replace(clientBlock, "secret s3cret", "secret s3cret\n\t\tidentity_providers corp", 1), `client "svc": no identity provider is named "corp", at Testfile:5`, ""},
 		{"users without users", "tokengate {\n issuer https://a.example\n users corp {\n }\n}", `users "corp": no user and no http_login, at Testfile:3`, ""},
 		{"users and http_login", "tokengate {\n users corp {\n  user alice " + testHash + "\n  http_login https://a.example/login\n }\n}", "has both users and http_login", "at Testfile:2"},
 		{"plaintext password", "tokengate {\n users corp {\n  user alice hunter2\n }\n}", `user "alice": the password must be a bcrypt hash (caddy hash-password), at Testfile:3`, ""},
@@ -264,6 +298,9 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"success_location not a URL", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   success_location /home\n  }\n }\n}", "success_location: \"/home\": want an absolute http or https URL", "at Testfile:4"},
 		{"success_location without value", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   success_location\n  }\n }\n}", "wrong argument count", "at Testfile:4"},
 		{"success_location twice", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   success_location https://a.example/a\n   success_location https://a.example/b\n  }\n }\n}", "success_location is declared twice", "at Testfile:5"},
+		{"an oidc option in github", "tokengate {\n issuer https://a.example\n github gh {\n  client_id c\n  issuer https://github.com\n }\n}", `unrecognized subdirective "issuer"`, "at Testfile:5"},
+		{"userinfo neither on nor off", "tokengate {\n issuer https://a.example\n oidc corp {\n  issuer https://idp.example\n  client_id c\n  userinfo maybe\n }\n}", `userinfo takes on or off, not "maybe"`, "at Testfile:6"},
+		{"client_secret twice", "tokengate {\n issuer https://a.example\n oidc corp {\n  issuer https://idp.example\n  client_id c\n  client_secret s3cret\n  client_secret s3cret\n }\n}", "client_secret is declared twice", "at Testfile:7"},
 		{"unknown http_login option", "tokengate {\n users corp {\n  http_login https://a.example/login {\n   follow_redirects\n  }\n }\n}", `unrecognized subdirective "follow_redirects"`, "at Testfile:4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

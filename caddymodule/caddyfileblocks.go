@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"slices"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -244,5 +246,83 @@ func parseExtensionGrant(d *caddyfile.Dispenser, app *App) error {
 		GrantType: urn,
 		GrantRaw:  caddyconfig.JSONModuleObject(mod, "module", name, nil),
 	})
+	return nil
+}
+
+// parseExternal parses one `oidc`, `oauth2` or `github` block from its own dispenser. Syntax:
+//
+//	oidc <name> {
+//	    issuer <url>
+//	    client_id <id>
+//	    client_secret <secret>
+//	    auth_method client_secret_basic | client_secret_post
+//	    scopes <scope>...
+//	    claim <token-claim> <upstream-claim>
+//	    display_name <text>
+//	    userinfo on | off
+//	    subject_claim <claim>
+//	    allowed_domains <domain>...
+//	    hosted_domain <domain>
+//	    tenant <name>...
+//	}
+//
+// oauth2 takes authorize_url, token_url, userinfo_url and subject_field instead of issuer,
+// userinfo, subject_claim and hosted_domain; github takes base_url instead.
+func parseExternal(d *caddyfile.Dispenser, app *App, l lines) error {
+	d.Next()
+	kind := d.Val()
+	name, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	p := &ExternalProviderConfig{Name: name, Kind: kind}
+	texts := map[string]*string{"client_id": &p.ClientID, "client_secret": &p.ClientSecret, "auth_method": &p.AuthMethod,
+		"display_name": &p.DisplayName, "issuer": &p.Issuer, "subject_claim": &p.SubjectClaim, "hosted_domain": &p.HostedDomain,
+		"authorize_url": &p.AuthorizeURL, "token_url": &p.TokenURL, "userinfo_url": &p.UserinfoURL,
+		"subject_field": &p.SubjectField, "base_url": &p.BaseURL}
+	lists := map[string]*[]string{"scopes": &p.Scopes, "allowed_domains": &p.AllowedDomains, "tenant": &p.Tenants}
+	for d.NextBlock(0) {
+		l.record(d, kind, name)
+		opt := d.Val()
+		common := !slices.Contains(externalOptions[kindOIDC], opt) && !slices.Contains(externalOptions[kindOAuth2], opt) &&
+			!slices.Contains(externalOptions[kindGitHub], opt)
+		if !common && !slices.Contains(externalOptions[kind], opt) {
+			return unrecognized(d)
+		}
+		var err error
+		switch field, list := texts[opt], lists[opt]; {
+		case field != nil:
+			err = parseOnce(d, field)
+		case list != nil:
+			err = parseList(d, list)
+		case opt == "claim":
+			err = parseClaim(d, &p.Claims)
+		case opt == "userinfo":
+			err = parseUserinfo(d, &p.UserinfoOff)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	app.ExternalProviders = append(app.ExternalProviders, p)
+	return nil
+}
+
+// parseUserinfo parses `userinfo on|off`.
+func parseUserinfo(d *caddyfile.Dispenser, off *bool) error {
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	switch v {
+	case "on":
+		*off = false
+	case "off":
+		*off = true
+	default:
+		return d.Errf("userinfo takes on or off, not %q", v)
+	}
 	return nil
 }

@@ -210,3 +210,64 @@ func (a *App) durationField(opt string) *caddy.Duration {
 		"device_code_ttl":      &a.DeviceCodeTTL,
 	}[opt]
 }
+
+// The kinds of external identity provider block.
+const (
+	kindOIDC   = "oidc"
+	kindOAuth2 = "oauth2"
+	kindGitHub = "github"
+)
+
+// ExternalProviderConfig is an `oidc`, `oauth2` or `github` block: an identity provider that signs
+// people in on its own pages, tokengate being its relying party. Clients name it in
+// identity_providers like a `users` block; only those that do may use it.
+type ExternalProviderConfig struct {
+	// Name is what clients and acr_values idp: name it by, and the first part of its people's
+	// sub (`<name>|<upstream subject>`): 1 to 64 of A-Z a-z 0-9 . _ -. Required, unique among
+	// the users blocks and external providers.
+	Name string `json:"name"`
+	// Kind is oidc, oauth2 or github. Required.
+	Kind string `json:"kind"`
+	// Issuer is an oidc provider's issuer, whose discovery document must name it exactly.
+	// Required with oidc only.
+	Issuer string `json:"issuer,omitempty"`
+	// AuthorizeURL, TokenURL and UserinfoURL are an oauth2 provider's endpoints (the userinfo
+	// answering a JSON object about the person). Required with oauth2 only.
+	AuthorizeURL string `json:"authorize_url,omitempty"`
+	TokenURL     string `json:"token_url,omitempty"`
+	UserinfoURL  string `json:"userinfo_url,omitempty"`
+	// BaseURL is a GitHub Enterprise Server, with github only. Default: https://github.com
+	// (API https://api.github.com).
+	BaseURL string `json:"base_url,omitempty"`
+	// ClientID is tokengate's client_id at the provider. Required.
+	ClientID string `json:"client_id"`
+	// ClientSecret is its secret there; {env.X} placeholders are replaced at provision time.
+	// Default: none, a public client relying on PKCE alone.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// AuthMethod is client_secret_basic or client_secret_post. Default: client_secret_basic.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// Scopes are asked of the provider. Default: openid email profile for oidc (openid is
+	// always sent), read:user user:email for github, none for oauth2.
+	Scopes []string `json:"scopes,omitempty"`
+	// Claims map a token claim to the provider's top-level member that fills it. Default: none;
+	// the standard claims pass through under their own names.
+	Claims map[string]string `json:"claims,omitempty"`
+	// DisplayName labels it on the sign-in page. Default: its name (GitHub for github).
+	DisplayName string `json:"display_name,omitempty"`
+	// UserinfoOff leaves an oidc provider's userinfo endpoint unread. Default: false, read when
+	// discovery lists one.
+	UserinfoOff bool `json:"userinfo_off,omitempty"`
+	// SubjectClaim is the oidc ID token claim that identifies the person (oid for Entra).
+	// Default: sub.
+	SubjectClaim string `json:"subject_claim,omitempty"`
+	// SubjectField is the oauth2 userinfo member that identifies the person. Default: id.
+	SubjectField string `json:"subject_field,omitempty"`
+	// AllowedDomains admit only people whose (verified) email is in one of these domains.
+	// Default: anyone.
+	AllowedDomains []string `json:"allowed_domains,omitempty"`
+	// HostedDomain is Google Workspace's hd, with oidc: sent, and the ID token's hd must equal
+	// it. Default: none.
+	HostedDomain string `json:"hosted_domain,omitempty"`
+	// Tenants are the tenants its people may name with acr_values tenant:. Default: none.
+	Tenants []string `json:"tenants,omitempty"`
+}

@@ -62,6 +62,11 @@ func (a *App) Validate() error {
 			return err
 		}
 	}
+	for i := range a.ExternalProviders {
+		if err := a.validateExternalProvider(i); err != nil {
+			return err
+		}
+	}
 	for i := range a.Trusts {
 		if err := a.validateTrust(i); err != nil {
 			return err
@@ -260,6 +265,11 @@ func (a *App) validateIdentityProvider(i int) error {
 	return validateNth(a.IdentityProviders, i, "users", func(p *IdentityProviderConfig) string { return p.Name })
 }
 
+// validateExternalProvider checks the i-th external provider: names are unique.
+func (a *App) validateExternalProvider(i int) error {
+	return validateNth(a.ExternalProviders, i, a.ExternalProviders[i].Kind, func(p *ExternalProviderConfig) string { return p.Name })
+}
+
 // validateTrust checks the i-th trust block: names and issuers are unique, so an assertion's iss
 // picks one trust.
 func (a *App) validateTrust(i int) error {
@@ -287,13 +297,19 @@ func (a *App) validateClient(i int) error {
 // validateReferences checks what clients name, which may be declared after them: their identity
 // providers, their extension grants and the signing key their ID tokens use.
 func (a *App) validateReferences() error {
+	// users blocks and external providers share one namespace of names.
+	for _, p := range a.ExternalProviders {
+		if a.usersBlock(p.Name) {
+			return declaredTwice(p.Kind, p.Name)
+		}
+	}
 	for _, c := range a.Clients {
 		if err := a.checkIDTokenAlg(c.IDTokenSigningAlg); err != nil {
 			return inItem("client", c.ID, at(err, "id_token_signing_alg"))
 		}
 		for _, name := range c.IdentityProviders {
-			if !slices.ContainsFunc(a.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name }) {
-				return inItem("client", c.ID, at(fmt.Errorf("no users block is named %q", name), "identity_providers", name))
+			if !a.usersBlock(name) && !slices.ContainsFunc(a.ExternalProviders, func(p *ExternalProviderConfig) bool { return p.Name == name }) {
+				return inItem("client", c.ID, at(fmt.Errorf("no identity provider is named %q", name), "identity_providers", name))
 			}
 		}
 		for _, g := range c.Grants {
@@ -316,6 +332,11 @@ func (a *App) checkIDTokenAlg(name string) error {
 		return fmt.Errorf("id_token_signing_alg %q: ID tokens are signed with %s", name, strings.Join(algs, " or "))
 	}
 	return nil
+}
+
+// usersBlock reports whether a users block is named name.
+func (a *App) usersBlock(name string) bool {
+	return slices.ContainsFunc(a.IdentityProviders, func(p *IdentityProviderConfig) bool { return p.Name == name })
 }
 
 // Validate checks the grant type: an absolute URI (RFC 6749 §4.5), so never a built-in grant's

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/credential"
+	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/tokens"
@@ -268,6 +271,10 @@ func (u *UserConfig) Validate() error {
 	if u.Username == "" {
 		return at(errors.New("empty username"), "user", u.Username)
 	}
+	if strings.Contains(u.Username, "|") {
+		// `|` separates an external provider's name from its person's subject.
+		return at(fmt.Errorf("user %q: a username may not hold |", u.Username), "user", u.Username)
+	}
 	if !credential.IsBcryptHash(u.Hash) {
 		return inItem("user", u.Username, errors.New("the password must be a bcrypt hash (caddy hash-password)"))
 	}
@@ -308,6 +315,119 @@ func (h HeaderCopy) Validate() error {
 	}
 	if !httpguts.ValidHeaderFieldName(h.Header) {
 		return at(fmt.Errorf("header %q: not a valid header name", h.Header), "header", h.Header)
+	}
+	return nil
+}
+
+// externalReservedClaims are the token claims an external provider's claim line may not fill:
+// tokengate sets them itself, or they would let the upstream speak for tokengate.
+var externalReservedClaims = []string{"sub", "iss", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "idp",
+	"gid", "tenant", "nonce", "auth_time", "acr", "amr", "azp", "at_hash", "c_hash", "cnf", "act"}
+
+// Validate reports what is wrong with an `oidc`, `oauth2` or `github` block, naming it.
+func (p *ExternalProviderConfig) Validate() error {
+	if !externalName(p.Name) {
+		return at(fmt.Errorf("%s %q: a name is 1 to 64 of A-Z a-z 0-9 . _ -", p.Kind, p.Name), p.Kind, p.Name)
+	}
+	return inItem(p.Kind, p.Name, p.validate())
+}
+
+func (p *ExternalProviderConfig) validate() error {
+	// The options of one kind only: the Caddyfile parser refuses the others as unrecognized.
+	var misplaced []string
+	for option, set := range map[string]bool{
+		"issuer": p.Issuer != "", "hosted_domain": p.HostedDomain != "", "subject_claim": p.SubjectClaim != "",
+		"userinfo": p.UserinfoOff, "authorize_url": p.AuthorizeURL != "", "token_url": p.TokenURL != "",
+		"userinfo_url": p.UserinfoURL != "", "subject_field": p.SubjectField != "", "base_url": p.BaseURL != "",
+	} {
+		if set && !slices.Contains(externalOptions[p.Kind], option) {
+			misplaced = append(misplaced, option)
+		}
+	}
+	slices.Sort(misplaced)
+	switch {
+	case externalOptions[p.Kind] == nil:
+		return fmt.Errorf("unknown kind %q (want oidc, oauth2 or github)", p.Kind)
+	case len(misplaced) > 0:
+		return at(fmt.Errorf("%s is not an option of %s", misplaced[0], p.Kind), misplaced[0])
+	case p.ClientID == "":
+		return errors.New("no client_id")
+	case p.AuthMethod != "" && p.AuthMethod != federation.AuthBasic && p.AuthMethod != federation.AuthPost:
+		return at(fmt.Errorf("unknown auth_method %q (want %s or %s)", p.AuthMethod, federation.AuthBasic, federation.AuthPost), "auth_method")
+	case p.Kind == kindOIDC && p.Issuer == "":
+		return errors.New("no issuer")
+	case p.Kind == kindOAuth2 && (p.AuthorizeURL == "" || p.TokenURL == "" || p.UserinfoURL == ""):
+		return errors.New("authorize_url, token_url and userinfo_url are required")
+	case slices.Contains(p.Tenants, ""):
+		return at(errors.New("empty tenant"), "tenant")
+	}
+	for option, raw := range map[string]string{"issuer": p.Issuer, "authorize_url": p.AuthorizeURL,
+		"token_url": p.TokenURL, "userinfo_url": p.UserinfoURL, "base_url": p.BaseURL} {
+		if err := checkUpstreamURL(raw); raw != "" && err != nil {
+			return at(fmt.Errorf("%s: %w", option, err), option)
+		}
+	}
+	for _, s := range p.Scopes {
+		if err := checkScope(s); err != nil {
+			return at(err, "scopes", s)
+		}
+	}
+	for _, d := range p.AllowedDomains {
+		if d == "" || strings.ContainsAny(d, "@ /") {
+			return at(fmt.Errorf("allowed_domains: %q is not a domain", d), "allowed_domains", d)
+		}
+	}
+	return validateExternalClaims(p.Claims)
+}
+
+// externalOptions are the options of each kind besides the common ones.
+var externalOptions = map[string][]string{
+	kindOIDC:   {"issuer", "hosted_domain", "subject_claim", "userinfo"},
+	kindOAuth2: {"authorize_url", "token_url", "userinfo_url", "subject_field"},
+	kindGitHub: {"base_url"},
+}
+
+// externalName: 1 to 64 of A-Z a-z 0-9 . _ -, so it fits a URL path and holds no `|`.
+func externalName(name string) bool {
+	return len(name) >= 1 && len(name) <= 64 &&
+		strings.Trim(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == ""
+}
+
+// checkUpstreamURL accepts an upstream endpoint: https, or http on a loopback host (development),
+// since its answers decide who signs in.
+func checkUpstreamURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return err
+	case u.Host == "" || u.Fragment != "" || u.User != nil:
+		return errors.New("an absolute URL without user or fragment is required")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return nil
+	}
+	return errors.New("https is required (http only on a loopback host)")
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validateExternalClaims refuses a claim line that would fill a claim tokengate sets itself.
+func validateExternalClaims(claims map[string]string) error {
+	names := slices.Sorted(maps.Keys(claims))
+	for _, name := range names {
+		switch {
+		case name == "" || claims[name] == "":
+			return at(errors.New("empty claim name"), "claim", name)
+		case slices.Contains(externalReservedClaims, name) || tokens.RegisteredClaim(name):
+			return at(fmt.Errorf("claim %q is set by tokengate itself", name), "claim", name)
+		}
 	}
 	return nil
 }

@@ -14,9 +14,11 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/nostore"
 	"github.com/tokengate/tokengate/internal/peeraddr"
+	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -43,6 +45,12 @@ type PagesConfig struct {
 	// Template renders every page (sign-in, errors, signed out) from a Page; nil means the built-in
 	// one. A replacement must keep the sign-in form's contract, described at LoginForm.
 	Template *template.Template
+	// External are the external identity providers (upstream federation), which sign people in
+	// on their own pages; the clients name them like `users` blocks. Default: none.
+	External []*federation.Provider
+	// Used records the state of each external sign-in that came back, so that it serves once;
+	// required with External.
+	Used store.OneTime
 	// Logger gets server faults; nil means none.
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now.
@@ -61,6 +69,8 @@ type Pages struct {
 	tmpl       *template.Template
 	logger     *zap.Logger
 	now        func() time.Time
+	externals  map[string]*federation.Provider
+	used       store.OneTime
 	// authorizePath is where the sign-in form posts: the authorization endpoint under the issuer's
 	// path, never a URL the request supplied.
 	authorizePath string
@@ -76,6 +86,8 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 		return nil, errors.New("endpoints: a grants server and the signing keys are required")
 	case len(cfg.SessionKey) < MinSessionKeyLen:
 		return nil, errors.New("endpoints: the session key must hold at least 32 bytes")
+	case len(cfg.External) > 0 && cfg.Used == nil:
+		return nil, errors.New("endpoints: external identity providers need a store of used states")
 	}
 	p := &Pages{
 		issuer:        cfg.Issuer,
@@ -87,7 +99,12 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 		tmpl:          cfg.Template,
 		logger:        cfg.Logger,
 		now:           cfg.Now,
+		externals:     make(map[string]*federation.Provider, len(cfg.External)),
+		used:          cfg.Used,
 		authorizePath: strings.TrimSuffix(issuer.Path, "/") + AuthorizePath,
+	}
+	for _, provider := range cfg.External {
+		p.externals[provider.Name()] = provider
 	}
 	if p.sessionTTL == 0 {
 		p.sessionTTL = DefaultSessionTTL
@@ -192,6 +209,10 @@ func (p *Pages) Authorize(w http.ResponseWriter, r *http.Request) {
 		// OIDC Core §3.1.2.6: prompt=none may show nothing; the client learns that a sign-in is needed.
 		if req.promptNone {
 			p.refuse(w, req.fail("login_required", "the user is not signed in"))
+			return
+		}
+		if provider, ok := p.external(req); ok {
+			p.startExternal(w, r, req, provider)
 			return
 		}
 		p.showLogin(w, r, req, req.loginHint, "", http.StatusOK)

@@ -30,10 +30,17 @@ type Page struct {
 	Login *LoginForm
 }
 
-// LoginForm is the sign-in form. A template must render it as one <form method="post"> to Action
-// holding a text input named "username" (filled with Username), an <input type="password"> named
-// "password", every Hidden field as <input type="hidden">, and a submit button.
+// LoginForm is the sign-in form. When Password is set, a template must render it as one <form
+// method="post"> to Action holding a text input named "username" (filled with Username), an
+// <input type="password"> named "password", every Hidden field as <input type="hidden">, and a
+// submit button; and each of External as a link to its URL labelled with its DisplayName.
 type LoginForm struct {
+	// Password is set when the person may sign in with a password here: the client may use a
+	// `users` block.
+	Password bool
+	// External are the external identity providers the person may sign in through instead, in
+	// the client's order.
+	External []ExternalLink
 	// Action is where the form posts: the authorization endpoint's path.
 	Action string
 	// Username prefills the username input: the login_hint, or what was typed before.
@@ -89,7 +96,7 @@ func (p *Pages) showLogin(w http.ResponseWriter, r *http.Request, req *authReque
 		Message: message,
 		Problem: message != "",
 		Login: &LoginForm{Action: p.authorizePath, Username: username, ClientID: req.client.ID,
-			ClientName: req.client.Name(), Hidden: hidden},
+			ClientName: req.client.Name(), Hidden: hidden, Password: p.hasPasswordProvider(req), External: p.externalLinks(req)},
 	})
 }
 

@@ -21,6 +21,12 @@ const (
 	AuthorizationServerMetadataPath = "/.well-known/oauth-authorization-server"
 )
 
+// ExternalCallbackPath is where the external identity provider name sends people back
+// (its redirect_uri): one path per provider (RFC 9700 §4.4.2).
+func ExternalCallbackPath(name string) string {
+	return "/connect/external/" + name + "/callback"
+}
+
 // URL is the address of the endpoint at path for issuer. The issuer keeps any path it has
 // (https://host/tenant): OpenID Connect Discovery 1.0 §4.1 appends to it after removing a final "/".
 func URL(issuer, path string) string {

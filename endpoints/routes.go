@@ -49,7 +49,7 @@ func Routes(s Site) (map[string]http.Handler, error) {
 	}
 	prefix := strings.TrimSuffix(issuer.Path, "/")
 	metadata := Discovery(s.Metadata)
-	return map[string]http.Handler{
+	routes := map[string]http.Handler{
 		prefix + TokenPath:               s.Clients,
 		prefix + IntrospectionPath:       http.HandlerFunc(s.Clients.Introspect),
 		prefix + RevocationPath:          http.HandlerFunc(s.Clients.Revoke),
@@ -64,5 +64,9 @@ func Routes(s Site) (map[string]http.Handler, error) {
 		// https://host/tenant this path lies outside the issuer's. The members are the same as
 		// discovery's (RFC 8414 §2 registers the OpenID ones too), and §3.3's issuer check holds.
 		AuthorizationServerMetadataPath + prefix: metadata,
-	}, nil
+	}
+	for name, provider := range s.Pages.externals {
+		routes[prefix+ExternalCallbackPath(name)] = s.Pages.ExternalCallback(provider)
+	}
+	return routes, nil
 }

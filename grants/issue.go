@@ -137,6 +137,11 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 	for k, v := range g.Claims {
 		claims[k] = v
 	}
+	if g.User && g.IdP != "" {
+		// Every person's token names the identity provider that signed them in (IdentityServer's
+		// idp claim).
+		claims["idp"] = g.IdP
+	}
 	scopeParam := strings.Join(scope, " ")
 	audience := g.audience
 	if audience == nil {
@@ -167,10 +172,17 @@ func (s *Server) mint(req *tokenRequest, g *grant, scope []string) (*tokenRespon
 		if idClaims == nil {
 			idClaims = map[string]any{}
 		}
-		// OIDC Core §2 amr (RFC 8176 §2) and acr: every person tokengate signs in gave a password,
-		// ISO/IEC 29115 level 1, which OIDC Core §2 writes as acr "1".
+		// OIDC Core §2 amr (RFC 8176 §2) and acr: a person tokengate signs in itself gave a
+		// password, ISO/IEC 29115 level 1, which OIDC Core §2 writes as acr "1"; one an external
+		// provider signed in says so (IdentityServer's amr "external"), how is the provider's.
 		idClaims["amr"] = []string{"pwd"}
+		if s.external[g.IdP] {
+			idClaims["amr"] = []string{"external"}
+		}
 		idClaims["acr"] = "1"
+		if g.IdP != "" {
+			idClaims["idp"] = g.IdP
+		}
 		resp.IDToken, err = s.cfg.Minter.IDToken(tokens.IDToken{
 			Subject:     g.Subject,
 			ClientID:    c.ID,

@@ -47,7 +47,13 @@ func (s *Server) SignIn(ctx context.Context, address string, client *Client, use
 	if err != nil {
 		return SignedIn{}, err
 	}
-	idp := acr.IdPs[0]
+	// Only a `users` block checks passwords: an external provider signs its people in on its
+	// own pages.
+	i := slices.IndexFunc(acr.IdPs, func(name string) bool { return !s.external[name] })
+	if i < 0 {
+		return SignedIn{}, errorf(CodeInvalidRequest, "the identity provider does not take passwords here")
+	}
+	idp := acr.IdPs[i]
 	user, result, err := s.checkPassword(ctx, address, idp, username, password, acr.Tenant)
 	s.cfg.Observe(Event{Kind: EventSignIn, Client: client, Subject: user.Subject, Username: username, IdP: idp,
 		Result: result, RemoteIP: address})
@@ -88,12 +94,16 @@ func (s *Server) checkPassword(ctx context.Context, address, idp, username, pass
 
 // UserKnown reports whether the identity provider idp still has the user subject: false once a
 // reload removed the user from its `users` block, or the block itself. A provider that cannot list
-// its users (http_login, no identity.Directory) cannot tell, and the answer is true: such a user's
-// refresh tokens and sessions last their lifetimes, or until they are revoked.
+// its users (http_login, no identity.Directory, an external provider) cannot tell, and the answer
+// is true: such a user's refresh tokens and sessions last their lifetimes, or until they are
+// revoked.
 func (s *Server) UserKnown(idp, subject string) bool {
 	p, ok := s.idps[idp]
 	if !ok {
 		return false
+	}
+	if s.external[idp] {
+		return true
 	}
 	d, ok := p.(identity.Directory)
 	return !ok || d.Has(subject)
@@ -143,8 +153,11 @@ func (s *Server) ACRValues(c *Client, param string) (ACRValues, *Error) {
 		}
 	}
 	allowed := c.IdentityProviders
-	if len(allowed) == 0 && len(s.cfg.IdentityProviders) > 0 {
-		allowed = []string{s.cfg.IdentityProviders[0].Name}
+	if len(allowed) == 0 {
+		// External providers are opt-in: a client that names none keeps the first `users` block.
+		if i := slices.IndexFunc(s.cfg.IdentityProviders, func(p IdentityProvider) bool { return !p.External }); i >= 0 {
+			allowed = []string{s.cfg.IdentityProviders[i].Name}
+		}
 	}
 	switch {
 	case named != "" && !slices.Contains(allowed, named):

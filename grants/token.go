@@ -21,8 +21,13 @@ import (
 
 // IdentityProvider is a named `users` block (or http_login).
 type IdentityProvider struct {
-	Name     string
+	Name string
+	// Provider checks passwords; nil for an External one.
 	Provider identity.Provider
+	// External marks a provider that signs people in on its own pages (upstream federation): no
+	// password is checked here, and it cannot tell whether a person still exists, so their
+	// grants last their lifetimes.
+	External bool
 }
 
 // Config is what a Server is built from: what the configuration says, and what the Server works
@@ -144,7 +149,9 @@ type Server struct {
 	cfg     Config
 	clients map[string]*Client
 	idps    map[string]identity.Provider
-	limits  *Limits
+	// external names the External identity providers.
+	external map[string]bool
+	limits   *Limits
 	// secretCost is the bcrypt cost an unknown client is charged: the dearest configured secret's.
 	secretCost int
 	// grantNames maps a wire grant_type to the grant name clients register.
@@ -211,6 +218,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		clients:    make(map[string]*Client, len(cfg.Clients)),
 		idps:       make(map[string]identity.Provider, len(cfg.IdentityProviders)),
+		external:   make(map[string]bool),
 		limits:     cfg.Limits,
 		secretCost: bcrypt.MinCost,
 		grantNames: make(map[string]string, len(wireGrantTypes)),
@@ -226,7 +234,11 @@ func New(cfg Config) (*Server, error) {
 		s.grantNames[wire] = name
 	}
 	for _, idp := range cfg.IdentityProviders {
+		if (idp.Provider == nil) != idp.External {
+			return nil, fmt.Errorf("grants: identity provider %q: an external provider has no password check, any other one has", idp.Name)
+		}
 		s.idps[idp.Name] = idp.Provider
+		s.external[idp.Name] = idp.External
 	}
 	if err := s.addTrusts(); err != nil {
 		return nil, err

@@ -74,6 +74,11 @@ const maxLoginResponse = 64 << 10
 // Authenticate asks the backend. The backend vouches for a tenant by a 2xx JSON object whose
 // `tenant` member is exactly that tenant; a tenant it names is never replaced by the one asked for.
 func (h *HTTPLogin) Authenticate(ctx context.Context, username, password, tenant string) (User, bool, error) {
+	if strings.Contains(username, "|") {
+		// `|` separates an external provider's name from its person's subject: a legacy login
+		// must not vouch for a sub that names someone of an external provider.
+		return User{}, false, nil
+	}
 	form := url.Values{"username": {username}, "password": {password}}
 	if tenant != "" {
 		form.Set("tenant", tenant)

@@ -26,7 +26,7 @@ func legacyLogin(t *testing.T, elsewhere string) *httptest.Server {
 		switch r.PostForm.Get("username") {
 		case "alice":
 			w.Write([]byte(`{"email":"a@example.com","roles":["x"]}`))
-		case "plain":
+		case "plain", "oidc|someone":
 			w.Write([]byte("OK"))
 		case "acme-only":
 			w.Write([]byte(`{"tenant":"acme"}`))
@@ -120,6 +120,7 @@ func TestHTTPLogin(t *testing.T) {
 	}{
 		{"2xx with a JSON object", p, "alice", "pw", "", valid, nil},
 		{"2xx without JSON", p, "plain", "pw", "", valid, nil},
+		{"a username an external provider's subjects have", p, "oidc|someone", "pw", "", refused, nil},
 		{"401", p, "mallory", "pw", "", refused, nil},
 		{"302 to an error page that answers 200", p, "alice", "wrong", "", refused, nil},
 		{"301", p, "moved", "pw", "", refused, nil},

@@ -119,8 +119,9 @@ type Offered struct {
 	SigningAlgs []string
 }
 
-// standardClaims are the claims every access token carries, or may: RFC 9068 §2.2 and scope.
-var standardClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope"}
+// standardClaims are the claims every access token carries, or may: RFC 9068 §2.2, scope, and idp,
+// the identity provider that signed a person in.
+var standardClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "idp"}
 
 // publicKeyAlgs are the algorithms private_key_jwt assertions may use: those assertion.NewPublicKey
 // admits for RSA, EC and Ed25519 keys.

@@ -31,7 +31,7 @@ func TestMetadataOf(t *testing.T) {
 		{"token_endpoint_auth_signing_alg_values_supported", meta.TokenEndpointAuthSigningAlgValuesSupported, []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}},
 		{"code_challenge_methods_supported", meta.CodeChallengeMethodsSupported, []string{grants.PKCES256, grants.PKCEPlain}},
 		{"id_token_signing_alg_values_supported", meta.IDTokenSigningAlgValuesSupported, []string{"ES256"}},
-		{"claims_supported", meta.ClaimsSupported, []string{"aud", "client_id", "email", "exp", "iat", "iss", "jti", "nbf", "scope", "sub", "tenant", "tier"}},
+		{"claims_supported", meta.ClaimsSupported, []string{"aud", "client_id", "email", "exp", "iat", "idp", "iss", "jti", "nbf", "scope", "sub", "tenant", "tier"}},
 	} {
 		if !slices.Equal(tc.got, tc.want) {
 			t.Errorf("%s = %q, want %q", tc.field, tc.got, tc.want)

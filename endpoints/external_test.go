@@ -73,6 +73,15 @@ func authorizeAt(pages *Pages, client string, extra ...string) *httptest.Respons
 	return rec
 }
 
+// locationQuery is the query of where rec redirects to, empty when it does not.
+func locationQuery(rec *httptest.ResponseRecorder) url.Values {
+	to, err := url.Parse(rec.Header().Get("Location"))
+	if err != nil {
+		return url.Values{}
+	}
+	return to.Query()
+}
+
 // TestLoginTemplateGetsProviders: a login_template draws the providers itself from .Login.External
 // and knows from .Login.Password whether to draw the password form.
 func TestLoginTemplateGetsProviders(t *testing.T) {
@@ -119,7 +128,16 @@ func TestExternalStart(t *testing.T) {
 			t.Errorf("%s: HTTP %d to %v, want invalid_request at the client", tc.name, rec.Code, to)
 		}
 	}
-	rec := authorizeAt(pages, "fed")
+	// OIDC Core §3.1.2.1: the client's login_hint and prompt=login go on to the upstream, which
+	// otherwise would answer from its own session the person asked to leave.
+	rec := authorizeAt(pages, "fed", "acr_values", "idp:ext", "prompt", "login", "login_hint", "a@b.example")
+	if q := locationQuery(rec); q.Get("prompt") != "login" || q.Get("login_hint") != "a@b.example" {
+		t.Errorf("upstream request %v, want prompt=login and the login_hint passed on", q)
+	}
+	if q := locationQuery(authorizeAt(pages, "fed", "acr_values", "idp:ext")); q.Has("prompt") || q.Has("login_hint") {
+		t.Errorf("upstream request %v, want no prompt or login_hint the client did not send", q)
+	}
+	rec = authorizeAt(pages, "fed")
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Sign in with Example SSO") || !strings.Contains(rec.Body.String(), `type="password"`) {
 		t.Errorf("sign-in page = %d %s, want the password form and the provider link", rec.Code, rec.Body)
 	}

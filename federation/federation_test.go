@@ -108,11 +108,11 @@ func TestDiscoveryRetriesAFailureAfter10s(t *testing.T) {
 		t.Errorf("fetches within 10 s of a failure = %d, want 1", n)
 	}
 	clk.t = clk.t.Add(refetchInterval)
-	to, pending, err := p.Start(ctx, Hints{LoginHint: "a@b.example"})
+	to, pending, err := p.Start(ctx, Hints{LoginHint: "a@b.example", ForceLogin: true})
 	if err != nil {
 		t.Fatalf("Start after 10 s = %v, want the discovery fetched again", err)
 	}
-	for _, want := range []string{"code_challenge_method=S256", "nonce=" + pending.Nonce, "state=" + pending.State, "login_hint=a%40b.example", "scope=openid"} {
+	for _, want := range []string{"code_challenge_method=S256", "nonce=" + pending.Nonce, "state=" + pending.State, "login_hint=a%40b.example", "prompt=login", "scope=openid"} {
 		if !strings.Contains(to, want) {
 			t.Errorf("authorization URL %q lacks %q", to, want)
 		}

@@ -74,10 +74,11 @@ test: build build-example node_deps
 	CADDY_BIN=$(CURDIR)/$(BIN) EXAMPLE_CADDY_BIN=$(CURDIR)/$(EXAMPLE_BIN) go test -timeout $(E2E_TIMEOUT) ./tests/... || status=$$?; \
 	exit $$status
 
-# openid-client at the version tests/node/package-lock.json pins, for tests/openidclient_test.go;
-# installed once, and only where npm exists (the test says why it skips otherwise).
+# The Node.js packages tests/node/package-lock.json pins (openid-client, the MCP conformance suite and
+# SDK), installed again whenever the lock file changes, and only where npm exists (the tests say why
+# they skip otherwise). npm ci writes node_modules/.package-lock.json, which dates the install.
 node_deps:
-	@if command -v npm >/dev/null && [ ! -d tests/node/node_modules ]; then \
+	@if command -v npm >/dev/null && [ ! tests/node/node_modules/.package-lock.json -nt tests/node/package-lock.json ]; then \
 		npm ci --prefix tests/node --no-audit --no-fund; \
 	fi
 

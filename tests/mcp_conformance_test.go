@@ -1,0 +1,130 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// conformanceSuite is the MCP conformance suite's command line, as tests/node/package-lock.json pins it.
+const conformanceSuite = "node/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+
+// conformanceCheck is one result in a scenario's checks.json.
+type conformanceCheck struct {
+	ID           string `json:"id"`
+	Status       string `json:"status"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// TestMCPConformanceAuthorizationServer runs the official MCP conformance suite's authorization
+// server scenarios against tokengate: the RFC 8414 metadata document, and an authorization code
+// grant with PKCE that the suite starts and finishes itself, the person in between signing in on
+// tokengate's page (this test plays the person). Every check must pass.
+func TestMCPConformanceAuthorizationServer(t *testing.T) {
+	t.Parallel()
+	node := needCommand(t, "node")
+	if _, err := os.Stat(conformanceSuite); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the MCP conformance suite is not installed (make -f xcaddy.mk test runs `npm ci --prefix tests/node`): %v", err)
+		}
+		t.Skipf("the MCP conformance suite is not installed; run `npm ci --prefix tests/node`: %v", err)
+	}
+	// The suite takes the callback on http://127.0.0.1:<port>/callback.
+	port := freePort(t)
+	callback := "http://127.0.0.1:" + port
+	c := startSignInCaddy(t, callback)
+	results := t.TempDir()
+	cmd := exec.CommandContext(testContext(t), node, "--import", "./node/fs-glob-register.mjs", conformanceSuite,
+		"authorization", "--url", c.Base, "--client-id", "rp", "--client-secret", "rp-secret", "--port", port,
+		"--output-dir", results)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var printed strings.Builder
+	signedIn := false
+	for lines := bufio.NewScanner(stdout); lines.Scan(); {
+		line := lines.Text()
+		printed.WriteString(line + "\n")
+		if !signedIn && strings.HasPrefix(line, c.URL("/connect/authorize?")) {
+			signInForSuite(t, c, line)
+			signedIn = true
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("conformance suite: %v\n%s%s", err, printed.String(), stderr.String())
+	}
+	if !signedIn {
+		t.Errorf("the suite never asked for a sign-in:\n%s", printed.String())
+	}
+	checks := readConformanceChecks(t, results)
+	for _, scenario := range []string{"authorization-server-metadata", "authorization-code-grant"} {
+		if _, ok := checks[scenario]; !ok {
+			t.Errorf("no result for check %s (got %v)", scenario, checks)
+		}
+	}
+	for id, check := range checks {
+		t.Logf("check %s: %s %s", id, check.Status, check.ErrorMessage)
+		if check.Status != "SUCCESS" && !(id == "authorization-server-metadata-cimd" && check.Status == "WARNING") {
+			t.Errorf("check %s: %s %s", id, check.Status, check.ErrorMessage)
+		}
+	}
+}
+
+// signInForSuite is the person at the browser: alice signs in at the authorization URL the suite
+// printed, and her browser follows the redirect to the suite's callback.
+func signInForSuite(t *testing.T, c *Caddy, authorizeURL string) {
+	t.Helper()
+	f := newFormClient(t)
+	login := f.submit(authorizeURL, nil)
+	if !isSignInForm(login) {
+		t.Fatalf("the suite's authorization request = %d, want the sign-in form:\n%s", login.status, login.body)
+	}
+	form := login.fields
+	form.Set("username", "alice")
+	form.Set("password", alicePassword)
+	page := f.submit(c.URL("/connect/authorize"), form)
+	if page.location == nil {
+		t.Fatalf("sign-in = %d without a redirect:\n%s", page.status, page.body)
+	}
+	resp, err := http.Get(page.location.String())
+	if err != nil {
+		t.Fatalf("delivering %s to the suite: %v", page.location, err)
+	}
+	resp.Body.Close()
+}
+
+// readConformanceChecks reads every checks.json the suite wrote below dir, by check id.
+func readConformanceChecks(t *testing.T, dir string) map[string]conformanceCheck {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*", "checks.json"))
+	if err != nil || len(files) == 0 {
+		entries, _ := os.ReadDir(dir)
+		t.Fatalf("no checks.json below %s (%v): %v", dir, err, entries)
+	}
+	checks := map[string]conformanceCheck{}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list []conformanceCheck
+		if err := json.Unmarshal(data, &list); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, check := range list {
+			checks[check.ID] = check
+		}
+	}
+	return checks
+}

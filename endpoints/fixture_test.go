@@ -189,15 +189,21 @@ type page struct {
 	body   string
 }
 
-func (b *browser) do(req *http.Request) *page {
-	b.f.t.Helper()
-	resp, err := b.hc.Do(req)
+// send sends req through hc and reads the whole answer.
+func send(t testing.TB, hc *http.Client, req *http.Request) *page {
+	t.Helper()
+	resp, err := hc.Do(req)
 	if err != nil {
-		b.f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return &page{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+func (b *browser) do(req *http.Request) *page {
+	b.f.t.Helper()
+	return send(b.f.t, b.hc, req)
 }
 
 func (b *browser) get(path string, params url.Values) *page {

@@ -51,31 +51,25 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	e.verifier = tokens.NewVerifier(issuer, keySource, now)
 	users := staticUsers(t, identity.StaticUser{Username: "alice", Hash: hash(t, "alice-pw")})
 	address := func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
-	var err error
-	e.grants, err = grants.New(grants.Config{Settings: grants.Settings{
-		Issuer:          issuer,
-		TokenEndpoint:   URL(issuer, TokenPath),
-		VerificationURI: URL(issuer, DevicePath),
+	e.grants = newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{
 			{ID: "tv", DisplayName: "Living Room TV", Public: true, Grants: []string{"device_code"}, Scopes: []string{"openid", "api.read"}},
 			{ID: "box", Secrets: secrets(t, "box-secret"), Grants: []string{"device_code"}, Scopes: []string{"api.read"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: users}},
-	}, Dependencies: grants.Dependencies{
+	}, grants.Dependencies{
 		Store:    e.store,
 		Minter:   tokens.NewMinter(issuer, keySource, now),
 		Verifier: e.verifier,
 		ClientIP: address,
 		Now:      now,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	observe := func(ev grants.Event) {
 		if ev.Kind == grants.EventThrottled && ev.What == grants.ThrottledUserCode {
 			e.throttled <- ev.RemoteIP
 		}
 	}
+	var err error
 	e.page, err = NewDevicePage(DeviceConfig{Issuer: issuer, Server: e.grants, ClientIP: address, SignIns: e.store,
 		Template: tmpl, Observe: observe, Now: now})
 	if err != nil {

@@ -34,19 +34,15 @@ func externalPages(t *testing.T, tmpl *template.Template) *Pages {
 	}
 	const issuer = "https://tg.example"
 	code := []string{"authorization_code"}
-	server, err := grants.New(grants.Config{Settings: grants.Settings{
-		Issuer: issuer, TokenEndpoint: URL(issuer, TokenPath), VerificationURI: URL(issuer, DevicePath),
+	server := newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{
 			{ID: "fed", Public: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"https://fed.example/cb"},
 				IdentityProviders: []string{"main", "ext"}},
 			{ID: "localonly", Public: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"https://local.example/cb"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "ext", External: true}, {Name: "main", Provider: main}},
-	}, Dependencies: grants.Dependencies{Store: mem, Minter: tokens.NewMinter(issuer, keySet, clk.Now),
-		Verifier: tokens.NewVerifier(issuer, keySet, clk.Now), Now: clk.Now}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, grants.Dependencies{Store: mem, Minter: tokens.NewMinter(issuer, keySet, clk.Now),
+		Verifier: tokens.NewVerifier(issuer, keySet, clk.Now), Now: clk.Now})
 	ext, err := federation.New(federation.Config{Name: "ext", DisplayName: "Example SSO", Kind: federation.KindOAuth2,
 		AuthorizeURL: upstreamAuthorize, TokenURL: "https://upstream.example/token", UserinfoURL: "https://upstream.example/me",
 		ClientID: "tg", RedirectURI: URL(issuer, ExternalCallbackPath("ext")), Tenants: []string{"acme"}})

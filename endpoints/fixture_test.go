@@ -74,6 +74,18 @@ func secrets(t testing.TB, configured ...string) []*grants.Secret {
 	return out
 }
 
+// newGrants is the grants server of settings at issuer, its endpoints where this package's handlers
+// are served.
+func newGrants(t testing.TB, issuer string, settings grants.Settings, deps grants.Dependencies) *grants.Server {
+	t.Helper()
+	settings.Issuer, settings.TokenEndpoint, settings.VerificationURI = issuer, URL(issuer, TokenPath), URL(issuer, DevicePath)
+	s, err := grants.New(grants.Config{Settings: settings, Dependencies: deps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // staticUsers is a users block of users.
 func staticUsers(t testing.TB, users ...identity.StaticUser) identity.Provider {
 	t.Helper()
@@ -125,11 +137,7 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		identity.StaticUser{Username: "carol", Hash: hash(t, "carol-pw")})
 	partners := staticUsers(t, identity.StaticUser{Username: "bob", Hash: hash(t, "bob-pw")})
 	code := []string{"authorization_code", "refresh_token"}
-	var err error
-	f.grants, err = grants.New(grants.Config{Settings: grants.Settings{
-		Issuer:          issuer,
-		TokenEndpoint:   URL(issuer, TokenPath),
-		VerificationURI: URL(issuer, DevicePath),
+	f.grants = newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{
 			{ID: "web", DisplayName: "Web & Co", Secrets: secrets(t, "web-secret"), Grants: code, Audience: []string{"api"},
 				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},
@@ -145,16 +153,14 @@ func (f *fixture) build(t testing.TB, issuer string) {
 				IdentityProviders: []string{"partners"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
-	}, Dependencies: grants.Dependencies{
+	}, grants.Dependencies{
 		Store:    f.store,
 		Minter:   f.minter,
 		Verifier: tokens.NewVerifier(issuer, f.keySet, f.Now),
 		DenyList: f.deny,
 		Now:      f.Now,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	var err error
 	f.pages, err = NewPages(PagesConfig{
 		Issuer:     issuer,
 		Server:     f.grants,

@@ -201,19 +201,13 @@ func TestReplay(t *testing.T) {
 	t.Run("a replayed assertion", func(t *testing.T) {
 		v := newVerifier(t, clientConfig(t, newClock()))
 		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), clientClaims())
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
-		_, err := v.Verify(ctx, raw)
-		wantInvalid(t, "second Verify", err, "jti was used before")
+		wantUsedOnce(t, v, raw, "jti was used before")
 	})
 	t.Run("a replay within the exp leeway", func(t *testing.T) {
 		clk := newClock()
 		v := newVerifier(t, clientConfig(t, clk))
 		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), assertiontest.With(clientClaims(), "exp", t0.Add(time.Minute).Unix()))
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
+		wantAccepted(t, v, raw)
 		clk.Advance(time.Minute + 3*time.Second) // past exp, within the leeway: still acceptable, so still recorded
 		_, err := v.Verify(ctx, raw)
 		wantInvalid(t, "Verify after exp, within the leeway", err, "jti was used before")
@@ -222,9 +216,7 @@ func TestReplay(t *testing.T) {
 		clk := newClock()
 		v := newVerifier(t, clientConfig(t, clk))
 		first := assertiontest.With(clientClaims(), "jti", "again", "exp", t0.Add(time.Minute).Unix())
-		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), first)); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
+		wantAccepted(t, v, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), first))
 		clk.Advance(2 * time.Minute)
 		second := assertiontest.With(first, "iat", clk.Now().Unix(), "exp", clk.Now().Add(time.Minute).Unix())
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), second)); err != nil {
@@ -412,11 +404,7 @@ func TestGrantAssertion(t *testing.T) {
 	t.Run("a replayed jti", func(t *testing.T) {
 		v := newVerifier(t, cfg(newClock()))
 		raw := rs(assertiontest.With(grantClaims(), "jti", "g-1"))
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
-		_, err := v.Verify(ctx, raw)
-		wantInvalid(t, "second Verify", err, "jti was used before")
+		wantUsedOnce(t, v, raw, "jti was used before")
 	})
 	t.Run("without jti: once, by its SHA-256", func(t *testing.T) {
 		clk := newClock()
@@ -424,11 +412,7 @@ func TestGrantAssertion(t *testing.T) {
 		ecConfig.Replay = store.NewMemory(clk.Now)
 		v := newVerifier(t, ecConfig)
 		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), grantClaims())
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
-		_, err := v.Verify(ctx, raw)
-		wantInvalid(t, "second Verify", err, "assertion was used before")
+		wantUsedOnce(t, v, raw, "assertion was used before")
 		// The same claims under the other valid ECDSA signature (s replaced by n-s) are the same
 		// assertion, though not the same bytes.
 		malleated := otherECDSASignature(t, raw)

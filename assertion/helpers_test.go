@@ -172,6 +172,22 @@ func wantInvalid(t testing.TB, call string, err error, want string) {
 	}
 }
 
+// wantAccepted fails t unless v accepts raw.
+func wantAccepted(t testing.TB, v *Verifier, raw string) {
+	t.Helper()
+	if _, err := v.Verify(context.Background(), raw); err != nil {
+		t.Fatalf("first Verify = %v, want nil", err)
+	}
+}
+
+// wantUsedOnce checks that v accepts raw once, then refuses it as a replay naming want.
+func wantUsedOnce(t testing.TB, v *Verifier, raw, want string) {
+	t.Helper()
+	wantAccepted(t, v, raw)
+	_, err := v.Verify(context.Background(), raw)
+	wantInvalid(t, "second Verify", err, want)
+}
+
 // failingStore is a replay store whose backend is down.
 type failingStore struct{}
 

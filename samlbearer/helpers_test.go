@@ -172,6 +172,12 @@ func (s *signer) signXML(t testing.TB, edits ...edit) string {
 	return serialize(t, s.sign(t, assertion(t, edits...)))
 }
 
+// idpSigned is an attack table row's assertion: the default one after edits, signed by the
+// fixture's trusted IdP, encoded.
+func idpSigned(edits ...edit) func(*testing.T, *fixture) string {
+	return func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, edits...)) }
+}
+
 func serialize(t testing.TB, el *etree.Element) string {
 	t.Helper()
 	doc := etree.NewDocument()

@@ -274,6 +274,17 @@ func (f *fixture) expectOK(what string, resp *response) {
 	}
 }
 
+// accessClaims checks that resp carries tokens and returns its access token's claims.
+func (f *fixture) accessClaims(what string, resp *response) *tokens.Claims {
+	f.t.Helper()
+	f.expectOK(what, resp)
+	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil {
+		f.t.Fatalf("%s: %v", what, err)
+	}
+	return claims
+}
+
 func vals(kv ...string) url.Values {
 	v := url.Values{}
 	for i := 0; i < len(kv); i += 2 {

@@ -348,21 +348,3 @@ func (f *fixture) accessToken(scope, gid string) string {
 	}
 	return raw
 }
-
-// jwtClaims decodes a JWT's payload without verifying it.
-func jwtClaims(t testing.TB, raw string) map[string]any {
-	t.Helper()
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", raw)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
-}

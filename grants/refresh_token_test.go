@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/jwtpart"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -288,7 +289,7 @@ func TestRefreshDropsRemovedScopes(t *testing.T) {
 	if got := narrowed.str("scope"); got != "offline_access api.read" {
 		t.Errorf("scope after api.write was removed = %q, want offline_access api.read", got)
 	}
-	if got := jwtClaims(t, narrowed.str("access_token"))["scope"]; got != "offline_access api.read" {
+	if got := jwtpart.Claims(t, narrowed.str("access_token"))["scope"]; got != "offline_access api.read" {
 		t.Errorf("the access token's scope after api.write was removed = %q, want offline_access api.read", got)
 	}
 	token = narrowed.str("refresh_token")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
@@ -49,7 +50,7 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	keys := testKeySet(t, tokens.ES256)
 	keySource := func() *tokens.KeySet { return keys }
 	e.verifier = tokens.NewVerifier(issuer, keySource, now)
-	users := staticUsers(t, identity.StaticUser{Username: "alice", Hash: hash(t, "alice-pw")})
+	users := staticUsers(t, identity.StaticUser{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw")})
 	address := func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
 	e.grants = newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{

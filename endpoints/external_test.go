@@ -13,6 +13,7 @@ import (
 	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
@@ -28,10 +29,7 @@ func externalPages(t *testing.T, tmpl *template.Template) *Pages {
 	mem := store.NewMemory(clk.Now)
 	keys := testKeySet(t, tokens.ES256)
 	keySet := func() *tokens.KeySet { return keys }
-	main, err := identity.NewStatic([]identity.StaticUser{{Username: "alice", Hash: hash(t, "alice-pw")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	main := staticUsers(t, identity.StaticUser{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw")})
 	const issuer = "https://tg.example"
 	code := []string{"authorization_code"}
 	server := newGrants(t, issuer, grants.Settings{

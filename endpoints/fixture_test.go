@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"html"
 	"io"
@@ -21,7 +22,6 @@ import (
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // fixture serves the pages, the token endpoint and userinfo over a real HTTP server, on a memory
@@ -50,15 +50,6 @@ type fixture struct {
 }
 
 type testClock = testclock.Clock
-
-func hash(t testing.TB, pw string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(h)
-}
 
 // secrets are a client's Secrets, as configured.
 func secrets(t testing.TB, configured ...string) []*grants.Secret {
@@ -132,10 +123,10 @@ func (f *fixture) build(t testing.TB, issuer string) {
 	f.keys = testKeySet(t, tokens.ES256)
 	f.minter = tokens.NewMinter(issuer, f.keySet, f.Now)
 	main := staticUsers(t,
-		identity.StaticUser{Username: "alice", Hash: hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
+		identity.StaticUser{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
 			"name": "Alice Liddell", "given_name": "Alice", "email": "alice@example.com", "department": "research"}},
-		identity.StaticUser{Username: "carol", Hash: hash(t, "carol-pw")})
-	partners := staticUsers(t, identity.StaticUser{Username: "bob", Hash: hash(t, "bob-pw")})
+		identity.StaticUser{Username: "carol", Hash: bcrypttest.Hash(t, "carol-pw")})
+	partners := staticUsers(t, identity.StaticUser{Username: "bob", Hash: bcrypttest.Hash(t, "bob-pw")})
 	code := []string{"authorization_code", "refresh_token"}
 	f.grants = newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{

@@ -15,10 +15,10 @@ import (
 
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
-	"golang.org/x/crypto/bcrypt"
 )
 
 const (
@@ -68,15 +68,6 @@ func (d countedDenyList) Sync(ctx context.Context) error {
 	return err
 }
 
-func bcryptHash(t testing.TB, secret string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(h)
-}
-
 func secrets(t testing.TB, configured ...string) []*Secret {
 	t.Helper()
 	var out []*Secret
@@ -119,13 +110,13 @@ func newFixture(t testing.TB, options ...func(*fixture, *Config)) *fixture {
 	f.verifier = tokens.NewVerifier(issuer, keySource, f.Now)
 
 	main, err := identity.NewStatic([]identity.StaticUser{
-		{Username: "alice", Hash: bcryptHash(t, "alice-pw"), Claims: map[string]string{"email": "alice@example.com"}, Tenants: []string{"acme"}},
-		{Username: "carol", Hash: bcryptHash(t, "carol-pw")},
+		{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw"), Claims: map[string]string{"email": "alice@example.com"}, Tenants: []string{"acme"}},
+		{Username: "carol", Hash: bcrypttest.Hash(t, "carol-pw")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	partners, err := identity.NewStatic([]identity.StaticUser{{Username: "bob", Hash: bcryptHash(t, "bob-pw")}})
+	partners, err := identity.NewStatic([]identity.StaticUser{{Username: "bob", Hash: bcrypttest.Hash(t, "bob-pw")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +126,7 @@ func newFixture(t testing.TB, options ...func(*fixture, *Config)) *fixture {
 		TokenEndpoint:   tokenEndpoint,
 		VerificationURI: verificationURI,
 		Clients: []*Client{
-			{ID: "app", Secrets: secrets(t, bcryptHash(t, "app-secret")), Grants: all,
+			{ID: "app", Secrets: secrets(t, bcrypttest.Hash(t, "app-secret")), Grants: all,
 				Scopes: []string{"openid", "profile", "offline_access", "api.read", "api.write"}, Audience: []string{"api"},
 				Claims: map[string]string{"tier": "gold"}, IdentityProviders: []string{"main", "partners"}},
 			{ID: "plain", Secrets: secrets(t, "p:%+& secret"), Grants: []string{"client_credentials"}, Scopes: []string{"api.read"}},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/jwtpart"
 	"github.com/tokengate/tokengate/store"
 )
@@ -212,7 +213,7 @@ func TestRefreshEndsWithTheUser(t *testing.T) {
 		"acr_values", "idp:partners"))
 	f.expectOK("bob's login", bobResp)
 
-	f.reload(withoutUser(t, "main", "alice", identity.StaticUser{Username: "carol", Hash: bcryptHash(t, "carol-pw")}))
+	f.reload(withoutUser(t, "main", "alice", identity.StaticUser{Username: "carol", Hash: bcrypttest.Hash(t, "carol-pw")}))
 	if in := f.introspect(alice, [2]string{"app", "app-secret"}); in.json["active"] != false {
 		t.Errorf("introspection of alice's refresh token once she is removed: %s, want inactive", in.raw)
 	}

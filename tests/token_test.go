@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 )
 
 // tokengateCaddyfile is the configuration the token tests share: a machine client "svc"
@@ -490,11 +491,7 @@ func TestBasicSecretRawOrEncoded(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr+t%2Fx y"
 	curl := needCommand(t, "curl")
-	hash, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startCaddy(t, strings.NewReplacer("{{HASH}}", string(hash)).Replace(`{
+	c := startCaddy(t, strings.NewReplacer("{{HASH}}", bcrypttest.Hash(t, secret)).Replace(`{
 	tokengate {
 		issuer {{BASE}}
 		store memory

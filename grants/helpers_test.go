@@ -17,6 +17,7 @@ import (
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -94,18 +95,7 @@ func newFixture(t testing.TB, options ...func(*fixture, *Config)) *fixture {
 	f := &fixture{t: t, Clock: testclock.New(time.Unix(1_800_000_000, 0))}
 	f.store = store.NewMemory(f.Now)
 	f.deny = gate.NewDenyList(f.store, f.Now)
-	signer, err := tokens.GenerateKey(tokens.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokens.NewKey(tokens.ES256, signer, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := tokens.NewKeySet(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := testkeys.Set(t, testkeys.New(t, tokens.ES256, time.Time{}))
 	keySource := func() *tokens.KeySet { return keys }
 	f.verifier = tokens.NewVerifier(issuer, keySource, f.Now)
 

@@ -26,12 +26,7 @@ const attackTokenCaddyfile = `{
 		signing_key rs256
 		access_token_ttl {{ACCESS_TTL}}
 		refresh_token_ttl {{REFRESH_TTL}}
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read api.write
-			audience api
-		}
+` + svcClient + `
 		client foo+bar {
 			secret a:b%c+d&e=f
 			grants client_credentials

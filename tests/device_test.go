@@ -11,7 +11,7 @@ import (
 )
 
 // deviceCaddyfile has a TV app (public, device_code, named "Living Room TV" on the pages) and the
-// user alice.
+// user alice, on an upstreamAPISite.
 const deviceCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
@@ -29,15 +29,7 @@ const deviceCaddyfile = `{
 	}
 }
 
-{{BASE}} {
-	tokengate
-	bearer_auth /api/* {
-		audience api
-		header sub X-User
-	}
-	reverse_proxy /api/* {{UPSTREAM}}
-}
-`
+` + upstreamAPISite
 
 // browserless is a person at the device page without a browser: a cookie jar and the forms' fields.
 type browserless struct{ *formClient }

@@ -358,6 +358,18 @@ type Echo struct {
 	Header http.Header `json:"header"`
 }
 
+// upstreamAPISite is a Caddyfile site that serves tokengate's endpoints and passes /api/* to the
+// Upstream at {{UPSTREAM}} for tokens of the audience api, naming their subject in X-User.
+const upstreamAPISite = `{{BASE}} {
+	tokengate
+	bearer_auth /api/* {
+		audience api
+		header sub X-User
+	}
+	reverse_proxy /api/* {{UPSTREAM}}
+}
+`
+
 // startUpstream starts an Upstream on a loopback port, closed when the test ends.
 func startUpstream(t *testing.T) *Upstream {
 	t.Helper()

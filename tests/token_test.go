@@ -26,12 +26,7 @@ const tokengateCaddyfile = `{
 		issuer {{BASE}}
 		store bolt {{DATA}}/tokengate.db
 		access_token_ttl {{ACCESS_TTL}}
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read api.write
-			audience api
-		}
+` + svcClient + `
 		client web {
 			secret web-secret
 			grants password refresh_token
@@ -77,6 +72,15 @@ func startTokengate(t *testing.T, accessTTL string) (*Caddy, *Upstream) {
 	).Replace(tokengateCaddyfile)
 	return startCaddy(t, caddyfile), up
 }
+
+// svcClient declares, inside a tokengate option, the client svcConfig speaks for: client_credentials
+// with the scopes api.read and api.write, for the audience api.
+const svcClient = `		client svc {
+			secret svc-secret
+			grants client_credentials
+			scopes api.read api.write
+			audience api
+		}`
 
 // svcConfig is the client_credentials client "svc", authenticating with style.
 func svcConfig(c *Caddy, style oauth2.AuthStyle, scopes ...string) *clientcredentials.Config {
@@ -400,12 +404,7 @@ const handleErrorsCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
 		store memory
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read api.write
-			audience api
-		}
+` + svcClient + `
 	}
 }
 

@@ -161,29 +161,15 @@ func decide(t *testing.T, ctx context.Context, deny bool, want string) {
 func TestBrowserDevice(t *testing.T) {
 	t.Parallel()
 	browser := startBrowser(t)
-	upstream := startUpstream(t)
-	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(deviceCaddyfile))
-	cfg := deviceConfig(c)
+	c, cfg := startDeviceCaddy(t)
 
 	// Each run starts its own device authorization; the poll interval (5 s) dominates, so the
-	// runs overlap.
-	authorize := func(t *testing.T) *oauth2.DeviceAuthResponse {
-		t.Helper()
-		auth, err := cfg.DeviceAuth(testContext(t))
-		if err != nil {
-			t.Fatalf("device authorization: %v", err)
-		}
-		if auth.VerificationURI != c.URL("/connect/device") {
-			t.Fatalf("verification_uri = %q, want %q", auth.VerificationURI, c.URL("/connect/device"))
-		}
-		return auth
-	}
-	// atDecision starts a device authorization, polls it as the device, and walks a new person
-	// in a browser of their own to the decision page.
+	// runs overlap. atDecision starts one, polls it as the device, and walks a new person in a
+	// browser of their own to the decision page.
 	atDecision := func(t *testing.T) (context.Context, *oauth2.DeviceAuthResponse, <-chan polled) {
 		t.Helper()
 		ctx := personContext(t, browser)
-		auth := authorize(t)
+		auth := authorizeDevice(t, c, cfg)
 		poll := startPolling(testContext(t), cfg, auth)
 		walkToDecision(t, ctx, auth)
 		return ctx, auth, poll
@@ -227,7 +213,7 @@ func TestBrowserDevice(t *testing.T) {
 	t.Run("verification_uri_complete", func(t *testing.T) {
 		t.Parallel()
 		ctx := personContext(t, browser)
-		auth := authorize(t)
+		auth := authorizeDevice(t, c, cfg)
 		complete, err := url.Parse(auth.VerificationURIComplete)
 		if err != nil || complete.Scheme+"://"+complete.Host+complete.Path != auth.VerificationURI || complete.Query().Get("user_code") != auth.UserCode {
 			t.Fatalf("verification_uri_complete = %q, want %s?user_code=%s", auth.VerificationURIComplete, auth.VerificationURI, auth.UserCode)

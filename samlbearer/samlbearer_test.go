@@ -155,19 +155,17 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(serialize(t, forged))
 		}, "not the assertion's own"},
 		{"forged assertion with the signed one's ID and signature, original in its Advice", func(t *testing.T, f *fixture) string {
-			signed := f.idp.sign(t, assertion(t))
-			sig := cut(t, signed)
+			signed, sig := f.idp.signApart(t)
 			forged := assertion(t, setText(nameIDPath, "admin@example.com"), addXML(".", "<saml:Advice/>"))
-			forged.InsertChildAt(find(t, forged, "./saml:Issuer").Index()+1, sig)
+			placeSignature(forged, sig)
 			find(t, forged, "./saml:Advice").AddChild(signed)
 			return b64(serialize(t, forged))
 		}, "does not verify"},
 		{"original inside the signature's Object of a forged one (XSW8)", func(t *testing.T, f *fixture) string {
-			signed := f.idp.sign(t, assertion(t))
-			sig := cut(t, signed)
+			signed, sig := f.idp.signApart(t)
 			sig.CreateElement("ds:Object").AddChild(signed)
 			forged := assertion(t, setText(nameIDPath, "admin@example.com"))
-			forged.InsertChildAt(find(t, forged, "./saml:Issuer").Index()+1, sig)
+			placeSignature(forged, sig)
 			return b64(serialize(t, forged))
 		}, "does not verify"},
 		{"another signed assertion inside the signature's Object", func(t *testing.T, f *fixture) string {

@@ -192,23 +192,16 @@ func TestClientCredentials(t *testing.T) {
 	t.Run("response headers", func(t *testing.T) {
 		// RFC 6749 §5.1: token responses must not be cached.
 		form := url.Values{"grant_type": {"client_credentials"}}
-		req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, c.URL("/connect/token"), strings.NewReader(form.Encode()))
-		if err != nil {
-			t.Fatal(err)
+		resp, err := do(testContext(t), c, request{path: "/connect/token", header: basicAuth("svc", "svc-secret"), body: form.Encode()})
+		if err != nil || resp.status != http.StatusOK {
+			t.Fatalf("POST /connect/token = %d, %v, want 200", resp.status, err)
 		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("svc", "svc-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
 		for name, want := range map[string]string{"Cache-Control": "no-store", "Pragma": "no-cache"} {
-			if got := resp.Header.Get(name); got != want {
+			if got := resp.header.Get(name); got != want {
 				t.Errorf("%s = %q, want %q", name, got, want)
 			}
 		}
-		if got := resp.Header.Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
+		if got := resp.header.Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
 			t.Errorf("Content-Type = %q, want application/json", got)
 		}
 	})

@@ -326,25 +326,30 @@ func (v *Verifier) checkTimes(c *Claims, mc jwt.MapClaims, now time.Time) error 
 		return fmt.Errorf("exp is more than %v ahead", v.cfg.MaxLifetime)
 	}
 	c.ExpiresAt = exp
-	nbf, ok, err := numericDate(mc, "nbf")
-	switch {
-	case err != nil:
+	nbf, _, err := notAhead(mc, "nbf", now)
+	if err != nil {
 		return err
-	case ok && nbf.After(now.Add(maxAhead)):
-		return fmt.Errorf("nbf is more than %v ahead", maxAhead)
 	}
 	c.NotBefore = nbf
-	iat, ok, err := numericDate(mc, "iat")
+	iat, ok, err := notAhead(mc, "iat", now)
 	switch {
 	case err != nil:
 		return err
-	case ok && iat.After(now.Add(maxAhead)):
-		return fmt.Errorf("iat is more than %v ahead", maxAhead)
 	case ok && iat.Before(now.Add(-v.cfg.MaxLifetime)):
 		return fmt.Errorf("iat is more than %v ago", v.cfg.MaxLifetime)
 	}
 	c.IssuedAt = iat
 	return nil
+}
+
+// notAhead reads the optional date claim name (nbf or iat), refusing one more than maxAhead after
+// now: neither may lie in the future beyond the clock skew (RFC 7519 §4.1.5-6).
+func notAhead(mc jwt.MapClaims, name string, now time.Time) (date time.Time, ok bool, err error) {
+	date, ok, err = numericDate(mc, name)
+	if err == nil && ok && date.After(now.Add(maxAhead)) {
+		err = fmt.Errorf("%s is more than %v ahead", name, maxAhead)
+	}
+	return date, ok, err
 }
 
 // useOnce records the assertion raw, with claims c, until it can no longer be accepted (exp plus

@@ -27,6 +27,14 @@ func TestClientAssertionAttacks(t *testing.T) {
 		return sign(t, jwt.SigningMethodRS256, rsaKey, kid("rsa-1"), c)
 	}
 	good := func(t *testing.T) string { return rsa(t, clientClaims()) }
+	// rsaWith and rsaKid make a well-signed assertion that differs from a good one in its claims kv
+	// or its kid alone.
+	rsaWith := func(kv ...any) func(t *testing.T) string {
+		return func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), kv...)) }
+	}
+	rsaKid := func(k string) func(t *testing.T) string {
+		return func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, rsaKey, kid(k), clientClaims()) }
+	}
 	segments := func(t *testing.T) []string { return strings.Split(good(t), ".") }
 	tests := []struct {
 		name  string
@@ -61,58 +69,30 @@ func TestClientAssertionAttacks(t *testing.T) {
 			s := good(t)
 			return s[:len(s)-1] + "B" // 256 bytes end in 2 padding bits; B sets one
 		}, "base64"},
-		{"exp 5 minutes past", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "iat", t0.Add(-10*time.Minute).Unix(), "exp", t0.Add(-5*time.Minute).Unix()))
-		}, "exp is past"},
-		{"exp 6 s past, beyond the leeway", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "exp", t0.Add(-6*time.Second).Unix()))
-		}, "exp is past"},
-		{"no exp", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "exp", nil)) }, "no exp"},
-		{"exp a string", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "exp", "1800000300"))
-		}, "exp is not a NumericDate"},
-		{"exp beyond year 9999", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "exp", 1e300)) }, "exp is not a NumericDate"},
-		{"wrong aud", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "aud", "https://other.example.com/connect/token"))
-		}, "aud does not name"},
-		{"aud the issuer with a trailing slash", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "aud", issuer+"/"))
-		}, "aud does not name"},
-		{"no aud", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "aud", nil)) }, "no aud"},
-		{"aud an empty list", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "aud", []string{})) }, "aud does not name"},
-		{"aud a number", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "aud", 7)) }, "aud is not"},
-		{"iss is not sub", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "sub", "admin")) }, "sub is not iss"},
-		{"no sub", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "sub", nil)) }, "no sub"},
-		{"no jti", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "jti", nil)) }, "no jti"},
-		{"an empty jti", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "jti", "")) }, "jti is not"},
-		{"iss another client", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "iss", "client-2", "sub", "client-2"))
-		}, "iss is not"},
-		{"no iss", func(t *testing.T) string { return rsa(t, assertiontest.With(clientClaims(), "iss", nil)) }, "no iss"},
-		{"nbf 61 s ahead", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "nbf", t0.Add(61*time.Second).Unix()))
-		}, "nbf is more than"},
-		{"exp 2 h ahead", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "exp", t0.Add(2*time.Hour).Unix()))
-		}, "exp is more than"},
-		{"iat 2 h ago, exp still ahead", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "iat", t0.Add(-2*time.Hour).Unix()))
-		}, "iat is more than 1h0m0s ago"},
-		{"iat 2 minutes ahead", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "iat", t0.Add(2*time.Minute).Unix()))
-		}, "iat is more than 1m0s ahead"},
-		{"unknown kid", func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS256, rsaKey, kid("rsa-2"), clientClaims())
-		}, "no RS256 key with this kid"},
-		{"kid ../../dev/null", func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS256, rsaKey, kid("../../dev/null"), clientClaims())
-		}, "no RS256 key with this kid"},
-		{"kid ' OR 1=1", func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS256, rsaKey, kid("' OR 1=1 --"), clientClaims())
-		}, "no RS256 key with this kid"},
-		{"kid with a NUL", func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS256, rsaKey, kid("rsa-1\x00"), clientClaims())
-		}, "no RS256 key with this kid"},
+		{"exp 5 minutes past", rsaWith("iat", t0.Add(-10*time.Minute).Unix(), "exp", t0.Add(-5*time.Minute).Unix()), "exp is past"},
+		{"exp 6 s past, beyond the leeway", rsaWith("exp", t0.Add(-6*time.Second).Unix()), "exp is past"},
+		{"no exp", rsaWith("exp", nil), "no exp"},
+		{"exp a string", rsaWith("exp", "1800000300"), "exp is not a NumericDate"},
+		{"exp beyond year 9999", rsaWith("exp", 1e300), "exp is not a NumericDate"},
+		{"wrong aud", rsaWith("aud", "https://other.example.com/connect/token"), "aud does not name"},
+		{"aud the issuer with a trailing slash", rsaWith("aud", issuer+"/"), "aud does not name"},
+		{"no aud", rsaWith("aud", nil), "no aud"},
+		{"aud an empty list", rsaWith("aud", []string{}), "aud does not name"},
+		{"aud a number", rsaWith("aud", 7), "aud is not"},
+		{"iss is not sub", rsaWith("sub", "admin"), "sub is not iss"},
+		{"no sub", rsaWith("sub", nil), "no sub"},
+		{"no jti", rsaWith("jti", nil), "no jti"},
+		{"an empty jti", rsaWith("jti", ""), "jti is not"},
+		{"iss another client", rsaWith("iss", "client-2", "sub", "client-2"), "iss is not"},
+		{"no iss", rsaWith("iss", nil), "no iss"},
+		{"nbf 61 s ahead", rsaWith("nbf", t0.Add(61*time.Second).Unix()), "nbf is more than"},
+		{"exp 2 h ahead", rsaWith("exp", t0.Add(2*time.Hour).Unix()), "exp is more than"},
+		{"iat 2 h ago, exp still ahead", rsaWith("iat", t0.Add(-2*time.Hour).Unix()), "iat is more than 1h0m0s ago"},
+		{"iat 2 minutes ahead", rsaWith("iat", t0.Add(2*time.Minute).Unix()), "iat is more than 1m0s ahead"},
+		{"unknown kid", rsaKid("rsa-2"), "no RS256 key with this kid"},
+		{"kid ../../dev/null", rsaKid("../../dev/null"), "no RS256 key with this kid"},
+		{"kid ' OR 1=1", rsaKid("' OR 1=1 --"), "no RS256 key with this kid"},
+		{"kid with a NUL", rsaKid("rsa-1\x00"), "no RS256 key with this kid"},
 		{"kid a number", func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"kid": 1}, clientClaims())
 		}, "kid is not"},
@@ -149,9 +129,7 @@ func TestClientAssertionAttacks(t *testing.T) {
 			s := segments(t)
 			return s[0] + ".." + s[2]
 		}, "segments"},
-		{"longer than MaxLen", func(t *testing.T) string {
-			return rsa(t, assertiontest.With(clientClaims(), "pad", strings.Repeat("a", MaxLen)))
-		}, "longer than"},
+		{"longer than MaxLen", rsaWith("pad", strings.Repeat("a", MaxLen)), "longer than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,19 +201,13 @@ func TestReplay(t *testing.T) {
 	t.Run("a replayed assertion", func(t *testing.T) {
 		v := newVerifier(t, clientConfig(t, newClock()))
 		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), clientClaims())
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
-		_, err := v.Verify(ctx, raw)
-		wantInvalid(t, "second Verify", err, "jti was used before")
+		wantUsedOnce(t, v, raw, "jti was used before")
 	})
 	t.Run("a replay within the exp leeway", func(t *testing.T) {
 		clk := newClock()
 		v := newVerifier(t, clientConfig(t, clk))
 		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), assertiontest.With(clientClaims(), "exp", t0.Add(time.Minute).Unix()))
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
+		wantAccepted(t, v, raw)
 		clk.Advance(time.Minute + 3*time.Second) // past exp, within the leeway: still acceptable, so still recorded
 		_, err := v.Verify(ctx, raw)
 		wantInvalid(t, "Verify after exp, within the leeway", err, "jti was used before")
@@ -244,9 +216,7 @@ func TestReplay(t *testing.T) {
 		clk := newClock()
 		v := newVerifier(t, clientConfig(t, clk))
 		first := assertiontest.With(clientClaims(), "jti", "again", "exp", t0.Add(time.Minute).Unix())
-		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), first)); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
+		wantAccepted(t, v, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), first))
 		clk.Advance(2 * time.Minute)
 		second := assertiontest.With(first, "iat", clk.Now().Unix(), "exp", clk.Now().Add(time.Minute).Unix())
 		if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), second)); err != nil {
@@ -362,19 +332,12 @@ func TestClientSecretJWT(t *testing.T) {
 	if _, err := v.Verify(ctx, sign(t, jwt.SigningMethodHS256, hmacSecret, kid("any"), clientClaims())); err != nil {
 		t.Errorf("Verify(HS256 naming a kid) = %v, want nil", err)
 	}
-	for _, tt := range []struct {
-		name string
-		raw  string
-		want string
-	}{
+	wantRefused(t, v, []refusal{
 		{"the wrong secret", sign(t, jwt.SigningMethodHS256, []byte("wrong-secret-wrong-secret-wrong-secret"), nil, clientClaims()), "signature is invalid"},
 		{"an RS256 assertion", sign(t, jwt.SigningMethodRS256, rsaKey, nil, clientClaims()), "no RS256 key"},
 		{"HS512 with the right secret", sign(t, jwt.SigningMethodHS512, hmacSecret, nil, clientClaims()), "no HS512 key"},
 		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil, clientClaims()) + "AAAA", "no none key"},
-	} {
-		_, err := v.Verify(ctx, tt.raw)
-		wantInvalid(t, "Verify("+tt.name+")", err, tt.want)
-	}
+	})
 }
 
 // TestGrantAssertion attacks jwt-bearer assertions from a trust block (RFC 7523 §3),
@@ -406,11 +369,7 @@ func TestGrantAssertion(t *testing.T) {
 		t.Errorf("Verify(key_file, any kid) = %v, want nil", err)
 	}
 
-	for _, tt := range []struct {
-		name string
-		raw  string
-		want string
-	}{
+	wantRefused(t, v, []refusal{
 		{"HS256 keyed with the issuer's public key PEM (CVE-2026-11800)",
 			sign(t, jwt.SigningMethodHS256, rsaPublicPEM(t, &rsaKey.PublicKey), nil, grantClaims()), "no HS256 key"},
 		{"a bad signature", sign(t, jwt.SigningMethodRS256, attackerRSA, nil, grantClaims()), "signature is invalid"},
@@ -426,19 +385,12 @@ func TestGrantAssertion(t *testing.T) {
 		{"a client assertion replayed as a grant", sign(t, jwt.SigningMethodRS256, rsaKey,
 			map[string]any{"typ": "client-authentication+jwt"}, grantClaims()), "typ"},
 		{"two JWTs", rs(grantClaims()) + "." + rs(grantClaims()), "segments"},
-	} {
-		_, err := v.Verify(ctx, tt.raw)
-		wantInvalid(t, "Verify("+tt.name+")", err, tt.want)
-	}
+	})
 
 	t.Run("a replayed jti", func(t *testing.T) {
 		v := newVerifier(t, cfg(newClock()))
 		raw := rs(assertiontest.With(grantClaims(), "jti", "g-1"))
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
-		_, err := v.Verify(ctx, raw)
-		wantInvalid(t, "second Verify", err, "jti was used before")
+		wantUsedOnce(t, v, raw, "jti was used before")
 	})
 	t.Run("without jti: once, by its SHA-256", func(t *testing.T) {
 		clk := newClock()
@@ -446,11 +398,7 @@ func TestGrantAssertion(t *testing.T) {
 		ecConfig.Replay = store.NewMemory(clk.Now)
 		v := newVerifier(t, ecConfig)
 		raw := sign(t, jwt.SigningMethodES256, ecKey, kid("ec-1"), grantClaims())
-		if _, err := v.Verify(ctx, raw); err != nil {
-			t.Fatalf("first Verify = %v, want nil", err)
-		}
-		_, err := v.Verify(ctx, raw)
-		wantInvalid(t, "second Verify", err, "assertion was used before")
+		wantUsedOnce(t, v, raw, "assertion was used before")
 		// The same claims under the other valid ECDSA signature (s replaced by n-s) are the same
 		// assertion, though not the same bytes.
 		malleated := otherECDSASignature(t, raw)

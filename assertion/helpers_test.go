@@ -172,6 +172,34 @@ func wantInvalid(t testing.TB, call string, err error, want string) {
 	}
 }
 
+// refusal is an assertion a Verifier must refuse as invalid, with an error naming want.
+type refusal struct{ name, raw, want string }
+
+// wantRefused checks that v refuses each of refusals.
+func wantRefused(t testing.TB, v *Verifier, refusals []refusal) {
+	t.Helper()
+	for _, r := range refusals {
+		_, err := v.Verify(context.Background(), r.raw)
+		wantInvalid(t, "Verify("+r.name+")", err, r.want)
+	}
+}
+
+// wantAccepted fails t unless v accepts raw.
+func wantAccepted(t testing.TB, v *Verifier, raw string) {
+	t.Helper()
+	if _, err := v.Verify(context.Background(), raw); err != nil {
+		t.Fatalf("first Verify = %v, want nil", err)
+	}
+}
+
+// wantUsedOnce checks that v accepts raw once, then refuses it as a replay naming want.
+func wantUsedOnce(t testing.TB, v *Verifier, raw, want string) {
+	t.Helper()
+	wantAccepted(t, v, raw)
+	_, err := v.Verify(context.Background(), raw)
+	wantInvalid(t, "second Verify", err, want)
+}
+
 // failingStore is a replay store whose backend is down.
 type failingStore struct{}
 

@@ -108,12 +108,19 @@ func TestRemoteJWKSCaches(t *testing.T) {
 	keysOf(t, r, "")
 	keysOf(t, r, "rsa-1")
 	s.wantFetches(t, "three lookups", 1)
-	clk.Advance(defaultTTL - time.Second)
+	s.wantCachedFor(t, r, clk, defaultTTL, "the default TTL")
+}
+
+// wantCachedFor checks that the keys r fetched once, just now, serve every lookup until ttl (named
+// what) has passed, and are fetched again then.
+func (s *jwksServer) wantCachedFor(t *testing.T, r *RemoteJWKS, clk *clock, ttl time.Duration, what string) {
+	t.Helper()
+	clk.Advance(ttl - time.Second)
 	keysOf(t, r, "ec-1")
-	s.wantFetches(t, "just before the default TTL", 1)
+	s.wantFetches(t, "just before "+what, 1)
 	clk.Advance(time.Second)
 	keysOf(t, r, "ec-1")
-	s.wantFetches(t, "at the default TTL", 2)
+	s.wantFetches(t, "at "+what, 2)
 }
 
 func TestRemoteJWKSHonoursMaxAge(t *testing.T) {
@@ -122,12 +129,7 @@ func TestRemoteJWKSHonoursMaxAge(t *testing.T) {
 	clk := newClock()
 	r := s.remote(t, clk)
 	keysOf(t, r, "ec-1")
-	clk.Advance(119 * time.Second)
-	keysOf(t, r, "ec-1")
-	s.wantFetches(t, "within max-age", 1)
-	clk.Advance(time.Second)
-	keysOf(t, r, "ec-1")
-	s.wantFetches(t, "at max-age", 2)
+	s.wantCachedFor(t, r, clk, 120*time.Second, "max-age")
 }
 
 func TestCacheTTL(t *testing.T) {

@@ -125,13 +125,20 @@ func issueToken(t *testing.T, app *App) string {
 	return resp.AccessToken
 }
 
-func TestTokenEndpointEndToEnd(t *testing.T) {
-	app := provision(t, testConfig)
+// issueVerifiedToken is issueToken, with the token's claims as app's verifier reads them.
+func issueVerifiedToken(t *testing.T, app *App) (string, *tokens.Claims) {
+	t.Helper()
 	raw := issueToken(t, app)
 	claims, err := app.verifier.VerifyAccessToken(raw)
 	if err != nil {
 		t.Fatalf("the issued token does not verify: %v", err)
 	}
+	return raw, claims
+}
+
+func TestTokenEndpointEndToEnd(t *testing.T) {
+	app := provision(t, testConfig)
+	_, claims := issueVerifiedToken(t, app)
 	if claims.Subject != "svc" || claims.Issuer != "https://auth.example.com" || !slices.Equal(claims.Audience, []string{"api"}) || claims.All["tier"] != "gold" {
 		t.Errorf("token claims sub %q iss %q aud %q tier %v, want svc, the issuer, [api], gold", claims.Subject, claims.Issuer, claims.Audience, claims.All["tier"])
 	}
@@ -454,11 +461,7 @@ func gateStatus(t *testing.T, app *App, raw string) int {
 // of a configuration sharing that store within its next sync.
 func TestRevocationReachesGate(t *testing.T) {
 	app := provision(t, testConfig)
-	raw := issueToken(t, app)
-	claims, err := app.verifier.VerifyAccessToken(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, claims := issueVerifiedToken(t, app)
 	if got := gateStatus(t, app, raw); got != http.StatusTeapot {
 		t.Fatalf("bearer_auth before revocation = %d, want 418", got)
 	}

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage" // the storage option of the test Caddyfile
+
+	"github.com/tokengate/tokengate/internal/freeport"
 )
 
 // TestCaddyReload runs the modules inside a real Caddy: the Caddyfile adapts, the handlers find the
@@ -21,7 +22,7 @@ import (
 // file neither deadlocks on the file lock nor forgets the key, while a client it removes loses its
 // tokens.
 func TestCaddyReload(t *testing.T) {
-	addr := freeAddress(t)
+	addr := "127.0.0.1:" + strconv.Itoa(freeport.Port(t))
 	db := filepath.Join(t.TempDir(), "tokengate.db")
 	config := func(clientID string) []byte {
 		caddyfile := `{
@@ -93,16 +94,6 @@ http://` + addr + ` {
 	if status, body := getAPI(t, base, postToken(t, base)); status != http.StatusOK || body != "hello svc" {
 		t.Errorf("GET /api/x with a new token = %d %q, want 200", status, body)
 	}
-}
-
-func freeAddress(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func postToken(t *testing.T, base string) string {

@@ -89,7 +89,7 @@ func parseGlobalLine(d *caddyfile.Dispenser, app *App, l lines) (validate func()
 	case "users":
 		return func() error { return app.validateIdentityProvider(len(app.IdentityProviders) - 1) }, parseUsers(d.NewFromNextSegment(), app, l)
 	case "oidc", "oauth2", "github":
-		return func() error { return app.validateExternalProvider(len(app.ExternalProviders) - 1) }, parseExternal(d.NewFromNextSegment(), app, l)
+		return func() error { return app.validateExternalProvider(len(app.ExternalProviders) - 1) }, parseExternal(d.NewFromNextSegment(), opt, app, l)
 	case "trust":
 		return func() error { return app.validateTrust(len(app.Trusts) - 1) }, parseTrust(d.NewFromNextSegment(), app, l)
 	case "saml_trust":

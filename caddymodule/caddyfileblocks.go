@@ -29,64 +29,52 @@ import (
 //	    id_token_signing_alg <alg>
 //	}
 func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
-	d.Next() // "client"
-	id, err := singleArg(d)
-	if err != nil {
-		return err
-	}
-	c := &ClientConfig{ID: id}
-	for d.NextBlock(0) {
-		l.record(d, "client", id)
-		var err error
-		switch d.Val() {
+	c := new(ClientConfig)
+	return parseNamedBlock(d, l, &app.Clients, c, &c.ID, func(opt string) error {
+		switch opt {
 		case "secret":
-			var s string
-			if s, err = singleArg(d); err == nil {
+			s, err := singleArg(d)
+			if err == nil {
 				c.Secrets = append(c.Secrets, s)
 			}
-		case "public":
-			err = parseFlag(d, &c.Public)
-		case "pkce_plain":
-			err = parseFlag(d, &c.PKCEPlain)
-		case "introspect_any":
-			err = parseFlag(d, &c.IntrospectAny)
-		case "display_name":
-			err = parseOnce(d, &c.DisplayName)
-		case "auth_method":
-			err = parseOnce(d, &c.AuthMethod)
-		case "id_token_signing_alg":
-			err = parseOnce(d, &c.IDTokenSigningAlg)
-		case "jwks_file":
-			err = parseOnce(d, &c.JWKSFile)
-		case "jwks_uri":
-			err = parseOnce(d, &c.JWKSURI)
-		case "grants":
-			err = parseList(d, &c.Grants)
-		case "scopes":
-			err = parseList(d, &c.Scopes)
-		case "audience":
-			err = parseList(d, &c.Audience)
-		case "exchange_audiences":
-			err = parseList(d, &c.ExchangeAudiences)
-		case "redirect_uris":
-			err = parseList(d, &c.RedirectURIs)
-		case "post_logout_redirect_uris":
-			err = parseList(d, &c.PostLogoutRedirectURIs)
-		case "access_token_ttl":
-			err = parseDuration(d, &c.AccessTokenTTL)
-		case "claim":
-			err = parseClaim(d, &c.Claims)
-		case "identity_providers":
-			err = parseList(d, &c.IdentityProviders)
-		default:
-			err = unrecognized(d)
-		}
-		if err != nil {
 			return err
+		case "public":
+			return parseFlag(d, &c.Public)
+		case "pkce_plain":
+			return parseFlag(d, &c.PKCEPlain)
+		case "introspect_any":
+			return parseFlag(d, &c.IntrospectAny)
+		case "display_name":
+			return parseOnce(d, &c.DisplayName)
+		case "auth_method":
+			return parseOnce(d, &c.AuthMethod)
+		case "id_token_signing_alg":
+			return parseOnce(d, &c.IDTokenSigningAlg)
+		case "jwks_file":
+			return parseOnce(d, &c.JWKSFile)
+		case "jwks_uri":
+			return parseOnce(d, &c.JWKSURI)
+		case "grants":
+			return parseList(d, &c.Grants)
+		case "scopes":
+			return parseList(d, &c.Scopes)
+		case "audience":
+			return parseList(d, &c.Audience)
+		case "exchange_audiences":
+			return parseList(d, &c.ExchangeAudiences)
+		case "redirect_uris":
+			return parseList(d, &c.RedirectURIs)
+		case "post_logout_redirect_uris":
+			return parseList(d, &c.PostLogoutRedirectURIs)
+		case "access_token_ttl":
+			return parseDuration(d, &c.AccessTokenTTL)
+		case "claim":
+			return parseClaim(d, &c.Claims)
+		case "identity_providers":
+			return parseList(d, &c.IdentityProviders)
 		}
-	}
-	app.Clients = append(app.Clients, c)
-	return nil
+		return unrecognized(d)
+	})
 }
 
 // parseUsers parses one identity provider from its own dispenser. Syntax:
@@ -101,29 +89,16 @@ func parseClient(d *caddyfile.Dispenser, app *App, l lines) error {
 //	    }
 //	}
 func parseUsers(d *caddyfile.Dispenser, app *App, l lines) error {
-	d.Next() // "users"
-	name, err := singleArg(d)
-	if err != nil {
-		return err
-	}
-	p := &IdentityProviderConfig{Name: name}
-	for d.NextBlock(0) {
-		l.record(d, "users", name)
-		var err error
-		switch d.Val() {
+	p := new(IdentityProviderConfig)
+	return parseNamedBlock(d, l, &app.IdentityProviders, p, &p.Name, func(opt string) error {
+		switch opt {
 		case "user":
-			err = parseUser(d, p, l)
+			return parseUser(d, p, l)
 		case "http_login":
-			err = parseHTTPLogin(d, p, l)
-		default:
-			err = unrecognized(d)
+			return parseHTTPLogin(d, p, l)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	app.IdentityProviders = append(app.IdentityProviders, p)
-	return nil
+		return unrecognized(d)
+	})
 }
 
 // parseHTTPLogin parses `http_login <url> [{ success_location <url> }]`.
@@ -131,16 +106,8 @@ func parseHTTPLogin(d *caddyfile.Dispenser, p *IdentityProviderConfig, l lines) 
 	if err := parseOnce(d, &p.HTTPLogin); err != nil {
 		return err
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		l.record(d, "users", p.Name, "http_login")
-		if d.Val() != "success_location" {
-			return unrecognized(d)
-		}
-		if err := parseOnce(d, &p.HTTPLoginSuccessLocation); err != nil {
-			return err
-		}
-	}
-	return nil
+	fields := map[string]*string{"success_location": &p.HTTPLoginSuccessLocation}
+	return parseOptions(d, l, stringOption(d, fields), "users", p.Name, "http_login")
 }
 
 // parseUser parses `user <username> <bcrypt_hash> [{ claim ...; tenant ... }]`.
@@ -149,20 +116,17 @@ func parseUser(d *caddyfile.Dispenser, p *IdentityProviderConfig, l lines) error
 	if !d.AllArgs(&u.Username, &u.Hash) {
 		return d.ArgErr()
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		l.record(d, "users", p.Name, "user", u.Username)
-		var err error
-		switch d.Val() {
+	err := parseOptions(d, l, func(opt string) error {
+		switch opt {
 		case "claim":
-			err = parseClaim(d, &u.Claims)
+			return parseClaim(d, &u.Claims)
 		case "tenant":
-			err = parseList(d, &u.Tenants)
-		default:
-			err = unrecognized(d)
+			return parseList(d, &u.Tenants)
 		}
-		if err != nil {
-			return err
-		}
+		return unrecognized(d)
+	}, "users", p.Name, "user", u.Username)
+	if err != nil {
+		return err
 	}
 	p.Users = append(p.Users, u)
 	return nil
@@ -175,18 +139,9 @@ func parseUser(d *caddyfile.Dispenser, p *IdentityProviderConfig, l lines) error
 //	    jwks_file <path> | jwks_uri <url> | key_file <pem>
 //	}
 func parseTrust(d *caddyfile.Dispenser, app *App, l lines) error {
-	d.Next() // "trust"
-	name, err := singleArg(d)
-	if err != nil {
-		return err
-	}
-	t := &TrustConfig{Name: name}
+	t := new(TrustConfig)
 	fields := map[string]*string{"issuer": &t.Issuer, "jwks_file": &t.JWKSFile, "jwks_uri": &t.JWKSURI, "key_file": &t.KeyFile}
-	if err := parseStringBlock(d, l, fields, "trust", name); err != nil {
-		return err
-	}
-	app.Trusts = append(app.Trusts, t)
-	return nil
+	return parseNamedBlock(d, l, &app.Trusts, t, &t.Name, stringOption(d, fields))
 }
 
 // parseSAMLTrust parses one `saml_trust` block from its own dispenser. Syntax:
@@ -196,34 +151,50 @@ func parseTrust(d *caddyfile.Dispenser, app *App, l lines) error {
 //	    certificate_file <pem>
 //	}
 func parseSAMLTrust(d *caddyfile.Dispenser, app *App, l lines) error {
-	d.Next() // "saml_trust"
-	name, err := singleArg(d)
-	if err != nil {
-		return err
-	}
-	t := &SAMLTrustConfig{Name: name}
+	t := new(SAMLTrustConfig)
 	fields := map[string]*string{"entity_id": &t.EntityID, "certificate_file": &t.CertificateFile}
-	if err := parseStringBlock(d, l, fields, "saml_trust", name); err != nil {
+	return parseNamedBlock(d, l, &app.SAMLTrusts, t, &t.Name, stringOption(d, fields))
+}
+
+// parseNamedBlock parses a block `<keyword> <name> { ... }` from its own dispenser into item: it
+// stores the name in name, hands each option of the block to option, its line recorded under the
+// keyword and the name, and appends item to items once the whole block parsed.
+func parseNamedBlock[T any](d *caddyfile.Dispenser, l lines, items *[]*T, item *T, name *string, option func(opt string) error) error {
+	d.Next()
+	keyword := d.Val()
+	var err error
+	if *name, err = singleArg(d); err != nil {
 		return err
 	}
-	app.SAMLTrusts = append(app.SAMLTrusts, t)
+	if err := parseOptions(d, l, option, keyword, *name); err != nil {
+		return err
+	}
+	*items = append(*items, item)
 	return nil
 }
 
-// parseStringBlock parses a block whose options each set one string, at most once: fields maps
-// each option to its field. where is the block's path, for lines.
-func parseStringBlock(d *caddyfile.Dispenser, l lines, fields map[string]*string, where ...string) error {
-	for d.NextBlock(0) {
+// parseOptions hands each option of the block that opens on the current line to option, its line
+// recorded under where, the block's path.
+func parseOptions(d *caddyfile.Dispenser, l lines, option func(opt string) error, where ...string) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		l.record(d, where...)
-		field, ok := fields[d.Val()]
-		if !ok {
-			return unrecognized(d)
-		}
-		if err := parseOnce(d, field); err != nil {
+		if err := option(d.Val()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// stringOption parses the options of a block whose options each set one string, at most once:
+// fields maps each option to its field.
+func stringOption(d *caddyfile.Dispenser, fields map[string]*string) func(opt string) error {
+	return func(opt string) error {
+		field, ok := fields[opt]
+		if !ok {
+			return unrecognized(d)
+		}
+		return parseOnce(d, field)
+	}
 }
 
 // parseExtensionGrant parses `grant <urn> <module> [{ ... }]`: the block is the module's own.
@@ -268,46 +239,31 @@ func parseExtensionGrant(d *caddyfile.Dispenser, app *App) error {
 //
 // oauth2 takes authorize_url, token_url, userinfo_url and subject_field instead of issuer,
 // userinfo, subject_claim and hosted_domain; github takes base_url instead.
-func parseExternal(d *caddyfile.Dispenser, app *App, l lines) error {
-	d.Next()
-	kind := d.Val()
-	name, err := singleArg(d)
-	if err != nil {
-		return err
-	}
-	p := &ExternalProviderConfig{Name: name, Kind: kind}
+func parseExternal(d *caddyfile.Dispenser, kind string, app *App, l lines) error {
+	p := &ExternalProviderConfig{Kind: kind}
 	texts := map[string]*string{"client_id": &p.ClientID, "client_secret": &p.ClientSecret, "auth_method": &p.AuthMethod,
 		"display_name": &p.DisplayName, "issuer": &p.Issuer, "subject_claim": &p.SubjectClaim, "hosted_domain": &p.HostedDomain,
 		"authorize_url": &p.AuthorizeURL, "token_url": &p.TokenURL, "userinfo_url": &p.UserinfoURL,
 		"subject_field": &p.SubjectField, "base_url": &p.BaseURL}
 	lists := map[string]*[]string{"scopes": &p.Scopes, "allowed_domains": &p.AllowedDomains, "tenant": &p.Tenants}
-	for d.NextBlock(0) {
-		l.record(d, kind, name)
-		opt := d.Val()
+	return parseNamedBlock(d, l, &app.ExternalProviders, p, &p.Name, func(opt string) error {
 		common := !slices.Contains(externalOptions[kindOIDC], opt) && !slices.Contains(externalOptions[kindOAuth2], opt) &&
 			!slices.Contains(externalOptions[kindGitHub], opt)
 		if !common && !slices.Contains(externalOptions[kind], opt) {
 			return unrecognized(d)
 		}
-		var err error
 		switch field, list := texts[opt], lists[opt]; {
 		case field != nil:
-			err = parseOnce(d, field)
+			return parseOnce(d, field)
 		case list != nil:
-			err = parseList(d, list)
+			return parseList(d, list)
 		case opt == "claim":
-			err = parseClaim(d, &p.Claims)
+			return parseClaim(d, &p.Claims)
 		case opt == "userinfo":
-			err = parseUserinfo(d, &p.UserinfoOff)
-		default:
-			err = unrecognized(d)
+			return parseUserinfo(d, &p.UserinfoOff)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	app.ExternalProviders = append(app.ExternalProviders, p)
-	return nil
+		return unrecognized(d)
+	})
 }
 
 // parseUserinfo parses `userinfo on|off`.

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -42,18 +43,8 @@ func TestKeyRotationIsAudited(t *testing.T) {
 	if lines := auditLines(logs, "key_rotated"); len(lines) != 0 {
 		t.Errorf("provisioning audited a rotation: %v", lines)
 	}
-	signer, err := tokens.GenerateKey(tokens.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, err := tokens.NewKey(tokens.ES256, signer, time.Now().Add(-time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := tokens.NewKeySet(next)
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := testkeys.New(t, tokens.ES256, time.Now().Add(-time.Second))
+	ks := testkeys.Set(t, next)
 	app.publishKeys(ks)
 	app.publishKeys(ks)
 	lines := auditLines(logs, "key_rotated")

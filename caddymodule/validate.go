@@ -57,34 +57,22 @@ func (a *App) Validate() error {
 	if err := a.validateOptions(); err != nil {
 		return err
 	}
-	for i := range a.IdentityProviders {
-		if err := a.validateIdentityProvider(i); err != nil {
-			return err
-		}
-	}
-	for i := range a.ExternalProviders {
-		if err := a.validateExternalProvider(i); err != nil {
-			return err
-		}
-	}
-	for i := range a.Trusts {
-		if err := a.validateTrust(i); err != nil {
-			return err
-		}
-	}
-	for i := range a.SAMLTrusts {
-		if err := a.validateSAMLTrust(i); err != nil {
-			return err
-		}
-	}
-	for i := range a.ExtensionGrants {
-		if err := a.validateExtensionGrant(i); err != nil {
-			return err
-		}
-	}
-	for i := range a.Clients {
-		if err := a.validateClient(i); err != nil {
-			return err
+	// Each block alone; the order fixes which mistake a configuration with several reports first.
+	for _, items := range []struct {
+		count    int
+		validate func(i int) error
+	}{
+		{len(a.IdentityProviders), a.validateIdentityProvider},
+		{len(a.ExternalProviders), a.validateExternalProvider},
+		{len(a.Trusts), a.validateTrust},
+		{len(a.SAMLTrusts), a.validateSAMLTrust},
+		{len(a.ExtensionGrants), a.validateExtensionGrant},
+		{len(a.Clients), a.validateClient},
+	} {
+		for i := range items.count {
+			if err := items.validate(i); err != nil {
+				return err
+			}
 		}
 	}
 	return a.validateReferences()

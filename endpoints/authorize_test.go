@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // TestAuthorizeUntrustedShowsPage: until client_id and redirect_uri are known good, nothing goes to
@@ -369,13 +371,13 @@ func TestCodeFlow(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("redeeming the code = %d %v, want 200", status, body)
 	}
-	id := jwtClaims(t, body["id_token"].(string))
+	id := jwtpart.Claims(t, body["id_token"].(string))
 	for name, want := range map[string]any{"iss": f.issuer, "sub": "alice", "aud": "web", "nonce": "n-456", "auth_time": float64(f.Now().Unix())} {
 		if id[name] != want {
 			t.Errorf("id_token[%q] = %v, want %v", name, id[name], want)
 		}
 	}
-	if access := jwtClaims(t, body["access_token"].(string)); access["scope"] != "openid profile email api.read" || access["department"] != "research" {
+	if access := jwtpart.Claims(t, body["access_token"].(string)); access["scope"] != "openid profile email api.read" || access["department"] != "research" {
 		t.Errorf("access token scope %v department %v, want the requested scope and the user's claims", access["scope"], access["department"])
 	}
 
@@ -386,7 +388,7 @@ func TestCodeFlow(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("redeeming the session's code = %d %v", status, body)
 	}
-	id = jwtClaims(t, body["id_token"].(string))
+	id = jwtpart.Claims(t, body["id_token"].(string))
 	if id["sub"] != "alice" || id["nonce"] != "n-2" || id["auth_time"] != float64(f.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("session id_token sub %v nonce %v auth_time %v, want alice, n-2 and the sign-in time", id["sub"], id["nonce"], id["auth_time"])
 	}
@@ -426,7 +428,7 @@ func TestCodeFlowTenantAndIdP(t *testing.T) {
 	}
 	loc = b.signIn(form, "alice", "alice-pw").location(t)
 	_, body := f.redeem(loc.Query().Get("code"), "https://web.example.com/cb", verifier)
-	if access := jwtClaims(t, body["access_token"].(string)); access["tenant"] != "acme" {
+	if access := jwtpart.Claims(t, body["access_token"].(string)); access["tenant"] != "acme" {
 		t.Errorf("access token tenant = %v, want acme", access["tenant"])
 	}
 	if got := b.authorize(webRequest("acr_values", "tenant:acme")); got.status != http.StatusFound {

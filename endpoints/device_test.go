@@ -3,10 +3,8 @@ package endpoints
 import (
 	"context"
 	"encoding/json"
-	"github.com/tokengate/tokengate/internal/testclock"
 	"html"
 	"html/template"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,6 +17,8 @@ import (
 
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
+	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 	"golang.org/x/oauth2"
@@ -50,33 +50,27 @@ func newDeviceEnv(t *testing.T, now func() time.Time, tmpl *template.Template) *
 	keys := testKeySet(t, tokens.ES256)
 	keySource := func() *tokens.KeySet { return keys }
 	e.verifier = tokens.NewVerifier(issuer, keySource, now)
-	users := staticUsers(t, identity.StaticUser{Username: "alice", Hash: hash(t, "alice-pw")})
+	users := staticUsers(t, identity.StaticUser{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw")})
 	address := func(r *http.Request) string { return r.Header.Get("X-Test-Address") }
-	var err error
-	e.grants, err = grants.New(grants.Config{Settings: grants.Settings{
-		Issuer:          issuer,
-		TokenEndpoint:   URL(issuer, TokenPath),
-		VerificationURI: URL(issuer, DevicePath),
+	e.grants = newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{
 			{ID: "tv", DisplayName: "Living Room TV", Public: true, Grants: []string{"device_code"}, Scopes: []string{"openid", "api.read"}},
 			{ID: "box", Secrets: secrets(t, "box-secret"), Grants: []string{"device_code"}, Scopes: []string{"api.read"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: users}},
-	}, Dependencies: grants.Dependencies{
+	}, grants.Dependencies{
 		Store:    e.store,
 		Minter:   tokens.NewMinter(issuer, keySource, now),
 		Verifier: e.verifier,
 		ClientIP: address,
 		Now:      now,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	observe := func(ev grants.Event) {
 		if ev.Kind == grants.EventThrottled && ev.What == grants.ThrottledUserCode {
 			e.throttled <- ev.RemoteIP
 		}
 	}
+	var err error
 	e.page, err = NewDevicePage(DeviceConfig{Issuer: issuer, Server: e.grants, ClientIP: address, SignIns: e.store,
 		Template: tmpl, Observe: observe, Now: now})
 	if err != nil {
@@ -137,14 +131,7 @@ func (e *deviceEnv) browser(address string) *deviceBrowser {
 	return &deviceBrowser{e: e, address: address, hc: &http.Client{Jar: jar}}
 }
 
-// devicePageResp is a page as the test reads it.
-type devicePageResp struct {
-	status int
-	header http.Header
-	body   string
-}
-
-func (b *deviceBrowser) do(method, target string, form url.Values) *devicePageResp {
+func (b *deviceBrowser) do(method, target string, form url.Values) *page {
 	b.e.t.Helper()
 	req, err := http.NewRequest(method, target, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -154,21 +141,15 @@ func (b *deviceBrowser) do(method, target string, form url.Values) *devicePageRe
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	req.Header.Set("X-Test-Address", b.address)
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		b.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return &devicePageResp{status: resp.StatusCode, header: resp.Header, body: string(body)}
+	return send(b.e.t, b.hc, req)
 }
 
-func (b *deviceBrowser) open(target string) *devicePageResp {
+func (b *deviceBrowser) open(target string) *page {
 	return b.do(http.MethodGet, target, nil)
 }
 
 // submit posts the form on p with its fields, the given ones set, as a browser would.
-func (b *deviceBrowser) submit(p *devicePageResp, set ...string) *devicePageResp {
+func (b *deviceBrowser) submit(p *page, set ...string) *page {
 	b.e.t.Helper()
 	form := p.fields(b.e.t)
 	for i := 0; i < len(set); i += 2 {
@@ -180,7 +161,7 @@ func (b *deviceBrowser) submit(p *devicePageResp, set ...string) *devicePageResp
 var deviceInput = regexp.MustCompile(`<input type="(?:hidden|text)"[^>]* name="([^"]*)" value="([^"]*)"`)
 
 // fields returns the values of the one form on p, failing when there is none.
-func (p *devicePageResp) fields(t *testing.T) url.Values {
+func (p *page) fields(t *testing.T) url.Values {
 	t.Helper()
 	if strings.Count(p.body, "<form") != 1 {
 		t.Fatalf("want one form, got %d %s", p.status, p.body)
@@ -192,7 +173,7 @@ func (p *devicePageResp) fields(t *testing.T) url.Values {
 	return form
 }
 
-func (p *devicePageResp) expect(t *testing.T, what string, status int, contains ...string) {
+func (p *page) expect(t *testing.T, what string, status int, contains ...string) {
 	t.Helper()
 	if p.status != status {
 		t.Fatalf("%s: %d, want %d: %s", what, p.status, status, p.body)
@@ -213,7 +194,7 @@ const (
 )
 
 // decideFrom walks the page from verification_uri_complete to the decision form.
-func (b *deviceBrowser) decideFrom(complete string) *devicePageResp {
+func (b *deviceBrowser) decideFrom(complete string) *page {
 	b.e.t.Helper()
 	codePage := b.open(complete)
 	codePage.expect(b.e.t, "verification_uri_complete", http.StatusOK, codeInput)
@@ -225,6 +206,26 @@ func (b *deviceBrowser) decideFrom(complete string) *devicePageResp {
 		b.e.t.Errorf("the deny button comes before approve: %s", decide.body)
 	}
 	return decide
+}
+
+// decisionReached is a device flow on a test clock whose person, in a browser at 192.0.2.1, has
+// signed in and sees the decision form.
+type decisionReached struct {
+	*deviceEnv
+	clock      *testclock.Clock
+	deviceCode string
+	complete   string
+	person     *deviceBrowser
+	decide     *page
+}
+
+func reachDecision(t *testing.T) *decisionReached {
+	t.Helper()
+	clock := testclock.New(time.Unix(1_800_000_000, 0))
+	e := newDeviceEnv(t, clock.Now, nil)
+	deviceCode, complete := e.start()
+	b := e.browser("192.0.2.1")
+	return &decisionReached{deviceEnv: e, clock: clock, deviceCode: deviceCode, complete: complete, person: b, decide: b.decideFrom(complete)}
 }
 
 func userCodeOf(t *testing.T, complete string) string {
@@ -295,15 +296,13 @@ func TestDevicePageDeny(t *testing.T) {
 		{"no button, as a cancel control would post", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newDeviceEnv(t, testclock.New(time.Unix(1_800_000_000, 0)).Now, nil)
-			deviceCode, complete := e.start()
-			b := e.browser("192.0.2.1")
-			done := b.submit(b.decideFrom(complete), tt.set...)
+			d := reachDecision(t)
+			done := d.person.submit(d.decide, tt.set...)
 			done.expect(t, "denied", http.StatusOK, "denied")
 			if strings.Contains(done.body, "<form") {
 				t.Errorf("the page after denial holds a form: %s", done.body)
 			}
-			if status, code := e.poll(deviceCode); status != http.StatusBadRequest || code != grants.CodeAccessDenied {
+			if status, code := d.poll(d.deviceCode); status != http.StatusBadRequest || code != grants.CodeAccessDenied {
 				t.Errorf("poll after denial = %d %q, want 400 access_denied", status, code)
 			}
 		})
@@ -313,33 +312,30 @@ func TestDevicePageDeny(t *testing.T) {
 // Every step refuses a form not posted from this page in this browser, and a decision needs the
 // sign-in of the browser that posts it.
 func TestDevicePageCSRF(t *testing.T) {
-	c := testclock.New(time.Unix(1_800_000_000, 0))
-	e := newDeviceEnv(t, c.Now, nil)
-	deviceCode, complete := e.start()
-	victim := e.browser("192.0.2.1")
-	decide := victim.decideFrom(complete)
-	ticket := decide.fields(t).Get("ticket")
+	d := reachDecision(t)
+	victim := d.person
+	ticket := d.decide.fields(t).Get("ticket")
 
 	// A page elsewhere makes the victim's browser post: the cookie goes along, the token cannot.
 	forged := url.Values{"step": {DeviceStepDecide}, "ticket": {ticket}, "approve": {"approve"}}
-	victim.do(http.MethodPost, e.srv.URL+DevicePath, forged).expect(t, "no token", http.StatusForbidden)
+	victim.do(http.MethodPost, d.srv.URL+DevicePath, forged).expect(t, "no token", http.StatusForbidden)
 	forged.Set("csrf", "x")
-	victim.do(http.MethodPost, e.srv.URL+DevicePath, forged).expect(t, "wrong token", http.StatusForbidden)
+	victim.do(http.MethodPost, d.srv.URL+DevicePath, forged).expect(t, "wrong token", http.StatusForbidden)
 
 	// An attacker with the ticket, its own cookie and token: the ticket is bound to the victim's.
-	attacker := e.browser("198.51.100.7")
-	own := attacker.open(e.srv.URL + DevicePath).fields(t).Get("csrf")
+	attacker := d.browser("198.51.100.7")
+	own := attacker.open(d.srv.URL + DevicePath).fields(t).Get("csrf")
 	forged.Set("csrf", own)
-	attacker.do(http.MethodPost, e.srv.URL+DevicePath, forged).expect(t, "another browser's ticket", http.StatusForbidden)
+	attacker.do(http.MethodPost, d.srv.URL+DevicePath, forged).expect(t, "another browser's ticket", http.StatusForbidden)
 
 	// The code and login steps too.
 	for _, step := range []url.Values{
-		{"step": {DeviceStepCode}, "user_code": {userCodeOf(t, complete)}},
-		{"step": {DeviceStepLogin}, "user_code": {userCodeOf(t, complete)}, "username": {"alice"}, "password": {"alice-pw"}},
+		{"step": {DeviceStepCode}, "user_code": {userCodeOf(t, d.complete)}},
+		{"step": {DeviceStepLogin}, "user_code": {userCodeOf(t, d.complete)}, "username": {"alice"}, "password": {"alice-pw"}},
 	} {
-		e.browser("192.0.2.9").do(http.MethodPost, e.srv.URL+DevicePath, step).expect(t, "step "+step.Get("step")+" without cookie", http.StatusForbidden)
+		d.browser("192.0.2.9").do(http.MethodPost, d.srv.URL+DevicePath, step).expect(t, "step "+step.Get("step")+" without cookie", http.StatusForbidden)
 	}
-	if status, code := e.poll(deviceCode); code != grants.CodeAuthorizationPending {
+	if status, code := d.poll(d.deviceCode); code != grants.CodeAuthorizationPending {
 		t.Errorf("poll after the forgeries = %d %q, want authorization_pending", status, code)
 	}
 }
@@ -380,17 +376,14 @@ func TestDevicePageThrottlesWrongCodes(t *testing.T) {
 
 // A sign-in outlives nothing: once the code has expired, the decision records nothing.
 func TestDevicePageExpired(t *testing.T) {
-	c := testclock.New(time.Unix(1_800_000_000, 0))
-	e := newDeviceEnv(t, c.Now, nil)
-	deviceCode, complete := e.start()
-	b := e.browser("192.0.2.1")
-	decide := b.decideFrom(complete)
-	c.Advance(300 * time.Second)
-	b.submit(decide, "approve", "approve").expect(t, "approval after expiry", http.StatusBadRequest, codeInput)
-	if status, code := e.poll(deviceCode); code != grants.CodeExpiredToken {
+	d := reachDecision(t)
+	b := d.person
+	d.clock.Advance(300 * time.Second)
+	b.submit(d.decide, "approve", "approve").expect(t, "approval after expiry", http.StatusBadRequest, codeInput)
+	if status, code := d.poll(d.deviceCode); code != grants.CodeExpiredToken {
 		t.Errorf("poll after expiry = %d %q, want expired_token", status, code)
 	}
-	b.submit(b.open(complete)).expect(t, "expired code typed", http.StatusBadRequest, codeInput, "expired")
+	b.submit(b.open(d.complete)).expect(t, "expired code typed", http.StatusBadRequest, codeInput, "expired")
 }
 
 func TestDevicePageMethods(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -24,19 +25,7 @@ func TestURL(t *testing.T) {
 
 func testKeySet(t testing.TB, alg string) *tokens.KeySet {
 	t.Helper()
-	signer, err := tokens.GenerateKey(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokens.NewKey(alg, signer, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := tokens.NewKeySet(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ks
+	return testkeys.Set(t, testkeys.New(t, alg, time.Time{}))
 }
 
 func TestDiscoveryMethods(t *testing.T) {

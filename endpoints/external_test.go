@@ -13,6 +13,7 @@ import (
 	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
@@ -28,25 +29,18 @@ func externalPages(t *testing.T, tmpl *template.Template) *Pages {
 	mem := store.NewMemory(clk.Now)
 	keys := testKeySet(t, tokens.ES256)
 	keySet := func() *tokens.KeySet { return keys }
-	main, err := identity.NewStatic([]identity.StaticUser{{Username: "alice", Hash: hash(t, "alice-pw")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	main := staticUsers(t, identity.StaticUser{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw")})
 	const issuer = "https://tg.example"
 	code := []string{"authorization_code"}
-	server, err := grants.New(grants.Config{Settings: grants.Settings{
-		Issuer: issuer, TokenEndpoint: URL(issuer, TokenPath), VerificationURI: URL(issuer, DevicePath),
+	server := newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{
 			{ID: "fed", Public: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"https://fed.example/cb"},
 				IdentityProviders: []string{"main", "ext"}},
 			{ID: "localonly", Public: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"https://local.example/cb"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "ext", External: true}, {Name: "main", Provider: main}},
-	}, Dependencies: grants.Dependencies{Store: mem, Minter: tokens.NewMinter(issuer, keySet, clk.Now),
-		Verifier: tokens.NewVerifier(issuer, keySet, clk.Now), Now: clk.Now}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, grants.Dependencies{Store: mem, Minter: tokens.NewMinter(issuer, keySet, clk.Now),
+		Verifier: tokens.NewVerifier(issuer, keySet, clk.Now), Now: clk.Now})
 	ext, err := federation.New(federation.Config{Name: "ext", DisplayName: "Example SSO", Kind: federation.KindOAuth2,
 		AuthorizeURL: upstreamAuthorize, TokenURL: "https://upstream.example/token", UserinfoURL: "https://upstream.example/me",
 		ClientID: "tg", RedirectURI: URL(issuer, ExternalCallbackPath("ext")), Tenants: []string{"acme"}})

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"html"
 	"io"
@@ -21,7 +22,6 @@ import (
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // fixture serves the pages, the token endpoint and userinfo over a real HTTP server, on a memory
@@ -51,15 +51,6 @@ type fixture struct {
 
 type testClock = testclock.Clock
 
-func hash(t testing.TB, pw string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(h)
-}
-
 // secrets are a client's Secrets, as configured.
 func secrets(t testing.TB, configured ...string) []*grants.Secret {
 	t.Helper()
@@ -72,6 +63,18 @@ func secrets(t testing.TB, configured ...string) []*grants.Secret {
 		out = append(out, s)
 	}
 	return out
+}
+
+// newGrants is the grants server of settings at issuer, its endpoints where this package's handlers
+// are served.
+func newGrants(t testing.TB, issuer string, settings grants.Settings, deps grants.Dependencies) *grants.Server {
+	t.Helper()
+	settings.Issuer, settings.TokenEndpoint, settings.VerificationURI = issuer, URL(issuer, TokenPath), URL(issuer, DevicePath)
+	s, err := grants.New(grants.Config{Settings: settings, Dependencies: deps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // staticUsers is a users block of users.
@@ -120,16 +123,12 @@ func (f *fixture) build(t testing.TB, issuer string) {
 	f.keys = testKeySet(t, tokens.ES256)
 	f.minter = tokens.NewMinter(issuer, f.keySet, f.Now)
 	main := staticUsers(t,
-		identity.StaticUser{Username: "alice", Hash: hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
+		identity.StaticUser{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw"), Tenants: []string{"acme", "globex"}, Claims: map[string]string{
 			"name": "Alice Liddell", "given_name": "Alice", "email": "alice@example.com", "department": "research"}},
-		identity.StaticUser{Username: "carol", Hash: hash(t, "carol-pw")})
-	partners := staticUsers(t, identity.StaticUser{Username: "bob", Hash: hash(t, "bob-pw")})
+		identity.StaticUser{Username: "carol", Hash: bcrypttest.Hash(t, "carol-pw")})
+	partners := staticUsers(t, identity.StaticUser{Username: "bob", Hash: bcrypttest.Hash(t, "bob-pw")})
 	code := []string{"authorization_code", "refresh_token"}
-	var err error
-	f.grants, err = grants.New(grants.Config{Settings: grants.Settings{
-		Issuer:          issuer,
-		TokenEndpoint:   URL(issuer, TokenPath),
-		VerificationURI: URL(issuer, DevicePath),
+	f.grants = newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{
 			{ID: "web", DisplayName: "Web & Co", Secrets: secrets(t, "web-secret"), Grants: code, Audience: []string{"api"},
 				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},
@@ -145,16 +144,14 @@ func (f *fixture) build(t testing.TB, issuer string) {
 				IdentityProviders: []string{"partners"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
-	}, Dependencies: grants.Dependencies{
+	}, grants.Dependencies{
 		Store:    f.store,
 		Minter:   f.minter,
 		Verifier: tokens.NewVerifier(issuer, f.keySet, f.Now),
 		DenyList: f.deny,
 		Now:      f.Now,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	var err error
 	f.pages, err = NewPages(PagesConfig{
 		Issuer:     issuer,
 		Server:     f.grants,
@@ -189,15 +186,21 @@ type page struct {
 	body   string
 }
 
-func (b *browser) do(req *http.Request) *page {
-	b.f.t.Helper()
-	resp, err := b.hc.Do(req)
+// send sends req through hc and reads the whole answer.
+func send(t testing.TB, hc *http.Client, req *http.Request) *page {
+	t.Helper()
+	resp, err := hc.Do(req)
 	if err != nil {
-		b.f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return &page{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+func (b *browser) do(req *http.Request) *page {
+	b.f.t.Helper()
+	return send(b.f.t, b.hc, req)
 }
 
 func (b *browser) get(path string, params url.Values) *page {
@@ -335,22 +338,4 @@ func (f *fixture) accessToken(scope, gid string) string {
 		f.t.Fatal(err)
 	}
 	return raw
-}
-
-// jwtClaims decodes a JWT's payload without verifying it.
-func jwtClaims(t testing.TB, raw string) map[string]any {
-	t.Helper()
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", raw)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // TestLoginCSRF: a sign-in POST must carry the token of a form this site gave this browser (login
@@ -183,7 +185,7 @@ func TestLoginPromptLoginSignsIn(t *testing.T) {
 	}
 	loc := b.authorize(webRequest()).location(t)
 	_, body := f.redeem(loc.Query().Get("code"), "https://web.example.com/cb", verifier)
-	if sub := jwtClaims(t, body["access_token"].(string))["sub"]; sub != "carol" {
+	if sub := jwtpart.Claims(t, body["access_token"].(string))["sub"]; sub != "carol" {
 		t.Errorf("after signing in again the session is %v's, want carol's", sub)
 	}
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/jwtpart"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -47,23 +47,6 @@ func (f *fixture) redeem(who [2]string, kv ...string) *response {
 	return f.do(request{body: vals(append([]string{"grant_type", "authorization_code"}, kv...)...).Encode(), basic: who})
 }
 
-func jwtClaims(t *testing.T, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", token)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(raw, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
-}
-
 func TestAuthorizationCode(t *testing.T) {
 	f := newFixture(t)
 	code := f.code(nil)
@@ -73,7 +56,7 @@ func TestAuthorizationCode(t *testing.T) {
 		t.Error("no refresh token for offline_access")
 	}
 	// OIDC Core §3.1.3.7: exact iss, aud holding the client, exp, iat, the echoed nonce.
-	id := jwtClaims(t, resp.str("id_token"))
+	id := jwtpart.Claims(t, resp.str("id_token"))
 	if id["iss"] != issuer || id["aud"] != "web" || id["nonce"] != "n-0S6_WzA2Mj" || id["sub"] != "alice" ||
 		id["exp"] == nil || id["iat"] == nil || id["auth_time"] == nil || id["at_hash"] == nil ||
 		fmt.Sprint(id["amr"]) != "[pwd]" || id["acr"] != "1" || id["azp"] != "web" {
@@ -86,7 +69,7 @@ func TestAuthorizationCode(t *testing.T) {
 	// A refreshed ID token keeps sub, aud and auth_time but not the nonce.
 	refreshed := f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", resp.str("refresh_token")).Encode(), basic: web})
 	f.expectOK("refresh", refreshed)
-	again := jwtClaims(t, refreshed.str("id_token"))
+	again := jwtpart.Claims(t, refreshed.str("id_token"))
 	if again["sub"] != id["sub"] || again["aud"] != id["aud"] || again["auth_time"] != id["auth_time"] || again["nonce"] != nil {
 		t.Errorf("refreshed id_token = %v, first = %v", again, id)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokengate/tokengate/internal/assertiontest"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 )
 
 // assertionForm is a client_credentials request authenticated by the client assertion raw.
@@ -164,7 +165,7 @@ func TestAssertionClientConfig(t *testing.T) {
 		client *Client
 		want   string
 	}{
-		{"client_secret_jwt with a bcrypt secret", &Client{ID: "c", AuthMethod: AuthSecretJWT, Secrets: secrets(t, bcryptHash(t, hmacSecret))}, "bcrypt"},
+		{"client_secret_jwt with a bcrypt secret", &Client{ID: "c", AuthMethod: AuthSecretJWT, Secrets: secrets(t, bcrypttest.Hash(t, hmacSecret))}, "bcrypt"},
 		{"client_secret_jwt with a short secret", &Client{ID: "c", AuthMethod: AuthSecretJWT, Secrets: secrets(t, "short")}, "HS256"},
 		{"jwt_bearer with nobody to trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"jwt_bearer"}}, "trust"},
 		{"saml2_bearer without saml_trust", &Client{ID: "c", Secrets: secrets(t, "s"), Grants: []string{"saml2_bearer"}}, "saml_trust"},

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 )
 
 // The hot path: a client whose bcrypt secret was verified once asks for a token again. Client
@@ -62,12 +62,9 @@ func fromAddress(_ *fixture, cfg *Config) {
 // withBcryptClient registers client id with a bcrypt hash of secret at cost, as `caddy
 // hash-password` would write it; the dearest cost configured is then at least cost.
 func withBcryptClient(t *testing.T, id, secret string, cost int) func(*fixture, *Config) {
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), cost)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := bcrypttest.HashAt(t, secret, cost)
 	return func(_ *fixture, cfg *Config) {
-		cfg.Clients = append(cfg.Clients, &Client{ID: id, Secrets: secrets(t, string(h)), Grants: []string{"client_credentials"}, Scopes: []string{"api.read"}})
+		cfg.Clients = append(cfg.Clients, &Client{ID: id, Secrets: secrets(t, h), Grants: []string{"client_credentials"}, Scopes: []string{"api.read"}})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/jwtpart"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -215,7 +216,7 @@ func TestDeviceCodeGrant(t *testing.T) {
 	if err != nil || claims.Subject != "alice" || claims.ClientID != "tv" || claims.Scope != "openid offline_access api.read" {
 		t.Errorf("access token = %+v, %v, want alice's for tv with the scope asked", claims, err)
 	}
-	if id := jwtClaims(t, resp.str("id_token")); id["sub"] != "alice" || id["aud"] != "tv" || id["auth_time"] == nil {
+	if id := jwtpart.Claims(t, resp.str("id_token")); id["sub"] != "alice" || id["aud"] != "tv" || id["auth_time"] == nil {
 		t.Errorf("id_token claims = %v, want alice's for tv", id)
 	}
 	if resp.str("refresh_token") == "" {

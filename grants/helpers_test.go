@@ -15,10 +15,11 @@ import (
 
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 	"github.com/tokengate/tokengate/internal/testclock"
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
-	"golang.org/x/crypto/bcrypt"
 )
 
 const (
@@ -68,15 +69,6 @@ func (d countedDenyList) Sync(ctx context.Context) error {
 	return err
 }
 
-func bcryptHash(t testing.TB, secret string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(h)
-}
-
 func secrets(t testing.TB, configured ...string) []*Secret {
 	t.Helper()
 	var out []*Secret
@@ -103,29 +95,18 @@ func newFixture(t testing.TB, options ...func(*fixture, *Config)) *fixture {
 	f := &fixture{t: t, Clock: testclock.New(time.Unix(1_800_000_000, 0))}
 	f.store = store.NewMemory(f.Now)
 	f.deny = gate.NewDenyList(f.store, f.Now)
-	signer, err := tokens.GenerateKey(tokens.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokens.NewKey(tokens.ES256, signer, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := tokens.NewKeySet(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := testkeys.Set(t, testkeys.New(t, tokens.ES256, time.Time{}))
 	keySource := func() *tokens.KeySet { return keys }
 	f.verifier = tokens.NewVerifier(issuer, keySource, f.Now)
 
 	main, err := identity.NewStatic([]identity.StaticUser{
-		{Username: "alice", Hash: bcryptHash(t, "alice-pw"), Claims: map[string]string{"email": "alice@example.com"}, Tenants: []string{"acme"}},
-		{Username: "carol", Hash: bcryptHash(t, "carol-pw")},
+		{Username: "alice", Hash: bcrypttest.Hash(t, "alice-pw"), Claims: map[string]string{"email": "alice@example.com"}, Tenants: []string{"acme"}},
+		{Username: "carol", Hash: bcrypttest.Hash(t, "carol-pw")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	partners, err := identity.NewStatic([]identity.StaticUser{{Username: "bob", Hash: bcryptHash(t, "bob-pw")}})
+	partners, err := identity.NewStatic([]identity.StaticUser{{Username: "bob", Hash: bcrypttest.Hash(t, "bob-pw")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +116,7 @@ func newFixture(t testing.TB, options ...func(*fixture, *Config)) *fixture {
 		TokenEndpoint:   tokenEndpoint,
 		VerificationURI: verificationURI,
 		Clients: []*Client{
-			{ID: "app", Secrets: secrets(t, bcryptHash(t, "app-secret")), Grants: all,
+			{ID: "app", Secrets: secrets(t, bcrypttest.Hash(t, "app-secret")), Grants: all,
 				Scopes: []string{"openid", "profile", "offline_access", "api.read", "api.write"}, Audience: []string{"api"},
 				Claims: map[string]string{"tier": "gold"}, IdentityProviders: []string{"main", "partners"}},
 			{ID: "plain", Secrets: secrets(t, "p:%+& secret"), Grants: []string{"client_credentials"}, Scopes: []string{"api.read"}},
@@ -272,6 +253,17 @@ func (f *fixture) expectOK(what string, resp *response) {
 	if resp.status != http.StatusOK || resp.str("access_token") == "" {
 		f.t.Fatalf("%s: %d %s, want 200 with a token", what, resp.status, resp.raw)
 	}
+}
+
+// accessClaims checks that resp carries tokens and returns its access token's claims.
+func (f *fixture) accessClaims(what string, resp *response) *tokens.Claims {
+	f.t.Helper()
+	f.expectOK(what, resp)
+	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil {
+		f.t.Fatalf("%s: %v", what, err)
+	}
+	return claims
 }
 
 func vals(kv ...string) url.Values {

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/tokengate/tokengate/tokens"
 )
 
 // observed is a fixture whose Server tells its events to events.
@@ -33,17 +31,6 @@ func take(events *[]Event, kind EventKind) []Event {
 	}
 	*events = nil
 	return out
-}
-
-// accessClaims checks that resp carries tokens and returns its access token's claims.
-func (f *fixture) accessClaims(what string, resp *response) *tokens.Claims {
-	f.t.Helper()
-	f.expectOK(what, resp)
-	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
-	if err != nil {
-		f.t.Fatalf("%s: %v", what, err)
-	}
-	return claims
 }
 
 func clientID(c *Client) string {

@@ -117,11 +117,7 @@ func TestPasswordTokens(t *testing.T) {
 	f := newFixture(t)
 	resp := f.post(vals("grant_type", "password", "username", "alice", "password", "alice-pw",
 		"scope", "openid offline_access api.read", "acr_values", "tenant:acme"))
-	f.expectOK("password", resp)
-	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	claims := f.accessClaims("password", resp)
 	if claims.Subject != "alice" || claims.ClientID != "app" || claims.Scope != "openid offline_access api.read" ||
 		claims.All["email"] != "alice@example.com" || claims.All["tenant"] != "acme" || claims.All["tier"] != "gold" ||
 		claims.GrantID == "" || len(claims.Audience) != 1 || claims.Audience[0] != "api" {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/internal/bcrypttest"
+	"github.com/tokengate/tokengate/internal/jwtpart"
 	"github.com/tokengate/tokengate/store"
 )
 
@@ -211,7 +213,7 @@ func TestRefreshEndsWithTheUser(t *testing.T) {
 		"acr_values", "idp:partners"))
 	f.expectOK("bob's login", bobResp)
 
-	f.reload(withoutUser(t, "main", "alice", identity.StaticUser{Username: "carol", Hash: bcryptHash(t, "carol-pw")}))
+	f.reload(withoutUser(t, "main", "alice", identity.StaticUser{Username: "carol", Hash: bcrypttest.Hash(t, "carol-pw")}))
 	if in := f.introspect(alice, [2]string{"app", "app-secret"}); in.json["active"] != false {
 		t.Errorf("introspection of alice's refresh token once she is removed: %s, want inactive", in.raw)
 	}
@@ -288,7 +290,7 @@ func TestRefreshDropsRemovedScopes(t *testing.T) {
 	if got := narrowed.str("scope"); got != "offline_access api.read" {
 		t.Errorf("scope after api.write was removed = %q, want offline_access api.read", got)
 	}
-	if got := jwtClaims(t, narrowed.str("access_token"))["scope"]; got != "offline_access api.read" {
+	if got := jwtpart.Claims(t, narrowed.str("access_token"))["scope"]; got != "offline_access api.read" {
 		t.Errorf("the access token's scope after api.write was removed = %q, want offline_access api.read", got)
 	}
 	token = narrowed.str("refresh_token")

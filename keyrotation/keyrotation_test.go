@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/testkeys"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -288,14 +289,7 @@ func TestTwoAlgorithms(t *testing.T) {
 // TestFixedKey: a key from a file leads the set and signs, beside the generated keys of another
 // algorithm, and never enters the store.
 func TestFixedKey(t *testing.T) {
-	signer, err := tokens.GenerateKey(tokens.EdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixed, err := tokens.NewKey(tokens.EdDSA, signer, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fixed := testkeys.New(t, tokens.EdDSA, time.Time{})
 	c := testclock.New(genStart)
 	st := store.NewMemory(c.Now)
 	// A generated EdDSA key left by an earlier configuration does not displace the file's.

@@ -158,18 +158,30 @@ func (s *signer) sign(t testing.TB, a *etree.Element, opts ...func(*dsig.Signing
 		t.Fatal(err)
 	}
 	signed := a.Copy()
-	if is := signed.SelectElement("saml:Issuer"); is != nil {
-		signed.InsertChildAt(is.Index()+1, sig)
-	} else {
-		signed.AddChild(sig)
-	}
+	placeSignature(signed, sig)
 	return signed
+}
+
+// placeSignature puts sig into a where SAML core §5.4.2 has an assertion's signature: right after
+// its Issuer, or last when it has none.
+func placeSignature(a, sig *etree.Element) {
+	if is := a.SelectElement("saml:Issuer"); is != nil {
+		a.InsertChildAt(is.Index()+1, sig)
+	} else {
+		a.AddChild(sig)
+	}
 }
 
 // signXML returns the serialized, signed default assertion after edits.
 func (s *signer) signXML(t testing.TB, edits ...edit) string {
 	t.Helper()
 	return serialize(t, s.sign(t, assertion(t, edits...)))
+}
+
+// idpSigned is an attack table row's assertion: the default one after edits, signed by the
+// fixture's trusted IdP, encoded.
+func idpSigned(edits ...edit) func(*testing.T, *fixture) string {
+	return func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, edits...)) }
 }
 
 func serialize(t testing.TB, el *etree.Element) string {
@@ -187,12 +199,14 @@ func b64(xml string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(xml))
 }
 
-// cut removes the ds:Signature of signed and returns it.
-func cut(t testing.TB, signed *etree.Element) *etree.Element {
+// signApart signs the default assertion and takes its ds:Signature back out, for the wrapping
+// attacks that move a genuine signature elsewhere.
+func (s *signer) signApart(t testing.TB) (signed, sig *etree.Element) {
 	t.Helper()
-	sig := find(t, signed, "./ds:Signature")
+	signed = s.sign(t, assertion(t))
+	sig = find(t, signed, "./ds:Signature")
 	signed.RemoveChild(sig)
-	return sig
+	return signed, sig
 }
 
 // newVerifier returns a verifier at testNow trusting testIssuer's certs, replaying into replay.

@@ -145,10 +145,9 @@ func TestVerifyRefuses(t *testing.T) {
 			a := assertion(t, setAttr(".", "Ref", "_other"))
 			return b64(serialize(t, f.idp.sign(t, a, func(c *dsig.SigningContext) { c.IdAttribute = "Ref" })))
 		}, "does not reference the assertion's ID"},
-		{"no ID", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, removeAttr(".", "ID"))) }, "no ID"},
-		{"prefixed twin of the ID", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(".", "xmlns:x", "urn:x"), setAttr(".", "x:ID", "_evil")))
-		}, "attribute appears twice"},
+		{"no ID", idpSigned(removeAttr(".", "ID")), "no ID"},
+		{"prefixed twin of the ID", idpSigned(setAttr(".", "xmlns:x", "urn:x"), setAttr(".", "x:ID", "_evil")),
+			"attribute appears twice"},
 		{"signed assertion in the Advice of a forged one", func(t *testing.T, f *fixture) string {
 			signed := f.idp.sign(t, assertion(t))
 			forged := assertion(t, setAttr(".", "ID", "_evil"), setText(nameIDPath, "admin@example.com"), addXML(".", "<saml:Advice/>"))
@@ -156,19 +155,17 @@ func TestVerifyRefuses(t *testing.T) {
 			return b64(serialize(t, forged))
 		}, "not the assertion's own"},
 		{"forged assertion with the signed one's ID and signature, original in its Advice", func(t *testing.T, f *fixture) string {
-			signed := f.idp.sign(t, assertion(t))
-			sig := cut(t, signed)
+			signed, sig := f.idp.signApart(t)
 			forged := assertion(t, setText(nameIDPath, "admin@example.com"), addXML(".", "<saml:Advice/>"))
-			forged.InsertChildAt(find(t, forged, "./saml:Issuer").Index()+1, sig)
+			placeSignature(forged, sig)
 			find(t, forged, "./saml:Advice").AddChild(signed)
 			return b64(serialize(t, forged))
 		}, "does not verify"},
 		{"original inside the signature's Object of a forged one (XSW8)", func(t *testing.T, f *fixture) string {
-			signed := f.idp.sign(t, assertion(t))
-			sig := cut(t, signed)
+			signed, sig := f.idp.signApart(t)
 			sig.CreateElement("ds:Object").AddChild(signed)
 			forged := assertion(t, setText(nameIDPath, "admin@example.com"))
-			forged.InsertChildAt(find(t, forged, "./saml:Issuer").Index()+1, sig)
+			placeSignature(forged, sig)
 			return b64(serialize(t, forged))
 		}, "does not verify"},
 		{"another signed assertion inside the signature's Object", func(t *testing.T, f *fixture) string {
@@ -194,9 +191,8 @@ func TestVerifyRefuses(t *testing.T) {
 		{"signature in another namespace", func(t *testing.T, f *fixture) string {
 			return b64(strings.Replace(f.idp.signXML(t), `xmlns:ds="http://www.w3.org/2000/09/xmldsig#"`, `xmlns:ds="urn:evil"`, 1))
 		}, "not the assertion's own"},
-		{"a second Issuer in another namespace", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML(".", `<evil:Issuer xmlns:evil="urn:evil">`+testIssuer+`</evil:Issuer>`)))
-		}, "Issuer is in a foreign namespace"},
+		{"a second Issuer in another namespace", idpSigned(addXML(".", `<evil:Issuer xmlns:evil="urn:evil">`+testIssuer+`</evil:Issuer>`)),
+			"Issuer is in a foreign namespace"},
 		{"comment in the NameID, signed with comments", func(t *testing.T, f *fixture) string {
 			a := assertion(t, func(t testing.TB, a *etree.Element) {
 				n := find(t, a, nameIDPath)
@@ -220,80 +216,54 @@ func TestVerifyRefuses(t *testing.T) {
 		}, "Issuer holds markup"},
 
 		// RFC 7522 §3 items 1 and 2: Issuer, and this authorization server as Audience.
-		{"no Issuer", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, remove("./saml:Issuer"))) }, "holds 0 Issuer"},
+		{"no Issuer", idpSigned(remove("./saml:Issuer")), "holds 0 Issuer"},
 		{"Issuer not trusted", func(t *testing.T, f *fixture) string {
 			return b64(f.attacker.signXML(t, setText("./saml:Issuer", "https://evil.example.com")))
 		}, "not trusted"},
-		{"Issuer with a trailing slash", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setText("./saml:Issuer", testIssuer+"/")))
-		}, "not trusted"},
-		{"Issuer with a person's Format", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr("./saml:Issuer", "Format", "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")))
-		}, "Format is not entity"},
-		{"foreign Audience", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setText(condPath+"/saml:AudienceRestriction/saml:Audience", "https://sp.example.com")))
-		}, "Audience is not"},
-		{"Audience with a trailing slash", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setText(condPath+"/saml:AudienceRestriction/saml:Audience", testAudience+"/")))
-		}, "Audience is not"},
-		{"a second AudienceRestriction without us", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML(condPath, `<saml:AudienceRestriction><saml:Audience>https://sp.example.com</saml:Audience></saml:AudienceRestriction>`)))
-		}, "Audience is not"},
-		{"no AudienceRestriction", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, remove(condPath+"/saml:AudienceRestriction")))
-		}, "no AudienceRestriction"},
-		{"no Conditions", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, remove(condPath))) }, "holds 0 Conditions"},
+		{"Issuer with a trailing slash", idpSigned(setText("./saml:Issuer", testIssuer+"/")), "not trusted"},
+		{"Issuer with a person's Format", idpSigned(setAttr("./saml:Issuer", "Format", "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")),
+			"Format is not entity"},
+		{"foreign Audience", idpSigned(setText(condPath+"/saml:AudienceRestriction/saml:Audience", "https://sp.example.com")),
+			"Audience is not"},
+		{"Audience with a trailing slash", idpSigned(setText(condPath+"/saml:AudienceRestriction/saml:Audience", testAudience+"/")),
+			"Audience is not"},
+		{"a second AudienceRestriction without us", idpSigned(addXML(condPath,
+			`<saml:AudienceRestriction><saml:Audience>https://sp.example.com</saml:Audience></saml:AudienceRestriction>`)),
+			"Audience is not"},
+		{"no AudienceRestriction", idpSigned(remove(condPath + "/saml:AudienceRestriction")), "no AudienceRestriction"},
+		{"no Conditions", idpSigned(remove(condPath)), "holds 0 Conditions"},
 
 		// RFC 7522 §3 item 5: a bearer confirmation for this token endpoint, in time.
-		{"Recipient another endpoint", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "Recipient", "https://sp.example.com/acs")))
-		}, "Recipient is not this token endpoint"},
-		{"Recipient with a trailing slash", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "Recipient", testRecipient+"/")))
-		}, "Recipient is not this token endpoint"},
-		{"no Recipient", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, removeAttr(scdPath, "Recipient"))) }, "Recipient is not this token endpoint"},
-		{"Recipient only under a prefix", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, removeAttr(scdPath, "Recipient"), setAttr(scdPath, "xmlns:x", "urn:x"), setAttr(scdPath, "x:Recipient", testRecipient)))
-		}, "Recipient is not this token endpoint"},
-		{"SubjectConfirmationData expired", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-time.Minute))))
-		}, "SubjectConfirmationData has expired"},
-		{"SubjectConfirmationData expired by the leeway", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(-tokens.ClockLeeway))))
-		}, "SubjectConfirmationData has expired"},
-		{"SubjectConfirmationData without NotOnOrAfter", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, removeAttr(scdPath, "NotOnOrAfter")))
-		}, "SubjectConfirmationData has no NotOnOrAfter"},
-		{"SubjectConfirmationData not valid yet", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "NotBefore", at(time.Minute))))
-		}, "SubjectConfirmationData is not valid yet"},
-		{"holder-of-key", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scPath, "Method", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key")))
-		}, "no bearer SubjectConfirmation"},
-		{"no SubjectConfirmation", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, remove(scPath))) }, "no bearer SubjectConfirmation"},
-		{"no SubjectConfirmationData", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, remove(scdPath)))
-		}, "holds 0 SubjectConfirmationData"},
+		{"Recipient another endpoint", idpSigned(setAttr(scdPath, "Recipient", "https://sp.example.com/acs")),
+			"Recipient is not this token endpoint"},
+		{"Recipient with a trailing slash", idpSigned(setAttr(scdPath, "Recipient", testRecipient+"/")),
+			"Recipient is not this token endpoint"},
+		{"no Recipient", idpSigned(removeAttr(scdPath, "Recipient")), "Recipient is not this token endpoint"},
+		{"Recipient only under a prefix", idpSigned(removeAttr(scdPath, "Recipient"), setAttr(scdPath, "xmlns:x", "urn:x"),
+			setAttr(scdPath, "x:Recipient", testRecipient)),
+			"Recipient is not this token endpoint"},
+		{"SubjectConfirmationData expired", idpSigned(setAttr(scdPath, "NotOnOrAfter", at(-time.Minute))),
+			"SubjectConfirmationData has expired"},
+		{"SubjectConfirmationData expired by the leeway", idpSigned(setAttr(scdPath, "NotOnOrAfter", at(-tokens.ClockLeeway))),
+			"SubjectConfirmationData has expired"},
+		{"SubjectConfirmationData without NotOnOrAfter", idpSigned(removeAttr(scdPath, "NotOnOrAfter")),
+			"SubjectConfirmationData has no NotOnOrAfter"},
+		{"SubjectConfirmationData not valid yet", idpSigned(setAttr(scdPath, "NotBefore", at(time.Minute))),
+			"SubjectConfirmationData is not valid yet"},
+		{"holder-of-key", idpSigned(setAttr(scPath, "Method", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key")),
+			"no bearer SubjectConfirmation"},
+		{"no SubjectConfirmation", idpSigned(remove(scPath)), "no bearer SubjectConfirmation"},
+		{"no SubjectConfirmationData", idpSigned(remove(scdPath)), "holds 0 SubjectConfirmationData"},
 
 		// RFC 7522 §3 items 6 and 11: Conditions in time and understood (replay: TestVerifyReplay).
-		{"Conditions expired", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(condPath, "NotOnOrAfter", at(-time.Minute))))
-		}, "Conditions has expired"},
-		{"Conditions not valid yet", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(condPath, "NotBefore", at(time.Minute))))
-		}, "Conditions is not valid yet"},
-		{"Conditions instant not a dateTime", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(condPath, "NotOnOrAfter", "tomorrow")))
-		}, "not a dateTime"},
-		{"unknown condition", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML(condPath, `<saml:Condition/>`)))
-		}, "unknown condition"},
-		{"condition in another namespace", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML(condPath, `<x:OneTimeUse xmlns:x="urn:x"/>`)))
-		}, "unknown condition"},
-		{"usable for longer than MaxLifetime", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setAttr(scdPath, "NotOnOrAfter", at(2*time.Hour)), setAttr(condPath, "NotOnOrAfter", at(3*time.Hour))))
-		}, "longer than 1h0m0s"},
+		{"Conditions expired", idpSigned(setAttr(condPath, "NotOnOrAfter", at(-time.Minute))), "Conditions has expired"},
+		{"Conditions not valid yet", idpSigned(setAttr(condPath, "NotBefore", at(time.Minute))), "Conditions is not valid yet"},
+		{"Conditions instant not a dateTime", idpSigned(setAttr(condPath, "NotOnOrAfter", "tomorrow")), "not a dateTime"},
+		{"unknown condition", idpSigned(addXML(condPath, `<saml:Condition/>`)), "unknown condition"},
+		{"condition in another namespace", idpSigned(addXML(condPath, `<x:OneTimeUse xmlns:x="urn:x"/>`)), "unknown condition"},
+		{"usable for longer than MaxLifetime", idpSigned(setAttr(scdPath, "NotOnOrAfter", at(2*time.Hour)),
+			setAttr(condPath, "NotOnOrAfter", at(3*time.Hour))),
+			"longer than 1h0m0s"},
 
 		// No DOCTYPE, entity or processing instruction, and nothing fetched: external entities and
 		// entity expansion never reach the parser.
@@ -328,30 +298,21 @@ func TestVerifyRefuses(t *testing.T) {
 		}, "processing instruction"},
 
 		// SAML core §2.3.3, which RFC 7522 §3 item 11 requires in all other respects.
-		{"Version 1.1", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, setAttr(".", "Version", "1.1"))) }, "Version is not 2.0"},
-		{"no IssueInstant", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, removeAttr(".", "IssueInstant"))) }, "no IssueInstant"},
-		{"unknown element with a non-ASCII name", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML(".", `<saml:Évidence/>`)))
-		}, "unexpected ??vidence"},
-		{"unknown element in the assertion", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML(".", `<saml:EncryptedAssertion/>`)))
-		}, "unexpected EncryptedAssertion"},
-		{"EncryptedID instead of NameID", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, remove(nameIDPath), addXML("./saml:Subject", `<saml:EncryptedID/>`)))
-		}, "holds 0 NameID"},
-		{"a second NameID", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML("./saml:Subject", `<saml:NameID>admin@example.com</saml:NameID>`)))
-		}, "holds 2 NameID"},
-		{"empty NameID", func(t *testing.T, f *fixture) string { return b64(f.idp.signXML(t, setText(nameIDPath, ""))) }, "NameID is empty"},
-		{"line feed in the NameID", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, setText(nameIDPath, testSubject+"\nX-Admin: 1")))
-		}, "control character"},
-		{"AttributeValue holding an element", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, addXML("./saml:AttributeStatement/saml:Attribute", `<saml:AttributeValue><saml:NameID>x</saml:NameID></saml:AttributeValue>`)))
-		}, "AttributeValue holds markup"},
-		{"Attribute without a Name", func(t *testing.T, f *fixture) string {
-			return b64(f.idp.signXML(t, removeAttr("./saml:AttributeStatement/saml:Attribute", "Name")))
-		}, "no Name"},
+		{"Version 1.1", idpSigned(setAttr(".", "Version", "1.1")), "Version is not 2.0"},
+		{"no IssueInstant", idpSigned(removeAttr(".", "IssueInstant")), "no IssueInstant"},
+		{"unknown element with a non-ASCII name", idpSigned(addXML(".", `<saml:Évidence/>`)), "unexpected ??vidence"},
+		{"unknown element in the assertion", idpSigned(addXML(".", `<saml:EncryptedAssertion/>`)),
+			"unexpected EncryptedAssertion"},
+		{"EncryptedID instead of NameID", idpSigned(remove(nameIDPath), addXML("./saml:Subject", `<saml:EncryptedID/>`)),
+			"holds 0 NameID"},
+		{"a second NameID", idpSigned(addXML("./saml:Subject", `<saml:NameID>admin@example.com</saml:NameID>`)),
+			"holds 2 NameID"},
+		{"empty NameID", idpSigned(setText(nameIDPath, "")), "NameID is empty"},
+		{"line feed in the NameID", idpSigned(setText(nameIDPath, testSubject+"\nX-Admin: 1")), "control character"},
+		{"AttributeValue holding an element", idpSigned(addXML("./saml:AttributeStatement/saml:Attribute",
+			`<saml:AttributeValue><saml:NameID>x</saml:NameID></saml:AttributeValue>`)),
+			"AttributeValue holds markup"},
+		{"Attribute without a Name", idpSigned(removeAttr("./saml:AttributeStatement/saml:Attribute", "Name")), "no Name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

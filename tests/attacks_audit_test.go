@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokengate/tokengate/internal/assertiontest"
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // The attacks an outside audit performed: a legacy login's redirects taken for a valid login,
@@ -166,7 +167,7 @@ func passwordGrant(t *testing.T, c *Caddy, username, password, acrValues string)
 func accessClaims(t *testing.T, what string, r reply) map[string]any {
 	t.Helper()
 	var claims map[string]any
-	jwtPart(t, wantToken(t, what, r).AccessToken, 1, &claims)
+	jwtpart.Decode(t, wantToken(t, what, r).AccessToken, jwtpart.Payload, &claims)
 	return claims
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 )
 
 // The attacks on client authentication an outside audit found:
@@ -60,19 +62,10 @@ const clientAuthCaddyfile = `{
 func startClientAuthTokengate(t *testing.T, jobCost, vaultCost int) *Caddy {
 	t.Helper()
 	return startCaddy(t, strings.NewReplacer(
-		"{{JOB_HASH}}", bcryptHash(t, "job-secret", jobCost),
-		"{{VAULT_HASH}}", bcryptHash(t, "vault-secret", vaultCost),
+		"{{JOB_HASH}}", bcrypttest.HashAt(t, "job-secret", jobCost),
+		"{{VAULT_HASH}}", bcrypttest.HashAt(t, "vault-secret", vaultCost),
 		"{{ALICE_HASH}}", aliceHash(),
 	).Replace(clientAuthCaddyfile))
-}
-
-func bcryptHash(t *testing.T, secret string, cost int) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), cost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(h)
 }
 
 // fromLoopback is an HTTP client whose connections come from ip, a loopback address other than
@@ -211,7 +204,7 @@ func timeBcrypt(t *testing.T, cost int) time.Duration {
 	var fastest time.Duration
 	for i := range 3 {
 		start := time.Now()
-		bcryptHash(t, "x", cost)
+		bcrypttest.HashAt(t, "x", cost)
 		if d := time.Since(start); i == 0 || d < fastest {
 			fastest = d
 		}

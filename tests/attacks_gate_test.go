@@ -40,12 +40,7 @@ const attackGateCaddyfile = `{
 		issuer {{BASE}}
 		store memory
 		signing_key_file es256 {{KEY_FILE}} gate-key
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read api.write
-			audience api
-		}
+` + svcClient + `
 		client web {
 			secret web-secret
 			grants password refresh_token

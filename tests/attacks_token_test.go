@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // attackTokenCaddyfile is the token endpoint under attack: the machine client svc, a client foo+bar
@@ -24,12 +26,7 @@ const attackTokenCaddyfile = `{
 		signing_key rs256
 		access_token_ttl {{ACCESS_TTL}}
 		refresh_token_ttl {{REFRESH_TTL}}
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read api.write
-			audience api
-		}
+` + svcClient + `
 		client foo+bar {
 			secret a:b%c+d&e=f
 			grants client_credentials
@@ -461,7 +458,7 @@ func TestAttackRefresh(t *testing.T) {
 		g := aliceGrant(t, c, "web", "openid offline_access api.read api.write")
 		narrow := wantToken(t, "refresh narrowed to api.read", refresh(t, c, "web", g.RefreshToken, "api.read"))
 		var claims struct{ Scope string }
-		jwtPart(t, narrow.AccessToken, 1, &claims)
+		jwtpart.Decode(t, narrow.AccessToken, jwtpart.Payload, &claims)
 		if narrow.Scope != "api.read" || claims.Scope != "api.read" {
 			t.Errorf("narrowed refresh: scope = %q, access token scope %q, want api.read", narrow.Scope, claims.Scope)
 		}
@@ -535,8 +532,8 @@ func TestAttackRefreshExpiry(t *testing.T) {
 		Iat           int64
 	}
 	var before, after idClaims
-	jwtPart(t, first.IDToken, 1, &before)
-	jwtPart(t, next.IDToken, 1, &after)
+	jwtpart.Decode(t, first.IDToken, jwtpart.Payload, &before)
+	jwtpart.Decode(t, next.IDToken, jwtpart.Payload, &after)
 	if before.Iss != after.Iss || before.Sub != after.Sub || before.Azp != after.Azp ||
 		fmt.Sprint(before.Aud) != fmt.Sprint(after.Aud) || before.AuthTime != after.AuthTime || before.AuthTime == 0 {
 		t.Errorf("refreshed id_token = %+v, want iss, sub, aud, azp and auth_time of the first %+v", after, before)
@@ -576,7 +573,7 @@ func TestAttackGrants(t *testing.T) {
 	t.Run("default scope", func(t *testing.T) {
 		tok := wantToken(t, "svc without scope", postToken(t, c, svcBasic, cc))
 		var claims struct{ Scope string }
-		jwtPart(t, tok.AccessToken, 1, &claims)
+		jwtpart.Decode(t, tok.AccessToken, jwtpart.Payload, &claims)
 		if got := strings.Fields(claims.Scope); !sameSet(got, []string{"api.read", "api.write"}) {
 			t.Errorf("access token scope without a requested scope = %q, want svc's api.read api.write", claims.Scope)
 		}
@@ -633,7 +630,7 @@ func TestAttackGrants(t *testing.T) {
 			{"password", "alice", "web", "openid api.read", aliceGrant(t, c, "web", "openid api.read")},
 		} {
 			var header struct{ Alg, Typ, Kid string }
-			jwtPart(t, tc.tok.AccessToken, 0, &header)
+			jwtpart.Decode(t, tc.tok.AccessToken, jwtpart.Header, &header)
 			// RFC 9068 §2.1; this instance signs with RS256, which every resource server must take.
 			if header.Typ != "at+jwt" || header.Alg != "RS256" || header.Kid == "" {
 				t.Errorf("%s access token header = %+v, want typ at+jwt, alg RS256 and a kid", tc.name, header)
@@ -644,7 +641,7 @@ func TestAttackGrants(t *testing.T) {
 				Aud                  any
 				Exp, Iat             int64
 			}
-			jwtPart(t, tc.tok.AccessToken, 1, &claims)
+			jwtpart.Decode(t, tc.tok.AccessToken, jwtpart.Payload, &claims)
 			if claims.Iss != c.Base || claims.Sub != tc.sub || claims.ClientID != tc.client || claims.Jti == "" || claims.Scope != tc.scope {
 				t.Errorf("%s access token = iss %q sub %q client_id %q jti %q scope %q, want %q %q %q, a jti, %q",
 					tc.name, claims.Iss, claims.Sub, claims.ClientID, claims.Jti, claims.Scope, c.Base, tc.sub, tc.client, tc.scope)

@@ -14,13 +14,9 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// deviceButtonsJS lists the submit buttons of the page's first form; isDenyJS tells the deny
-// button by its name or its label (the device page names or labels its deny button "deny").
-const (
-	deviceButtonsJS = `[...document.querySelectorAll('form')].slice(0, 1).flatMap(f =>
-		[...f.querySelectorAll('button[type=submit], button:not([type]), input[type=submit]')])`
-	isDenyJS = `(b => /\bdeny\b/i.test(b.name + ' ' + (b.innerText || b.value)))`
-)
+// isDenyJS tells the deny button by its name or its label (the device page names or labels its deny
+// button "deny").
+const isDenyJS = `(b => /\bdeny\b/i.test(b.name + ' ' + (b.innerText || b.value)))`
 
 // devicePage is what a page shows of the device page's contract.
 type devicePage struct {
@@ -39,11 +35,9 @@ type devicePage struct {
 // readDevicePage reads the page the browser shows.
 func readDevicePage(t *testing.T, ctx context.Context) devicePage {
 	t.Helper()
-	page, err := chromedp.Run(ctx, chromedp.Evaluate[devicePage](`(() => {
-		const forms = document.querySelectorAll('form');
-		const all = s => forms.length ? [...forms[0].querySelectorAll(s)] : [];
+	return readPage[devicePage](t, ctx, `
 		const texts = all('input').filter(i => i.type === 'text');
-		const buttons = `+deviceButtonsJS+`;
+		const buttons = `+submitButtonsJS+`;
 		return {
 			forms: forms.length,
 			textInputs: texts.map(i => i.name),
@@ -52,12 +46,7 @@ func readDevicePage(t *testing.T, ctx context.Context) devicePage {
 			submits: buttons.length,
 			denies: buttons.filter(`+isDenyJS+`).length,
 			text: document.body.innerText,
-		};
-	})()`))
-	if err != nil {
-		t.Fatalf("reading the page: %v", err)
-	}
-	return page
+		};`)
 }
 
 // normalCode is a user code as a person may type it: lower case, without the dash.
@@ -147,7 +136,7 @@ func decide(t *testing.T, ctx context.Context, deny bool, want string) {
 	if deny {
 		pick = isDenyJS + "(b)"
 	}
-	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.JSPath(deviceButtonsJS+".find(b => "+pick+")")))
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.JSPath(submitButtonsJS+".find(b => "+pick+")")))
 	wantOK(t, "pressing "+want, resp, err)
 	if page := readDevicePage(t, ctx); page.Forms != 0 || !strings.Contains(strings.ToLower(page.Text), want) {
 		t.Errorf("the page after the person %s: %d forms, text %q; want no form and a text that says %q", want, page.Forms, page.Text, want)
@@ -161,29 +150,15 @@ func decide(t *testing.T, ctx context.Context, deny bool, want string) {
 func TestBrowserDevice(t *testing.T) {
 	t.Parallel()
 	browser := startBrowser(t)
-	upstream := startUpstream(t)
-	c := startCaddy(t, strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(deviceCaddyfile))
-	cfg := deviceConfig(c)
+	c, cfg := startDeviceCaddy(t)
 
 	// Each run starts its own device authorization; the poll interval (5 s) dominates, so the
-	// runs overlap.
-	authorize := func(t *testing.T) *oauth2.DeviceAuthResponse {
-		t.Helper()
-		auth, err := cfg.DeviceAuth(testContext(t))
-		if err != nil {
-			t.Fatalf("device authorization: %v", err)
-		}
-		if auth.VerificationURI != c.URL("/connect/device") {
-			t.Fatalf("verification_uri = %q, want %q", auth.VerificationURI, c.URL("/connect/device"))
-		}
-		return auth
-	}
-	// atDecision starts a device authorization, polls it as the device, and walks a new person
-	// in a browser of their own to the decision page.
+	// runs overlap. atDecision starts one, polls it as the device, and walks a new person in a
+	// browser of their own to the decision page.
 	atDecision := func(t *testing.T) (context.Context, *oauth2.DeviceAuthResponse, <-chan polled) {
 		t.Helper()
 		ctx := personContext(t, browser)
-		auth := authorize(t)
+		auth := authorizeDevice(t, c, cfg)
 		poll := startPolling(testContext(t), cfg, auth)
 		walkToDecision(t, ctx, auth)
 		return ctx, auth, poll
@@ -194,15 +169,7 @@ func TestBrowserDevice(t *testing.T) {
 		ctx, auth, poll := atDecision(t)
 
 		saveScreenshot(t, ctx, "tokengate-device.png", 1280)
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
-			t.Fatal(err)
-		}
-		fit, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= innerWidth &&
-			`+deviceButtonsJS+`.every(b => b.getBoundingClientRect().right <= innerWidth)`))
-		if err != nil || !fit {
-			t.Errorf("on a 390 px wide screen the decision page is wider than the screen or a button is out of view (%v)", err)
-		}
-		saveScreenshot(t, ctx, "tokengate-device-phone.png", 390)
+		wantFitsPhone(t, ctx, "the decision page", "tokengate-device-phone.png")
 
 		decide(t, ctx, false, "approved")
 		got := <-poll
@@ -227,7 +194,7 @@ func TestBrowserDevice(t *testing.T) {
 	t.Run("verification_uri_complete", func(t *testing.T) {
 		t.Parallel()
 		ctx := personContext(t, browser)
-		auth := authorize(t)
+		auth := authorizeDevice(t, c, cfg)
 		complete, err := url.Parse(auth.VerificationURIComplete)
 		if err != nil || complete.Scheme+"://"+complete.Host+complete.Path != auth.VerificationURI || complete.Query().Get("user_code") != auth.UserCode {
 			t.Fatalf("verification_uri_complete = %q, want %s?user_code=%s", auth.VerificationURIComplete, auth.VerificationURI, auth.UserCode)

@@ -111,21 +111,49 @@ type loginPage struct {
 // password inputs and the submit buttons.
 func readLoginPage(t *testing.T, ctx context.Context) loginPage {
 	t.Helper()
-	page, err := chromedp.Run(ctx, chromedp.Evaluate[loginPage](`(() => {
-		const forms = document.querySelectorAll('form');
-		const all = s => forms.length ? [...forms[0].querySelectorAll(s)] : [];
+	return readPage[loginPage](t, ctx, `
 		return {
 			forms: forms.length,
 			usernames: all('input[name=username]').filter(i => i.type === 'text').length,
 			passwords: all('input[type=password]').length,
-			submits: all('button[type=submit], button:not([type]), input[type=submit]').length,
+			submits: `+submitButtonsJS+`.length,
 			text: document.body.innerText,
-		};
+		};`)
+}
+
+// submitButtonsJS lists the submit buttons of the page's first form.
+const submitButtonsJS = `[...document.querySelectorAll('form')].slice(0, 1).flatMap(f =>
+	[...f.querySelectorAll('button[type=submit], button:not([type]), input[type=submit]')])`
+
+// readPage reads the page the browser shows into a T with script, the body of a JavaScript
+// function that returns T's JSON. In it, forms are the page's forms and all(selector) lists the
+// elements of the first form that selector matches.
+func readPage[T any](t *testing.T, ctx context.Context, script string) T {
+	t.Helper()
+	page, err := chromedp.Run(ctx, chromedp.Evaluate[T](`(() => {
+		const forms = document.querySelectorAll('form');
+		const all = s => forms.length ? [...forms[0].querySelectorAll(s)] : [];`+script+`
 	})()`))
 	if err != nil {
 		t.Fatalf("reading the page: %v", err)
 	}
 	return page
+}
+
+// wantFitsPhone shows the page on a phone's 390 px wide screen and fails t unless nothing of page
+// is wider than the screen and the first form's submit buttons are within reach; it keeps a
+// screenshot under name.
+func wantFitsPhone(t *testing.T, ctx context.Context, page, name string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
+		t.Fatal(err)
+	}
+	fit, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= innerWidth &&
+		`+submitButtonsJS+`.every(b => b.getBoundingClientRect().right <= innerWidth)`))
+	if err != nil || !fit {
+		t.Errorf("on a 390 px wide screen %s is wider than the screen or a button is out of view (%v)", page, err)
+	}
+	saveScreenshot(t, ctx, name, 390)
 }
 
 // wantLoginForm fails the test unless the page holds exactly one form with one username text
@@ -326,15 +354,7 @@ func TestBrowserSignIn(t *testing.T) {
 	wantLoginForm(t, ctx, "an authorization request after logout")
 
 	// The same form on a phone: nothing wider than the screen, the button within reach.
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
-		t.Fatal(err)
-	}
-	fit, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= innerWidth &&
-		document.querySelector('form [type=submit]').getBoundingClientRect().right <= innerWidth`))
-	if err != nil || !fit {
-		t.Errorf("on a 390 px wide screen the sign-in page is wider than the screen or its button is out of view (%v)", err)
-	}
-	saveScreenshot(t, ctx, "tokengate-login-phone.png", 390)
+	wantFitsPhone(t, ctx, "the sign-in page", "tokengate-login-phone.png")
 
 	// Login CSRF: another site posts alice's credentials to the authorization endpoint, without a
 	// CSRF token, or with the token of this browser's own form (its cookie stays home: SameSite=Lax).

@@ -11,7 +11,7 @@ import (
 )
 
 // deviceCaddyfile has a TV app (public, device_code, named "Living Room TV" on the pages) and the
-// user alice.
+// user alice, on an upstreamAPISite.
 const deviceCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
@@ -29,15 +29,7 @@ const deviceCaddyfile = `{
 	}
 }
 
-{{BASE}} {
-	tokengate
-	bearer_auth /api/* {
-		audience api
-		header sub X-User
-	}
-	reverse_proxy /api/* {{UPSTREAM}}
-}
-`
+` + upstreamAPISite
 
 // browserless is a person at the device page without a browser: a cookie jar and the forms' fields.
 type browserless struct{ *formClient }
@@ -103,16 +95,27 @@ func startDeviceCaddy(t *testing.T) (*Caddy, *oauth2.Config) {
 	return c, deviceConfig(c)
 }
 
+// authorizeDevice asks c for a device code with cfg (RFC 8628 §3.1), and fails t unless the answer
+// sends the person to c's device page.
+func authorizeDevice(t *testing.T, c *Caddy, cfg *oauth2.Config) *oauth2.DeviceAuthResponse {
+	t.Helper()
+	auth, err := cfg.DeviceAuth(testContext(t))
+	if err != nil {
+		t.Fatalf("device authorization: %v", err)
+	}
+	if auth.VerificationURI != c.URL("/connect/device") {
+		t.Fatalf("verification_uri = %q, want %q", auth.VerificationURI, c.URL("/connect/device"))
+	}
+	return auth
+}
+
 // RFC 8628 through Caddy: x/oauth2 asks for a code and polls while a person approves it on the
 // device page; the token then passes bearer_auth.
 func TestDeviceFlowApproved(t *testing.T) {
 	c, cfg := startDeviceCaddy(t)
 	ctx := testContext(t)
-	auth, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth.VerificationURI != c.URL("/connect/device") || !strings.Contains(auth.VerificationURIComplete, "user_code=") || auth.Interval == 0 {
+	auth := authorizeDevice(t, c, cfg)
+	if !strings.Contains(auth.VerificationURIComplete, "user_code=") || auth.Interval == 0 {
 		t.Fatalf("device authorization = %+v", auth)
 	}
 	done := newBrowserless(t).decide(c, auth.UserCode, "approve")
@@ -137,12 +140,8 @@ func TestDeviceFlowApproved(t *testing.T) {
 
 func TestDeviceFlowDenied(t *testing.T) {
 	c, cfg := startDeviceCaddy(t)
-	ctx := testContext(t)
-	auth, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := authorizeDevice(t, c, cfg)
 	newBrowserless(t).decide(c, auth.UserCode, "deny")
-	_, err = cfg.DeviceAccessToken(ctx, auth)
+	_, err := cfg.DeviceAccessToken(testContext(t), auth)
 	wantTokenError(t, fmt.Sprintf("polling after the user denied %s", auth.UserCode), err, "access_denied", http.StatusBadRequest)
 }

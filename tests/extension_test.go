@@ -57,15 +57,7 @@ func TestExtensionGrantFromAnotherModule(t *testing.T) {
 	}
 }
 
-{{BASE}} {
-	tokengate
-	bearer_auth /api/* {
-		audience api
-		header sub X-User
-	}
-	reverse_proxy /api/* {{UPSTREAM}}
-}
-`))
+`+upstreamAPISite))
 	// Clients authenticate with <id>-secret (requestToken's convention).
 	grant := func(client, key string) tokenAnswer {
 		t.Helper()

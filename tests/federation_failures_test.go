@@ -16,6 +16,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // fakeOP is an OpenID Provider whose token endpoint answers what the test sets: the attacks and
@@ -324,7 +326,7 @@ func TestFederationFailures(t *testing.T) {
 					t.Fatalf("a valid answer: HTTP %d to %v (%.200s), want a code", page.status, page.location, page.body)
 				}
 				tok := redeemRequest(t, c, req, page.location.Query().Get("code"))
-				if claims := claimsOf(t, tok.AccessToken); claims["sub"] != "fake|person-1" || claims["name"] != "Person One" {
+				if claims := jwtpart.Claims(t, tok.AccessToken); claims["sub"] != "fake|person-1" || claims["name"] != "Person One" {
 					t.Errorf("claims %v, want sub fake|person-1 and userinfo's name", claims)
 				}
 				return

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // fakeGitHub is a GitHub Enterprise Server as far as signing in goes: its OAuth endpoints answer
@@ -125,7 +127,7 @@ func TestFederationGitHubAndOAuth2(t *testing.T) {
 			t.Fatalf("callback: HTTP %d to %v (%.300s), want a code", back.status, back.location, back.body)
 		}
 		tok := redeemRequest(t, c, req, back.location.Query().Get("code"))
-		return claimsOf(t, tok.AccessToken)
+		return jwtpart.Claims(t, tok.AccessToken)
 	}
 
 	t.Run("github", func(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // The upstream OpenID Provider of these tests is zitadel/oidc's example OP (Apache-2.0), a real
@@ -220,14 +222,6 @@ func redeemRequest(t *testing.T, c *Caddy, r codeRequest, code string) tokenAnsw
 	return a
 }
 
-// claimsOf decodes a JWT's claims.
-func claimsOf(t *testing.T, token string) map[string]any {
-	t.Helper()
-	var claims map[string]any
-	jwtPart(t, token, 1, &claims)
-	return claims
-}
-
 func TestFederationOIDC(t *testing.T) {
 	c, op := startFederation(t)
 	f := newFormClient(t)
@@ -267,7 +261,7 @@ func TestFederationOIDC(t *testing.T) {
 		t.Fatalf("back at the client with %v, want a code, its state and tokengate's iss", back)
 	}
 	tok := redeemRequest(t, c, req, back.Get("code"))
-	access, id := claimsOf(t, tok.AccessToken), claimsOf(t, tok.IDToken)
+	access, id := jwtpart.Claims(t, tok.AccessToken), jwtpart.Claims(t, tok.IDToken)
 	for _, claims := range []map[string]any{access, id} {
 		if claims["sub"] != "zitadel|id1" || claims["idp"] != "zitadel" {
 			t.Errorf("token claims %v: want sub zitadel|id1 and idp zitadel", claims)
@@ -298,7 +292,7 @@ func TestFederationOIDC(t *testing.T) {
 		if err != nil || a.AccessToken == "" {
 			t.Fatalf("refresh: %v %v", err, a)
 		}
-		if claims := claimsOf(t, a.AccessToken); claims["sub"] != "zitadel|id1" || claims["idp"] != "zitadel" {
+		if claims := jwtpart.Claims(t, a.AccessToken); claims["sub"] != "zitadel|id1" || claims["idp"] != "zitadel" {
 			t.Errorf("refreshed token claims %v, want the sign-in's", claims)
 		}
 	})
@@ -316,7 +310,7 @@ func TestFederationOIDC(t *testing.T) {
 		if err != nil || a.AccessToken == "" {
 			t.Fatalf("password grant: %v %v", err, a)
 		}
-		if claims := claimsOf(t, a.AccessToken); claims["idp"] != "local" || claims["sub"] != "alice" {
+		if claims := jwtpart.Claims(t, a.AccessToken); claims["idp"] != "local" || claims["sub"] != "alice" {
 			t.Errorf("alice's token claims %v, want idp local", claims)
 		}
 	})

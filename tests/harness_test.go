@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/freeport"
 )
 
 const (
@@ -297,12 +299,7 @@ func (c *Caddy) stop(t *testing.T) {
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(freeport.Port(t))
 }
 
 // caddyAdapt runs `caddy adapt` on caddyfile in a private environment and returns its combined output
@@ -360,6 +357,18 @@ type Echo struct {
 	Path   string      `json:"path"`
 	Header http.Header `json:"header"`
 }
+
+// upstreamAPISite is a Caddyfile site that serves tokengate's endpoints and passes /api/* to the
+// Upstream at {{UPSTREAM}} for tokens of the audience api, naming their subject in X-User.
+const upstreamAPISite = `{{BASE}} {
+	tokengate
+	bearer_auth /api/* {
+		audience api
+		header sub X-User
+	}
+	reverse_proxy /api/* {{UPSTREAM}}
+}
+`
 
 // startUpstream starts an Upstream on a loopback port, closed when the test ends.
 func startUpstream(t *testing.T) *Upstream {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // The helpers every suite shares: the user alice, one way to send a request and read its answer,
@@ -226,29 +228,13 @@ func gateStatus(ctx context.Context, c *Caddy, token, what string) (int, error) 
 	return r.status, err
 }
 
-// jwtPart decodes part i (0 header, 1 claims) of a compact JWT into v.
-func jwtPart(t *testing.T, token string, i int, v any) {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token %q has %d parts, want 3 (a JWS)", token, len(parts))
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[i])
-	if err != nil {
-		t.Fatalf("token part %d: %v", i, err)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		t.Fatalf("token part %d %s: %v", i, raw, err)
-	}
-}
-
 // kidOf returns the kid header of a JWT.
 func kidOf(t *testing.T, token string) string {
 	t.Helper()
 	var header struct {
 		Kid string `json:"kid"`
 	}
-	jwtPart(t, token, 0, &header)
+	jwtpart.Decode(t, token, jwtpart.Header, &header)
 	return header.Kid
 }
 

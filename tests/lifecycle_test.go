@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 // TestLifecycleIntrospectionAndRevocation drives RFC 7662 and RFC 7009 through Caddy: what a client
@@ -253,7 +255,7 @@ func TestLifecycleKeyRotation(t *testing.T) {
 		var claims struct {
 			Exp int64 `json:"exp"`
 		}
-		jwtPart(t, tok.AccessToken, 1, &claims)
+		jwtpart.Decode(t, tok.AccessToken, jwtpart.Payload, &claims)
 		exp := time.Unix(claims.Exp, 0)
 		expires[kid] = exp
 		if _, ok := signed[kid]; !ok {

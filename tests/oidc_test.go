@@ -9,6 +9,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/internal/jwtpart"
 )
 
 func TestDiscoveryAndTokens(t *testing.T) {
@@ -85,7 +87,7 @@ func TestDiscoveryAndTokens(t *testing.T) {
 			Kid string `json:"kid"`
 			Alg string `json:"alg"`
 		}
-		jwtPart(t, tok.AccessToken, 0, &header)
+		jwtpart.Decode(t, tok.AccessToken, jwtpart.Header, &header)
 		if header.Typ != "at+jwt" || header.Kid == "" || header.Alg != "ES256" {
 			t.Errorf("access token header typ %q kid %q alg %q, want at+jwt, a kid and ES256 (the default)", header.Typ, header.Kid, header.Alg)
 		}
@@ -95,7 +97,7 @@ func TestDiscoveryAndTokens(t *testing.T) {
 			Aud                  json.RawMessage `json:"aud"`
 			Exp, Iat             int64
 		}
-		jwtPart(t, tok.AccessToken, 1, &claims)
+		jwtpart.Decode(t, tok.AccessToken, jwtpart.Payload, &claims)
 		if claims.Iss != c.Base || claims.Sub != "alice" || claims.ClientID != "web" || claims.Jti == "" {
 			t.Errorf("access token iss %q sub %q client_id %q jti %q, want %q alice web and a jti", claims.Iss, claims.Sub, claims.ClientID, claims.Jti, c.Base)
 		}
@@ -222,7 +224,7 @@ func TestRS256IDTokens(t *testing.T) {
 			t.Errorf("%s: verifying its ID token as %s: %v", tc.client, tc.idAlg, err)
 		}
 		var header struct{ Alg string }
-		jwtPart(t, tok.AccessToken, 0, &header)
+		jwtpart.Decode(t, tok.AccessToken, jwtpart.Header, &header)
 		if header.Alg != "ES256" {
 			t.Errorf("%s: access token alg %s, want the signing key's ES256", tc.client, header.Alg)
 		}

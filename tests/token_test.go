@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/tokengate/tokengate/internal/bcrypttest"
 )
 
 // tokengateCaddyfile is the configuration the token tests share: a machine client "svc"
@@ -25,12 +26,7 @@ const tokengateCaddyfile = `{
 		issuer {{BASE}}
 		store bolt {{DATA}}/tokengate.db
 		access_token_ttl {{ACCESS_TTL}}
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read api.write
-			audience api
-		}
+` + svcClient + `
 		client web {
 			secret web-secret
 			grants password refresh_token
@@ -76,6 +72,15 @@ func startTokengate(t *testing.T, accessTTL string) (*Caddy, *Upstream) {
 	).Replace(tokengateCaddyfile)
 	return startCaddy(t, caddyfile), up
 }
+
+// svcClient declares, inside a tokengate option, the client svcConfig speaks for: client_credentials
+// with the scopes api.read and api.write, for the audience api.
+const svcClient = `		client svc {
+			secret svc-secret
+			grants client_credentials
+			scopes api.read api.write
+			audience api
+		}`
 
 // svcConfig is the client_credentials client "svc", authenticating with style.
 func svcConfig(c *Caddy, style oauth2.AuthStyle, scopes ...string) *clientcredentials.Config {
@@ -187,23 +192,16 @@ func TestClientCredentials(t *testing.T) {
 	t.Run("response headers", func(t *testing.T) {
 		// RFC 6749 §5.1: token responses must not be cached.
 		form := url.Values{"grant_type": {"client_credentials"}}
-		req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, c.URL("/connect/token"), strings.NewReader(form.Encode()))
-		if err != nil {
-			t.Fatal(err)
+		resp, err := do(testContext(t), c, request{path: "/connect/token", header: basicAuth("svc", "svc-secret"), body: form.Encode()})
+		if err != nil || resp.status != http.StatusOK {
+			t.Fatalf("POST /connect/token = %d, %v, want 200", resp.status, err)
 		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("svc", "svc-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
 		for name, want := range map[string]string{"Cache-Control": "no-store", "Pragma": "no-cache"} {
-			if got := resp.Header.Get(name); got != want {
+			if got := resp.header.Get(name); got != want {
 				t.Errorf("%s = %q, want %q", name, got, want)
 			}
 		}
-		if got := resp.Header.Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
+		if got := resp.header.Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
 			t.Errorf("Content-Type = %q, want application/json", got)
 		}
 	})
@@ -399,12 +397,7 @@ const handleErrorsCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
 		store memory
-		client svc {
-			secret svc-secret
-			grants client_credentials
-			scopes api.read api.write
-			audience api
-		}
+` + svcClient + `
 	}
 }
 
@@ -490,11 +483,7 @@ func TestBasicSecretRawOrEncoded(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr+t%2Fx y"
 	curl := needCommand(t, "curl")
-	hash, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startCaddy(t, strings.NewReplacer("{{HASH}}", string(hash)).Replace(`{
+	c := startCaddy(t, strings.NewReplacer("{{HASH}}", bcrypttest.Hash(t, secret)).Replace(`{
 	tokengate {
 		issuer {{BASE}}
 		store memory

@@ -440,14 +440,7 @@ func TestTrusts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := GenerateKey(ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := NewKey(ES256, signer, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := freshKey(t, ES256, t0)
 	impostor := other
 	impostor.ID = key.ID
 	cases := []struct {

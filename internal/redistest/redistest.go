@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/freeport"
 )
 
 // Config says how to run a server.
@@ -85,15 +87,11 @@ func Start(tb testing.TB, what string, cfg Config) *Server {
 	return s
 }
 
-// FreePort returns a loopback port that nothing listened on a moment ago.
+// FreePort returns a loopback port that nothing listened on a moment ago: where a Redis URL must
+// name a port no server answers on.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freeport.Port(tb)
 }
 
 // Addr is the server's host:port.

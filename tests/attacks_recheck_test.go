@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // Attacks found uncovered when the security checklist was re-read against the code: request
@@ -175,5 +178,41 @@ func TestAttackRecheckCodeEntropy(t *testing.T) {
 	wantError(t, "a 1 MB code", r, "invalid_grant")
 	if r.elapsed > 3*time.Second {
 		t.Errorf("a 1 MB code: answered in %v, want under 3s", r.elapsed)
+	}
+}
+
+// A loopback redirect URI is matched like any other, byte for byte: another host, path, query or
+// fragment is refused before anything goes to it, and a code sent to it is redeemed only with it
+// (fosite CVE-2020-15233 ignored the query and host of loopback URIs; RFC 9700 §2.1).
+func TestAttackRecheckLoopbackRedirect(t *testing.T) {
+	t.Parallel()
+	c, _ := startRaceAttackCaddy(t)
+	variants := []string{
+		"http://localhost:9/cb",
+		"http://127.0.0.2:9/cb",
+		"http://[::1]:9/cb",
+		"http://127.0.0.1:9/cb/",
+		"http://127.0.0.1:9/cb?x=1",
+		"http://127.0.0.1:9/cb#x",
+		"http://127.0.0.1:9/CB",
+		"https://127.0.0.1:9/cb",
+		"http://127.0.0.1:9@evil.example/cb",
+	}
+	for _, redirect := range variants {
+		query := url.Values{"client_id": {"app"}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"openid"},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}
+		page := newFormClient(t).submit(c.URL("/connect/authorize?"+query.Encode()), nil)
+		if page.status != http.StatusBadRequest || page.location != nil {
+			t.Errorf("authorize to %s = HTTP %d, Location %v, want 400 and no redirect", redirect, page.status, page.location)
+		}
+	}
+	for _, redirect := range variants[:3] {
+		code, verifier, page := signInWith(t, newFormClient(t), c, "openid api.read", "", "frank", alicePassword)
+		if code == "" {
+			t.Fatalf("sign-in for frank: HTTP %d, location %v, want a redirect with a code", page.status, page.location)
+		}
+		r := postToken(t, c, nil, formBody("grant_type", "authorization_code", "client_id", "app", "code", code,
+			"redirect_uri", redirect, "code_verifier", verifier))
+		wantError(t, "a code redeemed with redirect_uri "+redirect, r, "invalid_grant")
 	}
 }

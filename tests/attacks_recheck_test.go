@@ -216,3 +216,64 @@ func TestAttackRecheckLoopbackRedirect(t *testing.T) {
 		wantError(t, "a code redeemed with redirect_uri "+redirect, r, "invalid_grant")
 	}
 }
+
+// deviceIdPCaddyfile has a device app, tv, whose people sign in only through the users block
+// partners; alice of local and bob of partners have the same password.
+const deviceIdPCaddyfile = `{
+	tokengate {
+		issuer {{BASE}}
+		store memory
+		client tv {
+			public
+			grants device_code
+			scopes api.read
+			audience api
+			identity_providers partners
+		}
+		users local {
+			user alice {{ALICE_HASH}}
+		}
+		users partners {
+			user bob {{ALICE_HASH}}
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+}
+`
+
+// The device page lets only the people of the identity providers a client may use approve its
+// requests, as the sign-in page and the password grant do (authentik CVE-2024-38371: the device
+// flow skipped the application's access control).
+func TestAttackRecheckDeviceIdentityProviders(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, strings.ReplaceAll(deviceIdPCaddyfile, "{{ALICE_HASH}}", aliceHash()))
+	for _, tc := range []struct {
+		username string
+		allowed  bool
+	}{
+		{"alice", false}, // of local, which tv may not use
+		{"bob", true},    // of partners, the control
+	} {
+		r := send(t, c, request{path: "/connect/deviceauthorization", body: formBody("client_id", "tv", "scope", "api.read")})
+		var auth struct {
+			UserCode string `json:"user_code"`
+		}
+		if err := json.Unmarshal(r.body, &auth); r.status != http.StatusOK || err != nil {
+			t.Fatalf("device authorization: HTTP %d %s (%v)", r.status, r.body, err)
+		}
+		f := newFormClient(t)
+		codeStep := f.submit(c.URL("/connect/device"), nil)
+		codeStep.fields.Set("user_code", auth.UserCode)
+		login := f.submit(c.URL("/connect/device"), codeStep.fields)
+		login.fields.Set("username", tc.username)
+		login.fields.Set("password", alicePassword)
+		page := f.submit(c.URL("/connect/device"), login.fields)
+		if decision := page.status == http.StatusOK && strings.Contains(page.body, `name="approve"`); decision != tc.allowed {
+			t.Errorf("%s's right password on tv's device page: HTTP %d, decision offered %t, want %t:\n%.300s",
+				tc.username, page.status, decision, tc.allowed, page.body)
+		}
+	}
+}

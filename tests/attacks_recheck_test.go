@@ -277,3 +277,87 @@ func TestAttackRecheckDeviceIdentityProviders(t *testing.T) {
 		}
 	}
 }
+
+// deviceRemovedUserCaddyfile has a device app, tv, that may refresh and whose people sign in
+// through the users block local with users (each with alicePassword); it lists the OpenID provider
+// upstream first, which takes no passwords, so the device page checks them with local.
+func deviceRemovedUserCaddyfile(users ...string) string {
+	var lines strings.Builder
+	for _, u := range users {
+		fmt.Fprintf(&lines, "\t\t\tuser %s %s\n", u, aliceHash())
+	}
+	return `{
+	tokengate {
+		issuer {{BASE}}
+		store memory
+		client tv {
+			public
+			grants device_code refresh_token
+			scopes offline_access api.read
+			audience api
+			identity_providers upstream local
+		}
+		users local {
+` + lines.String() + `		}
+		oidc upstream {
+			issuer http://127.0.0.1:9
+			client_id tokengate
+			client_secret never-used
+		}
+	}
+}
+
+{{BASE}} {
+	tokengate
+}
+`
+}
+
+// deviceApproval has username approve a device authorization of tv for scope on the device page,
+// and returns tv's token answer.
+func deviceApproval(t *testing.T, c *Caddy, scope, username string) tokenAnswer {
+	t.Helper()
+	r := send(t, c, request{path: "/connect/deviceauthorization", body: formBody("client_id", "tv", "scope", scope)})
+	var auth struct {
+		DeviceCode string `json:"device_code"`
+		UserCode   string `json:"user_code"`
+	}
+	if err := json.Unmarshal(r.body, &auth); r.status != http.StatusOK || err != nil {
+		t.Fatalf("device authorization: HTTP %d %s (%v)", r.status, r.body, err)
+	}
+	f := newFormClient(t)
+	codeStep := f.submit(c.URL("/connect/device"), nil)
+	codeStep.fields.Set("user_code", auth.UserCode)
+	login := f.submit(c.URL("/connect/device"), codeStep.fields)
+	login.fields.Set("username", username)
+	login.fields.Set("password", alicePassword)
+	decision := f.submit(c.URL("/connect/device"), login.fields)
+	decision.fields.Set("approve", "approve")
+	if done := f.submit(c.URL("/connect/device"), decision.fields); done.status != http.StatusOK {
+		t.Fatalf("%s approving on the device page: HTTP %d:\n%.300s", username, done.status, done.body)
+	}
+	return wantToken(t, "tv's poll after "+username+" approved", postToken(t, c, nil, formBody("grant_type",
+		"urn:ietf:params:oauth:grant-type:device_code", "device_code", auth.DeviceCode, "client_id", "tv")))
+}
+
+// A reload that removes a user ends the refresh tokens they approved on the device page, as it
+// ends those of the other grants: the approval keeps the identity provider that checked the
+// password, whichever the client lists first.
+func TestAttackRecheckDeviceRemovedUser(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, deviceRemovedUserCaddyfile("alice", "carol"))
+	alice := deviceApproval(t, c, "offline_access api.read", "alice")
+	carol := deviceApproval(t, c, "offline_access api.read", "carol")
+	var claims struct{ Idp string }
+	if jwtPart(t, alice.AccessToken, 1, &claims); claims.Idp != "local" {
+		t.Errorf("alice's device access token idp = %q, want local, the provider that checked her password", claims.Idp)
+	}
+
+	c.Reload(t, deviceRemovedUserCaddyfile("carol"))
+
+	tvRefresh := func(token string) reply {
+		return postToken(t, c, nil, formBody("grant_type", "refresh_token", "refresh_token", token, "client_id", "tv"))
+	}
+	wantError(t, "alice's device refresh token once she is removed", tvRefresh(alice.RefreshToken), "invalid_grant")
+	wantToken(t, "carol's device refresh token, she stays", tvRefresh(carol.RefreshToken))
+}

@@ -257,20 +257,7 @@ func TestAttackRecheckDeviceIdentityProviders(t *testing.T) {
 		{"alice", false}, // of local, which tv may not use
 		{"bob", true},    // of partners, the control
 	} {
-		r := send(t, c, request{path: "/connect/deviceauthorization", body: formBody("client_id", "tv", "scope", "api.read")})
-		var auth struct {
-			UserCode string `json:"user_code"`
-		}
-		if err := json.Unmarshal(r.body, &auth); r.status != http.StatusOK || err != nil {
-			t.Fatalf("device authorization: HTTP %d %s (%v)", r.status, r.body, err)
-		}
-		f := newFormClient(t)
-		codeStep := f.submit(c.URL("/connect/device"), nil)
-		codeStep.fields.Set("user_code", auth.UserCode)
-		login := f.submit(c.URL("/connect/device"), codeStep.fields)
-		login.fields.Set("username", tc.username)
-		login.fields.Set("password", alicePassword)
-		page := f.submit(c.URL("/connect/device"), login.fields)
+		_, page, _ := deviceSignIn(t, c, "api.read", tc.username)
 		if decision := page.status == http.StatusOK && strings.Contains(page.body, `name="approve"`); decision != tc.allowed {
 			t.Errorf("%s's right password on tv's device page: HTTP %d, decision offered %t, want %t:\n%.300s",
 				tc.username, page.status, decision, tc.allowed, page.body)
@@ -278,15 +265,10 @@ func TestAttackRecheckDeviceIdentityProviders(t *testing.T) {
 	}
 }
 
-// deviceRemovedUserCaddyfile has a device app, tv, that may refresh and whose people sign in
-// through the users block local with users (each with alicePassword); it lists the OpenID provider
-// upstream first, which takes no passwords, so the device page checks them with local.
-func deviceRemovedUserCaddyfile(users ...string) string {
-	var lines strings.Builder
-	for _, u := range users {
-		fmt.Fprintf(&lines, "\t\t\tuser %s %s\n", u, aliceHash())
-	}
-	return `{
+// deviceRemovedUserCaddyfile has a device app, tv, that may refresh and whose people, alice and
+// carol, sign in through the users block local; it lists the OpenID provider upstream first, which
+// takes no passwords, so the device page checks them with local.
+const deviceRemovedUserCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
 		store memory
@@ -298,7 +280,9 @@ func deviceRemovedUserCaddyfile(users ...string) string {
 			identity_providers upstream local
 		}
 		users local {
-` + lines.String() + `		}
+			user alice {{ALICE_HASH}}
+			user carol {{ALICE_HASH}}
+		}
 		oidc upstream {
 			issuer http://127.0.0.1:9
 			client_id tokengate
@@ -311,11 +295,10 @@ func deviceRemovedUserCaddyfile(users ...string) string {
 	tokengate
 }
 `
-}
 
-// deviceApproval has username approve a device authorization of tv for scope on the device page,
-// and returns tv's token answer.
-func deviceApproval(t *testing.T, c *Caddy, scope, username string) tokenAnswer {
+// deviceSignIn has tv ask for a device authorization for scope, and username type its user code
+// and alicePassword on the device page in the browser f; page is the answer to the password.
+func deviceSignIn(t *testing.T, c *Caddy, scope, username string) (f *formClient, page formPage, deviceCode string) {
 	t.Helper()
 	r := send(t, c, request{path: "/connect/deviceauthorization", body: formBody("client_id", "tv", "scope", scope)})
 	var auth struct {
@@ -325,19 +308,26 @@ func deviceApproval(t *testing.T, c *Caddy, scope, username string) tokenAnswer 
 	if err := json.Unmarshal(r.body, &auth); r.status != http.StatusOK || err != nil {
 		t.Fatalf("device authorization: HTTP %d %s (%v)", r.status, r.body, err)
 	}
-	f := newFormClient(t)
+	f = newFormClient(t)
 	codeStep := f.submit(c.URL("/connect/device"), nil)
 	codeStep.fields.Set("user_code", auth.UserCode)
 	login := f.submit(c.URL("/connect/device"), codeStep.fields)
 	login.fields.Set("username", username)
 	login.fields.Set("password", alicePassword)
-	decision := f.submit(c.URL("/connect/device"), login.fields)
+	return f, f.submit(c.URL("/connect/device"), login.fields), auth.DeviceCode
+}
+
+// deviceApproval has username approve tv's device authorization for scope, and returns tv's token
+// answer.
+func deviceApproval(t *testing.T, c *Caddy, scope, username string) tokenAnswer {
+	t.Helper()
+	f, decision, deviceCode := deviceSignIn(t, c, scope, username)
 	decision.fields.Set("approve", "approve")
 	if done := f.submit(c.URL("/connect/device"), decision.fields); done.status != http.StatusOK {
 		t.Fatalf("%s approving on the device page: HTTP %d:\n%.300s", username, done.status, done.body)
 	}
 	return wantToken(t, "tv's poll after "+username+" approved", postToken(t, c, nil, formBody("grant_type",
-		"urn:ietf:params:oauth:grant-type:device_code", "device_code", auth.DeviceCode, "client_id", "tv")))
+		"urn:ietf:params:oauth:grant-type:device_code", "device_code", deviceCode, "client_id", "tv")))
 }
 
 // A reload that removes a user ends the refresh tokens they approved on the device page, as it
@@ -345,7 +335,8 @@ func deviceApproval(t *testing.T, c *Caddy, scope, username string) tokenAnswer 
 // password, whichever the client lists first.
 func TestAttackRecheckDeviceRemovedUser(t *testing.T) {
 	t.Parallel()
-	c := startCaddy(t, deviceRemovedUserCaddyfile("alice", "carol"))
+	config := strings.ReplaceAll(deviceRemovedUserCaddyfile, "{{ALICE_HASH}}", aliceHash())
+	c := startCaddy(t, config)
 	alice := deviceApproval(t, c, "offline_access api.read", "alice")
 	carol := deviceApproval(t, c, "offline_access api.read", "carol")
 	var claims struct{ Idp string }
@@ -353,7 +344,7 @@ func TestAttackRecheckDeviceRemovedUser(t *testing.T) {
 		t.Errorf("alice's device access token idp = %q, want local, the provider that checked her password", claims.Idp)
 	}
 
-	c.Reload(t, deviceRemovedUserCaddyfile("carol"))
+	c.Reload(t, strings.Replace(config, "\t\t\tuser alice "+aliceHash()+"\n", "", 1))
 
 	tvRefresh := func(token string) reply {
 		return postToken(t, c, nil, formBody("grant_type", "refresh_token", "refresh_token", token, "client_id", "tv"))

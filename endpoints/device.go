@@ -136,6 +136,9 @@ type deviceSignIn struct {
 	Subject  string         `json:"sub"`
 	Claims   map[string]any `json:"claims,omitempty"`
 	AuthTime time.Time      `json:"auth_time"`
+	// IdP is the identity provider that checked the password: the approval's tokens name it, and
+	// each refresh asks it whether the person still exists.
+	IdP string `json:"idp,omitempty"`
 }
 
 // NewDevicePage checks cfg and returns the page.
@@ -298,7 +301,7 @@ func (p *DevicePage) signIn(w http.ResponseWriter, r *http.Request, req grants.D
 	ticket := randomString()
 	binding := sha256.Sum256([]byte(csrf))
 	payload, err := json.Marshal(deviceSignIn{UserCode: req.UserCode, CSRF: binding[:], Subject: user.Subject,
-		Claims: user.Claims, AuthTime: user.AuthTime})
+		Claims: user.Claims, AuthTime: user.AuthTime, IdP: user.IdP})
 	if err == nil {
 		_, err = p.signIns.PutOnce(r.Context(), deviceSignInKey(ticket), payload, req.ExpiresAt)
 	}
@@ -336,7 +339,7 @@ func (p *DevicePage) decide(w http.ResponseWriter, r *http.Request, ticket, csrf
 	}
 	var recorded bool
 	if approve {
-		recorded, err = p.server.ApproveDevice(r.Context(), s.UserCode, grants.SignedIn{Subject: s.Subject, Claims: s.Claims, AuthTime: s.AuthTime})
+		recorded, err = p.server.ApproveDevice(r.Context(), s.UserCode, grants.SignedIn{Subject: s.Subject, Claims: s.Claims, AuthTime: s.AuthTime, IdP: s.IdP})
 	} else {
 		recorded, err = p.server.DenyDevice(r.Context(), s.UserCode)
 	}

@@ -47,13 +47,10 @@ func (s *Server) SignIn(ctx context.Context, address string, client *Client, use
 	if err != nil {
 		return SignedIn{}, err
 	}
-	// Only a `users` block checks passwords: an external provider signs its people in on its
-	// own pages.
-	i := slices.IndexFunc(acr.IdPs, func(name string) bool { return !s.external[name] })
-	if i < 0 {
+	idp, ok := s.passwordProvider(acr)
+	if !ok {
 		return SignedIn{}, errorf(CodeInvalidRequest, "the identity provider does not take passwords here")
 	}
-	idp := acr.IdPs[i]
 	user, result, err := s.checkPassword(ctx, address, idp, username, password, acr.Tenant)
 	s.cfg.Observe(Event{Kind: EventSignIn, Client: client, Subject: user.Subject, Username: username, IdP: idp,
 		Result: result, RemoteIP: address})
@@ -117,22 +114,38 @@ func (s *Server) personGone(c *Client, g *grant) bool {
 	}
 	idp := g.IdP
 	if idp == "" {
-		// A refresh family from before the provider was recorded: the provider a sign-in through
-		// the client uses when acr_values names none stands in.
+		// A grant from before its provider was recorded came from a password sign-in: the provider
+		// that checks a password through the client when acr_values names none stands in. (An
+		// external provider listed first would answer for anyone, removed or not.)
 		acr, err := s.ACRValues(c, "")
 		if err != nil {
 			return true
 		}
-		idp = acr.IdPs[0]
+		var ok bool
+		if idp, ok = s.passwordProvider(acr); !ok {
+			return true
+		}
 	}
 	return !s.UserKnown(idp, g.Subject)
+}
+
+// passwordProvider is the identity provider that checks a password for acr: the first it names
+// that is not external, since an external provider signs its people in on its own pages. ok is
+// false when all are external.
+func (s *Server) passwordProvider(acr ACRValues) (idp string, ok bool) {
+	i := slices.IndexFunc(acr.IdPs, func(name string) bool { return !s.external[name] })
+	if i < 0 {
+		return "", false
+	}
+	return acr.IdPs[i], true
 }
 
 // ACRValues is what tokengate reads from acr_values (OIDC Core §3.1.2.1), as IdentityServer does:
 // `idp:<name>` and `tenant:<name>`; other values are ignored.
 type ACRValues struct {
 	// IdPs are the identity providers whose sign-in answers the request: the one idp: names, or
-	// every one the client may use. Never empty; a password is checked by the first.
+	// every one the client may use. Never empty; a password is checked by the first that is not
+	// external (passwordProvider).
 	IdPs []string
 	// Tenant is the tenant: value, or "".
 	Tenant string

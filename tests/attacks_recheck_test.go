@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/jwtpart"
 	"golang.org/x/oauth2"
 )
 
@@ -122,7 +123,7 @@ func TestAttackRecheckForwardedHeaders(t *testing.T) {
 		tok := wantToken(t, "password grant with forwarded headers", send(t, c, request{path: "/connect/token", client: spoofer,
 			header: basicAuth("web", "web-secret"), body: formBody("grant_type", "password", "username", "dave", "password", alicePassword)}))
 		var claims struct{ Iss string }
-		jwtPart(t, tok.AccessToken, 1, &claims)
+		jwtpart.Decode(t, tok.AccessToken, jwtpart.Payload, &claims)
 		if claims.Iss != c.Base {
 			t.Errorf("access token iss with forwarded headers = %q, want the configured %s", claims.Iss, c.Base)
 		}
@@ -340,7 +341,7 @@ func TestAttackRecheckDeviceRemovedUser(t *testing.T) {
 	alice := deviceApproval(t, c, "offline_access api.read", "alice")
 	carol := deviceApproval(t, c, "offline_access api.read", "carol")
 	var claims struct{ Idp string }
-	if jwtPart(t, alice.AccessToken, 1, &claims); claims.Idp != "local" {
+	if jwtpart.Decode(t, alice.AccessToken, jwtpart.Payload, &claims); claims.Idp != "local" {
 		t.Errorf("alice's device access token idp = %q, want local, the provider that checked her password", claims.Idp)
 	}
 

@@ -29,6 +29,7 @@ func (*Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // parseBearerAuth sets up bearer_auth. Syntax:
 //
 //	bearer_auth [<matcher>] {
+//	    resource <url>
 //	    scope <scope>...
 //	    audience <aud>
 //	    claim <name> <value>
@@ -60,6 +61,8 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "audience":
 			err = parseOnce(d, &b.Audience)
+		case "resource":
+			err = parseOnce(d, &b.Resource)
 		case "claim":
 			err = parseClaim(d, &b.Claims)
 		case "header":

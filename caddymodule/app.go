@@ -211,6 +211,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SAMLTrusts:        samlTrusts,
 		Extensions:        extensions,
 		Clients:           clients,
+		Resources:         &a.resources,
 		IdentityProviders: idps,
 		AccessTokenTTL:    time.Duration(a.AccessTokenTTL),
 		RefreshTokenTTL:   time.Duration(a.RefreshTokenTTL),

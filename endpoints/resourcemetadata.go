@@ -16,7 +16,8 @@ type ResourceMetadataDocument struct {
 	Resource string `json:"resource"`
 	// AuthorizationServers is this tokengate's issuer, exactly as configured.
 	AuthorizationServers []string `json:"authorization_servers"`
-	// ScopesSupported are the scopes the resource's routes name, each once; omitted when none do.
+	// ScopesSupported are the scopes the resource's routes name, each once, sorted; omitted when
+	// none do.
 	ScopesSupported []string `json:"scopes_supported,omitempty"`
 	// BearerMethodsSupported is ["header"]: bearer_auth takes a token from the Authorization
 	// header only (RFC 6750 §2.1).

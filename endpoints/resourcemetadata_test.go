@@ -28,7 +28,7 @@ func TestResourceMetadata(t *testing.T) {
 	want := map[string]any{
 		"resource":                 mcp,
 		"authorization_servers":    []any{"https://auth.example.com/tenant"},
-		"scopes_supported":         []any{"mcp.tools", "mcp.admin"},
+		"scopes_supported":         []any{"mcp.admin", "mcp.tools"},
 		"bearer_methods_supported": []any{"header"},
 	}
 	if w.Code != http.StatusOK || !reflect.DeepEqual(got, want) {

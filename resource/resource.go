@@ -37,8 +37,8 @@ func MetadataPath(u *url.URL) string {
 	return MetadataSuffix + path
 }
 
-// Known is the set of known resources, each with the scopes its routes require, in the order
-// first named. Routes add to it as they are set up; requests read it. It is safe for concurrent use.
+// Known is the set of known resources, each with the scopes its routes require. Routes add to it
+// as they are set up; requests read it. It is safe for concurrent use.
 type Known struct {
 	mu     sync.RWMutex
 	scopes map[string][]string
@@ -71,10 +71,11 @@ func (k *Known) Has(uri string) bool {
 	return ok
 }
 
-// Scopes are the scopes the routes of the resource uri name; nil for an unknown resource or one
-// whose routes name none.
+// Scopes are the scopes the routes of the resource uri name, sorted: the order in which Caddy
+// sets routes up is its own (it sorts them by path), so none is kept. Nil for an unknown resource
+// or one whose routes name none.
 func (k *Known) Scopes(uri string) []string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	return slices.Clone(k.scopes[uri])
+	return slices.Sorted(slices.Values(k.scopes[uri]))
 }

@@ -12,17 +12,21 @@ const (
 	filesResource = "https://files.example.com"
 )
 
+// withResources adds a resource parameter to v for each of resources.
+func withResources(v url.Values, resources ...string) url.Values {
+	for _, r := range resources {
+		v.Add("resource", r)
+	}
+	return v
+}
+
 // RFC 8707 at the authorization endpoint: resource may be repeated; each must be one the client
 // may get, or the client hears invalid_target with its state and iss; the code carries them into
 // the token's aud.
 func TestAuthorizeResources(t *testing.T) {
 	f := newFixture(t)
 	with := func(resources ...string) url.Values {
-		v := webRequest("scope", "openid offline_access api.read")
-		for _, r := range resources {
-			v.Add("resource", r)
-		}
-		return v
+		return withResources(webRequest("scope", "openid offline_access api.read"), resources...)
 	}
 	for _, tc := range []struct {
 		name      string
@@ -79,11 +83,8 @@ func TestAuthorizeResources(t *testing.T) {
 func TestAuthorizeResourcesOfADynamicClient(t *testing.T) {
 	f := newFixture(t)
 	request := func(resources ...string) url.Values {
-		v := webRequest("client_id", "https://dyn.example.com/client", "redirect_uri", "https://dyn.example.com/cb", "scope", "openid")
-		for _, r := range resources {
-			v.Add("resource", r)
-		}
-		return v
+		return withResources(webRequest("client_id", "https://dyn.example.com/client", "redirect_uri", "https://dyn.example.com/cb",
+			"scope", "openid"), resources...)
 	}
 	for _, tc := range []struct {
 		name      string

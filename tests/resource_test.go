@@ -2,7 +2,6 @@ package tests
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -68,26 +67,10 @@ func startResourceCaddy(t *testing.T) (c *Caddy, resources string) {
 	return c, c.vars.Replace("{{BASE2}}")
 }
 
-// getAt GETs the absolute URL target with token (none when empty).
-func getAt(t *testing.T, target, token string) reply {
+// getAt GETs path on site with token (none when empty).
+func getAt(t *testing.T, c *Caddy, site, path, token string) reply {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, target, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: body}
+	return send(t, c, request{method: http.MethodGet, base: site, path: path, header: bearer(token, nil)})
 }
 
 // svcAsks sends pairs to the token endpoint as the client svc.
@@ -120,7 +103,7 @@ func TestResourceMetadataDocument(t *testing.T) {
 			"resource": site + "/files", "authorization_servers": []any{c.Base},
 			"scopes_supported": []any{"mcp.admin"}, "bearer_methods_supported": []any{"header"}}},
 	} {
-		r := getAt(t, site+tc.path, "")
+		r := getAt(t, c, site, tc.path, "")
 		var got map[string]any
 		if err := json.Unmarshal(r.body, &got); err != nil || r.status != http.StatusOK {
 			t.Fatalf("GET %s = %d %s, want 200 and JSON", tc.path, r.status, r.body)
@@ -133,7 +116,7 @@ func TestResourceMetadataDocument(t *testing.T) {
 		}
 	}
 	// The document is the resource site's: the authorization server's site does not serve it.
-	if r := getAt(t, c.URL("/.well-known/oauth-protected-resource/mcp"), ""); r.status == http.StatusOK && len(r.body) > 0 {
+	if r := getAt(t, c, "", "/.well-known/oauth-protected-resource/mcp", ""); r.status == http.StatusOK && len(r.body) > 0 {
 		t.Errorf("the tokengate site serves the resource's metadata: %s", r.body)
 	}
 }
@@ -147,7 +130,7 @@ func TestResourceChallengesAndAudience(t *testing.T) {
 	meta := `resource_metadata="` + site + `/.well-known/oauth-protected-resource/mcp"`
 	realm := `Bearer realm="` + c.Base + `"`
 
-	bare := getAt(t, site+"/mcp", "")
+	bare := getAt(t, c, site, "/mcp", "")
 	if want := realm + `, scope="mcp.tools", ` + meta; bare.status != http.StatusUnauthorized || bare.header.Get("WWW-Authenticate") != want {
 		t.Errorf("GET /mcp without a token = %d %q, want 401 %q", bare.status, bare.header.Get("WWW-Authenticate"), want)
 	}
@@ -171,12 +154,12 @@ func TestResourceChallengesAndAudience(t *testing.T) {
 		{"the other resource's token there", "/files", forFiles, http.StatusOK, ""},
 		{"a token without resource: the client's whole audience", "/mcp", forAll, http.StatusOK, ""},
 	} {
-		r := getAt(t, site+tc.path, tc.token)
+		r := getAt(t, c, site, tc.path, tc.token)
 		if r.status != tc.status || r.header.Get("WWW-Authenticate") != tc.challenge {
 			t.Errorf("%s: GET %s = %d %q, want %d %q", tc.name, tc.path, r.status, r.header.Get("WWW-Authenticate"), tc.status, tc.challenge)
 		}
 	}
-	if r := getAt(t, site+"/mcp", forMCP); string(r.body) != "hello svc" {
+	if r := getAt(t, c, site, "/mcp", forMCP); string(r.body) != "hello svc" {
 		t.Errorf("GET /mcp with the resource's token = %q, want hello svc", r.body)
 	}
 }
@@ -207,10 +190,10 @@ func TestResourceIndicatorsAtTheTokenEndpoint(t *testing.T) {
 	if got := audOf(t, narrowed.AccessToken); got != files {
 		t.Errorf("narrowed refresh aud = %v, want %s", got, files)
 	}
-	if r := getAt(t, mcp, narrowed.AccessToken); r.status != http.StatusUnauthorized {
+	if r := getAt(t, c, site, "/mcp", narrowed.AccessToken); r.status != http.StatusUnauthorized {
 		t.Errorf("the token narrowed to files at /mcp = %d, want 401", r.status)
 	}
-	if r := getAt(t, files, narrowed.AccessToken); r.status != http.StatusOK {
+	if r := getAt(t, c, site, "/files", narrowed.AccessToken); r.status != http.StatusOK {
 		t.Errorf("the token narrowed to files at /files = %d, want 200", r.status)
 	}
 	wantError(t, "a refresh for a resource of the client outside the grant",
@@ -219,7 +202,7 @@ func TestResourceIndicatorsAtTheTokenEndpoint(t *testing.T) {
 	if got := audOf(t, whole.AccessToken); !reflect.DeepEqual(got, []any{mcp, files}) {
 		t.Errorf("the next refresh's aud = %v, want both resources again", got)
 	}
-	if r := getAt(t, mcp, whole.AccessToken); r.status != http.StatusOK || string(r.body) != "hello alice" {
+	if r := getAt(t, c, site, "/mcp", whole.AccessToken); r.status != http.StatusOK || string(r.body) != "hello alice" {
 		t.Errorf("the whole grant's token at /mcp = %d %q, want 200 hello alice", r.status, r.body)
 	}
 }
@@ -294,10 +277,10 @@ func TestResourceIndicatorsAtTheAuthorizationEndpoint(t *testing.T) {
 	if got := audOf(t, tok.AccessToken); got != mcp {
 		t.Errorf("the code's token aud = %v, want %s", got, mcp)
 	}
-	if r := getAt(t, mcp, tok.AccessToken); r.status != http.StatusOK || string(r.body) != "hello alice" {
+	if r := getAt(t, c, site, "/mcp", tok.AccessToken); r.status != http.StatusOK || string(r.body) != "hello alice" {
 		t.Errorf("the code's token at /mcp = %d %q, want 200 hello alice", r.status, r.body)
 	}
-	if r := getAt(t, site+"/files", tok.AccessToken); r.status != http.StatusUnauthorized {
+	if r := getAt(t, c, site, "/files", tok.AccessToken); r.status != http.StatusUnauthorized {
 		t.Errorf("the code's token for /mcp at /files = %d, want 401", r.status)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/keyrotation"
+	"github.com/tokengate/tokengate/resource"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -140,6 +141,9 @@ type App struct {
 	clientIDs map[string]bool
 	// audiences is every aud this tokengate issues: the issuer and every client's audience.
 	audiences map[string]bool
+	// resources are the known resources: every bearer_auth resource of this configuration, added
+	// as those handlers are provisioned, after this app.
+	resources resource.Known
 	// routes maps a request path to the endpoint that serves it.
 	routes map[string]http.Handler
 	// jwksKeys are the keys of the remote key sets this configuration holds in jwksPool.
@@ -207,6 +211,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SAMLTrusts:        samlTrusts,
 		Extensions:        extensions,
 		Clients:           clients,
+		Resources:         &a.resources,
 		IdentityProviders: idps,
 		AccessTokenTTL:    time.Duration(a.AccessTokenTTL),
 		RefreshTokenTTL:   time.Duration(a.RefreshTokenTTL),

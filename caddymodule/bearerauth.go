@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,12 @@ type BearerAuth struct {
 	Scopes [][]string `json:"scopes,omitempty"`
 	// Audience is the aud the token must carry. Default: any audience this tokengate issues.
 	Audience string `json:"audience,omitempty"`
+	// Resource makes the route an OAuth protected resource (RFC 9728), such as an MCP server: its
+	// canonical URI, an absolute https URL (http on a loopback host) without query or fragment,
+	// kept verbatim. Only tokens whose aud holds it pass; challenges name its metadata, which the
+	// protected_resource_metadata handler serves; it becomes a known resource of the tokengate app
+	// (RFC 8707). Not with Audience. Default: none.
+	Resource string `json:"resource,omitempty"`
 	// Claims are claim values the token must carry. Default: none.
 	Claims map[string]string `json:"claims,omitempty"`
 	// Headers copy claims into request headers for the next handlers; an incoming header of each
@@ -60,13 +67,18 @@ func (*BearerAuth) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision builds the gate from the tokengate app's keys, deny-list and clients.
+// Provision builds the gate from the tokengate app's keys, deny-list and clients, and makes the
+// app know its resource and the scopes it names.
 func (b *BearerAuth) Provision(ctx caddy.Context) error {
 	app, err := tokengateApp(ctx)
 	if err != nil {
 		return err
 	}
-	req := gate.Requirements{ScopeSets: b.Scopes, Audience: b.Audience, Claims: b.Claims, ForwardToken: b.ForwardToken}
+	if b.Resource != "" {
+		app.resources.Add(b.Resource, slices.Concat(b.Scopes...)...)
+	}
+	req := gate.Requirements{ScopeSets: b.Scopes, Audience: b.Audience, Resource: b.Resource, Claims: b.Claims,
+		ForwardToken: b.ForwardToken}
 	for _, h := range b.Headers {
 		req.Headers = append(req.Headers, gate.HeaderCopy(h))
 	}

@@ -12,7 +12,7 @@ import (
 func init() {
 	httpcaddyfile.RegisterGlobalOption("tokengate", parseGlobalOption)
 	httpcaddyfile.RegisterHandlerDirective("tokengate", parseHandler)
-	httpcaddyfile.RegisterHandlerDirective("bearer_auth", parseBearerAuth)
+	httpcaddyfile.RegisterDirective("bearer_auth", parseBearerAuth)
 	// Both run before basic_auth and the other authenticators, so that no other check stands in front
 	// of the token endpoint, and bearer_auth, registered second, lands between tokengate and them
 	// (a plugin may only be ordered against a standard directive). Everything that answers requests,

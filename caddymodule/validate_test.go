@@ -201,6 +201,22 @@ func TestValidateBearerAuthAlike(t *testing.T) {
 			`header "X-User": empty claim name`, 2},
 		{"header twice", "header sub X-User\n header email x-user", `"headers": [{"claim": "sub", "header": "X-User"}, {"claim": "email", "header": "x-user"}]`,
 			`header "x-user" is declared twice`, 3},
+		{"resource with audience", "resource https://mcp.example/mcp\n audience api", `"resource": "https://mcp.example/mcp", "audience": "api"`,
+			"resource and audience are exclusive: a resource is the audience its tokens carry", 3},
+		{"resource not a URL", "resource mcp", `"resource": "mcp"`,
+			`resource "mcp": an absolute URL without user or fragment is required`, 2},
+		{"resource over http", "scope a\n resource http://mcp.example/mcp", `"scopes": [["a"]], "resource": "http://mcp.example/mcp"`,
+			`resource "http://mcp.example/mcp": https is required (http only on a loopback host)`, 3},
+		{"resource of another scheme", "resource wss://mcp.example/mcp", `"resource": "wss://mcp.example/mcp"`,
+			`resource "wss://mcp.example/mcp": https is required (http only on a loopback host)`, 2},
+		{"resource with a query", "resource https://mcp.example/mcp?x=1", `"resource": "https://mcp.example/mcp?x=1"`,
+			`resource "https://mcp.example/mcp?x=1": a resource has no query or fragment`, 2},
+		{"resource with an empty query", "resource https://mcp.example/mcp?", `"resource": "https://mcp.example/mcp?"`,
+			`resource "https://mcp.example/mcp?": a resource has no query or fragment`, 2},
+		{"resource with a fragment", "resource https://mcp.example/mcp#", `"resource": "https://mcp.example/mcp#"`,
+			`resource "https://mcp.example/mcp#": a resource has no query or fragment`, 2},
+		{"resource with userinfo", "resource https://u:p@mcp.example/mcp", `"resource": "https://u:p@mcp.example/mcp"`,
+			`resource "https://u:p@mcp.example/mcp": an absolute URL without user or fragment is required`, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b BearerAuth
@@ -216,6 +232,20 @@ func TestValidateBearerAuthAlike(t *testing.T) {
 				t.Errorf("UnmarshalCaddyfile(%s) error = %v, want %q", tc.name, err, want)
 			}
 		})
+	}
+}
+
+// A resource is https, or http on a loopback host, and is kept as written: no slash is added.
+func TestValidateResourceAccepts(t *testing.T) {
+	for _, uri := range []string{"https://mcp.example.com/mcp", "https://mcp.example.com", "https://mcp.example.com/mcp/",
+		"http://127.0.0.1:9000/mcp", "http://127.8.9.1/mcp", "http://[::1]:8080", "http://localhost:3000/mcp"} {
+		b := BearerAuth{Resource: uri, Scopes: [][]string{{"mcp.tools"}}}
+		if err := b.Validate(); err != nil {
+			t.Errorf("Validate(resource %q) = %v, want nil", uri, err)
+		}
+		if b.Resource != uri {
+			t.Errorf("Validate changed resource %q to %q", uri, b.Resource)
+		}
 	}
 }
 

@@ -287,6 +287,14 @@ func (u *UserConfig) Validate() error {
 // Validate checks the scopes, the claim names and the headers. Caddy calls it after Provision,
 // which only builds the gate in memory, so nothing acts on a bad value before it is refused.
 func (b *BearerAuth) Validate() error {
+	if b.Resource != "" {
+		if b.Audience != "" {
+			return at(errors.New("resource and audience are exclusive: a resource is the audience its tokens carry"), "audience")
+		}
+		if err := checkResourceURL(b.Resource); err != nil {
+			return at(fmt.Errorf("resource %q: %w", b.Resource, err), "resource")
+		}
+	}
 	for _, set := range b.Scopes {
 		for _, s := range set {
 			if err := checkScope(s); err != nil {
@@ -408,6 +416,19 @@ func checkUpstreamURL(raw string) error {
 		return nil
 	}
 	return errors.New("https is required (http only on a loopback host)")
+}
+
+// checkResourceURL accepts a protected resource's canonical URI (RFC 8707 §2, RFC 9728 §1.2):
+// what checkUpstreamURL accepts, without a query or fragment, which a resource indicator may not
+// carry and a metadata URL could not hold.
+func checkResourceURL(raw string) error {
+	if err := checkUpstreamURL(raw); err != nil {
+		return err
+	}
+	if strings.ContainsAny(raw, "?#") {
+		return errors.New("a resource has no query or fragment")
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

@@ -132,7 +132,7 @@ const maxParamLen = 4096
 // hidden fields, to be validated again like a new request: the form never carries a return URL.
 var carriedParams = []string{
 	"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce",
-	"code_challenge", "code_challenge_method", "prompt", "max_age", "acr_values",
+	"code_challenge", "code_challenge_method", "prompt", "max_age", "acr_values", grants.ResourceParam,
 }
 
 // The fields only a sign-in form posts.
@@ -148,7 +148,9 @@ type authRequest struct {
 	redirectURI string
 	state       string
 	scope       []string
-	nonce       string
+	// resources are the resource indicators (RFC 8707), checked against the client; nil for none.
+	resources []string
+	nonce     string
 	// challenge and method are the PKCE code_challenge and its method (RFC 7636 §4.3); empty
 	// without PKCE.
 	challenge, method string
@@ -304,14 +306,17 @@ func (p *Pages) parseAuthorize(params url.Values) (*authRequest, *authError) {
 	}
 	for _, name := range carriedParams {
 		vs := params[name]
-		if len(vs) > 1 {
+		// RFC 8707 §2: resource alone may be repeated.
+		if len(vs) > 1 && name != grants.ResourceParam {
 			return nil, req.fail("invalid_request", name+" is repeated")
 		}
-		if len(vs) == 1 && len(vs[0]) > maxParamLen {
-			return nil, req.fail("invalid_request", name+" is too long")
-		}
-		if len(vs) == 1 && vs[0] != "" {
-			req.carried.Set(name, vs[0])
+		for _, v := range vs {
+			if len(v) > maxParamLen {
+				return nil, req.fail("invalid_request", name+" is too long")
+			}
+			if v != "" {
+				req.carried.Add(name, v)
+			}
 		}
 	}
 	return req, req.validate(p, params)
@@ -348,6 +353,14 @@ func (req *authRequest) validate(p *Pages, params url.Values) *authError {
 	var err *grants.Error
 	if req.scope, err = grants.GrantedScope(get("scope"), req.client.Scopes); err != nil {
 		return req.fail(err.Code, err.Description)
+	}
+	if req.resources, err = p.server.Resources(req.client, req.carried[grants.ResourceParam]); err != nil {
+		return req.fail(err.Code, err.Description)
+	}
+	// A client that identified itself at run time has no audience of its own: it says which
+	// resource it wants a token for (RFC 8707 §2 counts a missing one as invalid_target).
+	if req.client.Dynamic && len(req.resources) == 0 {
+		return req.fail(grants.CodeInvalidTarget, "resource is required")
 	}
 	if err := req.pkce(get("code_challenge"), get("code_challenge_method")); err != nil {
 		return err
@@ -467,6 +480,7 @@ func (p *Pages) issueCode(w http.ResponseWriter, r *http.Request, req *authReque
 		ClientID:        req.client.ID,
 		RedirectURI:     req.redirectURI,
 		Scope:           req.scope,
+		Resources:       req.resources,
 		Nonce:           req.nonce,
 		CodeChallenge:   req.challenge,
 		ChallengeMethod: req.method,

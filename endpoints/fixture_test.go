@@ -20,6 +20,7 @@ import (
 	"github.com/tokengate/tokengate/gate"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/resource"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -128,9 +129,12 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		identity.StaticUser{Username: "carol", Hash: bcrypttest.Hash(t, "carol-pw")})
 	partners := staticUsers(t, identity.StaticUser{Username: "bob", Hash: bcrypttest.Hash(t, "bob-pw")})
 	code := []string{"authorization_code", "refresh_token"}
+	known := new(resource.Known)
+	known.Add(mcpResource, "mcp.tools")
 	f.grants = newGrants(t, issuer, grants.Settings{
 		Clients: []*grants.Client{
-			{ID: "web", DisplayName: "Web & Co", Secrets: secrets(t, "web-secret"), Grants: code, Audience: []string{"api"},
+			{ID: "web", DisplayName: "Web & Co", Secrets: secrets(t, "web-secret"), Grants: code,
+				Audience:               []string{"api", mcpResource, filesResource},
 				Scopes:                 []string{"openid", "profile", "email", "offline_access", "api.read"},
 				RedirectURIs:           []string{"https://web.example.com/cb", "https://web.example.com/cb2?x=1"},
 				PostLogoutRedirectURIs: []string{"https://web.example.com/bye"}, Claims: map[string]string{"tier": "gold"},
@@ -140,10 +144,14 @@ func (f *fixture) build(t testing.TB, issuer string) {
 			{ID: "native", Public: true, PKCEPlain: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"com.example.app:/cb"}},
 			{ID: "pwonly", Secrets: secrets(t, "pw-secret"), Grants: []string{"password"}, Scopes: []string{"api.read"},
 				RedirectURIs: []string{"https://pw.example.com/cb"}},
+			// A client that identified itself at run time (a metadata document, a registration).
+			{ID: "https://dyn.example.com/client", Public: true, Dynamic: true, Grants: code, Scopes: []string{"openid"},
+				RedirectURIs: []string{"https://dyn.example.com/cb"}},
 			{ID: "partner", Public: true, Grants: code, Scopes: []string{"openid"}, RedirectURIs: []string{"https://partner.example.com/cb"},
 				IdentityProviders: []string{"partners"}},
 		},
 		IdentityProviders: []grants.IdentityProvider{{Name: "main", Provider: main}, {Name: "partners", Provider: partners}},
+		Resources:         known,
 	}, grants.Dependencies{
 		Store:    f.store,
 		Minter:   f.minter,

@@ -86,7 +86,7 @@ func (p *Pages) showError(w http.ResponseWriter, status int, message string) {
 func (p *Pages) showLogin(w http.ResponseWriter, r *http.Request, req *authRequest, username, message string, status int) {
 	hidden := make([]Field, 0, len(req.carried)+1)
 	for _, name := range carriedParams {
-		if v := req.carried.Get(name); v != "" {
+		for _, v := range req.carried[name] {
 			hidden = append(hidden, Field{Name: name, Value: v})
 		}
 	}

@@ -20,6 +20,9 @@ type SignInService interface {
 	PasswordChecker
 	Client(id string) (*grants.Client, bool)
 	ACRValues(c *grants.Client, param string) (grants.ACRValues, *grants.Error)
+	// Resources checks the resource indicators of a request (RFC 8707 §2) as the token endpoint
+	// does: invalid_target unless each is one the client may get.
+	Resources(c *grants.Client, values []string) ([]string, *grants.Error)
 	// UserKnown reports whether an identity provider still has a user, so that a session of a
 	// user a reload removed answers nothing.
 	UserKnown(idp, subject string) bool

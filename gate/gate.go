@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tokengate/tokengate/resource"
 	"github.com/tokengate/tokengate/tokens"
 )
 
@@ -35,6 +36,11 @@ type Requirements struct {
 	ScopeSets [][]string
 	// Audience the token's aud must contain; "" accepts any audience in Gate.Audiences.
 	Audience string
+	// Resource makes the route an OAuth protected resource (RFC 9728) of this canonical URI: the
+	// token's aud must contain it, checked before the scopes, and every challenge names where its
+	// metadata lives and, when there are ScopeSets, the first set. "" is no resource. Not with
+	// Audience.
+	Resource string
 	// Claims are required claim values: a string claim must equal the value, an array claim must
 	// contain it. Numbers and booleans compare in their JSON form ("42", "true").
 	Claims map[string]string
@@ -95,8 +101,9 @@ type Refusal struct {
 	// Code is the RFC 6750 §3.1 error code; "" when the request carried no bearer token, which
 	// §3.1 answers with a bare challenge.
 	Code string
-	// Challenge is the WWW-Authenticate value: Bearer with the realm, the error code and, when a
-	// scope is missing, the scope that would do.
+	// Challenge is the WWW-Authenticate value: Bearer with the realm, the error code, the scope
+	// that would do when it is insufficient, and for a protected resource its resource_metadata
+	// (RFC 9728 §5.1).
 	Challenge string
 	// Err says which check failed, for the server's log. It never carries the token.
 	Err error
@@ -254,6 +261,10 @@ func formHasToken(r *http.Request) bool {
 }
 
 func (g *Gate) audienceOK(aud []string) bool {
+	// RFC 8707 §2 and RFC 9068 §4: the resource's URI, compared as a string.
+	if g.Req.Resource != "" {
+		return slices.Contains(aud, g.Req.Resource)
+	}
 	if g.Req.Audience != "" {
 		return slices.Contains(aud, g.Req.Audience)
 	}
@@ -389,17 +400,25 @@ func joinScalars(list []any) (string, bool) {
 
 // challenge is the RFC 6750 §3 WWW-Authenticate value for f.
 func (g *Gate) challenge(f *Refusal) string {
-	params := make([]string, 0, 3)
+	params := make([]string, 0, 4)
 	if g.Realm != "" {
-		params = append(params, `realm="`+quoteRealm(g.Realm)+`"`)
+		params = append(params, `realm="`+quotedString(g.Realm)+`"`)
 	}
 	if f.Code != "" {
 		params = append(params, `error="`+f.Code+`"`)
 	}
 	// RFC 6750 §3: the scope attribute names what the resource needs; of several acceptable sets,
-	// the first.
-	if f.Err == errScopeMissing {
+	// the first, whole, so that a client asks for all of it at once (MCP's scope challenge
+	// handling). A protected resource names it on the bare 401 too, where a client learns it.
+	if len(g.Req.ScopeSets) > 0 && (f.Code == errInsufficientScope || g.Req.Resource != "" && f.Code == "") {
 		params = append(params, `scope="`+scopeChars(strings.Join(g.Req.ScopeSets[0], " "))+`"`)
+	}
+	// RFC 9728 §5.1: where the resource's metadata lives, built from its URI, never from the
+	// request's Host, which the client chose.
+	if g.Req.Resource != "" {
+		if where, err := resource.MetadataURL(g.Req.Resource); err == nil {
+			params = append(params, `resource_metadata="`+quotedString(where)+`"`)
+		}
 	}
 	challenge := "Bearer"
 	if len(params) > 0 {
@@ -423,9 +442,9 @@ func (f *Refusal) write(w http.ResponseWriter) {
 	io.WriteString(w, text+"\n")
 }
 
-// quoteRealm makes s the content of an RFC 7230 §3.2.6 quoted-string: `"` and `\` escaped, control
+// quotedString makes s the content of an RFC 7230 §3.2.6 quoted-string: `"` and `\` escaped, control
 // characters (CR, LF) dropped.
-func quoteRealm(s string) string {
+func quotedString(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

@@ -25,7 +25,10 @@ type CodeGrant struct {
 	RedirectURI string `json:"redirect_uri"`
 	// Scope is what was granted; Nonce is echoed into the ID token (OIDC Core §3.1.2.1).
 	Scope []string `json:"scope"`
-	Nonce string   `json:"nonce,omitempty"`
+	// Resources are the resources (RFC 8707) the request named, checked against the client;
+	// nil for none, which means the client's audience.
+	Resources []string `json:"resource,omitempty"`
+	Nonce     string   `json:"nonce,omitempty"`
 	// CodeChallenge and ChallengeMethod (S256 or plain) bind the code to the client's verifier; empty
 	// when the request had no challenge, and then a verifier at redemption is refused.
 	CodeChallenge   string `json:"code_challenge,omitempty"`
@@ -102,9 +105,14 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if err := checkPKCE(g, req.form["code_verifier"]); err != nil {
 		return nil, err
 	}
+	// RFC 8707 §2.2: the token may be for part of what the code was authorized for.
+	audience, targetErr := s.targetResources(req.client, req.resources, g.Resources)
+	if targetErr != nil {
+		return nil, targetErr
+	}
 	// Every code grant gets an id, refresh token or not, so that a replay can revoke its access tokens.
-	return s.respond(ctx, req, &grant{Subject: g.Subject, Scope: g.Scope, Claims: g.Claims, User: true, IdP: g.IdP,
-		AuthTime: g.AuthTime, nonce: g.Nonce, familyID: gid})
+	return s.respond(ctx, req, &grant{Subject: g.Subject, Scope: g.Scope, Resources: g.Resources, Claims: g.Claims,
+		User: true, IdP: g.IdP, AuthTime: g.AuthTime, nonce: g.Nonce, familyID: gid, audience: audience})
 }
 
 // codeReplayed answers a code that is unknown, expired or used. A used one revokes everything it

@@ -55,6 +55,11 @@ type Client struct {
 	IntrospectAny bool
 	// IDTokenAlg is the algorithm its ID tokens are signed with; empty means the primary key's.
 	IDTokenAlg string
+	// Dynamic marks a client that identified itself at run time (a Client ID Metadata Document, a
+	// dynamic registration) rather than by configuration: it may get tokens for any known resource
+	// (Settings.Resources) instead of its Audience, and must name one at the authorization
+	// endpoint. False for a configured client.
+	Dynamic bool
 }
 
 // Name is what the pages a person sees call the client: its display name, or else its client_id.

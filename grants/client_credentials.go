@@ -10,5 +10,9 @@ func (s *Server) clientCredentials(ctx context.Context, req *tokenRequest) (*tok
 	if err != nil {
 		return nil, err
 	}
-	return s.mint(req, &grant{Subject: req.client.ID, Scope: scope}, scope)
+	resources, err := s.Resources(req.client, req.resources)
+	if err != nil {
+		return nil, err
+	}
+	return s.mint(req, &grant{Subject: req.client.ID, Scope: scope, audience: resources}, scope)
 }

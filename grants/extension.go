@@ -25,8 +25,12 @@ type ExtensionGrant interface {
 type ExtensionRequest struct {
 	// ClientID is the authenticated client, registered for the grant.
 	ClientID string
-	// Params are the request's parameters, without the client's credentials.
+	// Params are the request's parameters, without the client's credentials and the resource
+	// indicators.
 	Params map[string]string
+	// Resources are the request's resource indicators (RFC 8707 §2, RFC 8693 §2.1), which may be
+	// repeated, in order; nil for none. They are the extension's to check.
+	Resources []string
 	// Scope is the requested scope, each value among ClientScopes; nil when none was requested.
 	Scope []string
 	// ClientScopes are the scopes the client may be granted (its API scopes: there is no user
@@ -100,6 +104,7 @@ func (s *Server) extensionGrant(ctx context.Context, ext ExtensionGrant, req *to
 	res, err := ext.Grant(ctx, ExtensionRequest{
 		ClientID:          c.ID,
 		Params:            params,
+		Resources:         req.resources,
 		Scope:             requested,
 		ClientScopes:      allowed,
 		ClientAudience:    audience,

@@ -9,16 +9,17 @@ import (
 )
 
 // FuzzParseBody: any body gives a form or an invalid_request, never a panic; what it returns
-// holds no empty value and no NUL.
+// holds no empty value and no NUL, and resource values only apart from the form.
 func FuzzParseBody(f *testing.F) {
 	for _, seed := range []string{
 		"grant_type=client_credentials&scope=api.read",
 		"a=1&a=2", "%zz", "a=1;b=2", "a=%00", "=", "&&&", "scope=caf%C3%A9", "a=&b=",
+		"resource=https%3A%2F%2Fa.example&resource=&resource=urn%3Ax",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		got, err := parseBody(body)
+		got, resources, err := parseBody(body)
 		if err != nil {
 			if err.Code != CodeInvalidRequest {
 				t.Fatalf("parseBody(%q) error code %q, want invalid_request", body, err.Code)
@@ -28,6 +29,14 @@ func FuzzParseBody(f *testing.F) {
 		for name, v := range got {
 			if v == "" || strings.ContainsRune(v, 0) || strings.ContainsRune(name, 0) {
 				t.Fatalf("parseBody(%q) kept %q=%q", body, name, v)
+			}
+		}
+		if _, ok := got[ResourceParam]; ok {
+			t.Fatalf("parseBody(%q) kept resource in the form", body)
+		}
+		for _, v := range resources {
+			if v == "" || strings.ContainsRune(v, 0) {
+				t.Fatalf("parseBody(%q) kept resource %q", body, v)
 			}
 		}
 	})
@@ -46,7 +55,7 @@ func FuzzReadCredentials(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, authorization, body string) {
-		fm, ferr := parseBody(body)
+		fm, _, ferr := parseBody(body)
 		if ferr != nil {
 			return
 		}

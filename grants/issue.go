@@ -21,6 +21,10 @@ import (
 type grant struct {
 	Subject string   `json:"sub"`
 	Scope   []string `json:"scope"`
+	// Resources are the resources (RFC 8707) the grant was authorized for: its tokens' aud, or a
+	// part of them a request narrows to. Nil means the client's audience; families from before
+	// they were recorded have none, and keep the audience they had.
+	Resources []string `json:"resource,omitempty"`
 	// Claims are the user's (and their tenant); the client's static claims are added at minting,
 	// so a reload that changes them applies to refreshed tokens too.
 	Claims map[string]any `json:"claims,omitempty"`
@@ -40,7 +44,8 @@ type grant struct {
 	familyExpires time.Time
 	// nonce goes into the ID token of the first response only (OIDC Core §3.1.3.6).
 	nonce string
-	// audience narrows the token's aud (an extension grant's choice); nil means the client's.
+	// audience is the token's aud: the resources a request named, or an extension grant's
+	// choice; nil means the client's.
 	audience []string
 	// derivedFrom are the jtis of the access tokens the token is made from (an extension grant's).
 	derivedFrom []string

@@ -20,11 +20,17 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	if err != nil {
 		return nil, err
 	}
+	// Checked before the password, which a request that cannot succeed must not get to try.
+	resources, err := s.Resources(req.client, req.resources)
+	if err != nil {
+		return nil, err
+	}
 	user, err := s.SignIn(ctx, s.cfg.ClientIP(req.http), req.client, username, password, req.form["acr_values"])
 	if err != nil {
 		return nil, err
 	}
-	return s.respond(ctx, req, &grant{Subject: user.Subject, Scope: scope, Claims: user.Claims, User: true, IdP: user.IdP, AuthTime: user.AuthTime})
+	return s.respond(ctx, req, &grant{Subject: user.Subject, Scope: scope, Resources: resources, Claims: user.Claims,
+		User: true, IdP: user.IdP, AuthTime: user.AuthTime, audience: resources})
 }
 
 // SignedIn is a person whose password was checked.

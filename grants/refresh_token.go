@@ -40,6 +40,10 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if scopeErr != nil {
 		return nil, scopeErr
 	}
+	var targetErr *Error
+	if g.audience, targetErr = s.refreshedResources(req, g.Resources); targetErr != nil {
+		return nil, targetErr
+	}
 	raw, next, err := newRefreshToken(req.client.ID, &g, req.now)
 	if err != nil {
 		return nil, serverFault(err)
@@ -69,6 +73,19 @@ func refreshedScope(param string, granted, clientScopes []string) ([]string, *Er
 		return nil, invalidRefreshToken()
 	}
 	return GrantedScope(param, current)
+}
+
+// refreshedResources is the aud of a refreshed access token (RFC 8707 §2.2): the request's
+// resources, each among those the grant was authorized for, or all of them; the refresh token
+// keeps them all. As with scopes, only what the client may still get is issued: a resource a
+// reload took from the client never comes back, and a grant left with none of its resources no
+// longer holds.
+func (s *Server) refreshedResources(req *tokenRequest, granted []string) ([]string, *Error) {
+	current := slices.DeleteFunc(slices.Clone(granted), func(r string) bool { return !s.mayGet(req.client, r) })
+	if len(granted) > 0 && len(current) == 0 {
+		return nil, invalidRefreshToken()
+	}
+	return s.targetResources(req.client, req.resources, current)
 }
 
 // rotationRetryFor bounds how long a rotation with an unknown outcome is retried before the client

@@ -14,6 +14,7 @@ import (
 	"github.com/tokengate/tokengate/assertion"
 	"github.com/tokengate/tokengate/identity"
 	"github.com/tokengate/tokengate/internal/peeraddr"
+	"github.com/tokengate/tokengate/resource"
 	"github.com/tokengate/tokengate/samlbearer"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
@@ -56,6 +57,9 @@ type Settings struct {
 	Extensions []ExtensionGrant
 	// Clients are the registered clients; ids must be unique.
 	Clients []*Client
+	// Resources are the known resources (RFC 8707): every protected resource of the
+	// configuration, those a Dynamic client may get tokens for. Nil means none.
+	Resources *resource.Known
 	// IdentityProviders check users' passwords; the first is the default, the only one a client
 	// without IdentityProviders may use.
 	IdentityProviders []IdentityProvider
@@ -183,10 +187,12 @@ var grantFuncs = map[string]grantFunc{
 
 // tokenRequest is a parsed request from an authenticated client.
 type tokenRequest struct {
-	http   *http.Request
-	form   form
-	client *Client
-	now    time.Time
+	http *http.Request
+	form form
+	// resources are its resource indicators (RFC 8707 §2), unchecked, in order; nil for none.
+	resources []string
+	client    *Client
+	now       time.Time
 }
 
 // New builds the lookup structures once. It trusts the configuration to have been checked (in
@@ -315,7 +321,7 @@ func (s *Server) fail(w http.ResponseWriter, err *Error) {
 // clientRequest parses a request to an endpoint other than the token endpoint and authenticates
 // its client the same way.
 func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form, *Client, *Error) {
-	f, err := parseForm(w, r)
+	f, _, err := parseForm(w, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -327,7 +333,7 @@ func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (form, *C
 
 // token runs a token request, noting in ev the grant and the client as soon as they are known.
 func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *Event) (*tokenResponse, *Error) {
-	f, err := parseForm(w, r)
+	f, resources, err := parseForm(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +367,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *Event) (*toke
 	if !client.allows(name) {
 		return nil, errorf(CodeUnauthorizedClient, "the client may not use this grant type")
 	}
-	req := &tokenRequest{http: r, form: f, client: client, now: now}
+	req := &tokenRequest{http: r, form: f, resources: resources, client: client, now: now}
 	if run, ok := grantFuncs[name]; ok {
 		return run(s, ctx, req)
 	}

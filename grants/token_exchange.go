@@ -61,7 +61,7 @@ func (*TokenExchange) Grant(_ context.Context, req ExtensionRequest) (ExtensionR
 	if res.Scope, err = exchangedScope(req, strings.Fields(subject.Scope)); err != nil {
 		return ExtensionResult{}, err
 	}
-	for _, target := range []string{p["audience"], p["resource"]} {
+	for _, target := range append([]string{p["audience"]}, req.Resources...) {
 		if target == "" {
 			continue
 		}

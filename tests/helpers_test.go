@@ -51,7 +51,9 @@ const maxReplyBody = 1 << 20
 type request struct {
 	// method defaults to POST.
 	method string
-	path   string
+	// base is the site the path is on; "" means c.Base, the first site.
+	base string
+	path string
 	// query is the raw query string, sent as it is.
 	query  string
 	header http.Header
@@ -74,7 +76,7 @@ type reply struct {
 // than the test's may call it; err is a transport failure, and elapsed is set even then.
 func do(ctx context.Context, c *Caddy, a request) (reply, error) {
 	method := cmp.Or(a.method, http.MethodPost)
-	target := c.URL(a.path)
+	target := cmp.Or(a.base, c.Base) + a.path
 	if a.query != "" {
 		target += "?" + a.query
 	}

@@ -51,13 +51,22 @@ func TestMCPConformanceAuthorizationServer(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The suite prints the authorization URL as it starts its callback server, and says when that
+	// listens: the person signs in once both are printed.
 	var printed strings.Builder
-	signedIn := false
+	var authorizeURL string
+	listening, signedIn := false, false
 	for lines := bufio.NewScanner(stdout); lines.Scan(); {
 		line := lines.Text()
 		printed.WriteString(line + "\n")
-		if !signedIn && strings.HasPrefix(line, c.URL("/connect/authorize?")) {
-			signInForSuite(t, c, line)
+		switch {
+		case strings.HasPrefix(line, c.URL("/connect/authorize?")):
+			authorizeURL = line
+		case strings.HasPrefix(line, "Callback server started"):
+			listening = true
+		}
+		if !signedIn && listening && authorizeURL != "" {
+			signInForSuite(t, c, authorizeURL)
 			signedIn = true
 		}
 	}

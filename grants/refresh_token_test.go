@@ -231,11 +231,7 @@ func TestRefreshEndsWithTheUser(t *testing.T) {
 // provider a sign-in through its client uses by default.
 func TestRefreshOfAFamilyWithoutIdP(t *testing.T) {
 	f := newFixture(t)
-	raw, record, err := newRefreshToken("app", &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true,
-		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}, f.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, record := oldFamilyToken(t, f)
 	if err := f.store.CreateRefreshToken(t.Context(), refreshKey(raw), record); err != nil {
 		t.Fatal(err)
 	}
@@ -301,11 +297,7 @@ func TestRefreshDropsRemovedScopes(t *testing.T) {
 // hash) still refreshes, into a token of the new form.
 func TestRefreshOfATokenWithoutPrefix(t *testing.T) {
 	f := newFixture(t)
-	_, record, err := newRefreshToken("app", &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true,
-		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}, f.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, record := oldFamilyToken(t, f)
 	raw := randomToken()
 	if err := f.store.CreateRefreshToken(t.Context(), hashToken(raw), record); err != nil {
 		t.Fatal(err)
@@ -314,4 +306,16 @@ func TestRefreshOfATokenWithoutPrefix(t *testing.T) {
 	f.expectOK("a refresh token stored under its bare hash", next)
 	f.expectOK("the token it was rotated to", f.refresh(next.str("refresh_token")))
 	f.expectError("the old token presented again", f.refresh(raw), 400, CodeInvalidGrant)
+}
+
+// oldFamilyToken makes a refresh token of alice's family "old-family", which records no identity
+// provider, and its record, without storing it.
+func oldFamilyToken(t *testing.T, f *fixture) (string, store.RefreshToken) {
+	t.Helper()
+	raw, record, err := newRefreshToken("app", &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true,
+		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}, f.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, record
 }

@@ -122,7 +122,7 @@ func (s *Server) introspectRefresh(ctx context.Context, token string, visible fu
 // lookupRefresh returns the live refresh token and its grant, nil when there is none (unknown,
 // expired, revoked, reused), or a store fault.
 func (s *Server) lookupRefresh(ctx context.Context, token string) (*store.RefreshToken, *grant, error) {
-	record, err := s.cfg.Store.RefreshToken(ctx, hashToken(token))
+	record, err := s.cfg.Store.RefreshToken(ctx, refreshKey(token))
 	switch {
 	case errors.Is(err, store.ErrReused):
 		s.revokedNow(ctx)

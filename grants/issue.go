@@ -105,22 +105,22 @@ func (s *Server) startFamily(ctx context.Context, req *tokenRequest, g *grant) (
 	if err != nil {
 		return "", serverFault(err)
 	}
-	if err := s.cfg.Store.CreateRefreshToken(ctx, hashToken(raw), record); err != nil {
+	if err := s.cfg.Store.CreateRefreshToken(ctx, refreshKey(raw), record); err != nil {
 		return "", unavailable(err)
 	}
 	return raw, nil
 }
 
-// newRefreshToken makes a refresh token for g's family: 256 random bits, base64url (RFC 6749
-// §10.10 asks for at least 128, and VSCHAR only). The whole family expires together, so a family
-// revocation that lasts until the family's end covers every token of it.
+// newRefreshToken makes a refresh token for g's family (see refresh_key.go). The whole family
+// expires together, so a family revocation that lasts until the family's end covers every token
+// of it.
 func newRefreshToken(clientID string, g *grant, now time.Time) (string, store.RefreshToken, error) {
 	g.IssuedAt = now
 	payload, err := json.Marshal(g)
 	if err != nil {
 		return "", store.RefreshToken{}, err
 	}
-	return randomToken(), store.RefreshToken{
+	return newRefreshTokenValue(g.familyID, now), store.RefreshToken{
 		FamilyID:  g.familyID,
 		ClientID:  clientID,
 		ExpiresAt: g.familyExpires,
@@ -233,7 +233,8 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// hashToken is the key a refresh token is stored under: the store never sees the token itself.
+// hashToken is what a secret is stored under (a code, a device code, a refresh token's key): the
+// store never sees the secret itself.
 func hashToken(raw string) string {
 	sum := sha256.Sum256([]byte(raw))
 	return base64.RawURLEncoding.EncodeToString(sum[:])

@@ -17,7 +17,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if !ok {
 		return nil, errorf(CodeInvalidRequest, "refresh_token is missing")
 	}
-	oldHash := hashToken(presented)
+	oldHash := refreshKey(presented)
 	record, err := s.cfg.Store.RefreshToken(ctx, oldHash)
 	if err != nil {
 		return nil, s.refreshLookupFailed(ctx, req.client, record.FamilyID, err)
@@ -48,7 +48,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if err != nil {
 		return nil, serverFault(err)
 	}
-	if err := s.rotate(ctx, oldHash, hashToken(raw), next); err != nil {
+	if err := s.rotate(ctx, oldHash, refreshKey(raw), next); err != nil {
 		return nil, s.refreshLookupFailed(ctx, req.client, record.FamilyID, err)
 	}
 	resp, mintErr := s.mint(req, &g, scope)

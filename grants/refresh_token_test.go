@@ -233,12 +233,8 @@ func TestRefreshEndsWithTheUser(t *testing.T) {
 // provider a sign-in through its client uses by default.
 func TestRefreshOfAFamilyWithoutIdP(t *testing.T) {
 	f := newFixture(t)
-	raw, record, err := newRefreshToken("app", &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true,
-		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}, f.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.store.CreateRefreshToken(t.Context(), hashToken(raw), record); err != nil {
+	raw, record := oldFamilyToken(t, f)
+	if err := f.store.CreateRefreshToken(t.Context(), refreshKey(raw), record); err != nil {
 		t.Fatal(err)
 	}
 	next := f.refresh(raw)
@@ -297,4 +293,31 @@ func TestRefreshDropsRemovedScopes(t *testing.T) {
 	f.expectError("asking for the removed scope", f.refresh(token, "scope", "api.write"), 400, CodeInvalidScope)
 	f.reload(func(cfg *Config) { cfg.client("app").Scopes = []string{"api.read"} })
 	f.expectError("refresh after offline_access was removed", f.refresh(token), 400, CodeInvalidGrant)
+}
+
+// A refresh token issued before tokens carried their place in the store (stored under its bare
+// hash) still refreshes, into a token of the new form.
+func TestRefreshOfATokenWithoutPrefix(t *testing.T) {
+	f := newFixture(t)
+	_, record := oldFamilyToken(t, f)
+	raw := randomToken()
+	if err := f.store.CreateRefreshToken(t.Context(), hashToken(raw), record); err != nil {
+		t.Fatal(err)
+	}
+	next := f.refresh(raw)
+	f.expectOK("a refresh token stored under its bare hash", next)
+	f.expectOK("the token it was rotated to", f.refresh(next.str("refresh_token")))
+	f.expectError("the old token presented again", f.refresh(raw), 400, CodeInvalidGrant)
+}
+
+// oldFamilyToken makes a refresh token of alice's family "old-family", which records no identity
+// provider, and its record, without storing it.
+func oldFamilyToken(t *testing.T, f *fixture) (string, store.RefreshToken) {
+	t.Helper()
+	raw, record, err := newRefreshToken("app", &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true,
+		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}, f.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, record
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Device codes live in the one-time bucket (see device_rules.go), which the purge already sweeps.
-// Each step that changes a code runs in one write transaction; a Batch function may run twice, so
+// Each step that changes a code runs in one write transaction; a write function may run twice, so
 // each sets its results afresh.
 
 // CreateDeviceCode implements DeviceCodes.
@@ -19,7 +19,7 @@ func (s *Bolt) CreateDeviceCode(_ context.Context, hash string, d DeviceCode) (b
 		return false, err
 	}
 	var created bool
-	err = s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.writes.write(func(tx *bolt.Tx) error {
 		btx := boltTx{tx}
 		created = false
 		var held oneTime
@@ -61,7 +61,7 @@ func (s *Bolt) PendingDeviceCode(_ context.Context, userCode string) (DeviceCode
 // DecideDeviceCode implements DeviceCodes.
 func (s *Bolt) DecideDeviceCode(_ context.Context, userCode string, decision DeviceStatus, grant []byte) error {
 	var verdict error
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.writes.write(func(tx *bolt.Tx) error {
 		btx, now := boltTx{tx}, s.now()
 		hash, rec, found, err := btx.deviceByUser(userCode, now)
 		if err != nil {
@@ -95,7 +95,7 @@ func (s *Bolt) PollDeviceCode(_ context.Context, hash, clientID string) (DeviceC
 	}
 	err := s.db.View(func(tx *bolt.Tx) error { return poll(boltTx{tx}) })
 	if err == nil && verdict == nil && p.next != nil {
-		err = s.db.Batch(func(tx *bolt.Tx) error {
+		err = s.writes.write(func(tx *bolt.Tx) error {
 			btx := boltTx{tx}
 			if err := poll(btx); err != nil || verdict != nil || p.next == nil {
 				return err

@@ -673,8 +673,13 @@ func benchmarkRotate(b *testing.B, s Store) {
 		chain := chains.Add(1)
 		fam := fmt.Sprintf("f%d", chain)
 		rt := RefreshToken{FamilyID: fam, ClientID: "client", ExpiresAt: time.Now().Add(time.Hour), Grant: []byte(`{"sub":"alice","scope":"openid offline_access"}`)}
-		// Real keys are hashes of random tokens, scattered over a B+tree or a keyspace: so are these.
-		hashed := func(i int) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(fmt.Sprintf("%s-%d", fam, i)))) }
+		// Real keys are laid out as the token endpoint makes them: a digest of the family, the
+		// issue order, then the hash of a random token, so a chain sits in one place of a B+tree
+		// or a keyspace and the chains are scattered.
+		family := sha256.Sum256([]byte(fam))
+		hashed := func(i int) string {
+			return fmt.Sprintf("%x%012x%x", family[:8], i, sha256.Sum256([]byte(fmt.Sprintf("%s-%d", fam, i))))
+		}
 		old := hashed(0)
 		if err := s.CreateRefreshToken(ctx, old, rt); err != nil {
 			b.Error(err)

@@ -15,12 +15,13 @@ import (
 	"time"
 )
 
-// crashCaddyfile keeps its state in a bolt file: "web" refreshes (password grant), "app" redeems
-// authorization codes from the sign-in form at /connect/authorize.
+// crashCaddyfile keeps its state in the default store, the embedded one in Caddy's data directory,
+// so that the crash is survived by whatever engine a configuration gets without asking: "web"
+// refreshes (password grant), "app" redeems authorization codes from the sign-in form at
+// /connect/authorize.
 const crashCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
-		store bolt {{DATA}}/tokengate.db
 		signing_key rs256
 		client web {
 			secret web-secret
@@ -48,10 +49,11 @@ const (
 	crashRedirectURI = "https://app.example/cb"
 	// crashVerifier is the PKCE code_verifier of every code the test asks for (RFC 7636 §4.1).
 	crashVerifier = "crash-test-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
-	// crashClients refresh concurrently until Caddy is killed, except the first crashSettled,
-	// which stop just before: they have nothing in flight. RS256 (~1 ms a signature here) widens
-	// the moment between a rotation's commit and its reply, where the kill is the hard case.
-	crashClients = 16
+	// crashBusy clients refresh concurrently until Caddy is killed, each holding the last token
+	// answered to it; crashSettled more stop just before: they have nothing in flight. RS256
+	// (~1 ms a signature here) widens the moment between a rotation's commit and its reply, where
+	// the kill is the hard case.
+	crashBusy    = 16
 	crashSettled = 4
 	// crashCodes are asked for before the kill: crashCodesRedeemed of them are redeemed and
 	// answered before the load starts, the next ones during the load, and the last crashCodesKept
@@ -62,7 +64,7 @@ const (
 )
 
 // TestCrashLosesNothingAnswered kills Caddy with SIGKILL while clients refresh in a loop and codes
-// are redeemed, restarts it on the same bolt file, and checks that the crash lost nothing that was
+// are redeemed, restarts it on the same data, and checks that the crash lost nothing that was
 // answered and doubled nothing. A token or code counts as answered when the test read a complete 200 carrying
 // it; a request that got no complete answer was in flight: the server may or may not have
 // committed it, and only the client that sent it knows it never learnt the outcome.
@@ -92,7 +94,7 @@ func TestCrashLosesNothingAnswered(t *testing.T) {
 		redeemed[i] = mustRedeemCode(t, c, codes[i])
 	}
 
-	clients := make([]*refreshingClient, crashClients)
+	clients := make([]*refreshingClient, crashSettled+crashBusy)
 	for i := range clients {
 		a, err := requestToken(ctx, c, "web", url.Values{"grant_type": {"password"},
 			"username": {"alice"}, "password": {alicePassword}, "scope": {"openid offline_access"}})
@@ -140,7 +142,7 @@ func TestCrashLosesNothingAnswered(t *testing.T) {
 	settled.Wait()
 	busyBefore := busyRotations(clients)
 	waitFor(t, 5*time.Second, "the busy clients to go on rotating", func() bool {
-		return busyRotations(clients) >= busyBefore+crashClients
+		return busyRotations(clients) >= busyBefore+crashBusy
 	})
 	close(kill)
 	c.Kill(t)

@@ -5,8 +5,10 @@
 //	go run ./bench/soak -caddy bin/caddy -duration 20s -clients 16
 //
 // Each client signs in once, then redeems its newest refresh token again and again, alternating
-// between the instances. It prints refreshes per second, p50 and p99 latency and the two counts,
-// and exits non-zero when either count is not zero.
+// between the instances. Then as many clients ask for client_credentials tokens for as long, in
+// the same way, for a rate to set the refreshes against. It prints refreshes per second, p50 and
+// p99 latency, the two counts, and the refresh rate over the client_credentials rate, and exits
+// non-zero when either count is not zero.
 package main
 
 import (
@@ -27,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokengate/tokengate/bench/internal/caddyproc"
@@ -53,6 +56,8 @@ func main() {
 type result struct {
 	refreshes int
 	elapsed   time.Duration
+	// ccRate is the client_credentials tokens issued per second in the same run.
+	ccRate    float64
 	latencies []time.Duration // sorted
 	lost      int             // refreshes that should have worked and failed
 	doubled   int             // refresh tokens issued twice, or redeemed twice
@@ -60,8 +65,9 @@ type result struct {
 }
 
 func (r *result) String() string {
-	return fmt.Sprintf("refreshes=%d rate=%.0f/s p50=%v p99=%v lost=%d doubled=%d errors=%d",
-		r.refreshes, float64(r.refreshes)/r.elapsed.Seconds(), r.percentile(50), r.percentile(99), r.lost, r.doubled, r.errors)
+	rate := float64(r.refreshes) / r.elapsed.Seconds()
+	return fmt.Sprintf("refreshes=%d rate=%.0f/s p50=%v p99=%v lost=%d doubled=%d errors=%d client_credentials=%.0f/s refresh/client_credentials=%.2f",
+		r.refreshes, rate, r.percentile(50), r.percentile(99), r.lost, r.doubled, r.errors, r.ccRate, rate/r.ccRate)
 }
 
 func (r *result) percentile(p int) time.Duration {
@@ -130,7 +136,34 @@ func run(caddyBin, redisBin string, duration time.Duration, clients int) (*resul
 			log.Printf("client %d: a refresh token redeemed twice", i)
 		}
 	}
+	if s.res.ccRate, err = s.clientCredentials(duration, clients); err != nil {
+		return nil, err
+	}
 	return &s.res, nil
+}
+
+// clientCredentials has clients concurrent clients ask for client_credentials tokens for d,
+// alternating instances, and returns the tokens issued per second.
+func (s *soak) clientCredentials(d time.Duration, clients int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var issued atomic.Int64
+	errs := make([]error, clients)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			for n := i; ctx.Err() == nil; n++ {
+				if _, err := s.grant(s.bases[n%len(s.bases)], url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}); err != nil {
+					errs[i] = fmt.Errorf("client_credentials: %w", err)
+					return
+				}
+				issued.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(issued.Load()) / time.Since(start).Seconds(), errors.Join(errs...)
 }
 
 // soak is the clients' shared state.
@@ -200,31 +233,44 @@ func (s *soak) refresh(base, token string) (string, error) {
 
 // token asks base's token endpoint for a grant and returns the refresh token it issued.
 func (s *soak) token(base string, form url.Values) (string, error) {
+	t, err := s.grant(base, form)
+	if err == nil && t.RefreshToken == "" {
+		err = errors.New("token endpoint: no refresh token")
+	}
+	return t.RefreshToken, err
+}
+
+// tokens is a token endpoint's answer (RFC 6749 §5.1).
+type tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// grant asks base's token endpoint for a grant and returns what it issued.
+func (s *soak) grant(base string, form url.Values) (tokens, error) {
+	var t tokens
 	req, err := http.NewRequest(http.MethodPost, base+"/connect/token", strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", err
+		return t, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("soak", "soak-secret")
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return "", err
+		return t, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", err
+		return t, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", &tokenError{resp.StatusCode, string(body)}
+		return t, &tokenError{resp.StatusCode, string(body)}
 	}
-	var t struct {
-		RefreshToken string `json:"refresh_token"`
+	if err := json.Unmarshal(body, &t); err != nil || t.AccessToken == "" {
+		return t, fmt.Errorf("token endpoint: no access token in %s (%v)", body, err)
 	}
-	if err := json.Unmarshal(body, &t); err != nil || t.RefreshToken == "" {
-		return "", fmt.Errorf("token endpoint: no refresh token in %s (%v)", body, err)
-	}
-	return t.RefreshToken, nil
+	return t, nil
 }
 
 // startRedis runs a redis-server that keeps nothing on disk, on a free port.
@@ -266,7 +312,7 @@ func startCaddy(bin, dir, redisURL string, passwordHash []byte) (base string, st
 		store redis %s
 		client soak {
 			secret soak-secret
-			grants password refresh_token
+			grants password refresh_token client_credentials
 			scopes api offline_access
 			audience api
 		}

@@ -1,6 +1,7 @@
 package endpoints
 
 import (
+	"context"
 	"errors"
 	"html/template"
 	"io"
@@ -193,7 +194,7 @@ func (p *Pages) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.showError(w, http.StatusForbidden, "This sign-in form has expired or was not sent by this site. Go back to the application and try again.")
 		return
 	}
-	req, aerr := p.parseAuthorize(params)
+	req, aerr := p.parseAuthorize(r.Context(), params)
 	if aerr != nil {
 		p.refuse(w, aerr)
 		return
@@ -275,14 +276,19 @@ func single(params url.Values, name string) (value string, repeated bool) {
 // parseAuthorize validates an authorization request against its client. Until client_id and
 // redirect_uri are known good, errors are for the person (RFC 6749 §4.1.2.1); after that,
 // they go back to the client.
-func (p *Pages) parseAuthorize(params url.Values) (*authRequest, *authError) {
+func (p *Pages) parseAuthorize(ctx context.Context, params url.Values) (*authRequest, *authError) {
 	clientID, repeated := single(params, "client_id")
 	if clientID == "" || repeated {
 		return nil, &authError{description: "The application did not say which application it is (client_id)."}
 	}
-	client, known := p.server.Client(clientID)
-	if !known {
+	client, err := p.server.LookupClient(ctx, clientID)
+	switch {
+	case errors.Is(err, grants.ErrNotOwned):
 		return nil, &authError{description: "The application is not registered here."}
+	case err != nil:
+		// The source's reason holds no secret nor address, and tells the application's developer
+		// what to fix.
+		return nil, &authError{description: "The application's registration cannot be used: " + err.Error() + "."}
 	}
 	redirectURI, repeated := single(params, "redirect_uri")
 	switch {

@@ -13,10 +13,16 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Client is a registered client, as a `client` block of the Caddyfile declares it.
+// Client is a registered client, as a `client` block of the Caddyfile declares it, or as a
+// ClientSource resolves it.
 type Client struct {
 	// ID is the client_id, matched byte for byte.
 	ID string
+	// Dynamic marks a client the configuration does not declare, resolved by a ClientSource (its
+	// metadata document, a registration): it speaks for itself, so its name is its own unverified
+	// claim, a person consents to each of its authorization requests, and it may ask for any
+	// resource this server protects. False for a configured client.
+	Dynamic bool
 	// DisplayName is what the pages a person sees call it; empty means its ID (see Name).
 	DisplayName string
 	// Secrets are the accepted secrets; empty for a public client.

@@ -1,0 +1,105 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+)
+
+const (
+	dynamicID       = "https://mcp-client.example/client.json"
+	dynamicRedirect = "http://127.0.0.1/callback"
+	brokenID        = "https://broken.example/client.json"
+)
+
+// fakeSource resolves one dynamic client, refuses brokenID, and owns both; lookups counts its calls.
+type fakeSource struct {
+	client  *Client
+	lookups atomic.Int64
+	// disowned makes Owns answer false, as when the source is no longer configured.
+	disowned atomic.Bool
+}
+
+func (s *fakeSource) LookupClient(_ context.Context, id string) (*Client, error) {
+	s.lookups.Add(1)
+	switch id {
+	case dynamicID:
+		return s.client, nil
+	case brokenID:
+		return nil, errors.New("the document's client_id is not its URL")
+	}
+	return nil, ErrNotOwned
+}
+
+func (s *fakeSource) Owns(id string) bool {
+	return !s.disowned.Load() && (id == dynamicID || id == brokenID)
+}
+
+// withSource gives the fixture a ClientSource resolving a public dynamic client.
+func withSource(src *fakeSource) func(*fixture, *Config) {
+	return func(_ *fixture, cfg *Config) {
+		src.client = &Client{ID: dynamicID, Dynamic: true, Public: true, DisplayName: "MCP client",
+			Grants: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access", "api.read"},
+			RedirectURIs: []string{dynamicRedirect}}
+		cfg.ClientSource = src
+	}
+}
+
+func TestClientSourceResolvesAtEveryEndpoint(t *testing.T) {
+	src := &fakeSource{}
+	f := newFixture(t, withSource(src))
+	code := f.code(func(g *CodeGrant) { g.ClientID, g.RedirectURI = dynamicID, dynamicRedirect })
+	resp := f.do(request{body: vals("grant_type", "authorization_code", "client_id", dynamicID, "code", code,
+		"redirect_uri", dynamicRedirect, "code_verifier", verifier).Encode()})
+	f.expectOK("a dynamic client redeems its code", resp)
+	claims, err := f.verifier.VerifyAccessToken(resp.str("access_token"))
+	if err != nil || claims.ClientID != dynamicID {
+		t.Fatalf("access token = %+v, %v; want client_id %q", claims, err, dynamicID)
+	}
+	// RFC 7662: a client that may introspect any token sees the dynamic client's as active.
+	introspect := func(token string) *response {
+		return f.do(request{target: "/connect/introspect", body: vals("token", token).Encode(), basic: [2]string{"auditor", "auditor-secret"}})
+	}
+	if got := introspect(resp.str("access_token")); got.json["active"] != true || got.json["client_id"] != dynamicID {
+		t.Errorf("introspection of the dynamic client's access token = %s, want active", got.raw)
+	}
+	if got := introspect(resp.str("refresh_token")); got.json["active"] != true {
+		t.Errorf("introspection of the dynamic client's refresh token = %s, want active", got.raw)
+	}
+	// A client the source no longer owns has no live tokens.
+	src.disowned.Store(true)
+	if got := introspect(resp.str("access_token")); got.json["active"] != false {
+		t.Errorf("introspection once the source disowns the client = %s, want inactive", got.raw)
+	}
+	src.disowned.Store(false)
+	// RFC 7009: the public dynamic client revokes its own refresh token with its client_id alone.
+	revoked := f.do(request{target: "/connect/revocation", body: vals("token", resp.str("refresh_token"), "client_id", dynamicID).Encode()})
+	if revoked.status != http.StatusOK {
+		t.Fatalf("revocation = %d %s", revoked.status, revoked.raw)
+	}
+	f.expectError("the revoked refresh token",
+		f.do(request{body: vals("grant_type", "refresh_token", "client_id", dynamicID, "refresh_token", resp.str("refresh_token")).Encode()}),
+		400, CodeInvalidGrant)
+}
+
+func TestClientSourceRefusals(t *testing.T) {
+	src := &fakeSource{}
+	f := newFixture(t, withSource(src))
+	for _, id := range []string{brokenID, "https://unknown.example/client.json"} {
+		f.expectError("a client_id the source cannot resolve: "+id,
+			f.do(request{body: vals("grant_type", "authorization_code", "client_id", id, "code", "x", "redirect_uri", dynamicRedirect).Encode()}),
+			http.StatusUnauthorized, CodeInvalidClient)
+	}
+	// A configured client never reaches the source: its map lookup answers first.
+	before := src.lookups.Load()
+	f.expectOK("a configured client", f.post(vals("grant_type", "client_credentials")))
+	if n := src.lookups.Load() - before; n != 0 {
+		t.Errorf("a configured client's request asked the source %d times, want 0", n)
+	}
+	// A dynamic client is public: a secret proves nothing and is refused.
+	f.expectError("a dynamic client presenting a secret",
+		f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", "x").Encode(), basic: [2]string{dynamicID, "guess"}}),
+		http.StatusUnauthorized, CodeInvalidClient)
+}

@@ -299,9 +299,9 @@ func (p *Pages) parseAuthorize(ctx context.Context, params url.Values) (*authReq
 		redirectURI = client.RedirectURIs[0]
 	case redirectURI == "":
 		return nil, &authError{description: "The request does not say where to return (redirect_uri)."}
-	case !slices.Contains(client.RedirectURIs, redirectURI):
-		// RFC 9700 §2.1 / RFC 6749 §3.1.2.2: byte for byte, so no case, path, query or fragment
-		// variant of a registered URI passes (fosite CVE-2020-15234, CVE-2020-15233).
+	case !client.RedirectsTo(redirectURI):
+		// Byte for byte, so no case, path, query or fragment variant of a registered URI passes
+		// (fosite CVE-2020-15234, CVE-2020-15233).
 		return nil, &authError{description: "The application asked to return to an address it has not registered."}
 	}
 	req := &authRequest{client: client, redirectURI: redirectURI, maxAge: -1, carried: url.Values{}}

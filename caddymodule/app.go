@@ -108,6 +108,11 @@ type App struct {
 	// of namespace tokengate.grants. A client registers one by its grant type. Default: none.
 	ExtensionGrants []*ExtensionGrantConfig `json:"extension_grants,omitempty"`
 
+	// ClientIDMetadataDocuments, when set, lets a client identify by an https URL naming its
+	// metadata document (draft-ietf-oauth-client-id-metadata-document), as MCP clients do.
+	// Default: off.
+	ClientIDMetadataDocuments *ClientIDMetadataDocumentsConfig `json:"client_id_metadata_documents,omitempty"`
+
 	now    func() time.Time
 	logger *zap.Logger
 
@@ -138,6 +143,8 @@ type App struct {
 	verifier  *tokens.Verifier
 	server    *grants.Server
 	clientIDs map[string]bool
+	// clientSource resolves the clients the configuration does not declare; nil for none.
+	clientSource grants.ClientSource
 	// audiences is every aud this tokengate issues: the issuer and every client's audience.
 	audiences map[string]bool
 	// routes maps a request path to the endpoint that serves it.
@@ -199,6 +206,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.clientSource = a.buildClientSource()
 	a.server, err = grants.New(grants.Config{Settings: grants.Settings{
 		Issuer:            a.Issuer,
 		TokenEndpoint:     endpoints.URL(a.Issuer, endpoints.TokenPath),
@@ -222,6 +230,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Logger:   a.logger,
 		Observe:  a.observe,
 		Now:      a.now,
+
+		ClientSource: a.clientSource,
 	}})
 	if err != nil {
 		return err
@@ -365,9 +375,15 @@ func (a *App) Gate(req gate.Requirements) (*gate.Gate, error) {
 		Cache:       a.shared.cache,
 		Realm:       a.Issuer,
 		Audiences:   a.audiences,
-		ClientKnown: func(id string) bool { return a.clientIDs[id] },
+		ClientKnown: a.clientKnown,
 		Req:         req,
 	}, nil
+}
+
+// clientKnown reports whether a token's client is one this configuration serves: declared, or
+// one its client source resolves.
+func (a *App) clientKnown(id string) bool {
+	return a.clientIDs[id] || a.clientSource != nil && a.clientSource.Owns(id)
 }
 
 // Start starts the rotation of generated keys: it reads the store every keyrotation.Manager.RefreshEvery,

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/tokengate/tokengate/assertion"
+	"github.com/tokengate/tokengate/cimd"
 	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/grants"
@@ -241,4 +242,27 @@ func (a *App) buildExternalProviders() ([]*federation.Provider, error) {
 		providers = append(providers, provider)
 	}
 	return providers, nil
+}
+
+// buildClientSource builds what resolves the clients the configuration does not declare, or nil
+// when it allows none.
+func (a *App) buildClientSource() grants.ClientSource {
+	c := a.ClientIDMetadataDocuments
+	if c == nil {
+		return nil
+	}
+	if c.AllowLoopback {
+		a.logger.Warn("client_id_metadata_documents: allow_loopback accepts client_ids on this machine; for tests and local development only")
+	}
+	scopes := c.Scopes
+	if len(scopes) == 0 {
+		scopes = DefaultDynamicScopes
+	}
+	return cimd.New(cimd.Config{
+		Allow:         c.Allow,
+		Scopes:        scopes,
+		AllowLoopback: c.AllowLoopback,
+		Logger:        a.logger,
+		Now:           a.now,
+	})
 }

@@ -326,3 +326,41 @@ func parseUserinfo(d *caddyfile.Dispenser, off *bool) error {
 	}
 	return nil
 }
+
+// parseClientIDMetadataDocuments parses the client_id_metadata_documents line, alone (the
+// defaults) or with its block, from its own dispenser. Syntax:
+//
+//	client_id_metadata_documents [{
+//	    allow <host>...
+//	    scopes <scope>...
+//	    allow_loopback
+//	}]
+func parseClientIDMetadataDocuments(d *caddyfile.Dispenser, app *App, l lines) error {
+	d.Next() // "client_id_metadata_documents"
+	if app.ClientIDMetadataDocuments != nil {
+		return d.Err("client_id_metadata_documents is declared twice")
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := new(ClientIDMetadataDocumentsConfig)
+	for d.NextBlock(0) {
+		l.record(d, "client_id_metadata_documents")
+		var err error
+		switch d.Val() {
+		case "allow":
+			err = parseList(d, &c.Allow)
+		case "scopes":
+			err = parseList(d, &c.Scopes)
+		case "allow_loopback":
+			err = parseFlag(d, &c.AllowLoopback)
+		default:
+			err = unrecognized(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	app.ClientIDMetadataDocuments = c
+	return nil
+}

@@ -87,6 +87,9 @@ func (a *App) Validate() error {
 			return err
 		}
 	}
+	if err := a.ClientIDMetadataDocuments.Validate(); err != nil {
+		return err
+	}
 	return a.validateReferences()
 }
 

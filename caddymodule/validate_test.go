@@ -166,6 +166,18 @@ func TestValidateAlike(t *testing.T) {
 		{"saml_trust without certificate", "saml_trust idp {\n  entity_id x\n }",
 			`"saml_trusts": [{"name": "idp", "entity_id": "x"}]`,
 			`saml_trust "idp": no certificate_file`, 3},
+		{"client_id_metadata_documents host with a scheme", "client_id_metadata_documents {\n  allow app.example https://b.example\n }",
+			`"client_id_metadata_documents": {"allow": ["app.example", "https://b.example"]}`,
+			`client_id_metadata_documents: allow "https://b.example": want a host name, an IP literal, or *.<domain> for every subdomain of domain`, 4},
+		{"client_id_metadata_documents bare wildcard", "client_id_metadata_documents {\n  allow *\n }",
+			`"client_id_metadata_documents": {"allow": ["*"]}`,
+			`client_id_metadata_documents: allow "*": want a host name, an IP literal, or *.<domain> for every subdomain of domain`, 4},
+		{"client_id_metadata_documents inner wildcard", "client_id_metadata_documents {\n  allow a.*.example\n }",
+			`"client_id_metadata_documents": {"allow": ["a.*.example"]}`,
+			`client_id_metadata_documents: allow "a.*.example": want a host name, an IP literal, or *.<domain> for every subdomain of domain`, 4},
+		{"client_id_metadata_documents bad scope", "client_id_metadata_documents {\n  allow_loopback\n  scopes openid café\n }",
+			`"client_id_metadata_documents": {"allow_loopback": true, "scopes": ["openid", "café"]}`,
+			`client_id_metadata_documents: scope "café": only printable ASCII without space, '"' and '\' is allowed (RFC 6749 §3.3)`, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			config := `{"issuer": "https://a.example", ` + tc.json + `}`

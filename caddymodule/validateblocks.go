@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -427,6 +428,43 @@ func validateExternalClaims(claims map[string]string) error {
 			return at(errors.New("empty claim name"), "claim", name)
 		case slices.Contains(externalReservedClaims, name) || tokens.RegisteredClaim(name):
 			return at(fmt.Errorf("claim %q is set by tokengate itself", name), "claim", name)
+		}
+	}
+	return nil
+}
+
+// Validate reports what is wrong with the client_id_metadata_documents block; nil without one.
+func (c *ClientIDMetadataDocumentsConfig) Validate() error {
+	const opt = "client_id_metadata_documents"
+	if c == nil {
+		return nil
+	}
+	for _, host := range c.Allow {
+		if err := checkAllowedHost(host); err != nil {
+			return at(fmt.Errorf("%s: allow %q: %w", opt, host, err), opt, "allow", host)
+		}
+	}
+	for _, scope := range c.Scopes {
+		if err := checkScope(scope); err != nil {
+			return at(fmt.Errorf("%s: %w", opt, err), opt, "scopes", scope)
+		}
+	}
+	return nil
+}
+
+// checkAllowedHost accepts what an allow list of client_id hosts holds: a host name, an IP literal,
+// or *.<domain> for every subdomain of domain.
+func checkAllowedHost(host string) error {
+	name, wildcard := strings.CutPrefix(host, "*.")
+	if !wildcard {
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+			return nil
+		}
+	}
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
+		if label == "" || strings.Trim(strings.ToLower(label), "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return errors.New("want a host name, an IP literal, or *.<domain> for every subdomain of domain")
 		}
 	}
 	return nil

@@ -27,8 +27,9 @@ const (
 
 // Config is what a Resolver is built from.
 type Config struct {
-	// Allow are the hosts a client_id may name: a name (any case), an IP literal, or "*.<domain>"
-	// for any subdomain of domain (not domain itself). Empty accepts every host.
+	// Allow are the hosts a client_id may name: a name (any case), an IP literal (an IPv6 one
+	// bracketed or not), or "*.<domain>" for any subdomain of domain (not domain itself). Empty
+	// accepts every host.
 	Allow []string
 	// Scopes are what the clients may ask for; asking for none means all of them.
 	Scopes []string
@@ -66,7 +67,8 @@ func New(cfg Config) *Resolver {
 		now:           cfg.Now,
 	}
 	for _, host := range cfg.Allow {
-		r.allow = append(r.allow, strings.ToLower(host))
+		// An IPv6 literal may come bracketed, as in a URL.
+		r.allow = append(r.allow, strings.Trim(strings.ToLower(host), "[]"))
 	}
 	if r.logger == nil {
 		r.logger = zap.NewNop()

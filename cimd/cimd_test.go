@@ -296,11 +296,11 @@ func TestClientIDURL(t *testing.T) {
 
 // The allow list is checked before any fetch, and allow_loopback does not widen it.
 func TestAllowList(t *testing.T) {
-	r := New(Config{Allow: []string{"*.example.com", "Client.Test", "192.0.2.7"}, AllowLoopback: true})
+	r := New(Config{Allow: []string{"*.example.com", "Client.Test", "192.0.2.7", "[2001:db8::7]"}, AllowLoopback: true})
 	for host, want := range map[string]bool{
 		"a.example.com": true, "a.b.example.com": true, "example.com": false, "evilexample.com": false,
 		"client.test": true, "CLIENT.TEST": true, "other.test": false, "192.0.2.7": true, "192.0.2.8": false,
-		"127.0.0.1": false, "localhost": false,
+		"127.0.0.1": false, "localhost": false, "2001:db8::7": true, "2001:db8::8": false,
 	} {
 		if got := r.hostAllowed(host); got != want {
 			t.Errorf("hostAllowed(%q) = %v, want %v", host, got, want)

@@ -103,3 +103,40 @@ func TestClientSourceRefusals(t *testing.T) {
 		f.do(request{body: vals("grant_type", "refresh_token", "refresh_token", "x").Encode(), basic: [2]string{dynamicID, "guess"}}),
 		http.StatusUnauthorized, CodeInvalidClient)
 }
+
+// A dynamic client registered for refresh_token gets a refresh token without asking for
+// offline_access, which MCP clients never do; one that did not register it gets none.
+func TestClientSourceRefreshWithoutOfflineAccess(t *testing.T) {
+	src := &fakeSource{}
+	f := newFixture(t, withSource(src))
+	redeem := func() *response {
+		code := f.code(func(g *CodeGrant) {
+			g.ClientID, g.RedirectURI, g.Scope = dynamicID, dynamicRedirect, []string{"api.read"}
+		})
+		return f.do(request{body: vals("grant_type", "authorization_code", "client_id", dynamicID, "code", code,
+			"redirect_uri", dynamicRedirect, "code_verifier", verifier).Encode()})
+	}
+	resp := redeem()
+	f.expectOK("a dynamic client redeems a code without offline_access", resp)
+	if resp.str("refresh_token") == "" {
+		t.Fatal("no refresh token for a dynamic client registered for refresh_token")
+	}
+	refreshed := f.do(request{body: vals("grant_type", "refresh_token", "client_id", dynamicID, "refresh_token", resp.str("refresh_token")).Encode()})
+	f.expectOK("its refresh", refreshed)
+	if refreshed.str("refresh_token") == "" || refreshed.str("refresh_token") == resp.str("refresh_token") {
+		t.Error("the refresh token was not rotated")
+	}
+	src.client.Grants = []string{"authorization_code"}
+	if resp := redeem(); resp.str("refresh_token") != "" {
+		t.Error("a refresh token for a dynamic client not registered for refresh_token")
+	}
+	// PKCE is required of it (a public client), and plain is refused.
+	for name, edit := range map[string]func(*CodeGrant){
+		"without PKCE": func(g *CodeGrant) { g.CodeChallenge, g.ChallengeMethod = "", "" },
+		"with plain":   func(g *CodeGrant) { g.CodeChallenge, g.ChallengeMethod = verifier, PKCEPlain },
+	} {
+		code := f.code(func(g *CodeGrant) { g.ClientID, g.RedirectURI = dynamicID, dynamicRedirect; edit(g) })
+		f.expectError("a dynamic client's code "+name, f.do(request{body: vals("grant_type", "authorization_code", "client_id", dynamicID,
+			"code", code, "redirect_uri", dynamicRedirect, "code_verifier", verifier).Encode()}), 400, CodeInvalidGrant)
+	}
+}

@@ -189,14 +189,24 @@ func (p *Pages) Authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	// A POST that speaks of a password must come from a form this site served to this browser, or
 	// another site could sign a person in as someone else (login CSRF).
-	submitted := params.Has(fieldUsername) || params.Has(fieldPassword) || params.Has(fieldCSRF)
+	// The same holds for a consent page's answer, or another site could approve on a person's
+	// behalf.
+	submitted := params.Has(fieldUsername) || params.Has(fieldPassword) || params.Has(fieldCSRF) || params.Has(fieldConsent)
 	if submitted && (r.Method != http.MethodPost || !p.csrfOK(r, params.Get(fieldCSRF))) {
-		p.showError(w, http.StatusForbidden, "This sign-in form has expired or was not sent by this site. Go back to the application and try again.")
+		p.showError(w, http.StatusForbidden, "This form has expired or was not sent by this site. Go back to the application and try again.")
 		return
 	}
 	req, aerr := p.parseAuthorize(r.Context(), params)
 	if aerr != nil {
 		p.refuse(w, aerr)
+		return
+	}
+	if params.Has(fieldConsent) {
+		decision, repeated := single(params, fieldConsent)
+		if repeated {
+			decision = ""
+		}
+		p.decideConsent(w, r, req, decision)
 		return
 	}
 	if submitted {
@@ -428,8 +438,8 @@ func unreservedChars(s string) bool {
 	return strings.TrimLeft(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == ""
 }
 
-// prompt reads OIDC Core §3.1.2.1's prompt. consent is satisfied as it is: the clients are first
-// party, their consent given by registration.
+// prompt reads OIDC Core §3.1.2.1's prompt. consent is satisfied as it is: a configured client is
+// first party, its consent given by its registration, and a dynamic client's is asked every time.
 func (req *authRequest) prompt(param string) *authError {
 	values := strings.Fields(param)
 	for _, v := range values {
@@ -466,9 +476,19 @@ func (req *authRequest) servedBy(s *session, now time.Time) bool {
 	return true
 }
 
-// issueCode sends the browser back to the client with a code for the person of session s (RFC 6749
-// §4.1.2).
+// issueCode answers req for the person of session s: with a code, or first with the consent page
+// when the client is one the configuration does not declare.
 func (p *Pages) issueCode(w http.ResponseWriter, r *http.Request, req *authRequest, s *session) {
+	if req.client.Dynamic {
+		p.askConsent(w, r, req, s)
+		return
+	}
+	p.sendCode(w, r, req, s)
+}
+
+// sendCode sends the browser back to the client with a code for the person of session s (RFC 6749
+// §4.1.2).
+func (p *Pages) sendCode(w http.ResponseWriter, r *http.Request, req *authRequest, s *session) {
 	code, err := p.server.IssueCode(r.Context(), grants.CodeGrant{
 		ClientID:        req.client.ID,
 		RedirectURI:     req.redirectURI,

@@ -344,18 +344,14 @@ func parseClientIDMetadataDocuments(d *caddyfile.Dispenser, app *App, l lines) e
 		return d.ArgErr()
 	}
 	c := new(ClientIDMetadataDocumentsConfig)
+	lists := map[string]*[]string{"allow": &c.Allow, "scopes": &c.Scopes}
 	for d.NextBlock(0) {
 		l.record(d, "client_id_metadata_documents")
-		var err error
-		switch d.Val() {
-		case "allow":
-			err = parseList(d, &c.Allow)
-		case "scopes":
-			err = parseList(d, &c.Scopes)
-		case "allow_loopback":
+		err := unrecognized(d)
+		if list, ok := lists[d.Val()]; ok {
+			err = parseList(d, list)
+		} else if d.Val() == "allow_loopback" {
 			err = parseFlag(d, &c.AllowLoopback)
-		default:
-			err = unrecognized(d)
 		}
 		if err != nil {
 			return err

@@ -326,15 +326,7 @@ func TestBrowserSignIn(t *testing.T) {
 	wantLoginForm(t, ctx, "an authorization request after logout")
 
 	// The same form on a phone: nothing wider than the screen, the button within reach.
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
-		t.Fatal(err)
-	}
-	fit, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= innerWidth &&
-		document.querySelector('form [type=submit]').getBoundingClientRect().right <= innerWidth`))
-	if err != nil || !fit {
-		t.Errorf("on a 390 px wide screen the sign-in page is wider than the screen or its button is out of view (%v)", err)
-	}
-	saveScreenshot(t, ctx, "tokengate-login-phone.png", 390)
+	phoneScreenshot(t, ctx, "the sign-in page", "tokengate-login-phone.png")
 
 	// Login CSRF: another site posts alice's credentials to the authorization endpoint, without a
 	// CSRF token, or with the token of this browser's own form (its cookie stays home: SameSite=Lax).
@@ -386,6 +378,21 @@ func findCookie(cookies []*network.Cookie, name string) *network.Cookie {
 		}
 	}
 	return nil
+}
+
+// phoneScreenshot shows the page on a phone's 390 px wide screen, fails the test when the page is
+// wider or a submit button is out of view, and saves a screenshot under name.
+func phoneScreenshot(t *testing.T, ctx context.Context, what, name string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
+		t.Fatal(err)
+	}
+	fit, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= innerWidth &&
+		[...document.querySelectorAll('form [type=submit]')].every(b => b.getBoundingClientRect().right <= innerWidth)`))
+	if err != nil || !fit {
+		t.Errorf("on a 390 px wide screen %s is wider than the screen or a button is out of view (%v)", what, err)
+	}
+	saveScreenshot(t, ctx, name, 390)
 }
 
 // saveScreenshot takes a screenshot of the whole page, checks that it is a PNG width pixels wide with

@@ -2,16 +2,11 @@ package tests
 
 import (
 	"cmp"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,7 +20,7 @@ import (
 )
 
 // cimdCaddyfile lets MCP clients identify by the URL of their metadata document, on loopback hosts
-// too (the tests' document server is on 127.0.0.2), and guards /mcp with bearer_auth.
+// too (the tests' document server is on 127.0.0.1), and guards /mcp with bearer_auth.
 const cimdCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
@@ -50,77 +45,39 @@ const cimdCaddyfile = `{
 }
 `
 
-// docServer serves client metadata documents over https on 127.0.0.2, under a certificate of its
-// own that the Caddy under test trusts through SSL_CERT_FILE. Each path answers as set, and the
-// server counts the requests each path received.
+// docServer serves client metadata documents over https, under httptest's certificate, which the
+// Caddy under test trusts through SSL_CERT_FILE. Each path answers as set, and the server counts the
+// requests each path received.
 type docServer struct {
 	*httptest.Server
 	certFile string
+	mux      *http.ServeMux
 
 	mu      sync.Mutex
-	answers map[string]http.HandlerFunc
 	fetches map[string]int
 }
 
 func startDocServer(t *testing.T) *docServer {
 	t.Helper()
-	s := &docServer{answers: map[string]http.HandlerFunc{}, fetches: map[string]int{}}
-	cert, certPEM := selfSignedCert(t)
+	s := &docServer{mux: http.NewServeMux(), fetches: map[string]int{}}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.fetches[r.URL.Path]++
+		s.mu.Unlock()
+		s.mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
 	s.certFile = filepath.Join(t.TempDir(), "docs.pem")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
 	if err := os.WriteFile(s.certFile, certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.fetches[r.URL.Path]++
-		answer := s.answers[r.URL.Path]
-		s.mu.Unlock()
-		if answer == nil {
-			http.NotFound(w, r)
-			return
-		}
-		answer(w, r)
-	}))
-	l, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatalf("listening on 127.0.0.2: %v", err)
-	}
-	s.Listener = l
-	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	s.StartTLS()
-	t.Cleanup(s.Close)
 	return s
-}
-
-// selfSignedCert is a certificate for 127.0.0.2, its own issuer.
-func selfSignedCert(t *testing.T) (tls.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.2")},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // handle answers path with h.
 func (s *docServer) handle(path string, h http.HandlerFunc) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.answers[path] = h
+	s.mux.HandleFunc(path, h)
 	return s.URL + path
 }
 
@@ -382,7 +339,7 @@ func TestCIMDAttacks(t *testing.T) {
 func TestCIMDStrict(t *testing.T) {
 	t.Parallel()
 	docs := startDocServer(t)
-	strict := strings.Replace(cimdCaddyfile, "allow_loopback", "allow mcp.example.com *.mcp.example.org 127.0.0.2", 1)
+	strict := strings.Replace(cimdCaddyfile, "allow_loopback", "allow mcp.example.com *.mcp.example.org 127.0.0.1", 1)
 	c := startCIMDCaddy(t, strict, docs, startUpstream(t))
 	docs.document("/client.json")
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(docs.URL, "https://"))

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/grants"
+	"github.com/tokengate/tokengate/throttle"
 )
 
 // The bounds of a fetch: a document is a few hundred bytes, and an authorization request waits
@@ -24,6 +26,9 @@ const (
 	MaxDocumentSize = 5 << 10
 	FetchTimeout    = 5 * time.Second
 )
+
+// fetchesPerHost bounds the fetches of one host under way at once.
+const fetchesPerHost = 8
 
 // Config is what a Resolver is built from.
 type Config struct {
@@ -53,6 +58,8 @@ type Resolver struct {
 	allowLoopback bool
 	http          *http.Client
 	cache         *cache
+	fetches       singleflight.Group
+	perHost       *throttle.InFlight
 	logger        *zap.Logger
 	now           func() time.Time
 }
@@ -63,6 +70,7 @@ func New(cfg Config) *Resolver {
 		scopes:        cfg.Scopes,
 		allowLoopback: cfg.AllowLoopback,
 		cache:         newCache(maxCached),
+		perHost:       throttle.NewInFlight(fetchesPerHost),
 		logger:        cfg.Logger,
 		now:           cfg.Now,
 	}
@@ -129,10 +137,34 @@ func (r *Resolver) LookupClient(ctx context.Context, id string) (*grants.Client,
 	if !r.hostAllowed(u.Hostname()) {
 		return nil, refused("the client_id's host is not allowed here", nil)
 	}
-	now := r.now()
-	if c, ok := r.cache.get(id, now); ok {
+	if c, ok := r.cache.get(id, r.now()); ok {
 		return c, nil
 	}
+	// Concurrent lookups of one client_id share one fetch, which outlives the request that began it
+	// (it is bounded by FetchTimeout all the same).
+	c, err, _ := r.fetches.Do(id, func() (any, error) {
+		c, err := r.fetchOnce(context.WithoutCancel(ctx), u, id)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.(*grants.Client), nil
+}
+
+// fetchOnce fetches and validates the document of id at u and caches its client. One host has at
+// most fetchesPerHost fetches under way: anyone can send client_ids of a slow host, and each would
+// hold an outbound connection for FetchTimeout.
+func (r *Resolver) fetchOnce(ctx context.Context, u *url.URL, id string) (*grants.Client, *Error) {
+	host := strings.ToLower(u.Hostname())
+	if !r.perHost.Enter(host) {
+		return nil, refused("too many client metadata documents of the client_id's host are being fetched; retry shortly", nil)
+	}
+	defer r.perHost.Leave(host)
+	now := r.now()
 	c, ttl, err := r.fetch(ctx, u, id)
 	if err != nil {
 		r.logger.Debug("client metadata document refused", zap.String("client_id", id), zap.String("reason", err.Reason), zap.Error(err.Cause))

@@ -399,3 +399,52 @@ func TestLookupClientUsesSystemTrust(t *testing.T) {
 		t.Errorf("a certificate outside the trust store: %v", err)
 	}
 }
+
+// Concurrent lookups of one client_id share one fetch; one host has at most fetchesPerHost
+// fetches under way, and the lookups beyond are refused at once.
+func TestLookupClientBoundsFetches(t *testing.T) {
+	s := newDocServer(t)
+	r := newResolver(s, testclock.New(time.Unix(1_800_000_000, 0)), nil)
+	release := make(chan struct{})
+	var arrived sync.WaitGroup
+	s.mu.Lock()
+	for i := range fetchesPerHost + 1 {
+		path := fmt.Sprintf("/held/%d", i)
+		s.answers[path] = func(w http.ResponseWriter, _ *http.Request) {
+			arrived.Done()
+			<-release
+			fmt.Fprint(w, doc(s.URL+path))
+		}
+	}
+	s.mu.Unlock()
+
+	// Many lookups of one id: one fetch.
+	arrived.Add(1)
+	var lookups sync.WaitGroup
+	for range 20 {
+		lookups.Go(func() {
+			if _, err := r.LookupClient(t.Context(), s.URL+"/held/0"); err != nil {
+				t.Errorf("a lookup sharing the fetch: %v", err)
+			}
+		})
+	}
+	arrived.Wait()
+	// The other slots of the host fill up; the next id is refused without a fetch.
+	arrived.Add(fetchesPerHost - 1)
+	for i := 1; i < fetchesPerHost; i++ {
+		lookups.Go(func() { r.LookupClient(t.Context(), fmt.Sprintf("%s/held/%d", s.URL, i)) })
+	}
+	arrived.Wait()
+	before := s.fetches.Load()
+	if _, err := r.LookupClient(t.Context(), fmt.Sprintf("%s/held/%d", s.URL, fetchesPerHost)); err == nil || !strings.Contains(err.Error(), "retry shortly") {
+		t.Errorf("a fetch beyond the host's bound: %v, want a refusal", err)
+	}
+	if s.fetches.Load() != before {
+		t.Error("a fetch beyond the host's bound reached the server")
+	}
+	close(release)
+	lookups.Wait()
+	if n := s.fetches.Load(); n != fetchesPerHost {
+		t.Errorf("%d fetches reached the server, want %d: one per id", n, fetchesPerHost)
+	}
+}

@@ -392,15 +392,14 @@ func (req *authRequest) validate(p *Pages, params url.Values) *authError {
 	return nil
 }
 
-// pkce checks the code challenge (RFC 7636 §4.3, §4.4.1): required of a public client, whose code
-// anyone who intercepts it could redeem otherwise (dex CVE-2022-39222); plain only for a client
-// registered with pkce_plain (RFC 9700 §2.1.1).
+// pkce checks the code challenge (RFC 7636 §4.3, §4.4.1): required of a client that RequiresPKCE;
+// plain only for a client registered with pkce_plain (RFC 9700 §2.1.1).
 func (req *authRequest) pkce(challenge, method string) *authError {
 	if challenge == "" {
 		switch {
 		case method != "":
 			return req.fail("invalid_request", "code_challenge_method without code_challenge")
-		case req.client.Public:
+		case req.client.RequiresPKCE():
 			return req.fail("invalid_request", "code_challenge is required (PKCE)")
 		}
 		return nil

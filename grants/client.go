@@ -66,6 +66,11 @@ type Client struct {
 // Name is what the pages a person sees call the client: its display name, or else its client_id.
 func (c *Client) Name() string { return cmp.Or(c.DisplayName, c.ID) }
 
+// RequiresPKCE reports whether the client's codes need PKCE: a public client's, which anyone who
+// intercepts one could redeem otherwise (dex CVE-2022-39222), and a dynamic client's, whose
+// registration anyone could have made (RFC 9700 §2.1.1 asks it of every client).
+func (c *Client) RequiresPKCE() bool { return c.Public || c.Dynamic }
+
 // allows reports whether the client registered the grant.
 func (c *Client) allows(grant string) bool { return slices.Contains(c.Grants, grant) }
 

@@ -24,6 +24,29 @@ type ClientSource interface {
 // ErrNotOwned is a ClientSource's answer for an id that is none of its own.
 var ErrNotOwned = errors.New("not a client of this source")
 
+// ClientSources asks each of its sources in turn: the first that owns an id resolves it.
+type ClientSources []ClientSource
+
+// LookupClient implements ClientSource.
+func (sources ClientSources) LookupClient(ctx context.Context, id string) (*Client, error) {
+	for _, source := range sources {
+		if c, err := source.LookupClient(ctx, id); !errors.Is(err, ErrNotOwned) {
+			return c, err
+		}
+	}
+	return nil, ErrNotOwned
+}
+
+// Owns implements ClientSource.
+func (sources ClientSources) Owns(id string) bool {
+	for _, source := range sources {
+		if source.Owns(id) {
+			return true
+		}
+	}
+	return false
+}
+
 // LookupClient returns the client with the id: a configured one at once, else one the
 // ClientSource resolves. nil and ErrNotOwned when no client has the id; nil and another error
 // when the source's client is not usable now (see ClientSource).

@@ -140,3 +140,37 @@ func TestClientSourceRefreshWithoutOfflineAccess(t *testing.T) {
 			"code", code, "redirect_uri", dynamicRedirect, "code_verifier", verifier).Encode()}), 400, CodeInvalidGrant)
 	}
 }
+
+// ClientSources asks each source in turn; the first that owns an id answers, its failure included.
+func TestClientSources(t *testing.T) {
+	first, second := &fakeSource{}, &fakeSource{}
+	withSource(first)(nil, &Config{})
+	sources := ClientSources{first, staticSource{"dcr_1": {ID: "dcr_1", Dynamic: true}}, second}
+	if c, err := sources.LookupClient(t.Context(), "dcr_1"); err != nil || c.ID != "dcr_1" {
+		t.Errorf("LookupClient(dcr_1) = %+v, %v", c, err)
+	}
+	if c, err := sources.LookupClient(t.Context(), dynamicID); err != nil || c != first.client {
+		t.Errorf("LookupClient(%q) = %+v, %v", dynamicID, c, err)
+	}
+	if _, err := sources.LookupClient(t.Context(), brokenID); err == nil || errors.Is(err, ErrNotOwned) || second.lookups.Load() != 0 {
+		t.Errorf("LookupClient(%q) = %v, want the first source's failure, the last source unasked", brokenID, err)
+	}
+	if _, err := sources.LookupClient(t.Context(), "web"); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("LookupClient(web) = %v, want ErrNotOwned", err)
+	}
+	if !sources.Owns("dcr_1") || !sources.Owns(dynamicID) || sources.Owns("web") {
+		t.Error("Owns does not ask every source")
+	}
+}
+
+// staticSource owns the clients of its map.
+type staticSource map[string]*Client
+
+func (s staticSource) LookupClient(_ context.Context, id string) (*Client, error) {
+	if c, ok := s[id]; ok {
+		return c, nil
+	}
+	return nil, ErrNotOwned
+}
+
+func (s staticSource) Owns(id string) bool { _, ok := s[id]; return ok }

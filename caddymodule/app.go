@@ -22,6 +22,7 @@ import (
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/keyrotation"
+	"github.com/tokengate/tokengate/registration"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
 )
@@ -113,6 +114,10 @@ type App struct {
 	// Default: off.
 	ClientIDMetadataDocuments *ClientIDMetadataDocumentsConfig `json:"client_id_metadata_documents,omitempty"`
 
+	// Registration, when set, lets clients register themselves (RFC 7591), the fallback of MCP
+	// clients that have no metadata document. Default: off.
+	Registration *RegistrationConfig `json:"registration,omitempty"`
+
 	now    func() time.Time
 	logger *zap.Logger
 
@@ -145,6 +150,8 @@ type App struct {
 	clientIDs map[string]bool
 	// clientSource resolves the clients the configuration does not declare; nil for none.
 	clientSource grants.ClientSource
+	// registry is the registration endpoint; nil without registration.
+	registry *registration.Registry
 	// audiences is every aud this tokengate issues: the issuer and every client's audience.
 	audiences map[string]bool
 	// routes maps a request path to the endpoint that serves it.
@@ -285,7 +292,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			UserClaims:  a.userClaims(),
 			SigningAlgs: a.idTokenAlgs(),
 		}),
-		Keys: keysNow,
+		Keys:         keysNow,
+		Registration: a.registrationEndpoint(),
 	})
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ func init() {
 //	    grant <urn> <module> { ... }
 //	    login_template <file>
 //	    client_id_metadata_documents [{ ... }]
+//	    registration [{ ... }]
 //	}
 //
 // The parser reads the syntax only; what the values mean is checked by App.Validate, the one check
@@ -101,6 +102,8 @@ func parseGlobalLine(d *caddyfile.Dispenser, app *App, l lines) (validate func()
 		return func() error { return nil }, parseOnce(d, &app.LoginTemplate)
 	case "client_id_metadata_documents":
 		return func() error { return app.ClientIDMetadataDocuments.Validate() }, parseClientIDMetadataDocuments(d.NewFromNextSegment(), app, l)
+	case "registration":
+		return func() error { return app.Registration.Validate() }, parseRegistration(d.NewFromNextSegment(), app, l)
 	}
 	return nil, unrecognized(d)
 }

@@ -469,3 +469,26 @@ func checkAllowedHost(host string) error {
 	}
 	return nil
 }
+
+// Validate reports what is wrong with the registration block; nil without one.
+func (c *RegistrationConfig) Validate() error {
+	const opt = "registration"
+	switch {
+	case c == nil:
+		return nil
+	case c.MaxClients < 0:
+		return at(fmt.Errorf("%s: max_clients: %d is negative", opt, c.MaxClients), opt, "max_clients")
+	case c.Rate != nil && c.Rate.Requests < 1:
+		return at(fmt.Errorf("%s: rate: want at least 1 registration per window", opt), opt, "rate")
+	case c.Rate != nil && time.Duration(c.Rate.Window) < time.Second:
+		return at(fmt.Errorf("%s: rate: the window %v is under the minimum of 1s", opt, time.Duration(c.Rate.Window)), opt, "rate")
+	case c.UnusedTTL != 0 && time.Duration(c.UnusedTTL) < time.Second:
+		return at(fmt.Errorf("%s: unused_ttl: %v is under the minimum of 1s", opt, time.Duration(c.UnusedTTL)), opt, "unused_ttl")
+	}
+	for _, scope := range c.Scopes {
+		if err := checkScope(scope); err != nil {
+			return at(fmt.Errorf("%s: %w", opt, err), opt, "scopes", scope)
+		}
+	}
+	return nil
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/peeraddr"
 	"github.com/tokengate/tokengate/keyrotation"
+	"github.com/tokengate/tokengate/registration"
 	"github.com/tokengate/tokengate/resource"
 	"github.com/tokengate/tokengate/store"
 	"github.com/tokengate/tokengate/tokens"
@@ -109,6 +110,15 @@ type App struct {
 	// of namespace tokengate.grants. A client registers one by its grant type. Default: none.
 	ExtensionGrants []*ExtensionGrantConfig `json:"extension_grants,omitempty"`
 
+	// ClientIDMetadataDocuments, when set, lets a client identify by an https URL naming its
+	// metadata document (draft-ietf-oauth-client-id-metadata-document), as MCP clients do.
+	// Default: off.
+	ClientIDMetadataDocuments *ClientIDMetadataDocumentsConfig `json:"client_id_metadata_documents,omitempty"`
+
+	// Registration, when set, lets clients register themselves (RFC 7591), the fallback of MCP
+	// clients that have no metadata document. Default: off.
+	Registration *RegistrationConfig `json:"registration,omitempty"`
+
 	now    func() time.Time
 	logger *zap.Logger
 
@@ -139,6 +149,10 @@ type App struct {
 	verifier  *tokens.Verifier
 	server    *grants.Server
 	clientIDs map[string]bool
+	// clientSource resolves the clients the configuration does not declare; nil for none.
+	clientSource grants.ClientSource
+	// registry is the registration endpoint; nil without registration.
+	registry *registration.Registry
 	// audiences is every aud this tokengate issues: the issuer and every client's audience.
 	audiences map[string]bool
 	// resources are the known resources: every bearer_auth resource of this configuration, added
@@ -203,6 +217,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.clientSource = a.buildClientSource()
 	a.server, err = grants.New(grants.Config{Settings: grants.Settings{
 		Issuer:            a.Issuer,
 		TokenEndpoint:     endpoints.URL(a.Issuer, endpoints.TokenPath),
@@ -227,6 +242,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Logger:   a.logger,
 		Observe:  a.observe,
 		Now:      a.now,
+
+		ClientSource: a.clientSource,
 	}})
 	if err != nil {
 		return err
@@ -280,7 +297,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			UserClaims:  a.userClaims(),
 			SigningAlgs: a.idTokenAlgs(),
 		}),
-		Keys: keysNow,
+		Keys:         keysNow,
+		Registration: a.registrationEndpoint(),
 	})
 	if err != nil {
 		return err
@@ -370,9 +388,15 @@ func (a *App) Gate(req gate.Requirements) (*gate.Gate, error) {
 		Cache:       a.shared.cache,
 		Realm:       a.Issuer,
 		Audiences:   a.audiences,
-		ClientKnown: func(id string) bool { return a.clientIDs[id] },
+		ClientKnown: a.clientKnown,
 		Req:         req,
 	}, nil
+}
+
+// clientKnown reports whether a token's client is one this configuration serves: declared, or
+// one its client source resolves.
+func (a *App) clientKnown(id string) bool {
+	return a.clientIDs[id] || a.clientSource != nil && a.clientSource.Owns(id)
 }
 
 // Start starts the rotation of generated keys: it reads the store every keyrotation.Manager.RefreshEvery,

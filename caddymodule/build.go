@@ -11,10 +11,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/tokengate/tokengate/assertion"
+	"github.com/tokengate/tokengate/cimd"
 	"github.com/tokengate/tokengate/endpoints"
 	"github.com/tokengate/tokengate/federation"
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/identity"
+	"github.com/tokengate/tokengate/registration"
 	"github.com/tokengate/tokengate/samlbearer"
 )
 
@@ -241,4 +243,59 @@ func (a *App) buildExternalProviders() ([]*federation.Provider, error) {
 		providers = append(providers, provider)
 	}
 	return providers, nil
+}
+
+// buildClientSource builds what resolves the clients the configuration does not declare, or nil
+// when it allows none: metadata documents, registered clients, or both.
+func (a *App) buildClientSource() grants.ClientSource {
+	var sources grants.ClientSources
+	if c := a.ClientIDMetadataDocuments; c != nil {
+		if c.AllowLoopback {
+			a.logger.Warn("client_id_metadata_documents: allow_loopback accepts client_ids on this machine; for tests and local development only")
+		}
+		sources = append(sources, cimd.New(cimd.Config{
+			Allow:         c.Allow,
+			Scopes:        dynamicScopes(c.Scopes),
+			AllowLoopback: c.AllowLoopback,
+			Logger:        a.logger,
+			Now:           a.now,
+		}))
+	}
+	if c := a.Registration; c != nil {
+		cfg := registration.Config{
+			Store:      a.shared.store,
+			Scopes:     dynamicScopes(c.Scopes),
+			MaxClients: c.MaxClients,
+			UnusedTTL:  time.Duration(c.UnusedTTL),
+			ClientIP:   clientIP,
+			Logger:     a.logger,
+			Now:        a.now,
+		}
+		if c.Rate != nil {
+			cfg.Rate, cfg.RateWindow = c.Rate.Requests, time.Duration(c.Rate.Window)
+		}
+		a.registry = registration.New(cfg)
+		sources = append(sources, a.registry)
+	}
+	if len(sources) == 0 {
+		return nil
+	}
+	return sources
+}
+
+// dynamicScopes are what clients the configuration does not declare may ask for: the configured
+// scopes, or the default.
+func dynamicScopes(configured []string) []string {
+	if len(configured) == 0 {
+		return DefaultDynamicScopes
+	}
+	return configured
+}
+
+// registrationEndpoint is the registration endpoint, or nil (no route) without registration.
+func (a *App) registrationEndpoint() http.Handler {
+	if a.registry == nil {
+		return nil
+	}
+	return a.registry
 }

@@ -36,6 +36,8 @@ func init() {
 //	    saml_trust <name> { ... }
 //	    grant <urn> <module> { ... }
 //	    login_template <file>
+//	    client_id_metadata_documents [{ ... }]
+//	    registration [{ ... }]
 //	}
 //
 // The parser reads the syntax only; what the values mean is checked by App.Validate, the one check
@@ -98,6 +100,10 @@ func parseGlobalLine(d *caddyfile.Dispenser, app *App, l lines) (validate func()
 		return func() error { return app.validateExtensionGrant(len(app.ExtensionGrants) - 1) }, parseExtensionGrant(d.NewFromNextSegment(), app)
 	case "login_template":
 		return func() error { return nil }, parseOnce(d, &app.LoginTemplate)
+	case "client_id_metadata_documents":
+		return func() error { return app.ClientIDMetadataDocuments.Validate() }, parseClientIDMetadataDocuments(d.NewFromNextSegment(), app, l)
+	case "registration":
+		return func() error { return app.Registration.Validate() }, parseRegistration(d.NewFromNextSegment(), app, l)
 	}
 	return nil, unrecognized(d)
 }

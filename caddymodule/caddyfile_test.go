@@ -220,6 +220,13 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		want, line  string // both must be in the message
 	}{
 		{"no issuer", "tokengate {\n}", "issuer is required", ""},
+		{"client_id_metadata_documents twice", "tokengate {\n issuer https://a.example\n client_id_metadata_documents\n client_id_metadata_documents\n}", "client_id_metadata_documents is declared twice, at Testfile:4", ""},
+		{"client_id_metadata_documents with an argument", "tokengate {\n issuer https://a.example\n client_id_metadata_documents on\n}", "wrong argument count", "at Testfile:3"},
+		{"client_id_metadata_documents unknown option", "tokengate {\n issuer https://a.example\n client_id_metadata_documents {\n  fetch_timeout 9s\n }\n}", `unrecognized subdirective "fetch_timeout", at Testfile:4`, ""},
+		{"registration twice", "tokengate {\n issuer https://a.example\n registration\n registration\n}", "registration is declared twice, at Testfile:4", ""},
+		{"registration rate without window", "tokengate {\n issuer https://a.example\n registration {\n  rate 5\n }\n}", "wrong argument count", "at Testfile:4"},
+		{"registration max_clients not a number", "tokengate {\n issuer https://a.example\n registration {\n  max_clients many\n }\n}", `"many" is not a whole number, at Testfile:4`, ""},
+		{"allow_loopback with an argument", "tokengate {\n issuer https://a.example\n client_id_metadata_documents {\n  allow_loopback yes\n }\n}", "wrong argument count", "at Testfile:4"},
 		{"issuer twice", "tokengate {\n issuer https://a.example\n issuer https://b.example\n}", "issuer is declared twice, at Testfile:3", ""},
 		{"relative issuer", "tokengate {\n issuer /auth\n}", "absolute http or https URL, at Testfile:2", ""},
 		{"issuer with fragment", "tokengate {\n issuer https://a.example#x\n}", "no query or fragment, at Testfile:2", ""},

@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"slices"
+	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -281,4 +283,113 @@ func parseUserinfo(d *caddyfile.Dispenser, off *bool) error {
 		return d.Errf("userinfo takes on or off, not %q", v)
 	}
 	return nil
+}
+
+// parseClientIDMetadataDocuments parses the client_id_metadata_documents line, alone (the
+// defaults) or with its block, from its own dispenser. Syntax:
+//
+//	client_id_metadata_documents [{
+//	    allow <host>...
+//	    scopes <scope>...
+//	    allow_loopback
+//	}]
+func parseClientIDMetadataDocuments(d *caddyfile.Dispenser, app *App, l lines) error {
+	c := new(ClientIDMetadataDocumentsConfig)
+	lists := map[string]*[]string{"allow": &c.Allow, "scopes": &c.Scopes}
+	err := parseOptionBlock(d, l, app.ClientIDMetadataDocuments != nil, func(opt string) error {
+		if list, ok := lists[opt]; ok {
+			return parseList(d, list)
+		}
+		if opt == "allow_loopback" {
+			return parseFlag(d, &c.AllowLoopback)
+		}
+		return unrecognized(d)
+	})
+	if err == nil {
+		app.ClientIDMetadataDocuments = c
+	}
+	return err
+}
+
+// parseOptionBlock parses, from its own dispenser, an option that stands alone (for its defaults)
+// or opens a block, each line of which line parses; declared says the option was read before.
+func parseOptionBlock(d *caddyfile.Dispenser, l lines, declared bool, line func(opt string) error) error {
+	d.Next()
+	name := d.Val()
+	if declared {
+		return d.Errf("%s is declared twice", name)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		l.record(d, name)
+		if err := line(d.Val()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseRegistration parses the registration line, alone (the defaults) or with its block, from its
+// own dispenser. Syntax:
+//
+//	registration [{
+//	    scopes <scope>...
+//	    max_clients <n>
+//	    rate <n> <window>
+//	    unused_ttl <duration>
+//	}]
+func parseRegistration(d *caddyfile.Dispenser, app *App, l lines) error {
+	c := new(RegistrationConfig)
+	err := parseOptionBlock(d, l, app.Registration != nil, func(opt string) error {
+		switch opt {
+		case "scopes":
+			return parseList(d, &c.Scopes)
+		case "max_clients":
+			var n string
+			if !d.AllArgs(&n) {
+				return d.ArgErr()
+			}
+			var err error
+			c.MaxClients, err = wholeNumber(d, n)
+			return err
+		case "rate":
+			return parseRate(d, c)
+		case "unused_ttl":
+			return parseDuration(d, &c.UnusedTTL)
+		}
+		return unrecognized(d)
+	})
+	if err == nil {
+		app.Registration = c
+	}
+	return err
+}
+
+// parseRate parses `rate <n> <window>`.
+func parseRate(d *caddyfile.Dispenser, c *RegistrationConfig) error {
+	var n, window string
+	if !d.AllArgs(&n, &window) {
+		return d.ArgErr()
+	}
+	requests, err := wholeNumber(d, n)
+	if err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(window)
+	if err != nil {
+		return d.Errf("rate: %v", err)
+	}
+	c.Rate = &RegistrationRate{Requests: requests, Window: caddy.Duration(dur)}
+	return nil
+}
+
+// wholeNumber reads v, an argument of d's line, as a whole number.
+func wholeNumber(d *caddyfile.Dispenser, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, d.Errf("%q is not a whole number", v)
+	}
+	return n, nil
 }

@@ -26,6 +26,44 @@ type TrustConfig struct {
 	KeyFile  string `json:"key_file,omitempty"`
 }
 
+// ClientIDMetadataDocumentsConfig is the client_id_metadata_documents block: a client_id that is
+// an https URL names the client's metadata document, fetched when the client comes.
+type ClientIDMetadataDocumentsConfig struct {
+	// Allow are the hosts a client_id may name: a name, an IP literal, or "*.<domain>" for any
+	// subdomain of domain. Default: every host.
+	Allow []string `json:"allow,omitempty"`
+	// Scopes are what such clients may ask for. Default: DefaultDynamicScopes.
+	Scopes []string `json:"scopes,omitempty"`
+	// AllowLoopback also accepts client_ids on loopback hosts (127.0.0.0/8, [::1], localhost),
+	// over http as well as https. For tests and local development only: logged as a warning.
+	// Default: off.
+	AllowLoopback bool `json:"allow_loopback,omitempty"`
+}
+
+// RegistrationConfig is the registration block: clients may register themselves (RFC 7591) at
+// <issuer>/connect/register.
+type RegistrationConfig struct {
+	// Scopes are what registered clients may ask for. Default: DefaultDynamicScopes.
+	Scopes []string `json:"scopes,omitempty"`
+	// MaxClients bounds the registered clients in the store. Default: 1000.
+	MaxClients int `json:"max_clients,omitempty"`
+	// Rate bounds the registrations per client address. Default: 20 in 1h.
+	Rate *RegistrationRate `json:"rate,omitempty"`
+	// UnusedTTL is how long a registered client lives without being used. Default: 720h.
+	UnusedTTL caddy.Duration `json:"unused_ttl,omitempty"`
+}
+
+// RegistrationRate is the registration block's rate line.
+type RegistrationRate struct {
+	// Requests registrations within Window; both required.
+	Requests int            `json:"requests"`
+	Window   caddy.Duration `json:"window"`
+}
+
+// DefaultDynamicScopes are what a client the configuration does not declare may ask for when its
+// block names no scopes.
+var DefaultDynamicScopes = []string{"openid", "profile", "email", "offline_access"}
+
 // extensionNamespace is the Caddy module namespace of extension grants.
 const extensionNamespace = "tokengate.grants"
 

@@ -75,6 +75,12 @@ func (a *App) Validate() error {
 			}
 		}
 	}
+	if err := a.ClientIDMetadataDocuments.Validate(); err != nil {
+		return err
+	}
+	if err := a.Registration.Validate(); err != nil {
+		return err
+	}
 	return a.validateReferences()
 }
 

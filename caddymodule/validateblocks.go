@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -448,6 +449,66 @@ func validateExternalClaims(claims map[string]string) error {
 			return at(errors.New("empty claim name"), "claim", name)
 		case slices.Contains(externalReservedClaims, name) || tokens.RegisteredClaim(name):
 			return at(fmt.Errorf("claim %q is set by tokengate itself", name), "claim", name)
+		}
+	}
+	return nil
+}
+
+// Validate reports what is wrong with the client_id_metadata_documents block; nil without one.
+func (c *ClientIDMetadataDocumentsConfig) Validate() error {
+	const opt = "client_id_metadata_documents"
+	if c == nil {
+		return nil
+	}
+	for _, host := range c.Allow {
+		if err := checkAllowedHost(host); err != nil {
+			return at(fmt.Errorf("%s: allow %q: %w", opt, host, err), opt, "allow", host)
+		}
+	}
+	for _, scope := range c.Scopes {
+		if err := checkScope(scope); err != nil {
+			return at(fmt.Errorf("%s: %w", opt, err), opt, "scopes", scope)
+		}
+	}
+	return nil
+}
+
+// checkAllowedHost accepts what an allow list of client_id hosts holds: a host name, an IP literal,
+// or *.<domain> for every subdomain of domain.
+func checkAllowedHost(host string) error {
+	name, wildcard := strings.CutPrefix(host, "*.")
+	if !wildcard {
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+			return nil
+		}
+	}
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
+		if label == "" || strings.Trim(strings.ToLower(label), "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return errors.New("want a host name, an IP literal, or *.<domain> for every subdomain of domain")
+		}
+	}
+	return nil
+}
+
+// Validate reports what is wrong with the registration block; nil without one.
+func (c *RegistrationConfig) Validate() error {
+	const opt = "registration"
+	switch {
+	case c == nil:
+		return nil
+	case c.MaxClients < 0:
+		return at(fmt.Errorf("%s: max_clients: %d is negative", opt, c.MaxClients), opt, "max_clients")
+	case c.Rate != nil && c.Rate.Requests < 1:
+		return at(fmt.Errorf("%s: rate: want at least 1 registration per window", opt), opt, "rate")
+	case c.Rate != nil && time.Duration(c.Rate.Window) < time.Second:
+		return at(fmt.Errorf("%s: rate: the window %v is under the minimum of 1s", opt, time.Duration(c.Rate.Window)), opt, "rate")
+	case c.UnusedTTL != 0 && time.Duration(c.UnusedTTL) < time.Second:
+		return at(fmt.Errorf("%s: unused_ttl: %v is under the minimum of 1s", opt, time.Duration(c.UnusedTTL)), opt, "unused_ttl")
+	}
+	for _, scope := range c.Scopes {
+		if err := checkScope(scope); err != nil {
+			return at(fmt.Errorf("%s: %w", opt, err), opt, "scopes", scope)
 		}
 	}
 	return nil

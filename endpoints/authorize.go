@@ -1,6 +1,7 @@
 package endpoints
 
 import (
+	"context"
 	"errors"
 	"html/template"
 	"io"
@@ -190,14 +191,24 @@ func (p *Pages) Authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	// A POST that speaks of a password must come from a form this site served to this browser, or
 	// another site could sign a person in as someone else (login CSRF).
-	submitted := params.Has(fieldUsername) || params.Has(fieldPassword) || params.Has(fieldCSRF)
+	// The same holds for a consent page's answer, or another site could approve on a person's
+	// behalf.
+	submitted := params.Has(fieldUsername) || params.Has(fieldPassword) || params.Has(fieldCSRF) || params.Has(fieldConsent)
 	if submitted && (r.Method != http.MethodPost || !p.csrfOK(r, params.Get(fieldCSRF))) {
-		p.showError(w, http.StatusForbidden, "This sign-in form has expired or was not sent by this site. Go back to the application and try again.")
+		p.showError(w, http.StatusForbidden, "This form has expired or was not sent by this site. Go back to the application and try again.")
 		return
 	}
-	req, aerr := p.parseAuthorize(params)
+	req, aerr := p.parseAuthorize(r.Context(), params)
 	if aerr != nil {
 		p.refuse(w, aerr)
+		return
+	}
+	if params.Has(fieldConsent) {
+		decision, repeated := single(params, fieldConsent)
+		if repeated {
+			decision = ""
+		}
+		p.decideConsent(w, r, req, decision)
 		return
 	}
 	if submitted {
@@ -277,14 +288,19 @@ func single(params url.Values, name string) (value string, repeated bool) {
 // parseAuthorize validates an authorization request against its client. Until client_id and
 // redirect_uri are known good, errors are for the person (RFC 6749 §4.1.2.1); after that,
 // they go back to the client.
-func (p *Pages) parseAuthorize(params url.Values) (*authRequest, *authError) {
+func (p *Pages) parseAuthorize(ctx context.Context, params url.Values) (*authRequest, *authError) {
 	clientID, repeated := single(params, "client_id")
 	if clientID == "" || repeated {
 		return nil, &authError{description: "The application did not say which application it is (client_id)."}
 	}
-	client, known := p.server.Client(clientID)
-	if !known {
+	client, err := p.server.LookupClient(ctx, clientID)
+	switch {
+	case errors.Is(err, grants.ErrNotOwned):
 		return nil, &authError{description: "The application is not registered here."}
+	case err != nil:
+		// The source's reason holds no secret nor address, and tells the application's developer
+		// what to fix.
+		return nil, &authError{description: "The application's registration cannot be used: " + err.Error() + "."}
 	}
 	redirectURI, repeated := single(params, "redirect_uri")
 	switch {
@@ -295,9 +311,9 @@ func (p *Pages) parseAuthorize(params url.Values) (*authRequest, *authError) {
 		redirectURI = client.RedirectURIs[0]
 	case redirectURI == "":
 		return nil, &authError{description: "The request does not say where to return (redirect_uri)."}
-	case !slices.Contains(client.RedirectURIs, redirectURI):
-		// RFC 9700 §2.1 / RFC 6749 §3.1.2.2: byte for byte, so no case, path, query or fragment
-		// variant of a registered URI passes (fosite CVE-2020-15234, CVE-2020-15233).
+	case !client.RedirectsTo(redirectURI):
+		// Byte for byte, so no case, path, query or fragment variant of a registered URI passes
+		// (fosite CVE-2020-15234, CVE-2020-15233).
 		return nil, &authError{description: "The application asked to return to an address it has not registered."}
 	}
 	req := &authRequest{client: client, redirectURI: redirectURI, maxAge: -1, carried: url.Values{}}
@@ -389,15 +405,14 @@ func (req *authRequest) validate(p *Pages, params url.Values) *authError {
 	return nil
 }
 
-// pkce checks the code challenge (RFC 7636 §4.3, §4.4.1): required of a public client, whose code
-// anyone who intercepts it could redeem otherwise (dex CVE-2022-39222); plain only for a client
-// registered with pkce_plain (RFC 9700 §2.1.1).
+// pkce checks the code challenge (RFC 7636 §4.3, §4.4.1): required of a client that RequiresPKCE;
+// plain only for a client registered with pkce_plain (RFC 9700 §2.1.1).
 func (req *authRequest) pkce(challenge, method string) *authError {
 	if challenge == "" {
 		switch {
 		case method != "":
 			return req.fail("invalid_request", "code_challenge_method without code_challenge")
-		case req.client.Public:
+		case req.client.RequiresPKCE():
 			return req.fail("invalid_request", "code_challenge is required (PKCE)")
 		}
 		return nil
@@ -435,8 +450,8 @@ func unreservedChars(s string) bool {
 	return strings.TrimLeft(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~") == ""
 }
 
-// prompt reads OIDC Core §3.1.2.1's prompt. consent is satisfied as it is: the clients are first
-// party, their consent given by registration.
+// prompt reads OIDC Core §3.1.2.1's prompt. consent is satisfied as it is: a configured client is
+// first party, its consent given by its registration, and a dynamic client's is asked every time.
 func (req *authRequest) prompt(param string) *authError {
 	values := strings.Fields(param)
 	for _, v := range values {
@@ -473,9 +488,19 @@ func (req *authRequest) servedBy(s *session, now time.Time) bool {
 	return true
 }
 
-// issueCode sends the browser back to the client with a code for the person of session s (RFC 6749
-// §4.1.2).
+// issueCode answers req for the person of session s: with a code, or first with the consent page
+// when the client is one the configuration does not declare.
 func (p *Pages) issueCode(w http.ResponseWriter, r *http.Request, req *authRequest, s *session) {
+	if req.client.Dynamic {
+		p.askConsent(w, r, req, s)
+		return
+	}
+	p.sendCode(w, r, req, s)
+}
+
+// sendCode sends the browser back to the client with a code for the person of session s (RFC 6749
+// §4.1.2).
+func (p *Pages) sendCode(w http.ResponseWriter, r *http.Request, req *authRequest, s *session) {
 	code, err := p.server.IssueCode(r.Context(), grants.CodeGrant{
 		ClientID:        req.client.ID,
 		RedirectURI:     req.redirectURI,

@@ -155,7 +155,7 @@ func (p *Pages) ExternalCallback(provider *federation.Provider) http.Handler {
 			return
 		}
 		// The client's request is checked again: its registration may have changed since.
-		req, aerr := p.parseAuthorize(pending.Params)
+		req, aerr := p.parseAuthorize(r.Context(), pending.Params)
 		if aerr != nil {
 			p.refuse(w, aerr)
 			return

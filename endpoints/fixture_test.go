@@ -33,6 +33,7 @@ import (
 //   - native: public with pkce_plain, a custom-scheme redirect URI
 //   - pwonly: the password grant only, though it registered a redirect URI
 //   - partner: only the partners identity provider
+//   - mcpClientID: a dynamic client (see mcpSource)
 //
 // Users: alice (main; profile and email claims, department, tenants acme and globex), carol
 // (main), bob (partners).
@@ -158,6 +159,8 @@ func (f *fixture) build(t testing.TB, issuer string) {
 		Verifier: tokens.NewVerifier(issuer, f.keySet, f.Now),
 		DenyList: f.deny,
 		Now:      f.Now,
+
+		ClientSource: mcpSource{},
 	})
 	var err error
 	f.pages, err = NewPages(PagesConfig{

@@ -29,7 +29,7 @@ func FuzzAuthorizeRequest(f *testing.F) {
 	fx := newFixture(f)
 	f.Fuzz(func(t *testing.T, query string) {
 		params, _ := url.ParseQuery(query)
-		req, aerr := fx.pages.parseAuthorize(params)
+		req, aerr := fx.pages.parseAuthorize(t.Context(), params)
 		if aerr != nil {
 			if aerr.redirectURI == "" {
 				return

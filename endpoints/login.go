@@ -26,8 +26,12 @@ type Page struct {
 	Message string
 	// Problem is set when Message reports a failure (a wrong password, a refused request).
 	Problem bool
+	// Client is the application the page is about; nil on pages about none.
+	Client *ClientView
 	// Login is the sign-in form; nil on pages without one.
 	Login *LoginForm
+	// Consent is the consent form; nil on pages without one.
+	Consent *ConsentForm
 }
 
 // LoginForm is the sign-in form. When Password is set, a template must render it as one <form
@@ -84,20 +88,26 @@ func (p *Pages) showError(w http.ResponseWriter, status int, message string) {
 // showLogin answers with the sign-in form for req: username prefilled, message saying why it is
 // shown again, if it is.
 func (p *Pages) showLogin(w http.ResponseWriter, r *http.Request, req *authRequest, username, message string, status int) {
+	p.render(w, status, &Page{
+		Title:   "Sign in",
+		Message: message,
+		Problem: message != "",
+		Client:  clientView(req),
+		Login: &LoginForm{Action: p.authorizePath, Username: username, ClientID: req.client.ID,
+			ClientName: req.client.Name(), Hidden: p.hiddenFields(w, r, req), Password: p.hasPasswordProvider(req), External: p.externalLinks(req)},
+	})
+}
+
+// hiddenFields are what a form of the authorization endpoint posts back: req's parameters, to be
+// validated again like a new request, and a CSRF token for this browser.
+func (p *Pages) hiddenFields(w http.ResponseWriter, r *http.Request, req *authRequest) []Field {
 	hidden := make([]Field, 0, len(req.carried)+1)
 	for _, name := range carriedParams {
 		for _, v := range req.carried[name] {
 			hidden = append(hidden, Field{Name: name, Value: v})
 		}
 	}
-	hidden = append(hidden, Field{Name: fieldCSRF, Value: p.csrfToken(w, r)})
-	p.render(w, status, &Page{
-		Title:   "Sign in",
-		Message: message,
-		Problem: message != "",
-		Login: &LoginForm{Action: p.authorizePath, Username: username, ClientID: req.client.ID,
-			ClientName: req.client.Name(), Hidden: hidden, Password: p.hasPasswordProvider(req), External: p.externalLinks(req)},
-	})
+	return append(hidden, Field{Name: fieldCSRF, Value: p.csrfToken(w, r)})
 }
 
 // csrfTTL is how long a sign-in form may stay open before it has to be loaded again.

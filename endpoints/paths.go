@@ -16,6 +16,8 @@ const (
 	DeviceAuthorizationPath = "/connect/deviceauthorization"
 	// DevicePath is the verification_uri, where a person types the user code (RFC 8628 §3.3).
 	DevicePath = "/connect/device"
+	// RegistrationPath is where a client registers itself (RFC 7591 §3).
+	RegistrationPath = "/connect/register"
 	// AuthorizationServerMetadataPath is where an OAuth-only client looks for the metadata
 	// (RFC 8414 §3); unlike the others it goes before the issuer's path, not after it.
 	AuthorizationServerMetadataPath = "/.well-known/oauth-authorization-server"

@@ -34,6 +34,8 @@ type Site struct {
 	Metadata Metadata
 	// Keys are the signing keys, published as the JWKS; required.
 	Keys func() *tokens.KeySet
+	// Registration is the client registration endpoint (RFC 7591); nil offers none.
+	Registration http.Handler
 }
 
 // Routes maps the path of each endpoint of s to the endpoint. A path matches exactly:
@@ -64,6 +66,9 @@ func Routes(s Site) (map[string]http.Handler, error) {
 		// https://host/tenant this path lies outside the issuer's. The members are the same as
 		// discovery's (RFC 8414 §2 registers the OpenID ones too), and §3.3's issuer check holds.
 		AuthorizationServerMetadataPath + prefix: metadata,
+	}
+	if s.Registration != nil {
+		routes[prefix+RegistrationPath] = s.Registration
 	}
 	for name, provider := range s.Pages.externals {
 		routes[prefix+ExternalCallbackPath(name)] = s.Pages.ExternalCallback(provider)

@@ -14,11 +14,14 @@ type PasswordChecker interface {
 	SignIn(ctx context.Context, address string, client *grants.Client, username, password, acrValues string) (grants.SignedIn, *grants.Error)
 }
 
-// SignInService is what the authorization and end-session pages use: the registered clients, the
+// SignInService is what the authorization and end-session pages use: the clients, the
 // reading of acr_values, the password check, and the issuing of codes (RFC 6749 §4.1.2).
 type SignInService interface {
 	PasswordChecker
 	Client(id string) (*grants.Client, bool)
+	// LookupClient also resolves the clients the configuration does not declare (see
+	// grants.ClientSource).
+	LookupClient(ctx context.Context, id string) (*grants.Client, error)
 	ACRValues(c *grants.Client, param string) (grants.ACRValues, *grants.Error)
 	// Resources checks the resource indicators of a request (RFC 8707 §2) as the token endpoint
 	// does: invalid_target unless each is one the client may get.

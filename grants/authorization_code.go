@@ -99,7 +99,7 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	}
 	// dex CVE-2022-39222: a public client's code without PKCE is anyone's who intercepts it; and plain
 	// is only for clients that opted in (RFC 9700 §2.1.1). /connect/authorize refuses both already.
-	if (req.client.Public && g.CodeChallenge == "") || (g.ChallengeMethod == PKCEPlain && !req.client.PKCEPlain) {
+	if (req.client.RequiresPKCE() && g.CodeChallenge == "") || (g.ChallengeMethod == PKCEPlain && !req.client.PKCEPlain) {
 		return nil, errorf(CodeInvalidGrant, "the code was issued without the PKCE this client needs")
 	}
 	if err := checkPKCE(g, req.form["code_verifier"]); err != nil {

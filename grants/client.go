@@ -13,10 +13,17 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Client is a registered client, as a `client` block of the Caddyfile declares it.
+// Client is a registered client, as a `client` block of the Caddyfile declares it, or as a
+// ClientSource resolves it.
 type Client struct {
 	// ID is the client_id, matched byte for byte.
 	ID string
+	// Dynamic marks a client the configuration does not declare, resolved by a ClientSource (its
+	// metadata document, a registration): it speaks for itself, so its name is its own unverified
+	// claim, a person consents to each of its authorization requests, and it may get tokens for
+	// any known resource (Settings.Resources) instead of its Audience, and must name one at the
+	// authorization endpoint (RFC 8707). False for a configured client.
+	Dynamic bool
 	// DisplayName is what the pages a person sees call it; empty means its ID (see Name).
 	DisplayName string
 	// Secrets are the accepted secrets; empty for a public client.
@@ -55,15 +62,15 @@ type Client struct {
 	IntrospectAny bool
 	// IDTokenAlg is the algorithm its ID tokens are signed with; empty means the primary key's.
 	IDTokenAlg string
-	// Dynamic marks a client that identified itself at run time (a Client ID Metadata Document, a
-	// dynamic registration) rather than by configuration: it may get tokens for any known resource
-	// (Settings.Resources) instead of its Audience, and must name one at the authorization
-	// endpoint. False for a configured client.
-	Dynamic bool
 }
 
 // Name is what the pages a person sees call the client: its display name, or else its client_id.
 func (c *Client) Name() string { return cmp.Or(c.DisplayName, c.ID) }
+
+// RequiresPKCE reports whether the client's codes need PKCE: a public client's, which anyone who
+// intercepts one could redeem otherwise (dex CVE-2022-39222), and a dynamic client's, whose
+// registration anyone could have made (RFC 9700 §2.1.1 asks it of every client).
+func (c *Client) RequiresPKCE() bool { return c.Public || c.Dynamic }
 
 // allows reports whether the client registered the grant.
 func (c *Client) allows(grant string) bool { return slices.Contains(c.Grants, grant) }

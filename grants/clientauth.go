@@ -202,7 +202,7 @@ func (s *Server) checkCredentials(ctx context.Context, creds presentedCredential
 		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledClient, RemoteIP: address})
 		return nil, tooManyAttempts(wait)
 	}
-	client := s.clients[creds.clientID]
+	client := s.resolveClient(ctx, creds.clientID)
 	var ok bool
 	var fault *Error
 	if creds.assertion != "" {
@@ -218,6 +218,17 @@ func (s *Server) checkCredentials(ctx context.Context, creds presentedCredential
 		return nil, clientAuthFailed(creds.basic)
 	}
 	return client, nil
+}
+
+// resolveClient returns the client with the id, or nil when there is none or the ClientSource's
+// client is not usable now: either way an unknown client's invalid_client (RFC 6749 §5.2). The
+// reason goes to the debug log only, since anyone can make a source fail.
+func (s *Server) resolveClient(ctx context.Context, id string) *Client {
+	client, err := s.LookupClient(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotOwned) {
+		s.cfg.Logger.Debug("client not resolved", zap.String("client_id", id), zap.Error(err))
+	}
+	return client
 }
 
 // checkClientAssertion verifies a client assertion with its client's Verifier (OIDC Core §9). A

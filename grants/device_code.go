@@ -173,8 +173,8 @@ func (s *Server) PendingDevice(ctx context.Context, typed string) (req DeviceReq
 	if err != nil {
 		return req, false, err
 	}
-	client, ok := s.clients[d.ClientID]
-	if !ok {
+	client := s.resolveClient(ctx, d.ClientID)
+	if client == nil {
 		return req, false, nil
 	}
 	return DeviceRequest{UserCode: displayUserCode(userCode), Client: client, Scope: d.Scope, ExpiresAt: d.ExpiresAt}, true, nil

@@ -1,7 +1,6 @@
 package grants
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -118,9 +117,5 @@ func wireSafe(s string) string {
 // writeJSON answers body as JSON, which no cache keeps: RFC 6749 §5.1 asks it of token responses,
 // and every other answer of these endpoints names or carries a token too.
 func writeJSON(w http.ResponseWriter, status int, body any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	nostore.Set(h)
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(body)
+	nostore.WriteJSON(w, status, body)
 }

@@ -95,7 +95,7 @@ func (s *Server) activeAccessToken(token string) (*tokens.Claims, bool) {
 		s.cfg.DenyList != nil && s.cfg.DenyList.GrantlessRevoked(c.ClientID, c.GrantID, c.IssuedAt) {
 		return nil, false
 	}
-	if _, ok := s.clients[c.ClientID]; !ok {
+	if !s.clientKnown(c.ClientID) {
 		return nil, false
 	}
 	return c, true
@@ -108,8 +108,8 @@ func (s *Server) introspectRefresh(ctx context.Context, token string, visible fu
 		return nil, err
 	}
 	// A refresh token the token endpoint would refuse is inactive (RFC 7662 §2.2).
-	client, ok := s.clients[record.ClientID]
-	if !ok || s.personGone(client, g) {
+	client := s.resolveClient(ctx, record.ClientID)
+	if client == nil || s.personGone(client, g) {
 		return nil, nil
 	}
 	return &introspection{

@@ -73,15 +73,17 @@ type issuedToken struct {
 }
 
 // respond issues the tokens for g: a new refresh family when the client may refresh and asked for
-// offline_access, an access token, and an ID token for a person who asked for openid. A person who
-// has left their identity provider since signing in (a code or a device approval waited) gets
-// nothing.
+// offline_access (a dynamic client need not ask), an access token, and an ID token for a person
+// who asked for openid. A person who has left their identity provider since signing in (a code or
+// a device approval waited) gets nothing.
 func (s *Server) respond(ctx context.Context, req *tokenRequest, g *grant) (*tokenResponse, *Error) {
 	if s.personGone(req.client, g) {
 		return nil, errorf(CodeInvalidGrant, "the user is no longer known")
 	}
 	var refresh string
-	if req.client.allows("refresh_token") && slices.Contains(g.Scope, scopeOfflineAccess) {
+	// MCP clients never ask for offline_access (an OpenID Connect scope) and expect a refresh
+	// token all the same when they registered the refresh_token grant (RFC 7591 §2).
+	if req.client.allows("refresh_token") && (slices.Contains(g.Scope, scopeOfflineAccess) || req.client.Dynamic) {
 		var err *Error
 		if refresh, err = s.startFamily(ctx, req, g); err != nil {
 			return nil, err

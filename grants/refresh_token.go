@@ -36,7 +36,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 		return nil, invalidRefreshToken()
 	}
 	g.familyID, g.familyExpires = record.FamilyID, record.ExpiresAt
-	scope, scopeErr := refreshedScope(req.form["scope"], g.Scope, req.client.Scopes)
+	scope, scopeErr := refreshedScope(req.form["scope"], g.Scope, req.client)
 	if scopeErr != nil {
 		return nil, scopeErr
 	}
@@ -66,10 +66,10 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 // never comes back on refresh, and asking for it is invalid_scope, as asking for any scope beyond
 // the grant is. A grant left without offline_access is invalid_grant instead: the refresh token
 // itself no longer holds (§5.2), however the request is put, which is what IdentityServer answers
-// a client that lost offline_access.
-func refreshedScope(param string, granted, clientScopes []string) ([]string, *Error) {
-	current := slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return !slices.Contains(clientScopes, s) })
-	if !slices.Contains(current, scopeOfflineAccess) {
+// a client that lost offline_access. A dynamic client's grant never needed offline_access.
+func refreshedScope(param string, granted []string, client *Client) ([]string, *Error) {
+	current := slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return !slices.Contains(client.Scopes, s) })
+	if !client.Dynamic && !slices.Contains(current, scopeOfflineAccess) {
 		return nil, invalidRefreshToken()
 	}
 	return GrantedScope(param, current)

@@ -101,6 +101,9 @@ type Dependencies struct {
 	Logger *zap.Logger
 	// Observe hears of every security event (metrics, the audit trail); nil means none.
 	Observe Observer
+	// ClientSource resolves the client ids the configuration does not declare; nil means none:
+	// only Settings.Clients exist.
+	ClientSource ClientSource
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -40,6 +40,7 @@ var (
 	bucketKeys        = []byte("signing_keys")
 	bucketOnce        = []byte("one_time")
 	bucketRuns        = []byte("runs")
+	bucketClients     = []byte("clients")
 )
 
 // Bolt is a Store in a bbolt file: durable (every write is fsynced before it returns), for one
@@ -86,7 +87,7 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 	}
 	var run uint64
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRefresh, bucketFamilies, bucketRevocations, bucketKeys, bucketOnce, bucketRuns} {
+		for _, name := range [][]byte{bucketRefresh, bucketFamilies, bucketRevocations, bucketKeys, bucketOnce, bucketRuns, bucketClients} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -26,6 +26,7 @@ type Memory struct {
 	seq      uint64     // the last seq handed out; never reused, even after a purge
 	keys     map[string]SigningKey
 	once     map[string]oneTime
+	clients  map[string]RegisteredClient
 	// writes counts writes since the last purge; a purge runs when it reaches purgeAfter, which
 	// tracks the store's size, so purging costs O(1) per write on average.
 	writes     int
@@ -45,6 +46,7 @@ func NewMemory(now func() time.Time) *Memory {
 		families:   map[string]family{},
 		keys:       map[string]SigningKey{},
 		once:       map[string]oneTime{},
+		clients:    map[string]RegisteredClient{},
 		purgeAfter: minPurgeWrites,
 	}
 }

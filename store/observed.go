@@ -93,3 +93,18 @@ func (o *observed) PollDeviceCode(ctx context.Context, hash, clientID string) (_
 	defer o.done(time.Now(), &err)
 	return o.Store.PollDeviceCode(ctx, hash, clientID)
 }
+
+func (o *observed) RegisterClient(ctx context.Context, id string, c RegisteredClient, max int) (_ bool, err error) {
+	defer o.done(time.Now(), &err)
+	return o.Store.RegisterClient(ctx, id, c, max)
+}
+
+func (o *observed) RegisteredClient(ctx context.Context, id string) (_ RegisteredClient, err error) {
+	defer o.done(time.Now(), &err)
+	return o.Store.RegisteredClient(ctx, id)
+}
+
+func (o *observed) ExtendClient(ctx context.Context, id string, until time.Time) (err error) {
+	defer o.done(time.Now(), &err)
+	return o.Store.ExtendClient(ctx, id, until)
+}

@@ -1,5 +1,5 @@
 // Package store keeps tokengate's state: refresh tokens, the revocation log, signing keys, one-time
-// values and device authorization requests. Each capability is a small interface named by its
+// values, device authorization requests and registered clients. Each capability is a small interface named by its
 // users; Memory (one process, nothing survives it), Bolt (one file) and Redis (shared by several
 // instances) implement them all on the same rules (rules.go, device_rules.go), so presenting a
 // token means the same on every backend. Every operation that enforces "once" is atomic within one
@@ -212,6 +212,7 @@ type Store interface {
 	OneTime
 	Redemptions
 	DeviceCodes
+	RegisteredClients
 	// Close releases the backend (the bolt file lock, the Redis pool).
 	Close() error
 }

@@ -63,6 +63,7 @@ func testStore(t *testing.T, open opener) {
 		"Redeem":               testRedeem,
 		"ConcurrentRedeems":    testConcurrentRedeems,
 		"FamilyRevokedEarly":   testFamilyRevokedBeforeItsFirstToken,
+		"RegisteredClients":    testRegisteredClients,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open) })
 	}

@@ -73,6 +73,7 @@ type Caddy struct {
 	Admin string
 
 	bin     string            // the Caddy binary it runs
+	env     []string          // added to its environment
 	dir     string            // HOME and XDG directories; {{DATA}} is dir/data
 	vars    *strings.Replacer // the placeholders above
 	config  string            // path of the Caddyfile last started or reloaded
@@ -90,8 +91,9 @@ func startCaddy(t *testing.T, caddyfile string) *Caddy {
 	return startCaddyBinary(t, caddyBin, caddyfile)
 }
 
-// startCaddyBinary is startCaddy with another Caddy binary (one built with more modules).
-func startCaddyBinary(t *testing.T, bin, caddyfile string) *Caddy {
+// startCaddyBinary is startCaddy with another Caddy binary (one built with more modules), and env
+// ("NAME=value") added to the process's environment.
+func startCaddyBinary(t *testing.T, bin, caddyfile string, env ...string) *Caddy {
 	t.Helper()
 	dir := t.TempDir()
 	port, port2 := freePort(t), freePort(t)
@@ -100,6 +102,7 @@ func startCaddyBinary(t *testing.T, bin, caddyfile string) *Caddy {
 		Admin: "127.0.0.1:" + freePort(t),
 		bin:   bin,
 		dir:   dir,
+		env:   env,
 		vars: strings.NewReplacer(
 			"{{PORT}}", port,
 			"{{PORT2}}", port2,
@@ -203,6 +206,7 @@ func (c *Caddy) command(args ...string) *exec.Cmd {
 		"XDG_DATA_HOME="+filepath.Join(c.dir, "xdg-data"),
 		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "xdg-config"),
 	)
+	cmd.Env = append(cmd.Env, c.env...)
 	return cmd
 }
 

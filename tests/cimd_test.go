@@ -40,6 +40,7 @@ const cimdCaddyfile = `{
 {{BASE}} {
 	tokengate
 	bearer_auth /mcp* {
+		resource {{BASE}}/mcp
 		scope mcp.tools
 		header sub X-User
 	}
@@ -137,6 +138,7 @@ func (a mcpAuthorization) url(c *Caddy) string {
 	return c.URL("/connect/authorize?") + url.Values{
 		"client_id": {a.clientID}, "redirect_uri": {a.redirectURI}, "response_type": {"code"}, "scope": {"mcp.tools"},
 		"state": {a.state}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+		"resource": {c.URL("/mcp")},
 	}.Encode()
 }
 

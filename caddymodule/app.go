@@ -296,6 +296,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 			Clients:     clients,
 			UserClaims:  a.userClaims(),
 			SigningAlgs: a.idTokenAlgs(),
+
+			MetadataDocuments: a.ClientIDMetadataDocuments != nil,
+			Registration:      a.Registration != nil,
+			DynamicScopes:     a.dynamicScopes(),
 		}),
 		Keys:         keysNow,
 		Registration: a.registrationEndpoint(),

@@ -255,7 +255,7 @@ func (a *App) buildClientSource() grants.ClientSource {
 		}
 		sources = append(sources, cimd.New(cimd.Config{
 			Allow:         c.Allow,
-			Scopes:        dynamicScopes(c.Scopes),
+			Scopes:        a.dynamicScopesOf(c.Scopes),
 			AllowLoopback: c.AllowLoopback,
 			Logger:        a.logger,
 			Now:           a.now,
@@ -264,7 +264,7 @@ func (a *App) buildClientSource() grants.ClientSource {
 	if c := a.Registration; c != nil {
 		cfg := registration.Config{
 			Store:      a.shared.store,
-			Scopes:     dynamicScopes(c.Scopes),
+			Scopes:     a.dynamicScopesOf(c.Scopes),
 			MaxClients: c.MaxClients,
 			UnusedTTL:  time.Duration(c.UnusedTTL),
 			ClientIP:   clientIP,
@@ -283,13 +283,28 @@ func (a *App) buildClientSource() grants.ClientSource {
 	return sources
 }
 
-// dynamicScopes are what clients the configuration does not declare may ask for: the configured
-// scopes, or the default.
-func dynamicScopes(configured []string) []string {
-	if len(configured) == 0 {
-		return DefaultDynamicScopes
+// dynamicScopesOf are what clients the configuration does not declare may ask for: the configured
+// scopes, or else DefaultDynamicScopes and every scope of every known resource, which the
+// bearer_auth routes add as they are provisioned, after this app.
+func (a *App) dynamicScopesOf(configured []string) func() []string {
+	if len(configured) > 0 {
+		return func() []string { return configured }
 	}
-	return configured
+	return func() []string { return slices.Concat(DefaultDynamicScopes, a.resources.AllScopes()) }
+}
+
+// dynamicScopes are the scopes discovery lists for clients the configuration does not declare.
+// Discovery is built at provision, before the bearer_auth routes add their resources, so the
+// default lists DefaultDynamicScopes only; each resource's metadata lists its own scopes.
+func (a *App) dynamicScopes() []string {
+	var all []string
+	if c := a.ClientIDMetadataDocuments; c != nil {
+		all = append(all, a.dynamicScopesOf(c.Scopes)()...)
+	}
+	if c := a.Registration; c != nil {
+		all = append(all, a.dynamicScopesOf(c.Scopes)()...)
+	}
+	return all
 }
 
 // registrationEndpoint is the registration endpoint, or nil (no route) without registration.

@@ -36,8 +36,9 @@ type Config struct {
 	// bracketed or not), or "*.<domain>" for any subdomain of domain (not domain itself). Empty
 	// accepts every host.
 	Allow []string
-	// Scopes are what the clients may ask for; asking for none means all of them.
-	Scopes []string
+	// Scopes are what the clients may ask for; asking for none means all of them. Read at each
+	// use: the resources' scopes are known only once every route is set up.
+	Scopes func() []string
 	// AllowLoopback also accepts client_ids on loopback hosts (127.0.0.0/8, [::1], localhost),
 	// over http as well as https, and lets the fetch dial loopback addresses, and no other
 	// special-use one. For tests and local development only.
@@ -54,7 +55,7 @@ type Config struct {
 // Resolver fetches, validates and caches the documents of client_ids; it is a grants.ClientSource.
 type Resolver struct {
 	allow         []string
-	scopes        []string
+	scopes        func() []string
 	allowLoopback bool
 	http          *http.Client
 	cache         *cache

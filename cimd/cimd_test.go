@@ -74,7 +74,7 @@ func (s *docServer) roots() *x509.CertPool {
 }
 
 func newResolver(s *docServer, clock *testclock.Clock, edit func(*Config)) *Resolver {
-	cfg := Config{Scopes: []string{"openid", "mcp"}, AllowLoopback: true, Roots: s.roots(), Now: clock.Now}
+	cfg := Config{Scopes: func() []string { return []string{"openid", "mcp"} }, AllowLoopback: true, Roots: s.roots(), Now: clock.Now}
 	if edit != nil {
 		edit(&cfg)
 	}

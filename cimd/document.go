@@ -65,7 +65,7 @@ func (r *Resolver) client(u *url.URL, id string, body []byte) (*grants.Client, *
 		Public:       true,
 		DisplayName:  cmp.Or(doc.ClientName, u.Hostname()),
 		Grants:       grantNames,
-		Scopes:       r.scopes,
+		Scopes:       r.scopes(),
 		RedirectURIs: doc.RedirectURIs,
 	}, nil
 }

@@ -32,6 +32,12 @@ type Metadata struct {
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
 	// RevocationEndpoint is the issuer followed by RevocationPath (RFC 8414 §2).
 	RevocationEndpoint string `json:"revocation_endpoint"`
+	// RegistrationEndpoint is the issuer followed by RegistrationPath (RFC 8414 §2), set when
+	// clients may register themselves (RFC 7591).
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
+	// ClientIDMetadataDocumentSupported says a client may identify by the https URL of its
+	// metadata document (draft-ietf-oauth-client-id-metadata-document §5); omitted otherwise.
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 	// DeviceAuthorizationEndpoint is the issuer followed by DeviceAuthorizationPath (RFC 8628 §4),
 	// set when some client has the device_code grant.
 	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
@@ -117,6 +123,12 @@ type Offered struct {
 	UserClaims []string
 	// SigningAlgs are the algorithms ID tokens may be signed with.
 	SigningAlgs []string
+	// MetadataDocuments says clients may identify by a Client ID Metadata Document, and
+	// Registration that they may register (RFC 7591); such clients use the authorization code
+	// grant and refresh tokens, as public clients or, registered, with a secret.
+	MetadataDocuments, Registration bool
+	// DynamicScopes are what such clients may ask for.
+	DynamicScopes []string
 }
 
 // standardClaims are the claims every access token carries, or may: RFC 9068 §2.2, scope, and idp,
@@ -145,6 +157,16 @@ func MetadataOf(issuer string, o Offered) Metadata {
 		}
 		pkcePlain = pkcePlain || c.PKCEPlain
 	}
+	if o.MetadataDocuments || o.Registration {
+		grantTypes.add(grants.WireGrantType("authorization_code"), grants.WireGrantType("refresh_token"))
+		methods.add(grants.AuthNone)
+		scopes.add(o.DynamicScopes...)
+	}
+	if o.Registration {
+		methods.add(grants.AuthSecretBasic, grants.AuthSecretPost)
+		meta.RegistrationEndpoint = URL(issuer, RegistrationPath)
+	}
+	meta.ClientIDMetadataDocumentSupported = o.MetadataDocuments
 	meta.AddAuthorization(pkcePlain)
 	if grantTypes[grants.GrantTypeDeviceCode] {
 		meta.DeviceAuthorizationEndpoint = URL(issuer, DeviceAuthorizationPath)

@@ -45,3 +45,34 @@ func TestMetadataOf(t *testing.T) {
 		t.Errorf("without clients: device endpoint %q, signing algs %q; want neither", none.DeviceAuthorizationEndpoint, none.TokenEndpointAuthSigningAlgValuesSupported)
 	}
 }
+
+// With metadata documents and registration on, discovery says so (RFC 8414 §2, the metadata
+// document draft's client_id_metadata_document_supported) and lists what such clients use even
+// when no configured client does: the code grant with refresh, PKCE S256, public clients, their
+// scopes. Without them, neither member appears.
+func TestMetadataOfDynamicClients(t *testing.T) {
+	svc := []*grants.Client{{ID: "svc", Grants: []string{"client_credentials"}}}
+	meta := MetadataOf("https://auth.example.com", Offered{Clients: svc, MetadataDocuments: true, Registration: true,
+		DynamicScopes: []string{"openid", "mcp.tools"}})
+	if meta.RegistrationEndpoint != "https://auth.example.com"+RegistrationPath || !meta.ClientIDMetadataDocumentSupported {
+		t.Errorf("registration_endpoint %q, client_id_metadata_document_supported %v, want both", meta.RegistrationEndpoint, meta.ClientIDMetadataDocumentSupported)
+	}
+	for _, tc := range []struct {
+		field     string
+		got, want []string
+	}{
+		{"grant_types_supported", meta.GrantTypesSupported, []string{"authorization_code", "client_credentials", "refresh_token"}},
+		{"token_endpoint_auth_methods_supported", meta.TokenEndpointAuthMethodsSupported, []string{"client_secret_basic", "client_secret_post", "none"}},
+		{"scopes_supported", meta.ScopesSupported, []string{"mcp.tools", "openid"}},
+		{"code_challenge_methods_supported", meta.CodeChallengeMethodsSupported, []string{"S256"}},
+	} {
+		if !slices.Equal(tc.got, tc.want) {
+			t.Errorf("%s = %q, want %q", tc.field, tc.got, tc.want)
+		}
+	}
+	plain := MetadataOf("https://auth.example.com", Offered{Clients: svc})
+	if plain.RegistrationEndpoint != "" || plain.ClientIDMetadataDocumentSupported {
+		t.Errorf("without dynamic clients: registration_endpoint %q, client_id_metadata_document_supported %v, want neither",
+			plain.RegistrationEndpoint, plain.ClientIDMetadataDocumentSupported)
+	}
+}

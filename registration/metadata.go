@@ -69,7 +69,7 @@ func (g *Registry) parse(body map[string]json.RawMessage) (*metadata, string, er
 		return nil, codeInvalidMetadata, errors.New("grant_types may name authorization_code and refresh_token only")
 	case !within(m.ResponseTypes, registeredResponseTypes):
 		return nil, codeInvalidMetadata, errors.New("response_types may name code only")
-	case !within(strings.Fields(m.Scope), g.cfg.Scopes):
+	case !within(strings.Fields(m.Scope), g.cfg.Scopes()):
 		return nil, codeInvalidMetadata, errors.New("scope names a scope registered clients may not ask for")
 	}
 	return m, "", nil

@@ -26,8 +26,9 @@ import (
 type Config struct {
 	// Store keeps the registered clients; required.
 	Store store.RegisteredClients
-	// Scopes are what registered clients may ask for; required.
-	Scopes []string
+	// Scopes are what registered clients may ask for; required. Read at each use: the resources'
+	// scopes are known only once every route is set up.
+	Scopes func() []string
 	// MaxClients bounds the registered clients in the store; zero means DefaultMaxClients.
 	MaxClients int
 	// Rate registrations per address within RateWindow; zero means DefaultRate in
@@ -176,7 +177,7 @@ func (g *Registry) LookupClient(ctx context.Context, id string) (*grants.Client,
 			g.cfg.Logger.Warn("keeping a registered client alive failed", zap.Error(err))
 		}
 	}
-	return m.client(g.cfg.Scopes)
+	return m.client(g.cfg.Scopes())
 }
 
 func random() string {

@@ -23,7 +23,7 @@ type fixture struct {
 func newFixture(t *testing.T, edit func(*Config)) *fixture {
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	f := &fixture{t: t, clock: clock, store: store.NewMemory(clock.Now)}
-	cfg := Config{Store: f.store, Scopes: []string{"openid", "offline_access", "mcp.tools"}, Now: clock.Now,
+	cfg := Config{Store: f.store, Scopes: func() []string { return []string{"openid", "offline_access", "mcp.tools"} }, Now: clock.Now,
 		ClientIP: func(r *http.Request) string { return r.Header.Get("X-Test-Address") }}
 	if edit != nil {
 		edit(&cfg)

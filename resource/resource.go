@@ -71,6 +71,17 @@ func (k *Known) Has(uri string) bool {
 	return ok
 }
 
+// AllScopes are the scopes of every known resource, each once, sorted.
+func (k *Known) AllScopes() []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	var all []string
+	for _, scopes := range k.scopes {
+		all = append(all, scopes...)
+	}
+	return slices.Compact(slices.Sorted(slices.Values(all)))
+}
+
 // Scopes are the scopes the routes of the resource uri name, sorted: the order in which Caddy
 // sets routes up is its own (it sorts them by path), so none is kept. Nil for an unknown resource
 // or one whose routes name none.

@@ -43,4 +43,8 @@ func TestKnown(t *testing.T) {
 	if k.Has("https://a.example/") || k.Scopes("https://b.example") != nil {
 		t.Error("Known matched another resource")
 	}
+	k.Add("https://b.example", "read", "mcp.tools")
+	if all := k.AllScopes(); !slices.Equal(all, []string{"admin", "mcp.tools", "read", "write"}) {
+		t.Errorf("AllScopes = %q, want every resource's scopes, each once, sorted", all)
+	}
 }

@@ -52,9 +52,9 @@ func Routes(s Site) (map[string]http.Handler, error) {
 	prefix := strings.TrimSuffix(issuer.Path, "/")
 	metadata := Discovery(s.Metadata)
 	routes := map[string]http.Handler{
-		prefix + TokenPath:               s.Clients,
+		prefix + TokenPath:               crossOrigin("POST", s.Clients),
 		prefix + IntrospectionPath:       http.HandlerFunc(s.Clients.Introspect),
-		prefix + RevocationPath:          http.HandlerFunc(s.Clients.Revoke),
+		prefix + RevocationPath:          crossOrigin("POST", http.HandlerFunc(s.Clients.Revoke)),
 		prefix + DeviceAuthorizationPath: http.HandlerFunc(s.Clients.DeviceAuthorization),
 		prefix + AuthorizePath:           http.HandlerFunc(s.Pages.Authorize),
 		prefix + EndSessionPath:          http.HandlerFunc(s.Pages.EndSession),
@@ -68,7 +68,7 @@ func Routes(s Site) (map[string]http.Handler, error) {
 		AuthorizationServerMetadataPath + prefix: metadata,
 	}
 	if s.Registration != nil {
-		routes[prefix+RegistrationPath] = s.Registration
+		routes[prefix+RegistrationPath] = crossOrigin("POST", s.Registration)
 	}
 	for name, provider := range s.Pages.externals {
 		routes[prefix+ExternalCallbackPath(name)] = s.Pages.ExternalCallback(provider)

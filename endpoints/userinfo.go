@@ -37,19 +37,10 @@ var scopeClaims = map[string]string{
 func Userinfo(g *gate.Gate, clients func(id string) (*grants.Client, bool)) http.Handler {
 	ug := *g
 	ug.Req = gate.Requirements{ScopeSets: [][]string{{"openid"}}}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return crossOrigin("GET, POST", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		// Browser apps (public clients) call userinfo from their own origin with a bearer token, never
-		// a cookie, so any origin may read the answer.
-		h.Set("Access-Control-Allow-Origin", "*")
 		switch r.Method {
 		case http.MethodGet, http.MethodPost:
-		case http.MethodOptions:
-			h.Set("Access-Control-Allow-Methods", "GET, POST")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			h.Set("Access-Control-Max-Age", "600")
-			w.WriteHeader(http.StatusNoContent)
-			return
 		default:
 			h.Set("Allow", "GET, POST, OPTIONS")
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
@@ -66,7 +57,7 @@ func Userinfo(g *gate.Gate, clients func(id string) (*grants.Client, bool)) http
 		h.Set("Content-Type", "application/json")
 		nostore.Set(h)
 		json.NewEncoder(w).Encode(userClaims(c, static))
-	})
+	}))
 }
 
 // bodyToken moves a token sent as the form parameter access_token (RFC 6750 §2.2, which OIDC Core

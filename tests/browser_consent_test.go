@@ -24,7 +24,7 @@ func TestBrowserConsent(t *testing.T) {
 	t.Parallel()
 	ctx := startBrowser(t)
 	docs := startDocServer(t)
-	c := startCIMDCaddy(t, cimdCaddyfile, docs, startUpstream(t))
+	c := startCIMDCaddy(t, cimdCaddyfile, docs, startUpstream(t).URL)
 	rp := startRelyingParty(t)
 	clientID := docs.document("/client.json")
 	auth := newMCPAuthorization(clientID, rp.URL+"/callback")

@@ -111,9 +111,9 @@ func (s *docServer) fetchCount(path string) int {
 
 // startCIMDCaddy starts Caddy on caddyfile, trusting docs' certificate, its protected route
 // answered by upstream.
-func startCIMDCaddy(t *testing.T, caddyfile string, docs *docServer, upstream *Upstream) *Caddy {
+func startCIMDCaddy(t *testing.T, caddyfile string, docs *docServer, upstream string) *Caddy {
 	t.Helper()
-	cf := strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream.URL).Replace(caddyfile)
+	cf := strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", upstream).Replace(caddyfile)
 	return startCaddyBinary(t, caddyBin, cf, "SSL_CERT_FILE="+docs.certFile)
 }
 
@@ -177,7 +177,7 @@ func TestCIMDSignIn(t *testing.T) {
 	t.Parallel()
 	docs := startDocServer(t)
 	upstream := startUpstream(t)
-	c := startCIMDCaddy(t, cimdCaddyfile, docs, upstream)
+	c := startCIMDCaddy(t, cimdCaddyfile, docs, upstream.URL)
 	clientID := docs.document("/inspector/client.json")
 	auth := newMCPAuthorization(clientID, "http://127.0.0.1:53682/callback")
 
@@ -247,7 +247,7 @@ func TestCIMDSignIn(t *testing.T) {
 func TestCIMDForgedConsent(t *testing.T) {
 	t.Parallel()
 	docs := startDocServer(t)
-	c := startCIMDCaddy(t, cimdCaddyfile, docs, startUpstream(t))
+	c := startCIMDCaddy(t, cimdCaddyfile, docs, startUpstream(t).URL)
 	auth := newMCPAuthorization(docs.document("/client.json"), "http://127.0.0.1:53682/callback")
 	browser := newFormClient(t)
 	form := browser.submit(auth.url(c), nil).fields
@@ -281,7 +281,7 @@ func TestCIMDForgedConsent(t *testing.T) {
 func TestCIMDAttacks(t *testing.T) {
 	t.Parallel()
 	docs := startDocServer(t)
-	c := startCIMDCaddy(t, cimdCaddyfile, docs, startUpstream(t))
+	c := startCIMDCaddy(t, cimdCaddyfile, docs, startUpstream(t).URL)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 
@@ -344,7 +344,7 @@ func TestCIMDStrict(t *testing.T) {
 	t.Parallel()
 	docs := startDocServer(t)
 	strict := strings.Replace(cimdCaddyfile, "allow_loopback", "allow mcp.example.com *.mcp.example.org 127.0.0.1", 1)
-	c := startCIMDCaddy(t, strict, docs, startUpstream(t))
+	c := startCIMDCaddy(t, strict, docs, startUpstream(t).URL)
 	docs.document("/client.json")
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(docs.URL, "https://"))
 	for _, tc := range []struct{ name, clientID, reason string }{
@@ -365,7 +365,7 @@ func TestCIMDStrict(t *testing.T) {
 	// would: allowed by name, refused on the address.
 	name := loopbackName(t)
 	wide := strings.Replace(cimdCaddyfile, "allow_loopback", "allow "+name, 1)
-	c2 := startCIMDCaddy(t, wide, docs, startUpstream(t))
+	c2 := startCIMDCaddy(t, wide, docs, startUpstream(t).URL)
 	page := newFormClient(t).submit(newMCPAuthorization("https://"+name+":"+port+"/client.json", "http://127.0.0.1:1/callback").url(c2), nil)
 	if page.status != http.StatusBadRequest || page.location != nil || !strings.Contains(page.body, "special-use") {
 		t.Errorf("a name resolving to loopback: HTTP %d to %v, want 400 saying special-use:\n%s", page.status, page.location, page.body)

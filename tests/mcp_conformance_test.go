@@ -21,36 +21,17 @@ type conformanceCheck struct {
 	ErrorMessage string `json:"errorMessage"`
 }
 
-// conformanceCaddyfile is an MCP deployment for the conformance suite: metadata documents on, the
-// resource {{BASE}}/mcp, and the client the suite is told of, public, whose audience is that
-// resource and whose redirect URI is the suite's callback {{CALLBACK}}.
-const conformanceCaddyfile = `{
-	tokengate {
-		issuer {{BASE}}
-		store memory
-		client_id_metadata_documents
-		client conformance {
+// conformanceCaddyfile is cimdCaddyfile (an MCP deployment: metadata documents on, the resource
+// {{BASE}}/mcp) with the client the suite is told of: public, for that resource, returning to the
+// suite's callback at {{CALLBACK}}.
+var conformanceCaddyfile = strings.Replace(cimdCaddyfile, "\t\tusers staff {", `		client conformance {
 			public
 			grants authorization_code refresh_token
 			scopes openid mcp.tools
 			audience {{BASE}}/mcp
 			redirect_uris {{CALLBACK}}/callback
 		}
-		users local {
-			user alice {{ALICE_HASH}}
-		}
-	}
-}
-
-{{BASE}} {
-	tokengate
-	bearer_auth /mcp* {
-		resource {{BASE}}/mcp
-		scope mcp.tools
-	}
-	respond /mcp* "mcp"
-}
-`
+		users staff {`, 1)
 
 // TestMCPConformanceAuthorizationServer runs the official MCP conformance suite's authorization
 // server scenarios against tokengate: the RFC 8414 metadata document (with metadata documents
@@ -69,7 +50,7 @@ func TestMCPConformanceAuthorizationServer(t *testing.T) {
 	// The suite takes the callback on http://127.0.0.1:<port>/callback.
 	port := freePort(t)
 	callback := "http://127.0.0.1:" + port
-	c := startCaddy(t, strings.NewReplacer("{{CALLBACK}}", callback, "{{ALICE_HASH}}", aliceHash()).Replace(conformanceCaddyfile))
+	c := startCaddy(t, strings.NewReplacer("{{CALLBACK}}", callback, "{{ALICE_HASH}}", aliceHash(), "{{UPSTREAM}}", startUpstream(t).URL).Replace(conformanceCaddyfile))
 	results := t.TempDir()
 	cmd := exec.CommandContext(testContext(t), node, "--import", "./node/fs-glob-register.mjs", conformanceSuite,
 		"authorization", "--url", c.Base, "--client-id", "conformance", "--resource", c.URL("/mcp"), "--port", port,

@@ -14,33 +14,9 @@ import (
 // mcpSDK is the official MCP TypeScript SDK, as tests/node/package-lock.json pins it.
 const mcpSDK = "node/node_modules/@modelcontextprotocol/sdk"
 
-// mcpCaddyfile is the README's "Protecting an MCP server": metadata documents (loopback allowed,
-// for the tests' document server) and registration, a person to sign in, and the MCP server at
-// {{MCP}} behind bearer_auth as the resource {{BASE}}/mcp.
-const mcpCaddyfile = `{
-	tokengate {
-		issuer {{BASE}}
-		store memory
-		client_id_metadata_documents {
-			allow_loopback
-		}
-		registration
-		users staff {
-			user alice {{ALICE_HASH}}
-		}
-	}
-}
-
-{{BASE}} {
-	tokengate
-	bearer_auth /mcp* {
-		resource {{BASE}}/mcp
-		scope mcp.tools
-		header sub X-User
-	}
-	reverse_proxy /mcp* {{MCP}}
-}
-`
+// mcpCaddyfile is cimdCaddyfile with registration beside metadata documents: the README's
+// "Protecting an MCP server", registered clients getting the default scopes.
+var mcpCaddyfile = strings.Replace(cimdCaddyfile, "\t\tusers staff {", "\t\tregistration\n\t\tusers staff {", 1)
 
 // sdkRun is what tests/node/mcpclient.mjs printed.
 type sdkRun struct {
@@ -70,8 +46,7 @@ func TestMCPSDKClient(t *testing.T) {
 	const redirectURI = "http://127.0.0.1:53682/callback"
 	clientID := docs.document("/mcp-client/client.json", `"client_name":"tokengate test MCP client"`,
 		`"redirect_uris":["`+redirectURI+`"]`)
-	cf := strings.NewReplacer("{{ALICE_HASH}}", aliceHash(), "{{MCP}}", mcpServer).Replace(mcpCaddyfile)
-	c := startCaddyBinary(t, caddyBin, cf, "SSL_CERT_FILE="+docs.certFile)
+	c := startCIMDCaddy(t, mcpCaddyfile, docs, mcpServer)
 
 	for _, tc := range []struct {
 		name, documentURL string
@@ -124,7 +99,7 @@ func startMCPServer(t *testing.T, node string) string {
 	if !port.Scan() {
 		t.Fatalf("the MCP server printed no port: %s", stderr.String())
 	}
-	return "127.0.0.1:" + strings.TrimSpace(port.Text())
+	return "http://127.0.0.1:" + strings.TrimSpace(port.Text())
 }
 
 // runMCPClient runs tests/node/mcpclient.mjs against mcpURL and reads what it printed.

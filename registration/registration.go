@@ -162,8 +162,7 @@ func (g *Registry) LookupClient(ctx context.Context, id string) (*grants.Client,
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errors.New("the client is not registered here, or its registration expired")
 	case err != nil:
-		g.cfg.Logger.Error("reading a registered client failed", zap.Error(err))
-		return nil, errors.New("the registered client cannot be read now")
+		return nil, fmt.Errorf("%w: reading a registered client: %w", grants.ErrSourceUnavailable, err)
 	}
 	var m metadata
 	if err := json.Unmarshal(rec.Metadata, &m); err != nil {

@@ -1,7 +1,9 @@
 package registration
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -153,5 +155,21 @@ func TestRegisteredClientsExpireUnused(t *testing.T) {
 	}
 	if _, err := f.reg.LookupClient(t.Context(), unused["client_id"].(string)); err == nil {
 		t.Error("a client unused for 120 h of a 72 h unused_ttl still resolves")
+	}
+}
+
+// failingStore is a store whose registered clients cannot be read.
+type failingStore struct{ *store.Memory }
+
+func (failingStore) RegisteredClient(context.Context, string) (store.RegisteredClient, error) {
+	return store.RegisteredClient{}, errors.New("connection refused")
+}
+
+// A store that does not answer is a fault, not an unknown client.
+func TestLookupClientStoreDown(t *testing.T) {
+	f := newFixture(t, nil)
+	down := New(Config{Store: failingStore{f.store}, Scopes: []string{"openid"}})
+	if _, err := down.LookupClient(t.Context(), idPrefix+"x"); !errors.Is(err, grants.ErrSourceUnavailable) {
+		t.Errorf("LookupClient with the store down = %v, want ErrSourceUnavailable", err)
 	}
 }

@@ -262,19 +262,20 @@ func (a *App) buildClientSource() grants.ClientSource {
 		}))
 	}
 	if c := a.Registration; c != nil {
-		cfg := registration.Config{
+		rate := registrationRate{registration.DefaultRate, registration.DefaultRateWindow}
+		if c.Rate != nil {
+			rate = registrationRate{c.Rate.Requests, time.Duration(c.Rate.Window)}
+		}
+		a.registry = registration.New(registration.Config{
 			Store:      a.shared.store,
 			Scopes:     a.dynamicScopesOf(c.Scopes),
 			MaxClients: c.MaxClients,
+			Rate:       a.shared.registrationLimiter(rate),
 			UnusedTTL:  time.Duration(c.UnusedTTL),
 			ClientIP:   clientIP,
 			Logger:     a.logger,
 			Now:        a.now,
-		}
-		if c.Rate != nil {
-			cfg.Rate, cfg.RateWindow = c.Rate.Requests, time.Duration(c.Rate.Window)
-		}
-		a.registry = registration.New(cfg)
+		})
 		sources = append(sources, a.registry)
 	}
 	if len(sources) == 0 {

@@ -57,6 +57,10 @@ type sharedState struct {
 	limits *grants.Limits
 	// deviceGuesses counts wrong user codes per address, across reloads.
 	deviceGuesses *throttle.Limiter
+	// registrations count client registrations per address across reloads, one limiter per rate
+	// a configuration named.
+	registrationsMu sync.Mutex
+	registrations   map[registrationRate]*throttle.Limiter
 	// clients are the client ids of the configuration provisioned last, so that the next one can
 	// tell which clients a reload removed.
 	clientsMu sync.Mutex
@@ -64,6 +68,28 @@ type sharedState struct {
 	// stop ends the deny-list's sync; done closes when it has ended.
 	stop context.CancelFunc
 	done chan struct{}
+}
+
+// registrationRate is a registration block's rate: requests per window.
+type registrationRate struct {
+	requests int
+	window   time.Duration
+}
+
+// registrationLimiter returns the limiter of registrations per address at rate, the one a
+// configuration before this one used when it named the same rate.
+func (s *sharedState) registrationLimiter(rate registrationRate) *throttle.Limiter {
+	s.registrationsMu.Lock()
+	defer s.registrationsMu.Unlock()
+	if s.registrations == nil {
+		s.registrations = map[registrationRate]*throttle.Limiter{}
+	}
+	l, ok := s.registrations[rate]
+	if !ok {
+		l = throttle.New(rate.requests, rate.window, 100000)
+		s.registrations[rate] = l
+	}
+	return l
 }
 
 // replaceClients records ids as the configured clients and returns the ones the previous

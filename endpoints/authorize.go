@@ -1,6 +1,7 @@
 package endpoints
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"html/template"
@@ -179,6 +180,8 @@ type authError struct {
 	state       string
 	code        string
 	description string
+	// status is the error page's; zero means 400.
+	status int
 }
 
 // Authorize serves GET and POST /connect/authorize: the authorization code flow (RFC 6749 §4.1)
@@ -297,6 +300,9 @@ func (p *Pages) parseAuthorize(ctx context.Context, params url.Values) (*authReq
 	switch {
 	case errors.Is(err, grants.ErrNotOwned):
 		return nil, &authError{description: "The application is not registered here."}
+	case errors.Is(err, grants.ErrSourceUnavailable):
+		p.logger.Error("resolving a client failed", zap.Error(err))
+		return nil, &authError{status: http.StatusServiceUnavailable, description: "Signing in is not possible right now. Try again later."}
 	case err != nil:
 		// The source's reason holds no secret nor address, and tells the application's developer
 		// what to fix.
@@ -526,7 +532,7 @@ func (p *Pages) sendCode(w http.ResponseWriter, r *http.Request, req *authReques
 // trusted, else on an error page.
 func (p *Pages) refuse(w http.ResponseWriter, e *authError) {
 	if e.redirectURI == "" {
-		p.showError(w, http.StatusBadRequest, e.description)
+		p.showError(w, cmp.Or(e.status, http.StatusBadRequest), e.description)
 		return
 	}
 	p.respond(w, e.redirectURI, e.state, url.Values{"error": {e.code}, "error_description": {e.description}})

@@ -3,6 +3,7 @@ package endpoints
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +16,7 @@ const (
 	mcpClientID = "https://mcp.example/client.json"
 	mcpRedirect = "http://127.0.0.1/callback"
 	brokenID    = "https://broken.example/client.json"
+	downID      = "https://down.example/client.json"
 )
 
 // mcpSource resolves mcpClientID to a public dynamic client whose name tries to inject markup, and
@@ -29,6 +31,8 @@ func (mcpSource) LookupClient(_ context.Context, id string) (*grants.Client, err
 			RedirectURIs: []string{mcpRedirect, "com.example.mcp:/cb"}}, nil
 	case brokenID:
 		return nil, errors.New("the client metadata document's client_id is not the URL it was fetched from")
+	case downID:
+		return nil, fmt.Errorf("%w: the store does not answer", grants.ErrSourceUnavailable)
 	}
 	return nil, grants.ErrNotOwned
 }
@@ -177,6 +181,9 @@ func TestDynamicClientRefusals(t *testing.T) {
 		if got.status != http.StatusBadRequest || got.header.Get("Location") != "" {
 			t.Errorf("%s: %d %s", name, got.status, got.header.Get("Location"))
 		}
+	}
+	if got := b.authorize(mcpRequest("client_id", downID)); got.status != http.StatusServiceUnavailable || got.header.Get("Location") != "" {
+		t.Errorf("a client whose source is down: %d %s", got.status, got.header.Get("Location"))
 	}
 	if got := b.authorize(mcpRequest("client_id", brokenID)); !strings.Contains(got.body, "client_id is not the URL") {
 		t.Errorf("the error page does not say why the document was refused: %s", got.body)

@@ -202,7 +202,10 @@ func (s *Server) checkCredentials(ctx context.Context, creds presentedCredential
 		s.cfg.Observe(Event{Kind: EventThrottled, What: ThrottledClient, RemoteIP: address})
 		return nil, tooManyAttempts(wait)
 	}
-	client := s.resolveClient(ctx, creds.clientID)
+	client, unknown := s.resolveClient(ctx, creds.clientID)
+	if unknown != nil && errors.Is(unknown, ErrSourceUnavailable) {
+		return nil, unavailable(unknown)
+	}
 	var ok bool
 	var fault *Error
 	if creds.assertion != "" {
@@ -220,15 +223,16 @@ func (s *Server) checkCredentials(ctx context.Context, creds presentedCredential
 	return client, nil
 }
 
-// resolveClient returns the client with the id, or nil when there is none or the ClientSource's
-// client is not usable now: either way an unknown client's invalid_client (RFC 6749 §5.2). The
-// reason goes to the debug log only, since anyone can make a source fail.
-func (s *Server) resolveClient(ctx context.Context, id string) *Client {
+// resolveClient returns the client with the id, or nil and why not: there is none, its source's
+// client is not usable now (either way an unknown client's invalid_client, RFC 6749 §5.2), or the
+// source cannot tell now (ErrSourceUnavailable, a 503). The reason goes to the debug log only,
+// since anyone can make a source fail.
+func (s *Server) resolveClient(ctx context.Context, id string) (*Client, error) {
 	client, err := s.LookupClient(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotOwned) {
 		s.cfg.Logger.Debug("client not resolved", zap.String("client_id", id), zap.Error(err))
 	}
-	return client
+	return client, err
 }
 
 // checkClientAssertion verifies a client assertion with its client's Verifier (OIDC Core §9). A

@@ -11,10 +11,10 @@ import (
 // asks it the same way, after the configured clients.
 type ClientSource interface {
 	// LookupClient returns the client id names, with Dynamic set. It returns ErrNotOwned when id
-	// is none of the source's ids; any other error means an id of the source's that names no
-	// usable client now (its document cannot be fetched or is invalid): the request is then
-	// refused as an unknown client's is, and the error, which holds no secret and no address, says
-	// why, for the person and the log.
+	// is none of the source's ids, and an error wrapping ErrSourceUnavailable for a fault; any
+	// other error means an id of the source's that names no usable client now (its document cannot
+	// be fetched or is invalid): the request is then refused as an unknown client's is, and the
+	// error, which holds no secret and no address, says why, for the person and the log.
 	LookupClient(ctx context.Context, id string) (*Client, error)
 	// Owns reports, with no I/O, whether id is one the source resolves: tokens issued to such a
 	// client stay good at the gate and at introspection without its being resolved again.
@@ -23,6 +23,11 @@ type ClientSource interface {
 
 // ErrNotOwned is a ClientSource's answer for an id that is none of its own.
 var ErrNotOwned = errors.New("not a client of this source")
+
+// ErrSourceUnavailable, wrapped, is a ClientSource's answer when it cannot tell now whether its
+// client exists (its store does not answer): the request is answered 503, not as an unknown
+// client's.
+var ErrSourceUnavailable = errors.New("the client source is unavailable")
 
 // ClientSources asks each of its sources in turn: the first that owns an id resolves it.
 type ClientSources []ClientSource

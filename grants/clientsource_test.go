@@ -3,6 +3,7 @@ package grants
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ const (
 	dynamicID       = "https://mcp-client.example/client.json"
 	dynamicRedirect = "http://127.0.0.1/callback"
 	brokenID        = "https://broken.example/client.json"
+	downID          = "https://down.example/client.json"
 )
 
 // fakeSource resolves one dynamic client, refuses brokenID, and owns both; lookups counts its calls.
@@ -29,6 +31,8 @@ func (s *fakeSource) LookupClient(_ context.Context, id string) (*Client, error)
 		return s.client, nil
 	case brokenID:
 		return nil, errors.New("the document's client_id is not its URL")
+	case downID:
+		return nil, fmt.Errorf("%w: the store does not answer", ErrSourceUnavailable)
 	}
 	return nil, ErrNotOwned
 }
@@ -92,6 +96,10 @@ func TestClientSourceRefusals(t *testing.T) {
 			f.do(request{body: vals("grant_type", "authorization_code", "client_id", id, "code", "x", "redirect_uri", dynamicRedirect).Encode()}),
 			http.StatusUnauthorized, CodeInvalidClient)
 	}
+	// A source that cannot tell now is a fault: 503, never invalid_client.
+	f.expectError("a client_id whose source is down",
+		f.do(request{body: vals("grant_type", "authorization_code", "client_id", downID, "code", "x", "redirect_uri", dynamicRedirect).Encode()}),
+		http.StatusServiceUnavailable, CodeTemporarilyUnavail)
 	// A configured client never reaches the source: its map lookup answers first.
 	before := src.lookups.Load()
 	f.expectOK("a configured client", f.post(vals("grant_type", "client_credentials")))

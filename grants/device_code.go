@@ -173,8 +173,11 @@ func (s *Server) PendingDevice(ctx context.Context, typed string) (req DeviceReq
 	if err != nil {
 		return req, false, err
 	}
-	client := s.resolveClient(ctx, d.ClientID)
-	if client == nil {
+	client, err := s.resolveClient(ctx, d.ClientID)
+	switch {
+	case errors.Is(err, ErrSourceUnavailable):
+		return req, false, err
+	case client == nil:
 		return req, false, nil
 	}
 	return DeviceRequest{UserCode: displayUserCode(userCode), Client: client, Scope: d.Scope, ExpiresAt: d.ExpiresAt}, true, nil

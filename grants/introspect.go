@@ -108,8 +108,11 @@ func (s *Server) introspectRefresh(ctx context.Context, token string, visible fu
 		return nil, err
 	}
 	// A refresh token the token endpoint would refuse is inactive (RFC 7662 §2.2).
-	client := s.resolveClient(ctx, record.ClientID)
-	if client == nil || s.personGone(client, g) {
+	client, err := s.resolveClient(ctx, record.ClientID)
+	switch {
+	case errors.Is(err, ErrSourceUnavailable):
+		return nil, err
+	case client == nil || s.personGone(client, g):
 		return nil, nil
 	}
 	return &introspection{

@@ -31,10 +31,10 @@ type Config struct {
 	Scopes func() []string
 	// MaxClients bounds the registered clients in the store; zero means DefaultMaxClients.
 	MaxClients int
-	// Rate registrations per address within RateWindow; zero means DefaultRate in
-	// DefaultRateWindow.
-	Rate       int
-	RateWindow time.Duration
+	// Rate counts the registrations per address, refusing those past its bound; it should outlive
+	// a reload, so that a reload does not forgive a flood. Nil means a new one allowing
+	// DefaultRate in DefaultRateWindow.
+	Rate *throttle.Limiter
 	// UnusedTTL is how long a registered client lives without being used; zero means
 	// DefaultUnusedTTL.
 	UnusedTTL time.Duration
@@ -60,8 +60,7 @@ const idPrefix = "dcr_"
 
 // Registry is the registration endpoint and the registered clients.
 type Registry struct {
-	cfg     Config
-	limiter *throttle.Limiter
+	cfg Config
 }
 
 // New returns a Registry for cfg.
@@ -69,8 +68,8 @@ func New(cfg Config) *Registry {
 	if cfg.MaxClients == 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
-	if cfg.Rate == 0 {
-		cfg.Rate, cfg.RateWindow = DefaultRate, DefaultRateWindow
+	if cfg.Rate == nil {
+		cfg.Rate = throttle.New(DefaultRate, DefaultRateWindow, 100000)
 	}
 	if cfg.UnusedTTL == 0 {
 		cfg.UnusedTTL = DefaultUnusedTTL
@@ -84,7 +83,7 @@ func New(cfg Config) *Registry {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Registry{cfg: cfg, limiter: throttle.New(cfg.Rate, cfg.RateWindow, 100000)}
+	return &Registry{cfg: cfg}
 }
 
 // maxBody bounds a registration request: real ones are a few hundred bytes.
@@ -98,7 +97,7 @@ func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := g.cfg.Now()
-	if wait, ok := g.limiter.Allow(g.cfg.ClientIP(r), now); !ok {
+	if wait, ok := g.cfg.Rate.Allow(g.cfg.ClientIP(r), now); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many registrations from this address; retry later")
 		return
@@ -164,8 +163,7 @@ func (g *Registry) LookupClient(ctx context.Context, id string) (*grants.Client,
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errors.New("the client is not registered here, or its registration expired")
 	case err != nil:
-		g.cfg.Logger.Error("reading a registered client failed", zap.Error(err))
-		return nil, errors.New("the registered client cannot be read now")
+		return nil, fmt.Errorf("%w: reading a registered client: %w", grants.ErrSourceUnavailable, err)
 	}
 	var m metadata
 	if err := json.Unmarshal(rec.Metadata, &m); err != nil {

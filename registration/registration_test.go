@@ -1,7 +1,9 @@
 package registration
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/tokengate/tokengate/grants"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"github.com/tokengate/tokengate/store"
+	"github.com/tokengate/tokengate/throttle"
 )
 
 type fixture struct {
@@ -92,7 +95,7 @@ func TestRegisterConfidentialClient(t *testing.T) {
 }
 
 func TestRegisterRefusals(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Rate, c.RateWindow = 1000, time.Hour })
+	f := newFixture(t, func(c *Config) { c.Rate = throttle.New(1000, time.Hour, 100) })
 	for body, code := range map[string]string{
 		`[]`:                   codeInvalidMetadata,
 		`"x"`:                  codeInvalidMetadata,
@@ -119,7 +122,7 @@ func TestRegisterRefusals(t *testing.T) {
 
 // Registrations are bounded per address (429 with Retry-After) and in number (429).
 func TestRegisterLimits(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Rate, c.RateWindow, c.MaxClients = 3, time.Hour, 4 })
+	f := newFixture(t, func(c *Config) { c.Rate, c.MaxClients = throttle.New(3, time.Hour, 100), 4 })
 	body := `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`
 	for i := range 3 {
 		if w, _ := f.register("flood", body); w.Code != http.StatusCreated {
@@ -152,5 +155,21 @@ func TestRegisteredClientsExpireUnused(t *testing.T) {
 	}
 	if _, err := f.reg.LookupClient(t.Context(), unused["client_id"].(string)); err == nil {
 		t.Error("a client unused for 120 h of a 72 h unused_ttl still resolves")
+	}
+}
+
+// failingStore is a store whose registered clients cannot be read.
+type failingStore struct{ *store.Memory }
+
+func (failingStore) RegisteredClient(context.Context, string) (store.RegisteredClient, error) {
+	return store.RegisteredClient{}, errors.New("connection refused")
+}
+
+// A store that does not answer is a fault, not an unknown client.
+func TestLookupClientStoreDown(t *testing.T) {
+	f := newFixture(t, nil)
+	down := New(Config{Store: failingStore{f.store}, Scopes: []string{"openid"}})
+	if _, err := down.LookupClient(t.Context(), idPrefix+"x"); !errors.Is(err, grants.ErrSourceUnavailable) {
+		t.Errorf("LookupClient with the store down = %v, want ErrSourceUnavailable", err)
 	}
 }

@@ -168,7 +168,7 @@ func (failingStore) RegisteredClient(context.Context, string) (store.RegisteredC
 // A store that does not answer is a fault, not an unknown client.
 func TestLookupClientStoreDown(t *testing.T) {
 	f := newFixture(t, nil)
-	down := New(Config{Store: failingStore{f.store}, Scopes: []string{"openid"}})
+	down := New(Config{Store: failingStore{f.store}, Scopes: func() []string { return []string{"openid"} }})
 	if _, err := down.LookupClient(t.Context(), idPrefix+"x"); !errors.Is(err, grants.ErrSourceUnavailable) {
 		t.Errorf("LookupClient with the store down = %v, want ErrSourceUnavailable", err)
 	}

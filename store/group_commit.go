@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // groupCommit runs concurrent write transactions as one, so that they share its fsyncs: a write
@@ -14,12 +12,15 @@ import (
 // and the next commit takes the whole queue. A group is therefore as large as the load makes it,
 // and a write never waits for a timer (bolt's own DB.Batch waits MaxBatchDelay, then queues whole
 // batches behind the writer lock: under 32 concurrent refreshes, a dozen batches of 3 or 4).
+// On pebble, whose batches carry no reads, the group's one indexed batch is also what makes each
+// read-check-write atomic: the functions run one after another, each seeing the writes before it.
 //
 // As with DB.Batch, a function may run more than once (when another in its group fails, the rest
 // run again without it), so each must set its results afresh on every run.
 type groupCommit struct {
-	db *bolt.DB
-	mu sync.Mutex
+	// update runs a write transaction and commits it durably (kvEngine.update).
+	update func(func(kvTx) error) error
+	mu     sync.Mutex
 	// queue holds the writes waiting for the next commit; busy says a commit is under way, whose
 	// leader hands the queue to the next leader when it is done.
 	queue []*groupWrite
@@ -29,7 +30,7 @@ type groupCommit struct {
 // groupWrite is one caller's function and where its outcome goes: the outcome of its commit, or
 // errLead when the caller is to commit the queue itself.
 type groupWrite struct {
-	fn   func(*bolt.Tx) error
+	fn   func(kvTx) error
 	done chan error
 }
 
@@ -38,7 +39,7 @@ var errLead = errors.New("store: lead the next commit")
 
 // write runs fn in a write transaction shared with the writes queued beside it, and returns once
 // that transaction has committed durably (or fn's error).
-func (g *groupCommit) write(fn func(*bolt.Tx) error) error {
+func (g *groupCommit) write(fn func(kvTx) error) error {
 	w := &groupWrite{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, w)
@@ -71,7 +72,7 @@ func (g *groupCommit) write(fn func(*bolt.Tx) error) error {
 func (g *groupCommit) commit(group []*groupWrite) {
 	for len(group) > 0 {
 		failed := -1
-		err := g.db.Update(func(tx *bolt.Tx) error {
+		err := g.update(func(tx kvTx) error {
 			for i, w := range group {
 				if err := safely(w.fn, tx); err != nil {
 					failed = i
@@ -87,14 +88,14 @@ func (g *groupCommit) commit(group []*groupWrite) {
 			return
 		}
 		alone := group[failed]
-		alone.done <- g.db.Update(func(tx *bolt.Tx) error { return safely(alone.fn, tx) })
+		alone.done <- g.update(func(tx kvTx) error { return safely(alone.fn, tx) })
 		group = slices.Delete(group, failed, failed+1)
 	}
 }
 
 // safely runs fn, turning a panic into its error: a panic would otherwise end the leader with the
 // queue still waiting on it.
-func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+func safely(fn func(kvTx) error, tx kvTx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store: panic in a write: %v", p)

@@ -59,16 +59,19 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 	return &Bolt{kvStore: s, db: db}, nil
 }
 
-// boltEngine runs the store's transactions as bolt's; every write transaction fsyncs at commit.
+// boltEngine runs the store's transactions as bolt's; a write transaction fsyncs as it commits.
 type boltEngine struct{ db *bolt.DB }
 
 func (e boltEngine) view(fn func(kvTx) error) error {
 	return e.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
-func (e boltEngine) update(fn func(kvTx) error) error {
-	return e.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+// update commits durably before it returns, so there is nothing left to wait for.
+func (e boltEngine) update(fn func(kvTx) error) (func() error, error) {
+	return noWait, e.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
+
+func noWait() error { return nil }
 
 func (e boltEngine) close() error { return e.db.Close() }
 

@@ -46,10 +46,20 @@ type kvTx interface {
 type kvEngine interface {
 	// view runs fn in a transaction that only reads.
 	view(fn func(kvTx) error) error
-	// update runs fn in a write transaction and commits it durably (fsynced) when fn succeeds.
-	update(fn func(kvTx) error) error
+	// update runs fn in a write transaction and, when fn succeeds, commits it: what it wrote is
+	// visible to the transactions after it at once, and durable (fsynced) once durable returns nil.
+	update(fn func(kvTx) error) (durable func() error, err error)
 	// close releases the engine's files.
 	close() error
+}
+
+// updateDurably runs fn in a write transaction of e and returns once it is durable.
+func updateDurably(e kvEngine, fn func(kvTx) error) error {
+	durable, err := e.update(fn)
+	if err != nil {
+		return err
+	}
+	return durable()
 }
 
 // records reads and writes the store's records within one transaction.

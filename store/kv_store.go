@@ -34,7 +34,8 @@ type kvStore struct {
 	now    func() time.Time
 	stop   chan struct{}
 	done   chan struct{}
-	// closing makes a second Close harmless instead of a panic on the closed stop channel.
+	// closing makes a second Close harmless instead of a panic on the closed stop channel (or
+	// in pebble, which refuses to close twice).
 	closing sync.Once
 	// sweepFrom holds, per bucket, the key the next purge starts at. Only purge touches it, inside
 	// a write transaction, which the engine runs one at a time.
@@ -47,7 +48,7 @@ type kvStore struct {
 // stops it. On failure it closes engine.
 func openKV(engine kvEngine, now func() time.Time) (*kvStore, error) {
 	var run uint64
-	err := engine.update(func(tx kvTx) error {
+	err := updateDurably(engine, func(tx kvTx) error {
 		var err error
 		if run, err = tx.nextSequence(bucketRuns); err != nil {
 			return err
@@ -76,15 +77,16 @@ func openKV(engine kvEngine, now func() time.Time) (*kvStore, error) {
 // committed was answered and is final. Only a run that never gets here (a crash) leaves its record
 // behind, and its rotations in doubt.
 func (s *kvStore) Close() error {
-	var ended error
+	var err error
 	s.closing.Do(func() {
 		close(s.stop)
 		<-s.done
-		ended = s.engine.update(func(tx kvTx) error {
+		ended := updateDurably(s.engine, func(tx kvTx) error {
 			return tx.delete(bucketRuns, seqKey(s.run))
 		})
+		err = errors.Join(ended, s.engine.close())
 	})
-	return errors.Join(ended, s.engine.close())
+	return err
 }
 
 // CreateRefreshToken implements RefreshTokens.
@@ -388,7 +390,7 @@ var sweeps = []struct {
 // purge looks at up to purgeBudget records of each bucket, from where the last run stopped, and
 // deletes the expired ones. A record that does not decode is left for the reads to report.
 func (s *kvStore) purge() error {
-	return s.engine.update(func(tx kvTx) error {
+	return updateDurably(s.engine, func(tx kvTx) error {
 		now := s.now()
 		for _, sw := range sweeps {
 			var doomed [][]byte

@@ -48,12 +48,16 @@ type SAMLTrustConfig struct {
 	CertificateFile string `json:"certificate_file"`
 }
 
+// storeBackends are the store backends a configuration may name.
+var storeBackends = []string{"bolt", "pebble", "redis", "memory"}
+
 // StoreConfig chooses the store backend.
 type StoreConfig struct {
-	// Backend is "bolt" (durable, one process), "redis" (shared by every instance pointed at it)
-	// or "memory" (nothing survives a restart). Default: bolt.
+	// Backend is "bolt" or "pebble" (durable, one process), "redis" (shared by every instance
+	// pointed at it) or "memory" (nothing survives a restart). Default: bolt.
 	Backend string `json:"backend,omitempty"`
-	// Path is the bolt file. Default: tokengate/tokengate.db in Caddy's data directory.
+	// Path is the bolt file, or the pebble directory. Default: tokengate/tokengate.db, or
+	// tokengate/pebble, in Caddy's data directory.
 	Path string `json:"path,omitempty"`
 	// URL is the Redis server, required with the redis backend:
 	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix://. {env.X}
@@ -188,6 +192,9 @@ func (a *App) setDefaults() {
 	}
 	if a.Store.Backend == "bolt" && a.Store.Path == "" {
 		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+	}
+	if a.Store.Backend == "pebble" && a.Store.Path == "" {
+		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "pebble")
 	}
 	if a.SigningKey == nil && len(a.SigningKeyFiles) == 0 {
 		a.SigningKey = new(SigningKeyConfig)

@@ -95,14 +95,20 @@ func (a *App) acquireShared() error {
 	// a reload keeps it, another issuer gets its own.
 	key, name, open := "memory:"+a.Issuer, "memory", func() (store.Store, error) { return store.NewMemory(a.now), nil }
 	switch a.Store.Backend {
-	case "bolt":
+	case "bolt", "pebble":
 		path, err := filepath.Abs(a.Store.Path)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		a.Store.Path = path
-		key, name = "bolt:"+path, "bolt "+path
-		open = func() (store.Store, error) { return store.OpenBolt(path, a.now) }
+		backend := a.Store.Backend
+		key, name = backend+":"+path, backend+" "+path
+		open = func() (store.Store, error) {
+			if backend == "pebble" {
+				return store.OpenPebble(path, a.now)
+			}
+			return store.OpenBolt(path, a.now)
+		}
 	case "redis":
 		// Replaced here rather than at adapt time, the password can stay out of the config.
 		rawURL, err := caddy.NewReplacer().ReplaceOrErr(a.Store.URL, true, true)

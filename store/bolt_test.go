@@ -14,16 +14,7 @@ import (
 
 func openTestBoltAt(t *testing.T, path string, now func() time.Time) *Bolt {
 	t.Helper()
-	s, err := OpenBolt(path, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return closedAtEnd[*Bolt](t)(OpenBolt(path, now))
 }
 
 // TestBoltLocked: a second opener of the same file fails after the lock timeout instead of hanging.

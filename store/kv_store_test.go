@@ -38,16 +38,23 @@ func forEmbedded(t *testing.T, test func(*testing.T, openEmbedded)) {
 // openEmbeddedAt opens a store in dir with open, closed when the test ends.
 func openEmbeddedAt(t *testing.T, open openEmbedded, dir string, now func() time.Time) *kvStore {
 	t.Helper()
-	s, err := open(dir, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
+	return closedAtEnd[*kvStore](t)(open(dir, now))
+}
+
+// closedAtEnd returns what fails t when a store did not open, and closes it when t ends.
+func closedAtEnd[S interface{ Close() error }](t *testing.T) func(S, error) S {
+	return func(s S, err error) S {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	return s
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		return s
+	}
 }
 
 // TestEmbeddedDurable: everything written is there after closing and reopening the store, and a
@@ -60,52 +67,78 @@ func TestEmbeddedDurable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustCreate(t, s, "a", grant("f1", time.Hour))
-		mustRotate(t, s, "a", "b", grant("f1", time.Hour))
-		mustCreate(t, s, "x", grant("f2", time.Hour))
-		revoked := []Revocation{
-			{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Hour)},
-			{Kind: RevokedFamily, ID: "f2", Until: t0.Add(time.Hour)},
-		}
-		for _, r := range revoked {
-			mustRevoke(t, s, r)
-		}
-		key := SigningKey{ID: "k1", Alg: "ES256", PEM: []byte("pem"), SignsFrom: t0}
-		if _, err := s.AddSigningKey(ctx, "current", key); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); !ok || err != nil {
-			t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "code", ok, err)
-		}
+		written := writeState(t, s)
 		for range 2 { // a second Close is harmless
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 		}
-
-		s = openEmbeddedAt(t, open, dir, c.Now)
-		if got, err := s.RefreshToken(ctx, "b"); err != nil || !reflect.DeepEqual(got, grant("f1", time.Hour)) {
-			t.Errorf("RefreshToken(%q) after reopen = %+v, %v, want %+v", "b", got, err, grant("f1", time.Hour))
-		}
-		if _, err := s.RefreshToken(ctx, "x"); err != ErrNotFound {
-			t.Errorf("RefreshToken(%q) of a revoked family after reopen = %v, want %v", "x", err, ErrNotFound)
-		}
-		if rs, _ := revocations(t, s, 0); !reflect.DeepEqual(rs, revoked) {
-			t.Errorf("RevocationsSince(0) after reopen = %+v, want %+v", rs, revoked)
-		}
-		if keys, err := s.SigningKeys(ctx); err != nil || !reflect.DeepEqual(keys, map[string]SigningKey{"current": key}) {
-			t.Errorf("SigningKeys() after reopen = %+v, %v, want %+v", keys, err, key)
-		}
-		if v, err := s.Take(ctx, "code"); err != nil || string(v) != "grant" {
-			t.Errorf("Take(%q) after reopen = %q, %v, want %q", "code", v, err, "grant")
-		}
-		if _, err := s.RefreshToken(ctx, "a"); err != ErrReused {
-			t.Errorf("RefreshToken(%q) after reopen = %v, want %v", "a", err, ErrReused)
-		}
-		// The sequence survives too: a new entry is not numbered over an old one.
-		mustRevoke(t, s, Revocation{Kind: RevokedToken, ID: "jti-2", Until: t0.Add(time.Hour)})
-		if rs, _ := revocations(t, s, 0); len(rs) != 4 {
-			t.Errorf("RevocationsSince(0) = %+v, want 4 entries", rs)
-		}
+		written.check(t, openEmbeddedAt(t, open, dir, c.Now))
 	})
+}
+
+// state is what writeState wrote, which check finds again in a store reopened or migrated.
+type state struct {
+	revoked []Revocation
+	key     SigningKey
+}
+
+// writeState writes a record of every kind: a rotated refresh token and its live successor, a
+// revoked family, revocations, a signing key, a one-time value and an approved device code.
+func writeState(t *testing.T, s Store) state {
+	t.Helper()
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
+	mustCreate(t, s, "x", grant("f2", time.Hour))
+	w := state{
+		revoked: []Revocation{
+			{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Hour)},
+			{Kind: RevokedFamily, ID: "f2", Until: t0.Add(time.Hour)},
+		},
+		key: SigningKey{ID: "k1", Alg: "ES256", PEM: []byte("pem"), SignsFrom: t0},
+	}
+	for _, r := range w.revoked {
+		mustRevoke(t, s, r)
+	}
+	if _, err := s.AddSigningKey(ctx, "current", w.key); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "code", ok, err)
+	}
+	mustCreateDevice(t, s, "d1", device("BCDFGHJK"))
+	mustDecide(t, s, "BCDFGHJK", DeviceApproved, []byte("g"))
+	return w
+}
+
+// check finds in s everything writeState wrote, and the revocation log numbered on from it.
+func (w state) check(t *testing.T, s Store) {
+	t.Helper()
+	if got, err := s.RefreshToken(ctx, "b"); err != nil || !reflect.DeepEqual(got, grant("f1", time.Hour)) {
+		t.Errorf("RefreshToken(%q) = %+v, %v, want %+v", "b", got, err, grant("f1", time.Hour))
+	}
+	if _, err := s.RefreshToken(ctx, "x"); err != ErrNotFound {
+		t.Errorf("RefreshToken(%q) of a revoked family = %v, want %v", "x", err, ErrNotFound)
+	}
+	if rs, _ := revocations(t, s, 0); !reflect.DeepEqual(rs, w.revoked) {
+		t.Errorf("RevocationsSince(0) = %+v, want %+v", rs, w.revoked)
+	}
+	if keys, err := s.SigningKeys(ctx); err != nil || !reflect.DeepEqual(keys, map[string]SigningKey{"current": w.key}) {
+		t.Errorf("SigningKeys() = %+v, %v, want %+v", keys, err, w.key)
+	}
+	if v, err := s.Take(ctx, "code"); err != nil || string(v) != "grant" {
+		t.Errorf("Take(%q) = %q, %v, want %q", "code", v, err, "grant")
+	}
+	if d := expectPoll(t, s, "d1", DeviceApproved, nil); string(d.Grant) != "g" {
+		t.Errorf("grant of the device code = %q, want %q", d.Grant, "g")
+	}
+	if _, err := s.RefreshToken(ctx, "a"); err != ErrReused { // kills f1: the log's third entry
+		t.Errorf("RefreshToken(%q) = %v, want %v", "a", err, ErrReused)
+	}
+	// The sequence survives too: a new entry is not numbered over an old one, and a follower's
+	// cursor stays valid.
+	mustRevoke(t, s, Revocation{Kind: RevokedToken, ID: "jti-2", Until: t0.Add(time.Hour)})
+	if rs, next := revocations(t, s, 3); len(rs) != 1 || rs[0].ID != "jti-2" || next != 4 {
+		t.Errorf("RevocationsSince(3) = %+v, %d, want jti-2 at 4", rs, next)
+	}
 }

@@ -9,16 +9,7 @@ import (
 
 func openTestPebbleAt(t *testing.T, dir string, now func() time.Time) *Pebble {
 	t.Helper()
-	s, err := OpenPebble(dir, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return closedAtEnd[*Pebble](t)(OpenPebble(dir, now))
 }
 
 // TestPebbleLocked: a second opener of the same directory fails instead of writing beside the first.

@@ -38,6 +38,19 @@ type Pebble struct {
 // OpenPebble opens (creating it if needed) the pebble directory dir and starts its background
 // purge. Close stops it. A second opener of the same directory fails at once: pebble locks it.
 func OpenPebble(dir string, now func() time.Time) (*Pebble, error) {
+	db, err := openPebbleDB(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openKV(&pebbleEngine{db: db}, now)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", dir, err)
+	}
+	return &Pebble{kvStore: s, db: db}, nil
+}
+
+// openPebbleDB opens (creating it if needed) the pebble directory dir.
+func openPebbleDB(dir string) (*pebble.DB, error) {
 	// The directory holds signing keys: only its owner may look inside, whatever mode pebble
 	// gives the files.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -54,11 +67,7 @@ func OpenPebble(dir string, now func() time.Time) (*Pebble, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s, err := openKV(&pebbleEngine{db: db}, now)
-	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", dir, err)
-	}
-	return &Pebble{kvStore: s, db: db}, nil
+	return db, nil
 }
 
 // pebbleLogger keeps pebble's routine reports (flushes, compactions, WAL files) out of the

@@ -53,12 +53,16 @@ var storeBackends = []string{"bolt", "pebble", "redis", "memory"}
 
 // StoreConfig chooses the store backend.
 type StoreConfig struct {
-	// Backend is "bolt" or "pebble" (durable, one process), "redis" (shared by every instance
-	// pointed at it) or "memory" (nothing survives a restart). Default: bolt.
+	// Backend is "pebble" or "bolt" (durable, one process), "redis" (shared by every instance
+	// pointed at it) or "memory" (nothing survives a restart). Default: pebble, into which the bolt
+	// file of the default location, if there is one, is migrated on start-up; with a Path, bolt
+	// (what a path without a backend named before pebble was the default).
 	Backend string `json:"backend,omitempty"`
 	// Path is the bolt file, or the pebble directory. Default: tokengate/tokengate.db, or
 	// tokengate/pebble, in Caddy's data directory.
 	Path string `json:"path,omitempty"`
+	// migrateFrom is the bolt file the default store takes its state from, once.
+	migrateFrom string
 	// URL is the Redis server, required with the redis backend:
 	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix://. {env.X}
 	// placeholders are replaced at provision time, so the password need not be in the config.
@@ -187,11 +191,15 @@ func (a *App) setDefaults() {
 	if a.Store == nil {
 		a.Store = new(StoreConfig)
 	}
-	if a.Store.Backend == "" {
+	defaultBolt := filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+	switch {
+	case a.Store.Backend == "" && a.Store.Path == "":
+		a.Store.Backend, a.Store.migrateFrom = "pebble", defaultBolt
+	case a.Store.Backend == "":
 		a.Store.Backend = "bolt"
 	}
 	if a.Store.Backend == "bolt" && a.Store.Path == "" {
-		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+		a.Store.Path = defaultBolt
 	}
 	if a.Store.Backend == "pebble" && a.Store.Path == "" {
 		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "pebble")

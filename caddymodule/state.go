@@ -103,11 +103,21 @@ func (a *App) acquireShared() error {
 		a.Store.Path = path
 		backend := a.Store.Backend
 		key, name = backend+":"+path, backend+" "+path
+		from := a.Store.migrateFrom
 		open = func() (store.Store, error) {
-			if backend == "pebble" {
-				return store.OpenPebble(path, a.now)
+			if backend == "bolt" {
+				return store.OpenBolt(path, a.now)
 			}
-			return store.OpenBolt(path, a.now)
+			if from != "" {
+				migrated, err := store.MigrateBolt(from, path)
+				if err != nil {
+					return nil, err
+				}
+				if migrated {
+					a.logger.Info("moved the store from bolt to pebble", zap.String("from", from), zap.String("to", path), zap.String("kept", from+".migrated"))
+				}
+			}
+			return store.OpenPebble(path, a.now)
 		}
 	case "redis":
 		// Replaced here rather than at adapt time, the password can stay out of the config.

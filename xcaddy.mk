@@ -24,6 +24,8 @@ UNIT_TIMEOUT ?= 8m
 E2E_TIMEOUT ?= 6m
 FUZZTIME ?= 60s
 BENCHTIME ?= 5s
+# The embedded store the bench keeps its state in: bolt or pebble.
+BENCHSTORE ?= bolt
 
 # The race detector needs cgo (a C compiler); without one the unit tests still run, unraced.
 RACE := $(if $(filter 1,$(shell go env CGO_ENABLED)),-race)
@@ -95,4 +97,4 @@ fuzz:
 
 # Not a test: it prints requests/s and the ratios against their goals in one line.
 bench: build
-	go run ./bench/loadtest -caddy $(BIN) -duration $(BENCHTIME)
+	go run ./bench/loadtest -caddy $(BIN) -duration $(BENCHTIME) -store $(BENCHSTORE)

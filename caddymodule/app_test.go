@@ -313,6 +313,63 @@ func TestGeneratedKeyIsKept(t *testing.T) {
 	}
 }
 
+// TestDefaultStoreMigratesBolt: a configuration without a store line, started where an earlier
+// version kept its state in the default bolt file, finds all of it in the pebble store that is now
+// the default: refresh tokens, revocations, signing keys and device codes.
+func TestDefaultStoreMigratesBolt(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	dir := filepath.Join(caddy.AppDataDir(), "tokengate")
+	// The earlier version: its default store, bolt, generates the signing key.
+	before := provision(t, `{"issuer": "https://auth.example.com", "store": {"backend": "bolt"}}`)
+	kid := before.keySet.Load().Signing(before.now()).ID
+	if err := before.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old, err := store.OpenBolt(filepath.Join(dir, "tokengate.db"), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour)
+	rt := store.RefreshToken{FamilyID: "fam", ClientID: "svc", ExpiresAt: exp, Grant: []byte("{}")}
+	revoked := store.Revocation{Kind: store.RevokedToken, ID: "jti-1", Until: exp}
+	device := store.DeviceCode{ClientID: "tv", UserCode: "BCDFGHJK", ExpiresAt: exp, Interval: time.Second}
+	for _, err := range []error{
+		old.CreateRefreshToken(ctx, "rt-hash", rt),
+		old.Revoke(ctx, revoked),
+		second(old.CreateDeviceCode(ctx, "device-hash", device)),
+		old.Close(),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	app := provision(t, `{"issuer": "https://auth.example.com"}`)
+	if app.Store.Backend != "pebble" || app.Store.Path != filepath.Join(dir, "pebble") {
+		t.Errorf("default store = %s %s, want pebble in %s", app.Store.Backend, app.Store.Path, dir)
+	}
+	if got := app.keySet.Load().Signing(app.now()).ID; got != kid {
+		t.Errorf("signing kid after the migration = %q, want %q", got, kid)
+	}
+	st := app.shared.store
+	if got, err := st.RefreshToken(ctx, "rt-hash"); err != nil || got.FamilyID != "fam" {
+		t.Errorf("RefreshToken after the migration = %+v, %v, want family fam", got, err)
+	}
+	if rs, _, err := st.RevocationsSince(ctx, 0); err != nil || !slices.ContainsFunc(rs, func(r store.Revocation) bool { return r.ID == "jti-1" }) {
+		t.Errorf("RevocationsSince(0) after the migration = %+v, %v, want jti-1 among them", rs, err)
+	}
+	if d, err := st.PendingDeviceCode(ctx, "BCDFGHJK"); err != nil || d.ClientID != "tv" {
+		t.Errorf("PendingDeviceCode after the migration = %+v, %v, want tv's", d, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tokengate.db.migrated")); err != nil {
+		t.Errorf("the bolt file is not kept aside: %v", err)
+	}
+}
+
+// second is the error of a call that returns a value beside it.
+func second[V any](_ V, err error) error { return err }
+
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)

@@ -18,12 +18,17 @@ import (
 )
 
 // TestCaddyReload runs the modules inside a real Caddy: the Caddyfile adapts, the handlers find the
-// app, a token issued by the tokengate directive passes bearer_auth, and a reload on the same bolt
-// file neither deadlocks on the file lock nor forgets the key, while a client it removes loses its
-// tokens.
+// app, a token issued by the tokengate directive passes bearer_auth, and a reload on the same
+// embedded store (a bolt file, a pebble directory) neither deadlocks on its lock nor forgets the
+// key, while a client it removes loses its tokens.
 func TestCaddyReload(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) { testCaddyReload(t, "bolt "+filepath.Join(t.TempDir(), "tokengate.db")) })
+	t.Run("pebble", func(t *testing.T) { testCaddyReload(t, "pebble "+filepath.Join(t.TempDir(), "pebble")) })
+}
+
+// testCaddyReload is TestCaddyReload on the store that the `store` line storeLine declares.
+func testCaddyReload(t *testing.T, storeLine string) {
 	addr := "127.0.0.1:" + strconv.Itoa(freeport.Port(t))
-	db := filepath.Join(t.TempDir(), "tokengate.db")
 	config := func(clientID string) []byte {
 		caddyfile := `{
 	admin off
@@ -31,7 +36,7 @@ func TestCaddyReload(t *testing.T) {
 	storage file_system ` + t.TempDir() + `
 	tokengate {
 		issuer http://` + addr + `
-		store bolt ` + db + `
+		store ` + storeLine + `
 		client ` + clientID + ` {
 			secret a-long-random-client-secret
 			scopes api
@@ -62,7 +67,7 @@ http://` + addr + ` {
 				t.Fatalf("caddy.Load: %v", err)
 			}
 		case <-time.After(20 * time.Second):
-			t.Fatal("caddy.Load hung (a second open of the bolt file?)")
+			t.Fatal("caddy.Load hung (a second open of the store?)")
 		}
 	}
 

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -136,7 +138,8 @@ func parseOnce(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-// parseStore parses `store bolt [<file>]`, `store redis <url>` and `store memory`.
+// parseStore parses `store bolt [<file>]`, `store pebble [<dir>]`, `store redis <url>` and
+// `store memory`.
 func parseStore(d *caddyfile.Dispenser, app *App) error {
 	if app.Store != nil {
 		return d.Err("store is declared twice")
@@ -146,8 +149,8 @@ func parseStore(d *caddyfile.Dispenser, app *App) error {
 		return d.ArgErr()
 	}
 	switch {
-	case args[0] == "bolt" && len(args) <= 2:
-		app.Store = &StoreConfig{Backend: "bolt"}
+	case (args[0] == "bolt" || args[0] == "pebble") && len(args) <= 2:
+		app.Store = &StoreConfig{Backend: args[0]}
 		if len(args) == 2 {
 			app.Store.Path = args[1]
 		}
@@ -155,10 +158,10 @@ func parseStore(d *caddyfile.Dispenser, app *App) error {
 		app.Store = &StoreConfig{Backend: "memory"}
 	case args[0] == "redis" && len(args) == 2:
 		app.Store = &StoreConfig{Backend: "redis", URL: args[1]}
-	case args[0] == "bolt" || args[0] == "memory" || args[0] == "redis":
+	case slices.Contains(storeBackends, args[0]):
 		return d.ArgErr()
 	default:
-		return d.Errf("unknown store %q (want bolt, redis or memory)", args[0])
+		return d.Errf("unknown store %q (want %s)", args[0], strings.Join(storeBackends, ", "))
 	}
 	return nil
 }

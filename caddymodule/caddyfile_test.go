@@ -40,6 +40,10 @@ func TestParseGlobalOption(t *testing.T) {
 		}`, `{"issuer":"https://auth.example.com/","store":{"backend":"bolt","path":"/var/lib/tokengate.db"},` +
 			`"signing_key_file":[{"alg":"RS256","file":"/etc/key.pem","kid":"main"},{"alg":"ES256","file":"/etc/old.pem"}],"access_token_ttl":300000000000,` +
 			`"refresh_token_ttl":2592000000000000,"code_ttl":1000000000,"device_code_ttl":600000000000}`},
+		{"pebble store", `tokengate {
+			issuer https://auth.example.com
+			store pebble /var/lib/tokengate
+		}`, `{"issuer":"https://auth.example.com","store":{"backend":"pebble","path":"/var/lib/tokengate"}}`},
 		{"memory store and generated key", `tokengate {
 			issuer http://localhost:8080
 			store memory
@@ -262,6 +266,7 @@ func TestParseGlobalOptionErrors(t *testing.T) {
 		{"key file, then rotation", "tokengate {\n issuer https://a.example\n signing_key_file es256 k.pem\n signing_key_rotation 1h\n}", "never rotated, at Testfile:4", ""},
 		{"store unknown", "tokengate {\n store etcd\n}", `unknown store "etcd"`, "at Testfile:2"},
 		{"store memory with a path", "tokengate {\n store memory /tmp/x\n}", "wrong argument count", ""},
+		{"store pebble with two paths", "tokengate {\n store pebble /a /b\n}", "wrong argument count", ""},
 		{"two signing keys", "tokengate {\n signing_key es256\n signing_key_file es256 k.pem\n}", "signing_key is given once, and not with signing_key_file, at Testfile:3", ""},
 		{"key file, then signing_key", "tokengate {\n signing_key_file es256 k.pem\n signing_key es256\n}", "not with signing_key_file, at Testfile:3", ""},
 		{"bad second key file", "tokengate {\n signing_key_file es256 k.pem\n signing_key_file hs256 o.pem\n}", "signing_key_file", "Testfile:3"},

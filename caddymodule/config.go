@@ -86,13 +86,21 @@ type SAMLTrustConfig struct {
 	CertificateFile string `json:"certificate_file"`
 }
 
+// storeBackends are the store backends a configuration may name.
+var storeBackends = []string{"bolt", "pebble", "redis", "memory"}
+
 // StoreConfig chooses the store backend.
 type StoreConfig struct {
-	// Backend is "bolt" (durable, one process), "redis" (shared by every instance pointed at it)
-	// or "memory" (nothing survives a restart). Default: bolt.
+	// Backend is "pebble" or "bolt" (durable, one process), "redis" (shared by every instance
+	// pointed at it) or "memory" (nothing survives a restart). Default: pebble, into which the bolt
+	// file of the default location, if there is one, is migrated on start-up; with a Path, bolt
+	// (what a path without a backend named before pebble was the default).
 	Backend string `json:"backend,omitempty"`
-	// Path is the bolt file. Default: tokengate/tokengate.db in Caddy's data directory.
+	// Path is the bolt file, or the pebble directory. Default: tokengate/tokengate.db, or
+	// tokengate/pebble, in Caddy's data directory.
 	Path string `json:"path,omitempty"`
+	// migrateFrom is the bolt file the default store takes its state from, once.
+	migrateFrom string
 	// URL is the Redis server, required with the redis backend:
 	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix://. {env.X}
 	// placeholders are replaced at provision time, so the password need not be in the config.
@@ -221,11 +229,18 @@ func (a *App) setDefaults() {
 	if a.Store == nil {
 		a.Store = new(StoreConfig)
 	}
-	if a.Store.Backend == "" {
+	defaultBolt := filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+	switch {
+	case a.Store.Backend == "" && a.Store.Path == "":
+		a.Store.Backend, a.Store.migrateFrom = "pebble", defaultBolt
+	case a.Store.Backend == "":
 		a.Store.Backend = "bolt"
 	}
 	if a.Store.Backend == "bolt" && a.Store.Path == "" {
-		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+		a.Store.Path = defaultBolt
+	}
+	if a.Store.Backend == "pebble" && a.Store.Path == "" {
+		a.Store.Path = filepath.Join(caddy.AppDataDir(), "tokengate", "pebble")
 	}
 	if a.SigningKey == nil && len(a.SigningKeyFiles) == 0 {
 		a.SigningKey = new(SigningKeyConfig)

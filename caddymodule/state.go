@@ -121,14 +121,30 @@ func (a *App) acquireShared() error {
 	// a reload keeps it, another issuer gets its own.
 	key, name, open := "memory:"+a.Issuer, "memory", func() (store.Store, error) { return store.NewMemory(a.now), nil }
 	switch a.Store.Backend {
-	case "bolt":
+	case "bolt", "pebble":
 		path, err := filepath.Abs(a.Store.Path)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		a.Store.Path = path
-		key, name = "bolt:"+path, "bolt "+path
-		open = func() (store.Store, error) { return store.OpenBolt(path, a.now) }
+		backend := a.Store.Backend
+		key, name = backend+":"+path, backend+" "+path
+		from := a.Store.migrateFrom
+		open = func() (store.Store, error) {
+			if backend == "bolt" {
+				return store.OpenBolt(path, a.now)
+			}
+			if from != "" {
+				migrated, err := store.MigrateBolt(from, path)
+				if err != nil {
+					return nil, err
+				}
+				if migrated {
+					a.logger.Info("moved the store from bolt to pebble", zap.String("from", from), zap.String("to", path), zap.String("kept", from+".migrated"))
+				}
+			}
+			return store.OpenPebble(path, a.now)
+		}
 	case "redis":
 		// Replaced here rather than at adapt time, the password can stay out of the config.
 		rawURL, err := caddy.NewReplacer().ReplaceOrErr(a.Store.URL, true, true)

@@ -164,7 +164,7 @@ func validateDuration(opt string, d time.Duration) error {
 // checked once Provision replaces it.
 func (s *StoreConfig) Validate() error {
 	switch s.Backend {
-	case "", "bolt", "memory":
+	case "", "bolt", "pebble", "memory":
 		return nil
 	case "redis":
 		if s.URL == "" {
@@ -175,7 +175,7 @@ func (s *StoreConfig) Validate() error {
 		}
 		return nil
 	}
-	return at(fmt.Errorf("store: unknown backend %q (want bolt, redis or memory)", s.Backend), "store")
+	return at(fmt.Errorf("store: unknown backend %q (want %s)", s.Backend, strings.Join(storeBackends, ", ")), "store")
 }
 
 // checkRedisURL accepts the URLs the Redis store opens: redis://, rediss:// (TLS) and unix://.

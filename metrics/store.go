@@ -12,7 +12,7 @@ type Store struct {
 	took      prometheus.Observer
 }
 
-// ForStore returns the counters of the backend named backend (memory, bolt, redis).
+// ForStore returns the counters of the backend named backend (memory, pebble, bolt, redis).
 func ForStore(backend string) *Store {
 	return &Store{
 		ok:    storeOperations.WithLabelValues(backend, "ok"),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -13,76 +12,9 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// TestBoltDurable: everything written is there after closing and reopening the file, and a
-// rotated token is still rotated (a restart never brings a used refresh token back).
-func TestBoltDurable(t *testing.T) {
-	c := newClock()
-	path := filepath.Join(t.TempDir(), "tokengate.db")
-	s, err := OpenBolt(path, c.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, s, "a", grant("f1", time.Hour))
-	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
-	mustCreate(t, s, "x", grant("f2", time.Hour))
-	revoked := []Revocation{
-		{Kind: RevokedToken, ID: "jti-1", Until: t0.Add(time.Hour)},
-		{Kind: RevokedFamily, ID: "f2", Until: t0.Add(time.Hour)},
-	}
-	for _, r := range revoked {
-		mustRevoke(t, s, r)
-	}
-	key := SigningKey{ID: "k1", Alg: "ES256", PEM: []byte("pem"), SignsFrom: t0}
-	if _, err := s.AddSigningKey(ctx, "current", key); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := s.PutOnce(ctx, "code", []byte("grant"), t0.Add(time.Minute)); !ok || err != nil {
-		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "code", ok, err)
-	}
-	for range 2 { // a second Close is harmless
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	s = openTestBoltAt(t, path, c.Now)
-	if got, err := s.RefreshToken(ctx, "b"); err != nil || !reflect.DeepEqual(got, grant("f1", time.Hour)) {
-		t.Errorf("RefreshToken(%q) after reopen = %+v, %v, want %+v", "b", got, err, grant("f1", time.Hour))
-	}
-	if _, err := s.RefreshToken(ctx, "x"); err != ErrNotFound {
-		t.Errorf("RefreshToken(%q) of a revoked family after reopen = %v, want %v", "x", err, ErrNotFound)
-	}
-	if rs, _ := revocations(t, s, 0); !reflect.DeepEqual(rs, revoked) {
-		t.Errorf("RevocationsSince(0) after reopen = %+v, want %+v", rs, revoked)
-	}
-	if keys, err := s.SigningKeys(ctx); err != nil || !reflect.DeepEqual(keys, map[string]SigningKey{"current": key}) {
-		t.Errorf("SigningKeys() after reopen = %+v, %v, want %+v", keys, err, key)
-	}
-	if v, err := s.Take(ctx, "code"); err != nil || string(v) != "grant" {
-		t.Errorf("Take(%q) after reopen = %q, %v, want %q", "code", v, err, "grant")
-	}
-	if _, err := s.RefreshToken(ctx, "a"); err != ErrReused {
-		t.Errorf("RefreshToken(%q) after reopen = %v, want %v", "a", err, ErrReused)
-	}
-	// The sequence survives too: a new entry is not numbered over an old one.
-	mustRevoke(t, s, Revocation{Kind: RevokedToken, ID: "jti-2", Until: t0.Add(time.Hour)})
-	if rs, _ := revocations(t, s, 0); len(rs) != 4 {
-		t.Errorf("RevocationsSince(0) = %+v, want 4 entries", rs)
-	}
-}
-
 func openTestBoltAt(t *testing.T, path string, now func() time.Time) *Bolt {
 	t.Helper()
-	s, err := OpenBolt(path, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return closedAtEnd[*Bolt](t)(OpenBolt(path, now))
 }
 
 // TestBoltLocked: a second opener of the same file fails after the lock timeout instead of hanging.

@@ -395,7 +395,7 @@ func (a *alternating) PollDeviceCode(ctx context.Context, hash, clientID string)
 // TestDevicePurge: memory and bolt forget a device code and its index once it is past deviceKeep,
 // and not before.
 func TestDevicePurge(t *testing.T) {
-	for name, open := range map[string]opener{"memory": openMemory, "bolt": openTestBolt} {
+	for name, open := range map[string]opener{"memory": openMemory, "bolt": openTestBolt, "pebble": openTestPebble} {
 		t.Run(name, func(t *testing.T) {
 			c := newClock()
 			s := open(t, c.Now)

@@ -1,8 +1,10 @@
 // Package store keeps tokengate's state: refresh tokens, the revocation log, signing keys, one-time
-// values, device authorization requests and registered clients. Each capability is a small interface named by its
-// users; Memory (one process, nothing survives it), Bolt (one file) and Redis (shared by several
-// instances) implement them all on the same rules (rules.go, device_rules.go), so presenting a
-// token means the same on every backend. Every operation that enforces "once" is atomic within one
+// values, device authorization requests and registered clients. Each capability is a small
+// interface named by its users; Memory (one process, nothing survives it), Bolt (one file),
+// Pebble (one directory, an LSM engine that appends) and Redis (shared by several instances)
+// implement them all on the same rules (rules.go, device_rules.go), so presenting a token means
+// the same on every backend. Bolt and Pebble share one implementation on an embedded key-value
+// engine (kv.go, kv_store.go). Every operation that enforces "once" is atomic within one
 // backend, across goroutines and, for shared backends, across processes.
 //
 // Error contract: ErrNotFound and ErrReused describe the data; any other error is a
@@ -213,6 +215,6 @@ type Store interface {
 	Redemptions
 	DeviceCodes
 	RegisteredClients
-	// Close releases the backend (the bolt file lock, the Redis pool).
+	// Close releases the backend (the bolt file lock, the pebble directory, the Redis pool).
 	Close() error
 }

@@ -33,6 +33,11 @@ func openTestBolt(t *testing.T, now func() time.Time) Store {
 	return openTestBoltAt(t, filepath.Join(t.TempDir(), "tokengate.db"), now)
 }
 
+func openTestPebble(t *testing.T, now func() time.Time) Store {
+	t.Helper()
+	return openTestPebbleAt(t, filepath.Join(t.TempDir(), "tokengate"), now)
+}
+
 func TestMemory(t *testing.T) {
 	testStore(t, openMemory)
 	testDeviceCodes(t, openMemory)
@@ -41,6 +46,11 @@ func TestMemory(t *testing.T) {
 func TestBolt(t *testing.T) {
 	testStore(t, openTestBolt)
 	testDeviceCodes(t, openTestBolt)
+}
+
+func TestPebble(t *testing.T) {
+	testStore(t, openTestPebble)
+	testDeviceCodes(t, openTestPebble)
 }
 
 func testStore(t *testing.T, open opener) {

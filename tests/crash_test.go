@@ -15,13 +15,15 @@ import (
 	"time"
 )
 
-// crashCaddyfile keeps its state in the default store, the embedded one in Caddy's data directory,
-// so that the crash is survived by whatever engine a configuration gets without asking: "web"
+// crashCaddyfile keeps its state in the embedded store {{STORE}} declares, or without one in the
+// default store in Caddy's data directory, so that the crash is survived by whatever engine a
+// configuration gets without asking, and by bolt, which it may ask for: "web"
 // refreshes (password grant), "app" redeems authorization codes from the sign-in form at
 // /connect/authorize.
 const crashCaddyfile = `{
 	tokengate {
 		issuer {{BASE}}
+		{{STORE}}
 		signing_key rs256
 		client web {
 			secret web-secret
@@ -85,7 +87,17 @@ const (
 // once; a code whose redemption was in flight yields tokens at most once; no code yields two 200s.
 func TestCrashLosesNothingAnswered(t *testing.T) {
 	t.Parallel()
-	c := startCaddy(t, strings.ReplaceAll(crashCaddyfile, "{{ALICE_HASH}}", aliceHash()))
+	for name, storeLine := range map[string]string{"default": "", "bolt": "store bolt {{DATA}}/tokengate.db"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testCrashLosesNothingAnswered(t, strings.ReplaceAll(crashCaddyfile, "{{STORE}}", storeLine))
+		})
+	}
+}
+
+// testCrashLosesNothingAnswered is TestCrashLosesNothingAnswered on the configuration caddyfile.
+func testCrashLosesNothingAnswered(t *testing.T, caddyfile string) {
+	c := startCaddy(t, strings.ReplaceAll(caddyfile, "{{ALICE_HASH}}", aliceHash()))
 	ctx := testContext(t)
 
 	codes := newSignedInBrowser(t, c).codes(crashCodes)

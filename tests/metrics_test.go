@@ -173,8 +173,8 @@ func TestMetricsAndAudit(t *testing.T) {
 			t.Errorf("a label holds a raw request value: %s", series)
 		}
 	}
-	if after[`tokengate_store_operations_total{result="ok",store="bolt"}`] <= before[`tokengate_store_operations_total{result="ok",store="bolt"}`] {
-		t.Errorf("store operations did not grow: %v", after[`tokengate_store_operations_total{result="ok",store="bolt"}`])
+	if after[`tokengate_store_operations_total{result="ok",store="pebble"}`] <= before[`tokengate_store_operations_total{result="ok",store="pebble"}`] {
+		t.Errorf("store operations did not grow: %v", after[`tokengate_store_operations_total{result="ok",store="pebble"}`])
 	}
 	// One key signs per algorithm: the primary ES256 one, and the RS256 one kept for ID tokens.
 	if got := after[`tokengate_signing_keys{state="current"}`]; got != 2 {

@@ -37,8 +37,12 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each run of a scenario lasts")
 	workers := flag.Int("workers", 32, "concurrent connections")
 	only := flag.String("only", "", "run just this scenario (respond proxy gate cc refresh malformed) and print its rate, e.g. to profile Caddy through its admin endpoint meanwhile")
+	storeBackend := flag.String("store", "bolt", "the embedded store Caddy keeps its state in: bolt or pebble")
 	flag.Parse()
-	if err := run(*caddyBin, *duration, *workers, *only); err != nil {
+	if *storeBackend != "bolt" && *storeBackend != "pebble" {
+		log.Fatalf("-store %q: want bolt or pebble", *storeBackend)
+	}
+	if err := run(*caddyBin, *duration, *workers, *only, *storeBackend); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -59,7 +63,7 @@ type pair struct {
 	goal     float64
 }
 
-func run(caddyBin string, duration time.Duration, workers int, only string) error {
+func run(caddyBin string, duration time.Duration, workers int, only, storeBackend string) error {
 	dir, err := os.MkdirTemp("", "tokengate-loadtest-")
 	if err != nil {
 		return err
@@ -82,7 +86,7 @@ func run(caddyBin string, duration time.Duration, workers int, only string) erro
 	storage file_system %[5]s/caddy
 	tokengate {
 		issuer %[4]s
-		store bolt %[5]s/tokengate.db
+		store %[8]s %[5]s/%[8]s
 		code_ttl 10m
 		client bench {
 			secret %[6]s
@@ -112,7 +116,7 @@ http://127.0.0.1:%[1]d {
 http://127.0.0.1:%[2]d {
 	respond "upstream"
 }
-`, front, upstream, admin, base, dir, secretHash, passwordHash)
+`, front, upstream, admin, base, dir, secretHash, passwordHash, storeBackend)
 	stop, err := caddyproc.Start(caddyBin, dir, caddyfile, base+"/respond")
 	if err != nil {
 		return err

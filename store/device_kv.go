@@ -4,33 +4,34 @@ import (
 	"cmp"
 	"context"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-// Device codes live in the one-time bucket (see device_rules.go), which the purge already sweeps.
+// Device codes of the embedded stores live in the one-time bucket (see device_rules.go), which the purge already sweeps.
 // Each step that changes a code runs in one write transaction; a write function may run twice, so
 // each sets its results afresh.
 
 // CreateDeviceCode implements DeviceCodes.
-func (s *Bolt) CreateDeviceCode(_ context.Context, hash string, d DeviceCode) (bool, error) {
+func (s *kvStore) CreateDeviceCode(_ context.Context, hash string, d DeviceCode) (bool, error) {
 	rec, index, err := newDevice(hash, d)
 	if err != nil {
 		return false, err
 	}
 	var created bool
-	err = s.writes.write(func(tx *bolt.Tx) error {
-		btx := boltTx{tx}
+	err = s.writes.write(func(tx kvTx) error {
+		recs := records{tx}
 		created = false
 		var held oneTime
-		found, err := btx.get(bucketOnce, deviceUserKey(d.UserCode), &held)
-		if err != nil || indexHeld(held, found, s.now()) || tx.Bucket(bucketOnce).Get([]byte(deviceKey(hash))) != nil {
+		found, err := recs.get(bucketOnce, deviceUserKey(d.UserCode), &held)
+		if err != nil || indexHeld(held, found, s.now()) {
 			return err
 		}
-		if err := btx.put(bucketOnce, deviceKey(hash), rec); err != nil {
+		if taken, err := recs.has(bucketOnce, deviceKey(hash)); err != nil || taken {
 			return err
 		}
-		if err := btx.put(bucketOnce, deviceUserKey(d.UserCode), index); err != nil {
+		if err := recs.put(bucketOnce, deviceKey(hash), rec); err != nil {
+			return err
+		}
+		if err := recs.put(bucketOnce, deviceUserKey(d.UserCode), index); err != nil {
 			return err
 		}
 		created = true
@@ -40,14 +41,14 @@ func (s *Bolt) CreateDeviceCode(_ context.Context, hash string, d DeviceCode) (b
 }
 
 // PendingDeviceCode implements DeviceCodes, in a read transaction.
-func (s *Bolt) PendingDeviceCode(_ context.Context, userCode string) (DeviceCode, error) {
+func (s *kvStore) PendingDeviceCode(_ context.Context, userCode string) (DeviceCode, error) {
 	var rec deviceRecord
 	var verdict error
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.engine.view(func(tx kvTx) error {
 		now := s.now()
 		var found bool
 		var err error
-		_, rec, found, err = boltTx{tx}.deviceByUser(userCode, now)
+		_, rec, found, err = records{tx}.deviceByUser(userCode, now)
 		verdict = pendingFor(rec, found, userCode, now)
 		return err
 	})
@@ -59,11 +60,11 @@ func (s *Bolt) PendingDeviceCode(_ context.Context, userCode string) (DeviceCode
 }
 
 // DecideDeviceCode implements DeviceCodes.
-func (s *Bolt) DecideDeviceCode(_ context.Context, userCode string, decision DeviceStatus, grant []byte) error {
+func (s *kvStore) DecideDeviceCode(_ context.Context, userCode string, decision DeviceStatus, grant []byte) error {
 	var verdict error
-	err := s.writes.write(func(tx *bolt.Tx) error {
-		btx, now := boltTx{tx}, s.now()
-		hash, rec, found, err := btx.deviceByUser(userCode, now)
+	err := s.writes.write(func(tx kvTx) error {
+		recs, now := records{tx}, s.now()
+		hash, rec, found, err := recs.deviceByUser(userCode, now)
 		if err != nil {
 			return err
 		}
@@ -71,7 +72,7 @@ func (s *Bolt) DecideDeviceCode(_ context.Context, userCode string, decision Dev
 		if next, verdict = decided(rec, found, userCode, decision, grant, now); verdict != nil {
 			return nil
 		}
-		return btx.putDevice(hash, next)
+		return recs.putDevice(hash, next)
 	})
 	if err != nil {
 		return err
@@ -81,26 +82,26 @@ func (s *Bolt) DecideDeviceCode(_ context.Context, userCode string, decision Dev
 
 // PollDeviceCode implements DeviceCodes. A poll that changes nothing (an unknown, foreign or
 // expired code) is answered from a read transaction, so a flood of made-up codes costs no fsync.
-func (s *Bolt) PollDeviceCode(_ context.Context, hash, clientID string) (DeviceCode, DeviceStatus, error) {
+func (s *kvStore) PollDeviceCode(_ context.Context, hash, clientID string) (DeviceCode, DeviceStatus, error) {
 	var p devicePoll
 	var verdict error
-	poll := func(btx boltTx) error {
+	poll := func(recs records) error {
 		now := s.now()
-		rec, found, err := btx.device(hash, now)
+		rec, found, err := recs.device(hash, now)
 		if err != nil {
 			return err
 		}
 		p, verdict = polled(rec, found, clientID, now)
 		return nil
 	}
-	err := s.db.View(func(tx *bolt.Tx) error { return poll(boltTx{tx}) })
+	err := s.engine.view(func(tx kvTx) error { return poll(records{tx}) })
 	if err == nil && verdict == nil && p.next != nil {
-		err = s.writes.write(func(tx *bolt.Tx) error {
-			btx := boltTx{tx}
-			if err := poll(btx); err != nil || verdict != nil || p.next == nil {
+		err = s.writes.write(func(tx kvTx) error {
+			recs := records{tx}
+			if err := poll(recs); err != nil || verdict != nil || p.next == nil {
 				return err
 			}
-			return btx.putDevice(hash, *p.next)
+			return recs.putDevice(hash, *p.next)
 		})
 	}
 	// A fault of the store outranks the verdict, which a failed transaction leaves in doubt.
@@ -111,7 +112,7 @@ func (s *Bolt) PollDeviceCode(_ context.Context, hash, clientID string) (DeviceC
 }
 
 // device reads the code under hash, if it has not been forgotten.
-func (t boltTx) device(hash string, now time.Time) (deviceRecord, bool, error) {
+func (t records) device(hash string, now time.Time) (deviceRecord, bool, error) {
 	var v oneTime
 	found, err := t.get(bucketOnce, deviceKey(hash), &v)
 	if err != nil || !found || expired(v.ExpiresAt, now) {
@@ -122,7 +123,7 @@ func (t boltTx) device(hash string, now time.Time) (deviceRecord, bool, error) {
 }
 
 // deviceByUser follows the index of userCode to its code.
-func (t boltTx) deviceByUser(userCode string, now time.Time) (string, deviceRecord, bool, error) {
+func (t records) deviceByUser(userCode string, now time.Time) (string, deviceRecord, bool, error) {
 	var index oneTime
 	found, err := t.get(bucketOnce, deviceUserKey(userCode), &index)
 	if err != nil || !indexHeld(index, found, now) {
@@ -133,12 +134,10 @@ func (t boltTx) deviceByUser(userCode string, now time.Time) (string, deviceReco
 	return hash, rec, found, err
 }
 
-func (t boltTx) putDevice(hash string, rec deviceRecord) error {
+func (t records) putDevice(hash string, rec deviceRecord) error {
 	v, err := encodeDevice(rec)
 	if err != nil {
 		return err
 	}
 	return t.put(bucketOnce, deviceKey(hash), v)
 }
-
-var _ DeviceCodes = (*Bolt)(nil)

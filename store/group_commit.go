@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // groupCommit runs concurrent write transactions as one, so that they share its fsyncs: a write
@@ -15,13 +13,20 @@ import (
 // and a write never waits for a timer (bolt's own DB.Batch waits MaxBatchDelay, then queues whole
 // batches behind the writer lock: under 32 concurrent refreshes, a dozen batches of 3 or 4).
 //
+// A commit ends, for the next group, once its writes are visible; its writers are answered once
+// they are durable. On bolt the two are one moment. On pebble the next group runs while the WAL
+// fsyncs the one before, and its reads already see that group's writes: each write function runs
+// after every one committed before it, which is what makes a read-check-write atomic on an
+// engine whose batches cannot hold a read.
+//
 // As with DB.Batch, a function may run more than once (when another in its group fails, the rest
 // run again without it), so each must set its results afresh on every run.
 type groupCommit struct {
-	db *bolt.DB
-	mu sync.Mutex
+	// update runs a write transaction and makes it visible (kvEngine.update).
+	update func(func(kvTx) error) (durable func() error, err error)
+	mu     sync.Mutex
 	// queue holds the writes waiting for the next commit; busy says a commit is under way, whose
-	// leader hands the queue to the next leader when it is done.
+	// leader hands the queue to the next leader once its writes are visible.
 	queue []*groupWrite
 	busy  bool
 }
@@ -29,16 +34,16 @@ type groupCommit struct {
 // groupWrite is one caller's function and where its outcome goes: the outcome of its commit, or
 // errLead when the caller is to commit the queue itself.
 type groupWrite struct {
-	fn   func(*bolt.Tx) error
+	fn   func(kvTx) error
 	done chan error
 }
 
-// errLead tells a queued writer that the commit before its own has ended: it commits the queue now.
+// errLead tells a queued writer that the commit before its own is visible: it commits the queue now.
 var errLead = errors.New("store: lead the next commit")
 
 // write runs fn in a write transaction shared with the writes queued beside it, and returns once
 // that transaction has committed durably (or fn's error).
-func (g *groupCommit) write(fn func(*bolt.Tx) error) error {
+func (g *groupCommit) write(fn func(kvTx) error) error {
 	w := &groupWrite{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, w)
@@ -54,7 +59,7 @@ func (g *groupCommit) write(fn func(*bolt.Tx) error) error {
 	group := g.queue
 	g.queue = nil
 	g.mu.Unlock()
-	g.commit(group)
+	answers := g.commit(group)
 	g.mu.Lock()
 	if len(g.queue) > 0 {
 		g.queue[0].done <- errLead
@@ -62,16 +67,19 @@ func (g *groupCommit) write(fn func(*bolt.Tx) error) error {
 		g.busy = false
 	}
 	g.mu.Unlock()
+	for _, answer := range answers {
+		answer()
+	}
 	return <-w.done
 }
 
-// commit runs group in one transaction and tells each write its outcome. A function that fails
-// rolls the transaction back: it is run again alone, for an outcome that depends on nothing the
-// others did, and the others are committed without it.
-func (g *groupCommit) commit(group []*groupWrite) {
+// commit runs group in one transaction, and returns what tells each write its outcome once the
+// transaction is durable. A function that fails rolls the transaction back: it is run again alone,
+// for an outcome that depends on nothing the others did, and the others are committed without it.
+func (g *groupCommit) commit(group []*groupWrite) (answers []func()) {
 	for len(group) > 0 {
 		failed := -1
-		err := g.db.Update(func(tx *bolt.Tx) error {
+		durable, err := g.update(func(tx kvTx) error {
 			for i, w := range group {
 				if err := safely(w.fn, tx); err != nil {
 					failed = i
@@ -81,20 +89,32 @@ func (g *groupCommit) commit(group []*groupWrite) {
 			return nil
 		})
 		if failed < 0 {
-			for _, w := range group {
-				w.done <- err
-			}
-			return
+			return append(answers, tell(group, durable, err))
 		}
 		alone := group[failed]
-		alone.done <- g.db.Update(func(tx *bolt.Tx) error { return safely(alone.fn, tx) })
+		durable, err = g.update(func(tx kvTx) error { return safely(alone.fn, tx) })
+		answers = append(answers, tell([]*groupWrite{alone}, durable, err))
 		group = slices.Delete(group, failed, failed+1)
+	}
+	return answers
+}
+
+// tell returns what gives writes the outcome of their transaction: err, or once it is durable,
+// what making it durable returned.
+func tell(writes []*groupWrite, durable func() error, err error) func() {
+	return func() {
+		if err == nil {
+			err = durable()
+		}
+		for _, w := range writes {
+			w.done <- err
+		}
 	}
 }
 
 // safely runs fn, turning a panic into its error: a panic would otherwise end the leader with the
 // queue still waiting on it.
-func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+func safely(fn func(kvTx) error, tx kvTx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store: panic in a write: %v", p)

@@ -14,7 +14,7 @@ import (
 // queuedBehindCommit opens a bolt file and starts a write that holds its commit open until the
 // returned release is called, so that writes made meanwhile queue for the next commit. queued
 // waits until n writes are queued.
-func queuedBehindCommit(t *testing.T) (g *groupCommit, queued func(n int), release func()) {
+func queuedBehindCommit(t *testing.T) (g boltCommit, queued func(n int), release func()) {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "commit.db"), 0o600, nil)
 	if err != nil {
@@ -24,11 +24,11 @@ func queuedBehindCommit(t *testing.T) (g *groupCommit, queued func(n int), relea
 	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
 		t.Fatal(err)
 	}
-	g = &groupCommit{db: db}
+	g = boltCommit{&groupCommit{update: boltEngine{db}.update}, db}
 	held, hold := make(chan struct{}), make(chan struct{})
 	var first sync.WaitGroup
 	first.Go(func() {
-		if err := g.write(func(*bolt.Tx) error { close(held); <-hold; return nil }); err != nil {
+		if err := g.write(func(kvTx) error { close(held); <-hold; return nil }); err != nil {
 			t.Error(err)
 		}
 	})
@@ -49,8 +49,14 @@ func queuedBehindCommit(t *testing.T) (g *groupCommit, queued func(n int), relea
 	return g, queued, func() { close(hold); first.Wait() }
 }
 
-func put(key string) func(*bolt.Tx) error {
-	return func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put([]byte(key), []byte("v")) }
+// boltCommit is a group commit on a bolt file, which the tests read to count commits and records.
+type boltCommit struct {
+	*groupCommit
+	db *bolt.DB
+}
+
+func put(key string) func(kvTx) error {
+	return func(tx kvTx) error { return tx.put([]byte("b"), []byte(key), []byte("v")) }
 }
 
 // The writes that queue while a commit is under way share the next one: one transaction, one
@@ -101,7 +107,7 @@ func TestGroupCommitFailureStaysAlone(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, w := range writes {
 		wg.Go(func() {
-			err := g.write(func(tx *bolt.Tx) error {
+			err := g.write(func(tx kvTx) error {
 				if err := put(w.key)(tx); err != nil || w.fail == nil {
 					return err
 				}

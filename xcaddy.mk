@@ -25,7 +25,7 @@ E2E_TIMEOUT ?= 6m
 FUZZTIME ?= 60s
 BENCHTIME ?= 5s
 # The embedded store the bench keeps its state in: bolt or pebble.
-BENCHSTORE ?= bolt
+BENCHSTORE ?= pebble
 
 # The race detector needs cgo (a C compiler); without one the unit tests still run, unraced.
 RACE := $(if $(filter 1,$(shell go env CGO_ENABLED)),-race)

@@ -37,7 +37,7 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each run of a scenario lasts")
 	workers := flag.Int("workers", 32, "concurrent connections")
 	only := flag.String("only", "", "run just this scenario (respond proxy gate cc refresh malformed) and print its rate, e.g. to profile Caddy through its admin endpoint meanwhile")
-	storeBackend := flag.String("store", "bolt", "the embedded store Caddy keeps its state in: bolt or pebble")
+	storeBackend := flag.String("store", "pebble", "the embedded store Caddy keeps its state in: pebble (the default store) or bolt")
 	flag.Parse()
 	if *storeBackend != "bolt" && *storeBackend != "pebble" {
 		log.Fatalf("-store %q: want bolt or pebble", *storeBackend)

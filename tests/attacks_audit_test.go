@@ -37,13 +37,7 @@ const signInAttackCaddyfile = `{
 			audience api
 			identity_providers local legacy portal
 		}
-		client app {
-			public
-			grants authorization_code
-			redirect_uris ` + appRedirectURI + `
-			scopes openid api.read
-			audience api
-			identity_providers local legacy portal
+` + appClient + `			identity_providers local legacy portal
 		}
 		client tv {
 			public
@@ -76,6 +70,16 @@ const signInAttackCaddyfile = `{
 
 // appRedirectURI is app's redirect URI; nothing listens there, and the tests never follow it.
 const appRedirectURI = "http://127.0.0.1:9/cb"
+
+// appClient opens the client block of app, a public client of the sign-in page for api; the
+// Caddyfile adds its identity providers, if any, and closes the block.
+const appClient = `		client app {
+			public
+			grants authorization_code
+			redirect_uris ` + appRedirectURI + `
+			scopes openid api.read
+			audience api
+`
 
 // legacyApp is a legacy application's login, as many are: a wrong password is answered with a
 // 302 to /login?error=1, whose GET is a 200 page. At /login a valid login is a 200 JSON object

@@ -31,13 +31,7 @@ func reloadedCaddyfile(webScopes string, users ...string) string {
 			scopes ` + webScopes + `
 			audience api
 		}
-		client app {
-			public
-			grants authorization_code
-			redirect_uris ` + appRedirectURI + `
-			scopes openid api.read
-			audience api
-		}
+` + appClient + `		}
 		users local {
 ` + lines.String() + `		}
 	}

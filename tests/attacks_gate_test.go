@@ -57,11 +57,7 @@ const attackGateCaddyfile = `{
 
 {{BASE}} {
 	tokengate
-	bearer_auth /api/* {
-		audience api
-		scope api.read
-		header sub X-User
-		header email X-Email
+` + apiReadGuard + `		header email X-Email
 	}
 	bearer_auth /admin/* {
 		audience api

@@ -374,6 +374,14 @@ const upstreamAPISite = `{{BASE}} {
 }
 `
 
+// apiReadGuard opens a bearer_auth block that lets to /api/* the tokens for api with the scope
+// api.read and passes on their sub as X-User; the site adds more headers and closes the block.
+const apiReadGuard = `	bearer_auth /api/* {
+		audience api
+		scope api.read
+		header sub X-User
+`
+
 // startUpstream starts an Upstream on a loopback port, closed when the test ends.
 func startUpstream(t *testing.T) *Upstream {
 	t.Helper()

@@ -44,11 +44,7 @@ const tokengateCaddyfile = `{
 
 {{BASE}} {
 	tokengate
-	bearer_auth /api/* {
-		audience api
-		scope api.read
-		header sub X-User
-		header client_id X-Client-Id
+` + apiReadGuard + `		header client_id X-Client-Id
 	}
 	bearer_auth /admin/* {
 		audience api

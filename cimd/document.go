@@ -21,13 +21,6 @@ type document struct {
 	ResponseTypes           []string        `json:"response_types"`
 }
 
-// The grant and response types a document may name: such a client signs a person in through the
-// authorization code flow, and refreshes.
-var (
-	documentGrants        = []string{"authorization_code", "refresh_token"}
-	documentResponseTypes = []string{"code"}
-)
-
 // client validates the document fetched from u (the client_id id) and returns its client: public,
 // since a document is public and so can hold no secret, and named by its client_name or else the
 // URL's host.
@@ -45,10 +38,9 @@ func (r *Resolver) client(u *url.URL, id string, body []byte) (*grants.Client, *
 		return nil, refused("the client metadata document's token_endpoint_auth_method is not none", nil)
 	case doc.ClientSecret != nil:
 		return nil, refused("the client metadata document holds a client_secret", nil)
-	case !within(doc.GrantTypes, documentGrants):
-		return nil, refused("the client metadata document's grant_types go beyond authorization_code and refresh_token", nil)
-	case !within(doc.ResponseTypes, documentResponseTypes):
-		return nil, refused("the client metadata document's response_types go beyond code", nil)
+	}
+	if err := grants.CheckDynamicFlows(doc.GrantTypes, doc.ResponseTypes); err != nil {
+		return nil, refused("the client metadata document's "+err.Error(), nil)
 	}
 	for _, uri := range doc.RedirectURIs {
 		if err := grants.CheckDynamicRedirectURI(uri); err != nil {
@@ -68,14 +60,4 @@ func (r *Resolver) client(u *url.URL, id string, body []byte) (*grants.Client, *
 		Scopes:       r.scopes(),
 		RedirectURIs: doc.RedirectURIs,
 	}, nil
-}
-
-// within reports whether every value is one of allowed.
-func within(values, allowed []string) bool {
-	for _, v := range values {
-		if !slices.Contains(allowed, v) {
-			return false
-		}
-	}
-	return true
 }

@@ -55,6 +55,25 @@ func splitLoopback(uri string) (host, rest string, ok bool) {
 	return "", "", false
 }
 
+// dynamicGrants and dynamicResponseTypes are all a client the configuration does not declare may
+// register: the authorization code flow and refresh.
+var (
+	dynamicGrants        = []string{"authorization_code", "refresh_token"}
+	dynamicResponseTypes = []string{"code"}
+)
+
+// CheckDynamicFlows accepts the grant_types and response_types a dynamic client may name (RFC 7591
+// §2, which a Client ID Metadata Document shares): within the code flow and refresh.
+func CheckDynamicFlows(grantTypes, responseTypes []string) error {
+	switch {
+	case slices.ContainsFunc(grantTypes, func(g string) bool { return !slices.Contains(dynamicGrants, g) }):
+		return errors.New("grant_types may name authorization_code and refresh_token only")
+	case slices.ContainsFunc(responseTypes, func(r string) bool { return !slices.Contains(dynamicResponseTypes, r) }):
+		return errors.New("response_types may name code only")
+	}
+	return nil
+}
+
 // CheckDynamicRedirectURI accepts a redirect URI a dynamic client may name: https; http only on a
 // loopback host (RFC 8252 §7.3); or a private-use scheme holding a "." (RFC 8252 §7.1, a reversed
 // domain name); never with a fragment (RFC 6749 §3.1.2), and never a javascript: or data: URI.

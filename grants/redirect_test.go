@@ -66,3 +66,23 @@ func TestCheckDynamicRedirectURI(t *testing.T) {
 		}
 	}
 }
+
+// A dynamic client may name only the code flow and refresh: no client_credentials, password or
+// implicit response, whichever way it registers.
+func TestCheckDynamicFlows(t *testing.T) {
+	for _, tc := range []struct {
+		grants, responses []string
+		ok                bool
+	}{
+		{nil, nil, true},
+		{[]string{"authorization_code", "refresh_token"}, []string{"code"}, true},
+		{[]string{"authorization_code", "client_credentials"}, nil, false},
+		{[]string{"password"}, []string{"code"}, false},
+		{nil, []string{"token"}, false},
+		{[]string{"authorization_code"}, []string{"code", "id_token"}, false},
+	} {
+		if err := CheckDynamicFlows(tc.grants, tc.responses); (err == nil) != tc.ok {
+			t.Errorf("CheckDynamicFlows(%q, %q) = %v, want ok %v", tc.grants, tc.responses, err, tc.ok)
+		}
+	}
+}

@@ -9,6 +9,11 @@ import (
 	"github.com/tokengate/tokengate/grants"
 )
 
+// subset reports whether every one of values is in allowed.
+func subset(values, allowed []string) bool {
+	return !slices.ContainsFunc(values, func(v string) bool { return !slices.Contains(allowed, v) })
+}
+
 // FuzzRegistrationRequest feeds the check of a registration request (RFC 7591 §2) whatever a
 // client may POST: it never panics, and what it accepts registers acceptable redirect URIs, known
 // grants, response types and methods, and no scope beyond those allowed.
@@ -39,11 +44,11 @@ func FuzzRegistrationRequest(f *testing.F) {
 		switch {
 		case len(m.RedirectURIs) == 0:
 			t.Fatalf("accepted %q without redirect URIs", data)
-		case !within(m.GrantTypes, registeredGrants) || !within(m.ResponseTypes, registeredResponseTypes):
+		case !subset(m.GrantTypes, []string{"authorization_code", "refresh_token"}) || !subset(m.ResponseTypes, []string{"code"}):
 			t.Fatalf("accepted the grants %q and response types %q", m.GrantTypes, m.ResponseTypes)
 		case !slices.Contains(registeredAuthMethods, m.AuthMethod):
 			t.Fatalf("accepted the auth method %q", m.AuthMethod)
-		case !within(strings.Fields(m.Scope), allowed):
+		case !subset(strings.Fields(m.Scope), allowed):
 			t.Fatalf("accepted the scope %q", m.Scope)
 		}
 	})

@@ -30,13 +30,9 @@ type metadata struct {
 	SecretHash      string   `json:"secret_hash,omitempty"`
 }
 
-// The values a registration may name: such a client signs a person in through the authorization
-// code flow, and refreshes.
-var (
-	registeredGrants        = []string{"authorization_code", "refresh_token"}
-	registeredResponseTypes = []string{"code"}
-	registeredAuthMethods   = []string{grants.AuthNone, grants.AuthSecretBasic, grants.AuthSecretPost}
-)
+// registeredAuthMethods are the ways a registered client may authenticate (RFC 7591 §2); its grant
+// and response types are those grants.CheckDynamicFlows accepts.
+var registeredAuthMethods = []string{grants.AuthNone, grants.AuthSecretBasic, grants.AuthSecretPost}
 
 // parse validates a registration request's members (RFC 7591 §2): the error's code is
 // invalid_redirect_uri or invalid_client_metadata. Members it does not know are ignored.
@@ -65,11 +61,11 @@ func (g *Registry) parse(body map[string]json.RawMessage) (*metadata, string, er
 	switch {
 	case !slices.Contains(registeredAuthMethods, m.AuthMethod):
 		return nil, codeInvalidMetadata, errors.New("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
-	case !within(m.GrantTypes, registeredGrants):
-		return nil, codeInvalidMetadata, errors.New("grant_types may name authorization_code and refresh_token only")
-	case !within(m.ResponseTypes, registeredResponseTypes):
-		return nil, codeInvalidMetadata, errors.New("response_types may name code only")
-	case !within(strings.Fields(m.Scope), g.cfg.Scopes()):
+	}
+	if err := grants.CheckDynamicFlows(m.GrantTypes, m.ResponseTypes); err != nil {
+		return nil, codeInvalidMetadata, err
+	}
+	if _, err := grants.GrantedScope(m.Scope, g.cfg.Scopes()); err != nil {
 		return nil, codeInvalidMetadata, errors.New("scope names a scope registered clients may not ask for")
 	}
 	return m, "", nil
@@ -110,14 +106,4 @@ func (m *metadata) client(allowed []string) (*grants.Client, error) {
 		c.Secrets, c.AuthMethod = []*grants.Secret{secret}, m.AuthMethod
 	}
 	return c, nil
-}
-
-// within reports whether every value is one of allowed.
-func within(values, allowed []string) bool {
-	for _, v := range values {
-		if !slices.Contains(allowed, v) {
-			return false
-		}
-	}
-	return true
 }

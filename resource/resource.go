@@ -42,6 +42,9 @@ func MetadataPath(u *url.URL) string {
 type Known struct {
 	mu     sync.RWMutex
 	scopes map[string][]string
+	// all is every resource's scopes, each once, sorted: kept by Add, which runs at provision, so
+	// that AllScopes, which client lookups call per request, only reads.
+	all []string
 }
 
 // Add makes uri a known resource, and scopes (each once) its scopes.
@@ -58,6 +61,7 @@ func (k *Known) Add(uri string, scopes ...string) {
 		}
 	}
 	k.scopes[uri] = have
+	k.all = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(k.all), scopes...))))
 }
 
 // Has reports whether uri is a known resource, by exact string comparison. A nil Known knows none.
@@ -71,15 +75,12 @@ func (k *Known) Has(uri string) bool {
 	return ok
 }
 
-// AllScopes are the scopes of every known resource, each once, sorted.
+// AllScopes are the scopes of every known resource, each once, sorted; the caller must not change
+// the slice.
 func (k *Known) AllScopes() []string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	var all []string
-	for _, scopes := range k.scopes {
-		all = append(all, scopes...)
-	}
-	return slices.Compact(slices.Sorted(slices.Values(all)))
+	return k.all
 }
 
 // Scopes are the scopes the routes of the resource uri name, sorted: the order in which Caddy

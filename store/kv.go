@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -14,9 +15,10 @@ import (
 
 // Buckets of an embedded store. Refresh tokens are keyed by their hash, families by id, the
 // revocation log by big-endian sequence number (so a scan reads it in order), keys by slot,
-// one-time values by key, registered clients by client_id. Values are JSON. The runs bucket numbers each opening of the store with
-// its sequence and holds a record for every run that has not closed it: the current one, and those
-// that crashed (one small record per crash, kept because their rotations stay in doubt).
+// one-time values by key, registered clients by client_id. Values are JSON, except refresh tokens
+// and families, which are binary (kv_codec.go). The runs bucket numbers each opening of the store
+// with its sequence and holds a record for every run that has not closed it: the current one, and
+// those that crashed (one small record per crash, kept because their rotations stay in doubt).
 var (
 	bucketRefresh     = []byte("refresh_tokens")
 	bucketFamilies    = []byte("families")
@@ -72,10 +74,19 @@ func (t records) get(bucket []byte, key string, v any) (bool, error) {
 	if err != nil || data == nil {
 		return false, err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	if err := decodeKV(data, v); err != nil {
 		return true, fmt.Errorf("store: %s record: %w", bucket, err)
 	}
 	return true, nil
+}
+
+// decodeKV decodes data into v: binary when v has a binary form (kv_codec.go) and data is not
+// a record written in JSON before it had, JSON otherwise.
+func decodeKV(data []byte, v any) error {
+	if b, ok := v.(encoding.BinaryUnmarshaler); ok && len(data) > 0 && data[0] != '{' {
+		return b.UnmarshalBinary(data)
+	}
+	return json.Unmarshal(data, v)
 }
 
 func (t records) has(bucket []byte, key string) (bool, error) {
@@ -84,7 +95,13 @@ func (t records) has(bucket []byte, key string) (bool, error) {
 }
 
 func (t records) put(bucket []byte, key string, v any) error {
-	data, err := json.Marshal(v)
+	var data []byte
+	var err error
+	if b, ok := v.(encoding.BinaryAppender); ok {
+		data, err = b.AppendBinary(nil)
+	} else {
+		data, err = json.Marshal(v)
+	}
 	if err != nil {
 		return fmt.Errorf("store: %s record: %w", bucket, err)
 	}

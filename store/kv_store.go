@@ -367,12 +367,12 @@ var sweeps = []struct {
 }{
 	{bucketRefresh, func(data []byte) (time.Time, error) {
 		var r refreshRecord
-		err := json.Unmarshal(data, &r)
+		err := decodeKV(data, &r)
 		return r.ExpiresAt, err
 	}},
 	{bucketFamilies, func(data []byte) (time.Time, error) {
 		var f family
-		err := json.Unmarshal(data, &f)
+		err := decodeKV(data, &f)
 		return f.forgetAt(), err
 	}},
 	{bucketRevocations, func(data []byte) (time.Time, error) {

@@ -63,12 +63,22 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 type boltEngine struct{ db *bolt.DB }
 
 func (e boltEngine) view(fn func(kvTx) error) error {
-	return e.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return e.db.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
 }
 
-// update commits durably before it returns, so there is nothing left to wait for.
+// update commits durably before it returns, so there is nothing left to wait for. A transaction
+// that wrote nothing (a refused rotation, a used code) is rolled back instead: a commit would
+// fsync the meta page all the same.
 func (e boltEngine) update(fn func(kvTx) error) (func() error, error) {
-	return noWait, e.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	tx, err := e.db.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	t := &boltTx{tx: tx}
+	if err := fn(t); err != nil || !t.wrote {
+		return noWait, errors.Join(err, tx.Rollback())
+	}
+	return noWait, tx.Commit()
 }
 
 func noWait() error { return nil }
@@ -76,24 +86,35 @@ func noWait() error { return nil }
 func (e boltEngine) close() error { return e.db.Close() }
 
 // boltTx is a kvTx in a bolt transaction, whose buckets exist (openBolt creates them).
-type boltTx struct{ tx *bolt.Tx }
+type boltTx struct {
+	tx *bolt.Tx
+	// wrote says whether the transaction changed anything.
+	wrote bool
+}
 
-func (t boltTx) get(bucket, key []byte) ([]byte, error) { return t.tx.Bucket(bucket).Get(key), nil }
+func (t *boltTx) get(bucket, key []byte) ([]byte, error) { return t.tx.Bucket(bucket).Get(key), nil }
 
-func (t boltTx) put(bucket, key, value []byte) error { return t.tx.Bucket(bucket).Put(key, value) }
+func (t *boltTx) put(bucket, key, value []byte) error {
+	t.wrote = true
+	return t.tx.Bucket(bucket).Put(key, value)
+}
 
-func (t boltTx) delete(bucket, key []byte) error { return t.tx.Bucket(bucket).Delete(key) }
+func (t *boltTx) delete(bucket, key []byte) error {
+	t.wrote = true
+	return t.tx.Bucket(bucket).Delete(key)
+}
 
-func (t boltTx) scan(bucket, from []byte, fn func(key, value []byte) bool) error {
+func (t *boltTx) scan(bucket, from []byte, fn func(key, value []byte) bool) error {
 	c := t.tx.Bucket(bucket).Cursor()
 	for k, v := c.Seek(from); k != nil && fn(k, v); k, v = c.Next() {
 	}
 	return nil
 }
 
-func (t boltTx) sequence(bucket []byte) (uint64, error) { return t.tx.Bucket(bucket).Sequence(), nil }
+func (t *boltTx) sequence(bucket []byte) (uint64, error) { return t.tx.Bucket(bucket).Sequence(), nil }
 
-func (t boltTx) nextSequence(bucket []byte) (uint64, error) {
+func (t *boltTx) nextSequence(bucket []byte) (uint64, error) {
+	t.wrote = true
 	return t.tx.Bucket(bucket).NextSequence()
 }
 

@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -47,50 +46,6 @@ func TestBoltPermissions(t *testing.T) {
 		}
 		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 			t.Errorf("mode of %s = %v, want no access for group and others", p, perm)
-		}
-	}
-}
-
-// TestBoltRefusalsDoNotWrite: presenting made-up or used values commits no transaction, so a
-// flood of them costs reads, not fsyncs.
-func TestBoltRefusalsDoNotWrite(t *testing.T) {
-	c := newClock()
-	s := openTestBolt(t, c.Now).(*Bolt)
-	mustCreate(t, s, "a", grant("f1", time.Hour))
-	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
-	mustCreate(t, s, "short", grant("f2", time.Minute))
-	if _, err := s.RefreshToken(ctx, "a"); err != ErrReused { // kills f1: one write
-		t.Fatalf("RefreshToken(%q) = %v, want %v", "a", err, ErrReused)
-	}
-	if ok, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Hour)); !ok || err != nil {
-		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "jti", ok, err)
-	}
-	c.Advance(time.Minute)
-	tests := []struct {
-		name string
-		call func() error
-		want error
-	}{
-		{"unknown refresh token", func() error { _, err := s.RefreshToken(ctx, "nope"); return err }, ErrNotFound},
-		{"rotation of an unknown token", func() error { return s.RotateRefreshToken(ctx, "nope", "n", grant("f1", time.Hour)) }, ErrNotFound},
-		{"rotation of an expired token", func() error { return s.RotateRefreshToken(ctx, "short", "n", grant("f2", time.Hour)) }, ErrNotFound},
-		{"reuse in a dead family", func() error { return s.RotateRefreshToken(ctx, "a", "n", grant("f1", time.Hour)) }, ErrReused},
-		{"member of a dead family", func() error { return s.RotateRefreshToken(ctx, "b", "n", grant("f1", time.Hour)) }, ErrNotFound},
-		{"unknown code", func() error { _, err := s.Take(ctx, "nope"); return err }, ErrNotFound},
-		{"replayed assertion id", func() error {
-			if ok, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Hour)); ok || err != nil {
-				return fmt.Errorf("PutOnce = %v, %v", ok, err)
-			}
-			return nil
-		}, nil},
-	}
-	for _, tt := range tests {
-		before := txID(t, s.db)
-		if err := tt.call(); err != tt.want {
-			t.Errorf("%s = %v, want %v", tt.name, err, tt.want)
-		}
-		if after := txID(t, s.db); after != before {
-			t.Errorf("%s committed %d transactions, want 0", tt.name, after-before)
 		}
 	}
 }

@@ -176,34 +176,36 @@ func (t records) peek(hash string, now time.Time) (rec refreshRecord, verdict er
 	return rec, verdict, kill, err
 }
 
-// present is load for a write transaction: on reuse it kills the family and appends the
-// revocation, in the same transaction (RFC 9700 §4.14.2).
+// present is load for a write transaction: on reuse it kills the family (kill).
 func (t records) present(hash string, now time.Time) (rec refreshRecord, verdict, err error) {
 	var fam family
 	rec, fam, verdict, err = t.load(hash, now)
-	if err != nil || verdict != ErrReused {
-		return rec, verdict, err
+	if err == nil && verdict == ErrReused {
+		err = t.kill(rec, fam)
 	}
-	r, add := fam.killedBy(rec)
-	if !add {
-		return rec, verdict, nil
-	}
-	if err := t.put(bucketFamilies, rec.FamilyID, fam); err != nil {
-		return rec, verdict, err
-	}
-	return rec, verdict, t.append(r)
+	return rec, verdict, err
 }
 
-// putRefresh stores a new live token and notes it in its family.
-func (t records) putRefresh(hash string, rt RefreshToken) error {
+// kill marks fam, the family of the reused rec, dead and appends the revocation, in the same
+// transaction (RFC 9700 §4.14.2).
+func (t records) kill(rec refreshRecord, fam family) error {
+	r, add := fam.killedBy(rec)
+	if !add {
+		return nil
+	}
+	if err := t.put(bucketFamilies, rec.FamilyID, fam); err != nil {
+		return err
+	}
+	return t.append(r)
+}
+
+// putRefresh stores a new live token, a member of fam (as stored, or zero for a new family), and
+// notes it in fam.
+func (t records) putRefresh(hash string, rt RefreshToken, fam family) error {
 	if taken, err := t.has(bucketRefresh, hash); err != nil || taken {
 		return cmp.Or(err, errHashTaken)
 	}
 	if err := t.put(bucketRefresh, hash, refreshRecord{RefreshToken: rt}); err != nil {
-		return err
-	}
-	var fam family
-	if _, err := t.get(bucketFamilies, rt.FamilyID, &fam); err != nil {
 		return err
 	}
 	if !rt.ExpiresAt.After(fam.Expires) {

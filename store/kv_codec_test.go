@@ -68,47 +68,42 @@ func TestRecordCodecRefusesDamage(t *testing.T) {
 // TestStoreReadsJSONRecords: an embedded store written by an earlier version, in JSON, presents,
 // rotates and purges its tokens as before.
 func TestStoreReadsJSONRecords(t *testing.T) {
-	for name, open := range map[string]func(*testing.T, func() time.Time) *kvStore{
-		"bolt":   func(t *testing.T, now func() time.Time) *kvStore { return openTestBolt(t, now).(*Bolt).kvStore },
-		"pebble": func(t *testing.T, now func() time.Time) *kvStore { return openTestPebble(t, now).(*Pebble).kvStore },
-	} {
-		t.Run(name, func(t *testing.T) {
-			c := newClock()
-			s := open(t, c.Now)
-			rt := grant("fam", time.Hour)
-			err := updateDurably(s.engine, func(tx kvTx) error {
-				for _, r := range []struct {
-					bucket []byte
-					key    string
-					v      any
-				}{{bucketRefresh, "old", refreshRecord{RefreshToken: rt}}, {bucketFamilies, "fam", family{Expires: rt.ExpiresAt}}} {
-					data, err := json.Marshal(r.v)
-					if err != nil {
-						return err
-					}
-					if err := tx.put(r.bucket, []byte(r.key), data); err != nil {
-						return err
-					}
+	forEmbedded(t, func(t *testing.T, open openEmbedded) {
+		c := newClock()
+		s := openEmbeddedAt(t, open, t.TempDir(), c.Now)
+		rt := grant("fam", time.Hour)
+		err := updateDurably(s.engine, func(tx kvTx) error {
+			for _, r := range []struct {
+				bucket []byte
+				key    string
+				v      any
+			}{{bucketRefresh, "old", refreshRecord{RefreshToken: rt}}, {bucketFamilies, "fam", family{Expires: rt.ExpiresAt}}} {
+				data, err := json.Marshal(r.v)
+				if err != nil {
+					return err
 				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+				if err := tx.put(r.bucket, []byte(r.key), data); err != nil {
+					return err
+				}
 			}
-			if got, err := s.RefreshToken(ctx, "old"); err != nil || !reflect.DeepEqual(got, rt) {
-				t.Fatalf("RefreshToken(old) = %+v, %v; want %+v", got, err, rt)
-			}
-			mustRotate(t, s, "old", "new", rt)
-			if _, err := s.RefreshToken(ctx, "old"); !errors.Is(err, ErrReused) {
-				t.Errorf("RefreshToken(old) after its rotation = %v, want ErrReused", err)
-			}
-			c.Advance(2 * time.Hour)
-			purgeAll(t, s)
-			if n := countRecords(t, s); n["refresh"] != 0 || n["families"] != 0 {
-				t.Errorf("after expiry the store holds %v, want no tokens and no families", n)
-			}
+			return nil
 		})
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.RefreshToken(ctx, "old"); err != nil || !reflect.DeepEqual(got, rt) {
+			t.Fatalf("RefreshToken(old) = %+v, %v; want %+v", got, err, rt)
+		}
+		mustRotate(t, s, "old", "new", rt)
+		if _, err := s.RefreshToken(ctx, "old"); !errors.Is(err, ErrReused) {
+			t.Errorf("RefreshToken(old) after its rotation = %v, want ErrReused", err)
+		}
+		c.Advance(2 * time.Hour)
+		purgeAll(t, s)
+		if n := countRecords(t, s); n["refresh"] != 0 || n["families"] != 0 {
+			t.Errorf("after expiry the store holds %v, want no tokens and no families", n)
+		}
+	})
 }
 
 type codecRecord interface {

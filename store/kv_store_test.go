@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -140,5 +141,61 @@ func (w state) check(t *testing.T, s Store) {
 	mustRevoke(t, s, Revocation{Kind: RevokedToken, ID: "jti-2", Until: t0.Add(time.Hour)})
 	if rs, next := revocations(t, s, 3); len(rs) != 1 || rs[0].ID != "jti-2" || next != 4 {
 		t.Errorf("RevocationsSince(3) = %+v, %d, want jti-2 at 4", rs, next)
+	}
+}
+
+// TestRefusalsDoNotWrite: presenting made-up or used values commits nothing to an embedded store,
+// so a flood of them costs reads, not fsyncs.
+func TestRefusalsDoNotWrite(t *testing.T) {
+	forEmbedded(t, func(t *testing.T, open openEmbedded) {
+		c := newClock()
+		s := openEmbeddedAt(t, open, t.TempDir(), c.Now)
+		written := func() uint64 { return s.engine.(*pebbleEngine).db.Metrics().WAL.BytesIn }
+		if bolted, ok := s.engine.(boltEngine); ok {
+			written = func() uint64 { return uint64(txID(t, bolted.db)) }
+		}
+		testRefusalsDoNotWrite(t, c, s, written)
+	})
+}
+
+// testRefusalsDoNotWrite presents refused values to s, whose commits so far written counts (bolt's
+// transactions, pebble's WAL bytes).
+func testRefusalsDoNotWrite(t *testing.T, c *clock, s Store, written func() uint64) {
+	mustCreate(t, s, "a", grant("f1", time.Hour))
+	mustRotate(t, s, "a", "b", grant("f1", time.Hour))
+	mustCreate(t, s, "short", grant("f2", time.Minute))
+	if _, err := s.RefreshToken(ctx, "a"); err != ErrReused { // kills f1: one write
+		t.Fatalf("RefreshToken(%q) = %v, want %v", "a", err, ErrReused)
+	}
+	if ok, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Hour)); !ok || err != nil {
+		t.Fatalf("PutOnce(%q) = %v, %v, want true, nil", "jti", ok, err)
+	}
+	c.Advance(time.Minute)
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"unknown refresh token", func() error { _, err := s.RefreshToken(ctx, "nope"); return err }, ErrNotFound},
+		{"rotation of an unknown token", func() error { return s.RotateRefreshToken(ctx, "nope", "n", grant("f1", time.Hour)) }, ErrNotFound},
+		{"rotation of an expired token", func() error { return s.RotateRefreshToken(ctx, "short", "n", grant("f2", time.Hour)) }, ErrNotFound},
+		{"reuse in a dead family", func() error { return s.RotateRefreshToken(ctx, "a", "n", grant("f1", time.Hour)) }, ErrReused},
+		{"member of a dead family", func() error { return s.RotateRefreshToken(ctx, "b", "n", grant("f1", time.Hour)) }, ErrNotFound},
+		{"unknown code", func() error { _, err := s.Take(ctx, "nope"); return err }, ErrNotFound},
+		{"replayed assertion id", func() error {
+			if ok, err := s.PutOnce(ctx, "jti", nil, t0.Add(time.Hour)); ok || err != nil {
+				return fmt.Errorf("PutOnce = %v, %v", ok, err)
+			}
+			return nil
+		}, nil},
+	}
+	for _, tt := range tests {
+		before := written()
+		if err := tt.call(); err != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, err, tt.want)
+		}
+		if after := written(); after != before {
+			t.Errorf("%s committed %d, want nothing", tt.name, after-before)
+		}
 	}
 }

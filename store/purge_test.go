@@ -133,7 +133,7 @@ func TestBoltPurgeIsBounded(t *testing.T) {
 	const n = purgeBudget + purgeBudget/2
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i := range n {
-			if err := (records{boltTx{tx}}).put(bucketOnce, fmt.Sprintf("%08d", i), oneTime{ExpiresAt: t0}); err != nil {
+			if err := (records{&boltTx{tx: tx}}).put(bucketOnce, fmt.Sprintf("%08d", i), oneTime{ExpiresAt: t0}); err != nil {
 				return err
 			}
 		}

@@ -63,6 +63,8 @@ func TestEmbeddedAfterCrash(t *testing.T) {
 				{"r1", "r3", nil}, {"r2", "r4", ErrReused}, {"r3", "r5", ErrNotFound}}},
 			{"a presented successor settles the doubt", false, false, []rotation{
 				{"r2", "r3", nil}, {"r1", "r4", ErrReused}}},
+			{"the rotation in doubt repeated stands", false, false, []rotation{
+				{"r1", "r2", nil}, {"r2", "r3", nil}, {"r1", "r4", ErrReused}}},
 			{"rotations followed before the crash are final", false, false, []rotation{
 				{"r0", "r3", ErrReused}, {"r1", "r4", ErrNotFound}}},
 			{"clean runs after the crash leave the doubt", false, true, []rotation{

@@ -61,11 +61,10 @@ func copyBolt(boltFile, dir string) error {
 	b := dst.NewBatch()
 	err = src.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(bucket []byte, from *bolt.Bucket) error {
-			to := pebbleTx{w: b}
-			if err := to.w.Set(sequenceKey(bucket), seqKey(from.Sequence()), nil); err != nil {
+			if err := b.Set(sequenceKey(bucket), seqKey(from.Sequence()), nil); err != nil {
 				return err
 			}
-			return from.ForEach(func(k, v []byte) error { return to.put(bucket, k, v) })
+			return from.ForEach(func(k, v []byte) error { return b.Set(bucketKey(bucket, k), v, nil) })
 		})
 	})
 	if err == nil {

@@ -17,6 +17,11 @@ import (
 // token is a few hundred bytes) stay in memory.
 const pebbleCache = 64 << 20
 
+// pebbleMemTable is the size of a memtable. Every refresh logs about 800 bytes; with pebble's
+// default of 4 MiB a busy server flushed a memtable every second and compacted level 0 as often,
+// which cost the refreshes a third of their rate (BenchmarkPebbleRotate).
+const pebbleMemTable = 32 << 20
+
 // Pebble is a Store in a pebble directory (see kvStore): an LSM engine that appends each commit to
 // its write-ahead log and fsyncs that, where bolt rewrites a path of B+tree pages and fsyncs twice.
 // Each bucket is a key prefix ("refresh_tokens/…"), and each bucket's sequence a key of its own.
@@ -59,7 +64,7 @@ func openPebbleDB(dir string) (*pebble.DB, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	opts := &pebble.Options{Logger: pebbleLogger{}, CacheSize: pebbleCache}
+	opts := &pebble.Options{Logger: pebbleLogger{}, CacheSize: pebbleCache, MemTableSize: pebbleMemTable}
 	// Most lookups are of keys that are not there (a new token's hash, a code never issued): bloom
 	// filters answer them without reading a block of every table.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
@@ -80,18 +85,23 @@ func (pebbleLogger) Errorf(format string, args ...any) { pebble.DefaultLogger.Er
 
 func (pebbleLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fatalf(format, args...) }
 
-// pebbleEngine runs the store's transactions on pebble: reads on a snapshot, so that one view
-// sees one state; writes in an indexed batch under writing, committed with pebble.Sync.
+// pebbleEngine runs the store's transactions on pebble: writes in an indexed batch under writing,
+// committed with pebble.Sync; reads of single keys through recent, the values the last writes
+// left, before the engine.
+//
+// A view reads each key as it stands when read, not all of them at one instant: what a view
+// decides on (a token looks live, a code unused) a write transaction decides again before
+// anything changes, and a scan is an iterator, which is itself one consistent state.
 type pebbleEngine struct {
 	db *pebble.DB
 	// writing is held by the one write transaction under way, from its first read until its
-	// batch is applied.
+	// batch is applied and recent updated.
 	writing sync.Mutex
+	recent  recentValues
 }
 
 func (e *pebbleEngine) view(fn func(kvTx) error) error {
-	snap := e.db.NewSnapshot()
-	return errors.Join(fn(pebbleTx{r: snap}), snap.Close())
+	return fn(pebbleView{e})
 }
 
 // update applies the batch under writing, then lets the next writer in while the WAL fsyncs: the
@@ -102,36 +112,30 @@ func (e *pebbleEngine) view(fn func(kvTx) error) error {
 func (e *pebbleEngine) update(fn func(kvTx) error) (func() error, error) {
 	e.writing.Lock()
 	defer e.writing.Unlock()
-	b := e.db.NewIndexedBatch()
-	if err := fn(pebbleTx{r: b, w: b}); err != nil {
-		return nil, errors.Join(err, b.Close())
+	tx := &pebbleWrite{e: e, b: e.db.NewIndexedBatch(), wrote: map[string][]byte{}, read: map[string][]byte{}}
+	if err := fn(tx); err != nil {
+		return nil, errors.Join(err, tx.b.Close())
 	}
-	if err := e.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
-		return nil, errors.Join(err, b.Close())
+	if err := e.db.ApplyNoSyncWait(tx.b, pebble.Sync); err != nil {
+		return nil, errors.Join(err, tx.b.Close())
 	}
-	return func() error { return errors.Join(b.SyncWait(), b.Close()) }, nil
+	e.recent.learn(tx.read, tx.wrote)
+	return func() error { return errors.Join(tx.b.SyncWait(), tx.b.Close()) }, nil
 }
 
 func (e *pebbleEngine) close() error { return e.db.Close() }
 
-// pebbleTx is a kvTx on pebble: r reads (a snapshot, or the batch), w writes (nil in a view).
-type pebbleTx struct {
-	r pebble.Reader
-	w *pebble.Batch
+// get reads key from recent, or else from the engine.
+func (e *pebbleEngine) get(key []byte) ([]byte, error) {
+	if v, ok := e.recent.get(key); ok {
+		return v, nil
+	}
+	return readValue(e.db, key)
 }
 
-// bucketKey is where key of bucket lives: the bucket's name, a slash, the key.
-func bucketKey(bucket, key []byte) []byte {
-	return append(append(append(make([]byte, 0, len(bucket)+1+len(key)), bucket...), '/'), key...)
-}
-
-// sequenceKey holds bucket's sequence. No bucket is named "sequence", so it is in none of them.
-func sequenceKey(bucket []byte) []byte { return bucketKey([]byte("sequence"), bucket) }
-
-func (t pebbleTx) get(bucket, key []byte) ([]byte, error) { return t.read(bucketKey(bucket, key)) }
-
-func (t pebbleTx) read(key []byte) ([]byte, error) {
-	v, closer, err := t.r.Get(key)
+// readValue reads key from r: a copy of its value, nil when there is none.
+func readValue(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -142,18 +146,11 @@ func (t pebbleTx) read(key []byte) ([]byte, error) {
 	return bytes.Clone(v), nil
 }
 
-func (t pebbleTx) put(bucket, key, value []byte) error {
-	return t.w.Set(bucketKey(bucket, key), value, nil)
-}
-
-func (t pebbleTx) delete(bucket, key []byte) error {
-	return t.w.Delete(bucketKey(bucket, key), nil)
-}
-
-func (t pebbleTx) scan(bucket, from []byte, fn func(key, value []byte) bool) error {
+// scanValues calls fn with each record of bucket in r, from the first key at or after from.
+func scanValues(r pebble.Reader, bucket, from []byte, fn func(key, value []byte) bool) error {
 	prefix := bucketKey(bucket, nil)
 	// '/'+1 ends the prefix: every key of the bucket sorts before it.
-	it, err := t.r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: append(bytes.Clone(bucket), '/'+1)})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: append(bytes.Clone(bucket), '/'+1)})
 	if err != nil {
 		return err
 	}
@@ -162,24 +159,113 @@ func (t pebbleTx) scan(bucket, from []byte, fn func(key, value []byte) bool) err
 	return errors.Join(it.Error(), it.Close())
 }
 
-func (t pebbleTx) sequence(bucket []byte) (uint64, error) {
-	v, err := t.read(sequenceKey(bucket))
-	if err != nil || v == nil {
-		return 0, err
-	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("store: sequence of %s: %d bytes, want 8", bucket, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+// pebbleView is a kvTx that only reads.
+type pebbleView struct{ e *pebbleEngine }
+
+func (t pebbleView) get(bucket, key []byte) ([]byte, error) { return t.e.get(bucketKey(bucket, key)) }
+
+func (t pebbleView) scan(bucket, from []byte, fn func(key, value []byte) bool) error {
+	return scanValues(t.e.db, bucket, from, fn)
 }
 
-func (t pebbleTx) nextSequence(bucket []byte) (uint64, error) {
+func (t pebbleView) sequence(bucket []byte) (uint64, error) {
+	v, err := t.e.get(sequenceKey(bucket))
+	if err != nil {
+		return 0, err
+	}
+	return decodeSequence(bucket, v)
+}
+
+var errReadOnly = errors.New("store: write in a read transaction")
+
+func (pebbleView) put(_, _, _ []byte) error              { return errReadOnly }
+func (pebbleView) delete(_, _ []byte) error              { return errReadOnly }
+func (pebbleView) nextSequence(_ []byte) (uint64, error) { return 0, errReadOnly }
+
+// pebbleWrite is a kvTx that writes, in the indexed batch b. A key it wrote reads from b; any
+// other from recent or the engine, which, since writing is held, no other transaction changes
+// meanwhile. What it read from the engine and what it wrote go to recent once b is applied.
+type pebbleWrite struct {
+	e *pebbleEngine
+	b *pebble.Batch
+	// wrote holds the values written, nil for a deletion; read, those read from the engine, nil
+	// for none.
+	wrote, read map[string][]byte
+}
+
+func (t *pebbleWrite) get(bucket, key []byte) ([]byte, error) {
+	return t.readKey(bucketKey(bucket, key))
+}
+
+func (t *pebbleWrite) readKey(key []byte) ([]byte, error) {
+	if v, ok := t.wrote[string(key)]; ok {
+		return v, nil
+	}
+	if v, ok := t.e.recent.get(key); ok {
+		return v, nil
+	}
+	v, err := readValue(t.e.db, key)
+	if err == nil {
+		t.read[string(key)] = v
+	}
+	return v, err
+}
+
+func (t *pebbleWrite) put(bucket, key, value []byte) error {
+	return t.set(bucketKey(bucket, key), value)
+}
+
+func (t *pebbleWrite) set(key, value []byte) error {
+	value = bytes.Clone(value)
+	t.wrote[string(key)] = value
+	return t.b.Set(key, value, nil)
+}
+
+func (t *pebbleWrite) delete(bucket, key []byte) error {
+	k := bucketKey(bucket, key)
+	t.wrote[string(k)] = nil
+	return t.b.Delete(k, nil)
+}
+
+// scan reads the batch merged with the engine: a registration counts those its group stored.
+func (t *pebbleWrite) scan(bucket, from []byte, fn func(key, value []byte) bool) error {
+	return scanValues(t.b, bucket, from, fn)
+}
+
+func (t *pebbleWrite) sequence(bucket []byte) (uint64, error) {
+	v, err := t.readKey(sequenceKey(bucket))
+	if err != nil {
+		return 0, err
+	}
+	return decodeSequence(bucket, v)
+}
+
+func (t *pebbleWrite) nextSequence(bucket []byte) (uint64, error) {
 	seq, err := t.sequence(bucket)
 	if err != nil {
 		return 0, err
 	}
 	seq++
-	return seq, t.w.Set(sequenceKey(bucket), seqKey(seq), nil)
+	return seq, t.set(sequenceKey(bucket), seqKey(seq))
+}
+
+// bucketKey is where key of bucket lives: the bucket's name, a slash, the key.
+func bucketKey(bucket, key []byte) []byte {
+	return append(append(append(make([]byte, 0, len(bucket)+1+len(key)), bucket...), '/'), key...)
+}
+
+// sequenceKey holds bucket's sequence. No bucket is named "sequence", so it is in none of them.
+func sequenceKey(bucket []byte) []byte { return bucketKey([]byte("sequence"), bucket) }
+
+// decodeSequence decodes bucket's sequence as stored, v: zero when there is none.
+func decodeSequence(bucket, v []byte) (uint64, error) {
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("store: sequence of %s: %d bytes, want 8", bucket, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 var _ Store = (*Pebble)(nil)

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"encoding"
 	"encoding/binary"
 	"encoding/json"
@@ -199,12 +198,9 @@ func (t records) kill(rec refreshRecord, fam family) error {
 	return t.append(r)
 }
 
-// putRefresh stores a new live token, a member of fam (as stored, or zero for a new family), and
-// notes it in fam.
+// putRefresh stores a new live token under hash, where there is none, a member of fam (as
+// stored, or zero for a new family), and notes it in fam.
 func (t records) putRefresh(hash string, rt RefreshToken, fam family) error {
-	if taken, err := t.has(bucketRefresh, hash); err != nil || taken {
-		return cmp.Or(err, errHashTaken)
-	}
 	if err := t.put(bucketRefresh, hash, refreshRecord{RefreshToken: rt}); err != nil {
 		return err
 	}

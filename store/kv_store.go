@@ -93,6 +93,9 @@ func (s *kvStore) Close() error {
 func (s *kvStore) CreateRefreshToken(_ context.Context, hash string, t RefreshToken) error {
 	return s.writes.write(func(tx kvTx) error {
 		recs := records{tx}
+		if taken, err := recs.has(bucketRefresh, hash); err != nil || taken {
+			return cmp.Or(err, errHashTaken)
+		}
 		var fam family
 		if _, err := recs.get(bucketFamilies, t.FamilyID, &fam); err != nil {
 			return err
@@ -129,8 +132,17 @@ func (s *kvStore) RefreshToken(_ context.Context, hash string) (RefreshToken, er
 //
 // Unlike the other lookups, it has no read transaction in front to refuse a dead token without
 // a write: the token endpoint has just looked the token up (RefreshToken), which did that, and a
-// write that changes nothing costs no fsync on pebble.
+// write that changes nothing commits nothing.
+//
+// Nor does it look newHash up, as CreateRefreshToken does: on pebble, a lookup of a key that is
+// not there searches every memtable and level, and cost the rotation a third of its CPU. newHash
+// is the hash of a token of 256 random bits the caller has just made (RFC 6749 §10.10); the one
+// caller that presents it again, a retry, is caught as repeated, and rotating a token to its own
+// hash, the one mistake a caller could make without the randomness failing, is refused.
 func (s *kvStore) RotateRefreshToken(_ context.Context, oldHash, newHash string, next RefreshToken) error {
+	if newHash == oldHash {
+		return errHashTaken
+	}
 	var verdict error
 	err := s.writes.write(func(tx kvTx) error {
 		recs := records{tx}

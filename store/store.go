@@ -54,9 +54,11 @@ type RefreshTokens interface {
 	// the others get ErrReused. next must keep the old token's FamilyID. Repeating a rotation that
 	// succeeded (the same oldHash and newHash, while both stand) succeeds again and changes nothing:
 	// a caller whose reply was lost retries with its newHash instead of losing the token. A backend
-	// that knows the process which committed a rotation crashed (bolt) honours the old token once
-	// more while the successor is unused, since the crash may have swallowed the reply; that
-	// rotation retires the successor, so presenting it afterwards is a reuse.
+	// that knows the process which committed a rotation crashed (bolt, pebble) honours the old
+	// token once more while the successor is unused, since the crash may have swallowed the reply;
+	// that rotation retires the successor, so presenting it afterwards is a reuse. newHash must
+	// name no stored token (it is the hash of a token just made): every backend refuses newHash ==
+	// oldHash, and those where a lookup is cheap (memory, Redis) refuse any taken newHash.
 	RotateRefreshToken(ctx context.Context, oldHash, newHash string, next RefreshToken) error
 }
 

@@ -53,11 +53,13 @@ func (r *recentValues) learn(read, wrote map[string][]byte) {
 
 func (r *recentValues) hold(key string, value []byte) {
 	r.forget(key)
-	for k := range r.values {
-		if r.size+len(key)+len(value) <= recentBytes {
-			break
+	if r.size+len(key)+len(value) > recentBytes {
+		for k := range r.values {
+			r.forget(k)
+			if r.size+len(key)+len(value) <= recentBytes {
+				break
+			}
 		}
-		r.forget(k)
 	}
 	r.values[key] = value
 	r.size += len(key) + len(value)

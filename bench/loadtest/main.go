@@ -117,11 +117,11 @@ http://127.0.0.1:%[2]d {
 	respond "upstream"
 }
 `, front, upstream, admin, base, dir, secretHash, passwordHash, storeBackend)
-	stop, err := caddyproc.Start(caddyBin, dir, caddyfile, base+"/respond")
+	caddy, err := caddyproc.Start(caddyBin, dir, caddyfile, base+"/respond")
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer caddy.Stop()
 
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("bench:bench-secret"))
 	client := newClient(workers)
@@ -141,7 +141,7 @@ http://127.0.0.1:%[2]d {
 			return nil, err
 		}},
 		"refresh": {
-			name: "refresh (bolt)",
+			name: "refresh",
 			setup: func(c *http.Client) (any, error) {
 				t, err := tokenRequest(c, base, basic, url.Values{"grant_type": {"password"}, "username": {"bench"},
 					"password": {"bench-password"}, "scope": {"api offline_access"}})
@@ -180,11 +180,11 @@ http://127.0.0.1:%[2]d {
 			}
 		}
 		fmt.Printf("admin endpoint http://127.0.0.1:%d\n", admin)
-		rate, err := measure(client, s, workers, duration)
+		m, err := measure(caddy, client, s, workers, duration)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s=%.0f/s\n", only, rate)
+		fmt.Printf("%s=%.0f/s cpu=%.0fus/req\n", only, m.rate, m.cpuPerRequest.Seconds()*1e6)
 		return nil
 	}
 	pairs := []pair{
@@ -194,14 +194,19 @@ http://127.0.0.1:%[2]d {
 		{"malformed", "respond", "malformed401/respond", 0.9},
 	}
 	rates := map[string][]float64{}
+	cpu := map[string][]float64{}
+	note := func(key string, m measured) {
+		rates[key] = append(rates[key], m.rate)
+		cpu[key] = append(cpu[key], m.cpuPerRequest.Seconds()*1e6)
+	}
 	for _, p := range pairs {
 		for round := 0; round < 2; round++ {
 			for _, key := range []string{p.num, p.den} {
-				rate, err := measure(client, scenarios[key], workers, duration)
+				m, err := measure(caddy, client, scenarios[key], workers, duration)
 				if err != nil {
 					return fmt.Errorf("%s: %w", scenarios[key].name, err)
 				}
-				rates[key] = append(rates[key], rate)
+				note(key, m)
 			}
 		}
 	}
@@ -212,11 +217,11 @@ http://127.0.0.1:%[2]d {
 		if err := codes.fill(workers, need); err != nil {
 			return err
 		}
-		rate, err := measure(client, scenarios["exchange"], workers, duration)
+		m, err := measure(caddy, client, scenarios["exchange"], workers, duration)
 		if err != nil {
 			return fmt.Errorf("%s: %w", scenarios["exchange"].name, err)
 		}
-		rates["exchange"] = append(rates["exchange"], rate)
+		note("exchange", m)
 	}
 	mean := func(key string) float64 { return mean0(rates[key]) }
 	var line []string
@@ -227,6 +232,14 @@ http://127.0.0.1:%[2]d {
 		line = append(line, fmt.Sprintf("%s=%.2f(goal>=%.2f)", p.label, mean(p.num)/mean(p.den), p.goal))
 	}
 	fmt.Println(strings.Join(line, " "))
+	// What Caddy spent per request (its CPU time over the requests of a run, its idle work
+	// included): a second reading of the same runs, steadier than the rates when other work
+	// shares the machine.
+	line = line[:0]
+	for _, key := range []string{"respond", "proxy", "gate", "cc", "refresh", "exchange", "malformed"} {
+		line = append(line, fmt.Sprintf("%s=%.0fus", key, mean0(cpu[key])))
+	}
+	fmt.Println("cpu/request: " + strings.Join(line, " "))
 	return nil
 }
 
@@ -322,13 +335,19 @@ func (p *codePool) codeFrom(resp *http.Response, err error) (string, error) {
 
 // measure runs s on every worker for d and returns successful requests per second. Any failed
 // request ends the run with an error: a rate of wrong answers measures nothing.
-func measure(client *http.Client, s scenario, workers int, d time.Duration) (float64, error) {
+// measured is one run of a scenario: its rate, and the CPU Caddy spent per request meanwhile.
+type measured struct {
+	rate          float64
+	cpuPerRequest time.Duration
+}
+
+func measure(caddy *caddyproc.Caddy, client *http.Client, s scenario, workers int, d time.Duration) (measured, error) {
 	states := make([]any, workers)
 	if s.setup != nil {
 		for i := range states {
 			st, err := s.setup(client)
 			if err != nil {
-				return 0, fmt.Errorf("setup: %w", err)
+				return measured{}, fmt.Errorf("setup: %w", err)
 			}
 			states[i] = st
 		}
@@ -339,6 +358,10 @@ func measure(client *http.Client, s scenario, workers int, d time.Duration) (flo
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
+	cpuBefore, err := caddy.CPU()
+	if err != nil {
+		return measured{}, err
+	}
 	start := time.Now()
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -358,10 +381,16 @@ func measure(client *http.Client, s scenario, workers int, d time.Duration) (flo
 		}(states[i])
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return 0, firstErr
+	elapsed := time.Since(start)
+	cpuAfter, err := caddy.CPU()
+	if err != nil {
+		return measured{}, err
 	}
-	return float64(done.Load()) / time.Since(start).Seconds(), nil
+	if firstErr != nil {
+		return measured{}, firstErr
+	}
+	n := max(done.Load(), 1)
+	return measured{rate: float64(n) / elapsed.Seconds(), cpuPerRequest: (cpuAfter - cpuBefore) / time.Duration(n)}, nil
 }
 
 func expectGET(target, authorization string, status int) func(*http.Client, any) (any, error) {

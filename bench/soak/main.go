@@ -326,6 +326,9 @@ func startCaddy(bin, dir, redisURL string, passwordHash []byte) (base string, st
 	tokengate
 }
 `, admin, dir, redisURL, passwordHash, base)
-	stop, err = caddyproc.Start(bin, dir, caddyfile, base+"/.well-known/openid-configuration/jwks")
-	return base, stop, err
+	c, err := caddyproc.Start(bin, dir, caddyfile, base+"/.well-known/openid-configuration/jwks")
+	if err != nil {
+		return base, nil, err
+	}
+	return base, c.Stop, nil
 }

@@ -91,14 +91,16 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 // other request gets its RFC 6750 §3 challenge in WWW-Authenticate and is refused as a Caddy HTTP
 // error (400, 401 or 403), as caddyauth refuses for basic_auth: a site's handle_errors may write
 // the body, and without one the body is empty. The challenge is set first, so it stays either way.
-// Every decision is counted; a refused token is audited (a request without one is not: that is
-// how every first request of a browser or a client looks).
+// Every decision is counted; a refused token is audited, the first of its kind from an address
+// each interval (a request without one is not: that is how every first request of a browser or a
+// client looks).
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	claims, refusal := b.gate.Check(r)
 	if refusal != nil {
 		metrics.GateRefused(refusal.Code)
 		if refusal.Code != "" {
-			b.audit.GateRefused(refusal.Code, r.Method, r.URL.Path, refusal.Subject)
+			b.audit.GateRefused(audit.GateRefusal{Code: refusal.Code, Method: r.Method, Path: r.URL.Path,
+				RemoteIP: clientIP(r), Subject: refusal.Subject})
 		}
 		w.Header().Set("WWW-Authenticate", refusal.Challenge)
 		return caddyhttp.Error(refusal.Status, refusal.Err)

@@ -18,7 +18,7 @@ import (
 )
 
 // mintFor signs an access token with app's keys, as its token endpoint would.
-func mintFor(t *testing.T, app *App, at tokens.AccessToken) string {
+func mintFor(t testing.TB, app *App, at tokens.AccessToken) string {
 	t.Helper()
 	m := tokens.NewMinter(app.Issuer, app.keySet.Load, app.now)
 	raw, _, _, err := m.AccessToken(at)
@@ -107,7 +107,7 @@ func TestBearerAuthPlaceholders(t *testing.T) {
 
 // writeGate is app's bearer_auth for audience api and scope api.write, and a token of svc's for api
 // with api.read only.
-func writeGate(t *testing.T, app *App) (b *BearerAuth, readOnly string) {
+func writeGate(t testing.TB, app *App) (b *BearerAuth, readOnly string) {
 	t.Helper()
 	b = &BearerAuth{audit: app.audit}
 	var err error
@@ -184,6 +184,25 @@ func TestClaimText(t *testing.T) {
 	} {
 		if got := claimText(decoded[tc.claim]); got != tc.want {
 			t.Errorf("claimText(%q) = %q, want %q", tc.claim, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkBearerAuthRefusesMalformed is bearer_auth's whole answer to a token that is no JWT, on a
+// site without handle_errors: the gate, the metric, the audit trail and the 401.
+func BenchmarkBearerAuthRefusesMalformed(b *testing.B) {
+	app := provision(b, testConfig)
+	bearer, _ := writeGate(b, app)
+	bearer.answers = true
+	r := httptest.NewRequest(http.MethodGet, "/api", nil)
+	r.Header.Set("Authorization", "Bearer not.a.token")
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		if err := bearer.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusUnauthorized {
+			b.Fatalf("ServeHTTP = %d %v, want 401", w.Code, err)
 		}
 	}
 }

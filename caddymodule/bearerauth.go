@@ -93,7 +93,8 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 
 // errorRoutesAround reports whether an error the handler being provisioned in ctx returns may reach
 // error routes: the server's (a site's handle_errors) or those of a subroute it sits in. When
-// nothing says, it answers yes, so that such routes are never skipped.
+// nothing says, it answers yes, so that such routes are never skipped. (A handler of a JSON named
+// route cannot tell which subroute will invoke it: it sees the server's error routes only.)
 func errorRoutesAround(ctx caddy.Context) bool {
 	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if !ok || srv.Errors != nil && len(srv.Errors.Routes) > 0 {

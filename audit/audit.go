@@ -1,10 +1,16 @@
 // Package audit writes tokengate's audit trail: one structured line per security event, at info
 // level, with the event's name in `event` and the fields that say who did what. A line never holds
 // a secret, a password, an assertion or a token: a jti and a grant id name tokens without being
-// them.
+// them. Bearer gate refusals, which a client can send as fast as it likes, are the exception: the
+// first of each kind (address, error, subject) in a minute is written in full, the rest are
+// counted and summarised when the minute ends, for at most 256 kinds a minute.
 package audit
 
 import (
+	"cmp"
+	"slices"
+	"strings"
+
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/grants"
@@ -16,12 +22,17 @@ const unknownClient = "unknown"
 
 // Trail writes the audit lines to its logger.
 type Trail struct {
-	log *zap.Logger
+	log      *zap.Logger
+	refusals *refusalCounts
 }
 
 // New returns a Trail writing to log (caddymodule's is named tokengate.audit, so that Caddy's
 // `log { include tokengate.audit }` routes it).
-func New(log *zap.Logger) *Trail { return &Trail{log: log} }
+func New(log *zap.Logger) *Trail {
+	t := &Trail{log: log}
+	t.refusals = newRefusalCounts(refusalInterval, maxRefusalKinds, afterFunc, t.FlushRefusals)
+	return t
+}
 
 // Observe writes the line of ev; it is a grants.Observer. Throttling is counted, not audited: the
 // failures that led to it are.
@@ -61,15 +72,51 @@ func (t *Trail) KeyRotated(kid, alg string) {
 	t.log.Info("signing key rotated", event("key_rotated"), zap.String("kid", kid), zap.String("alg", alg))
 }
 
-// GateRefused writes a bearer gate refusal of a request that carried a token: the RFC 6750 §3.1
-// error code, the request's method and path, and the token's subject when it was valid ("" when
-// not).
-func (t *Trail) GateRefused(code, method, path, sub string) {
-	fields := []zap.Field{event("gate_refused"), zap.String("error", code), zap.String("method", method), zap.String("path", path)}
-	if sub != "" {
-		fields = append(fields, zap.String("sub", sub))
+// GateRefusal is a bearer gate's refusal of a request that carried a token.
+type GateRefusal struct {
+	// Code is the RFC 6750 §3.1 error code.
+	Code string
+	// Method and Path are the request's.
+	Method, Path string
+	// RemoteIP is the address the request came from.
+	RemoteIP string
+	// Subject is the token's sub when it was valid (revoked, for another audience, without the
+	// scope); "" when it was not.
+	Subject string
+}
+
+// GateRefused writes r as a gate_refused line if it is the first refusal of its kind (address,
+// code and subject) in this interval; otherwise it only counts it, for FlushRefusals.
+func (t *Trail) GateRefused(r GateRefusal) {
+	if !t.refusals.note(refusalKind{remoteIP: r.RemoteIP, code: r.Code, sub: r.Subject}) {
+		return
 	}
-	t.log.Info("bearer token refused", fields...)
+	t.log.Info("bearer token refused", event("gate_refused"), zap.String("error", r.Code), zap.String("method", r.Method),
+		zap.String("path", r.Path), zap.String("remote_ip", r.RemoteIP), sub(r.Subject))
+}
+
+// FlushRefusals ends the interval of gate refusals now: for each kind refused again since its
+// gate_refused line, a gate_refused_repeated line with the count, and a gate_refused_untracked
+// line with the count of refusals whose kinds the interval had no room for. The Trail calls it
+// when an interval ends; call it also before dropping the Trail, so no count is lost.
+func (t *Trail) FlushRefusals() {
+	repeats, untracked := t.refusals.take()
+	kinds := make([]refusalKind, 0, len(repeats))
+	for k := range repeats {
+		kinds = append(kinds, k)
+	}
+	// Sorted, so that an address's lines stand together.
+	slices.SortFunc(kinds, func(a, b refusalKind) int {
+		return cmp.Or(strings.Compare(a.remoteIP, b.remoteIP), strings.Compare(a.code, b.code), strings.Compare(a.sub, b.sub))
+	})
+	for _, k := range kinds {
+		t.log.Info("bearer token refused again", event("gate_refused_repeated"), zap.String("error", k.code),
+			zap.String("remote_ip", k.remoteIP), sub(k.sub), zap.Int("count", repeats[k]))
+	}
+	if untracked > 0 {
+		t.log.Info("bearer tokens refused beyond the kinds counted", event("gate_refused_untracked"),
+			zap.Int("count", untracked))
+	}
 }
 
 func event(name string) zap.Field { return zap.String("event", name) }
@@ -80,6 +127,14 @@ func client(ev grants.Event) zap.Field {
 		return zap.String("client", unknownClient)
 	}
 	return zap.String("client", ev.Client.ID)
+}
+
+// sub is the subject of a token, when it has one.
+func sub(subject string) zap.Field {
+	if subject == "" {
+		return zap.Skip()
+	}
+	return zap.String("sub", subject)
 }
 
 // gid is the grant id of ev, when it has one: a client_credentials token has no grant to revoke.

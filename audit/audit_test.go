@@ -50,8 +50,12 @@ func TestLines(t *testing.T) {
 		}, map[string]any{"event": "revoked", "kind": "client_removed", "client": "gone"}},
 		{"key rotated", func(tr *Trail) { tr.KeyRotated("k2", "ES256") },
 			map[string]any{"event": "key_rotated", "kid": "k2", "alg": "ES256"}},
-		{"gate refused", func(tr *Trail) { tr.GateRefused("insufficient_scope", "GET", "/api", "alice") },
-			map[string]any{"event": "gate_refused", "error": "insufficient_scope", "method": "GET", "path": "/api", "sub": "alice"}},
+		{"gate refused", func(tr *Trail) {
+			tr.GateRefused(GateRefusal{Code: "insufficient_scope", Method: "GET", Path: "/api", RemoteIP: "192.0.2.1", Subject: "alice"})
+		}, map[string]any{"event": "gate_refused", "error": "insufficient_scope", "method": "GET", "path": "/api", "remote_ip": "192.0.2.1", "sub": "alice"}},
+		{"gate refused, token not valid", func(tr *Trail) {
+			tr.GateRefused(GateRefusal{Code: "invalid_token", Method: "POST", Path: "/api", RemoteIP: "192.0.2.1"})
+		}, map[string]any{"event": "gate_refused", "error": "invalid_token", "method": "POST", "path": "/api", "remote_ip": "192.0.2.1"}},
 	}
 	for _, c := range cases {
 		tr, logs := trail()

@@ -420,14 +420,15 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop ends the rotation. The shared state is released by Cleanup, once the next configuration
-// holds it.
+// Stop ends the rotation and writes the audit trail's pending count of gate refusals, while its
+// log is still open. The shared state is released by Cleanup, once the next configuration holds it.
 func (a *App) Stop() error {
 	if a.stopRotation != nil {
 		a.stopRotation()
 		<-a.rotationDone
 		a.stopRotation = nil
 	}
+	a.audit.FlushRefusals()
 	return nil
 }
 

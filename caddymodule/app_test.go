@@ -41,7 +41,7 @@ const testConfig = `{
 const testSecret = "a-long-random-client-secret"
 
 // provision builds an App from JSON as Caddy would, and releases it when the test ends.
-func provision(t *testing.T, config string) *App {
+func provision(t testing.TB, config string) *App {
 	t.Helper()
 	app, err := tryProvision(t, config)
 	if err != nil {
@@ -50,7 +50,7 @@ func provision(t *testing.T, config string) *App {
 	return app
 }
 
-func tryProvision(t *testing.T, config string) (*App, error) {
+func tryProvision(t testing.TB, config string) (*App, error) {
 	t.Helper()
 	app := new(App)
 	if err := json.Unmarshal([]byte(config), app); err != nil {
@@ -61,7 +61,7 @@ func tryProvision(t *testing.T, config string) (*App, error) {
 
 // provisionApp provisions an App decoded from JSON, on which a test may have set the clock or the
 // logger.
-func provisionApp(t *testing.T, app *App) (*App, error) {
+func provisionApp(t testing.TB, app *App) (*App, error) {
 	t.Helper()
 	t.Setenv("TOKENGATE_TEST_SECRET", testSecret)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})

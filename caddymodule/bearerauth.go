@@ -48,6 +48,9 @@ type BearerAuth struct {
 
 	gate  *gate.Gate
 	audit *audit.Trail
+	// answers is set when no error route could take a refusal (see errorRoutesAround): bearer_auth
+	// then writes it itself, as Caddy would, without the cost of a Caddy error.
+	answers bool
 }
 
 // HeaderCopy copies one claim into one request header. It is gate.HeaderCopy with the JSON names
@@ -83,24 +86,48 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 		req.Headers = append(req.Headers, gate.HeaderCopy(h))
 	}
 	b.audit = app.audit
+	b.answers = !errorRoutesAround(ctx)
 	b.gate, err = app.Gate(req)
 	return err
 }
 
+// errorRoutesAround reports whether an error the handler being provisioned in ctx returns may reach
+// error routes: the server's (a site's handle_errors) or those of a subroute it sits in. When
+// nothing says, it answers yes, so that such routes are never skipped. (A handler of a JSON named
+// route cannot tell which subroute will invoke it: it sees the server's error routes only.)
+func errorRoutesAround(ctx caddy.Context) bool {
+	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+		return true
+	}
+	return slices.ContainsFunc(ctx.Modules(), func(m caddy.Module) bool {
+		sub, ok := m.(*caddyhttp.Subroute)
+		return ok && sub.Errors != nil && len(sub.Errors.Routes) > 0
+	})
+}
+
 // ServeHTTP passes an authenticated request on with the {http.auth.user.*} placeholders set. Any
-// other request gets its RFC 6750 §3 challenge in WWW-Authenticate and is refused as a Caddy HTTP
-// error (400, 401 or 403), as caddyauth refuses for basic_auth: a site's handle_errors may write
-// the body, and without one the body is empty. The challenge is set first, so it stays either way.
-// Every decision is counted; a refused token is audited (a request without one is not: that is
-// how every first request of a browser or a client looks).
+// other request gets its RFC 6750 §3 challenge in WWW-Authenticate and the refusal's status (400,
+// 401 or 403) with an empty body, as caddyauth refuses for basic_auth. Where error routes may take
+// it (a site's handle_errors), the refusal is a Caddy HTTP error, so that they write the body; the
+// challenge is set first, so it stays. Elsewhere bearer_auth writes the status itself: the same
+// response, without the error's stack trace, id and error log line at debug level.
+// Every decision is counted; a refused token is audited, the first of its kind from an address
+// each interval (a request without one is not: that is how every first request of a browser or a
+// client looks).
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	claims, refusal := b.gate.Check(r)
 	if refusal != nil {
 		metrics.GateRefused(refusal.Code)
 		if refusal.Code != "" {
-			b.audit.GateRefused(refusal.Code, r.Method, r.URL.Path, refusal.Subject)
+			b.audit.GateRefused(audit.GateRefusal{Code: refusal.Code, Method: r.Method, Path: r.URL.Path,
+				RemoteIP: clientIP(r), Subject: refusal.Subject})
 		}
 		w.Header().Set("WWW-Authenticate", refusal.Challenge)
+		if b.answers {
+			w.WriteHeader(refusal.Status)
+			return nil
+		}
 		return caddyhttp.Error(refusal.Status, refusal.Err)
 	}
 	metrics.GateAllowed()

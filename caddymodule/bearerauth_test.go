@@ -18,7 +18,7 @@ import (
 )
 
 // mintFor signs an access token with app's keys, as its token endpoint would.
-func mintFor(t *testing.T, app *App, at tokens.AccessToken) string {
+func mintFor(t testing.TB, app *App, at tokens.AccessToken) string {
 	t.Helper()
 	m := tokens.NewMinter(app.Issuer, app.keySet.Load, app.now)
 	raw, _, _, err := m.AccessToken(at)
@@ -107,7 +107,7 @@ func TestBearerAuthPlaceholders(t *testing.T) {
 
 // writeGate is app's bearer_auth for audience api and scope api.write, and a token of svc's for api
 // with api.read only.
-func writeGate(t *testing.T, app *App) (b *BearerAuth, readOnly string) {
+func writeGate(t testing.TB, app *App) (b *BearerAuth, readOnly string) {
 	t.Helper()
 	b = &BearerAuth{audit: app.audit}
 	var err error
@@ -119,10 +119,11 @@ func writeGate(t *testing.T, app *App) (b *BearerAuth, readOnly string) {
 	})
 }
 
-// A refusal is a Caddy HTTP error with the gate's status, and the RFC 6750 §3 challenge is on the
-// response before it, so it stays whether or not a handle_errors route writes the body; bearer_auth
-// itself writes no body.
-func TestBearerAuthRefusesThroughCaddyErrors(t *testing.T) {
+// A refusal carries the gate's status and RFC 6750 §3 challenge and never reaches the next handler.
+// Where error routes may take it, it is a Caddy HTTP error, with the challenge on the response
+// before it, so it stays whether or not a handle_errors route writes the body; elsewhere bearer_auth
+// writes the status itself. It never writes a body.
+func TestBearerAuthRefusals(t *testing.T) {
 	app := provision(t, testConfig)
 	b, readOnly := writeGate(t, app)
 	realm := `Bearer realm="` + app.Issuer + `"`
@@ -135,21 +136,34 @@ func TestBearerAuthRefusesThroughCaddyErrors(t *testing.T) {
 		{"forged token", "Bearer " + readOnly + "x", http.StatusUnauthorized, realm + `, error="invalid_token"`},
 		{"missing scope", "Bearer " + readOnly, http.StatusForbidden, realm + `, error="insufficient_scope", scope="api.write"`},
 	} {
-		reached := false
-		w, err := serveBearerAuth(b, tc.auth, func(http.ResponseWriter, *http.Request) error {
-			reached = true
-			return nil
-		})
-		var herr caddyhttp.HandlerError
-		if !errors.As(err, &herr) || herr.StatusCode != tc.status || reached {
-			t.Errorf("%s: ServeHTTP = %v (next handler reached: %t), want a Caddy HTTP error %d", tc.name, err, reached, tc.status)
-		}
-		if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {
-			t.Errorf("%s: WWW-Authenticate = %q, want %q", tc.name, got, tc.challenge)
-		}
-		// The recorder's status stays 200 unless a handler wrote one.
-		if w.Code != http.StatusOK || w.Body.Len() != 0 {
-			t.Errorf("%s: bearer_auth wrote %d %q, want nothing: Caddy's error handling answers", tc.name, w.Code, w.Body)
+		for _, answers := range []bool{false, true} {
+			b.answers = answers
+			reached := false
+			w, err := serveBearerAuth(b, tc.auth, func(http.ResponseWriter, *http.Request) error {
+				reached = true
+				return nil
+			})
+			if reached {
+				t.Errorf("%s (answers %t): the next handler was reached", tc.name, answers)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {
+				t.Errorf("%s (answers %t): WWW-Authenticate = %q, want %q", tc.name, answers, got, tc.challenge)
+			}
+			if w.Body.Len() != 0 {
+				t.Errorf("%s (answers %t): body %q, want none", tc.name, answers, w.Body)
+			}
+			if answers {
+				if err != nil || w.Code != tc.status {
+					t.Errorf("%s: ServeHTTP wrote %d and returned %v, want %d and nil", tc.name, w.Code, err, tc.status)
+				}
+				continue
+			}
+			// The recorder's status stays 200 unless a handler wrote one: Caddy's error handling
+			// answers.
+			var herr caddyhttp.HandlerError
+			if !errors.As(err, &herr) || herr.StatusCode != tc.status || w.Code != http.StatusOK {
+				t.Errorf("%s: ServeHTTP wrote %d and returned %v, want nothing written and a Caddy HTTP error %d", tc.name, w.Code, err, tc.status)
+			}
 		}
 	}
 }
@@ -170,6 +184,25 @@ func TestClaimText(t *testing.T) {
 	} {
 		if got := claimText(decoded[tc.claim]); got != tc.want {
 			t.Errorf("claimText(%q) = %q, want %q", tc.claim, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkBearerAuthRefusesMalformed is bearer_auth's whole answer to a token that is no JWT, on a
+// site without handle_errors: the gate, the metric, the audit trail and the 401.
+func BenchmarkBearerAuthRefusesMalformed(b *testing.B) {
+	app := provision(b, testConfig)
+	bearer, _ := writeGate(b, app)
+	bearer.answers = true
+	r := httptest.NewRequest(http.MethodGet, "/api", nil)
+	r.Header.Set("Authorization", "Bearer not.a.token")
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		if err := bearer.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusUnauthorized {
+			b.Fatalf("ServeHTTP = %d %v, want 401", w.Code, err)
 		}
 	}
 }

@@ -141,3 +141,61 @@ func getAPI(t *testing.T, base, token string) (int, string) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
+
+// TestRefusalsReachErrorRoutes runs bearer_auth in a real Caddy, on a server without error routes,
+// inside a subroute that has its own, and on a server with handle_errors: the error routes write
+// the body wherever there are some, and the status and challenge are the same everywhere.
+func TestRefusalsReachErrorRoutes(t *testing.T) {
+	plain, handled := "127.0.0.1:"+strconv.Itoa(freeport.Port(t)), "127.0.0.1:"+strconv.Itoa(freeport.Port(t))
+	gated := `{"handler": "bearer_auth"}, {"handler": "static_response", "body": "upstream"}`
+	errorRoutes := func(body string) string {
+		return `{"routes": [{"handle": [{"handler": "static_response", "body": "` + body + ` {http.error.status_code}"}]}]}`
+	}
+	config := `{
+	"admin": {"disabled": true},
+	"storage": {"module": "file_system", "root": "` + t.TempDir() + `"},
+	"apps": {
+		"tokengate": {"issuer": "http://` + plain + `", "store": {"backend": "memory"},
+			"clients": [{"id": "svc", "secrets": ["a-long-random-client-secret"], "grants": ["client_credentials"], "audience": ["api"]}]},
+		"http": {"servers": {
+			"plain": {"listen": ["` + plain + `"], "automatic_https": {"disable": true}, "routes": [
+				{"match": [{"path": ["/sub/*"]}], "handle": [{"handler": "subroute", "routes": [{"handle": [` + gated + `]}],
+					"errors": ` + errorRoutes("subroute") + `}]},
+				{"handle": [` + gated + `]}
+			]},
+			"handled": {"listen": ["` + handled + `"], "automatic_https": {"disable": true}, "routes": [{"handle": [` + gated + `]}],
+				"errors": ` + errorRoutes("handle_errors") + `}
+		}}
+	}
+}`
+	if err := caddy.Load([]byte(config), true); err != nil {
+		t.Fatalf("caddy.Load: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("caddy.Stop: %v", err)
+		}
+	})
+	challenge := `Bearer realm="http://` + plain + `", error="invalid_token"`
+	for _, tc := range []struct{ url, body string }{
+		{"http://" + plain + "/x", ""},
+		{"http://" + plain + "/sub/x", "subroute 401"},
+		{"http://" + handled + "/x", "handle_errors 401"},
+	} {
+		req, err := http.NewRequest(http.MethodGet, tc.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer not.a.token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || string(body) != tc.body || resp.Header.Get("WWW-Authenticate") != challenge {
+			t.Errorf("GET %s: %d %q WWW-Authenticate %q, want 401 %q %q", tc.url, resp.StatusCode, body,
+				resp.Header.Get("WWW-Authenticate"), tc.body, challenge)
+		}
+	}
+}

@@ -70,8 +70,9 @@ func TestGateRefusalsAreAudited(t *testing.T) {
 		t.Fatalf("gate_refused lines %v, want 2", lines)
 	}
 	forged, scope := lines[0].ContextMap(), lines[1].ContextMap()
-	if forged["error"] != "invalid_token" || forged["sub"] != nil || forged["method"] != "GET" || forged["path"] != "/api" {
-		t.Errorf("forged token: %v, want invalid_token on GET /api without sub", forged)
+	if forged["error"] != "invalid_token" || forged["sub"] != nil || forged["method"] != "GET" || forged["path"] != "/api" ||
+		forged["remote_ip"] != "192.0.2.1" {
+		t.Errorf("forged token: %v, want invalid_token on GET /api from 192.0.2.1 without sub", forged)
 	}
 	if scope["error"] != "insufficient_scope" || scope["sub"] != "svc" {
 		t.Errorf("missing scope: %v, want insufficient_scope with sub svc", scope)
@@ -82,5 +83,26 @@ func TestGateRefusalsAreAudited(t *testing.T) {
 				t.Errorf("a line holds a token or a secret: %v", l)
 			}
 		}
+	}
+}
+
+// A flood of one bad token from one address is one audit line; stopping the app writes the count
+// of the rest, so a reload loses none.
+func TestGateRefusalFloodIsCountedUntilStop(t *testing.T) {
+	app, logs := provisionObserved(t)
+	b, readOnly := writeGate(t, app)
+	next := func(http.ResponseWriter, *http.Request) error { return nil }
+	for range 50 {
+		serveBearerAuth(b, "Bearer "+readOnly+"x", next)
+	}
+	if lines := auditLines(logs, "gate_refused"); len(lines) != 1 {
+		t.Fatalf("50 refusals wrote %d gate_refused lines, want 1", len(lines))
+	}
+	if err := app.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := auditLines(logs, "gate_refused_repeated")
+	if len(lines) != 1 || lines[0].ContextMap()["count"] != int64(49) || lines[0].ContextMap()["remote_ip"] != "192.0.2.1" {
+		t.Errorf("after Stop: gate_refused_repeated lines %v, want one counting 49 from 192.0.2.1", lines)
 	}
 }

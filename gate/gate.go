@@ -398,33 +398,54 @@ func joinScalars(list []any) (string, bool) {
 	return strings.Join(parts, ", "), true
 }
 
-// challenge is the RFC 6750 §3 WWW-Authenticate value for f.
+// challenge is the RFC 6750 §3 WWW-Authenticate value for f. Every refusal asks for it, a flood of
+// bad tokens included, so it is written into one buffer.
 func (g *Gate) challenge(f *Refusal) string {
-	params := make([]string, 0, 4)
+	var b strings.Builder
+	b.Grow(len("Bearer realm=\"\", error=\"insufficient_scope\"") + len(g.Realm))
+	b.WriteString("Bearer")
+	sep := " "
+	// param writes the separator and name=" of the next auth-param; the caller writes its value
+	// and the closing quote.
+	param := func(name string) {
+		b.WriteString(sep)
+		b.WriteString(name)
+		b.WriteString(`="`)
+		sep = ", "
+	}
 	if g.Realm != "" {
-		params = append(params, `realm="`+quotedString(g.Realm)+`"`)
+		param("realm")
+		writeQuoted(&b, g.Realm)
+		b.WriteByte('"')
 	}
 	if f.Code != "" {
-		params = append(params, `error="`+f.Code+`"`)
+		param("error")
+		b.WriteString(f.Code)
+		b.WriteByte('"')
 	}
 	// RFC 6750 §3: the scope attribute names what the resource needs; of several acceptable sets,
 	// the first, whole, so that a client asks for all of it at once (MCP's scope challenge
 	// handling). A protected resource names it on the bare 401 too, where a client learns it.
 	if len(g.Req.ScopeSets) > 0 && (f.Code == errInsufficientScope || g.Req.Resource != "" && f.Code == "") {
-		params = append(params, `scope="`+scopeChars(strings.Join(g.Req.ScopeSets[0], " "))+`"`)
+		param("scope")
+		for i, scope := range g.Req.ScopeSets[0] {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			writeScopeChars(&b, scope)
+		}
+		b.WriteByte('"')
 	}
 	// RFC 9728 §5.1: where the resource's metadata lives, built from its URI, never from the
 	// request's Host, which the client chose.
 	if g.Req.Resource != "" {
 		if where, err := resource.MetadataURL(g.Req.Resource); err == nil {
-			params = append(params, `resource_metadata="`+quotedString(where)+`"`)
+			param("resource_metadata")
+			writeQuoted(&b, where)
+			b.WriteByte('"')
 		}
 	}
-	challenge := "Bearer"
-	if len(params) > 0 {
-		challenge += " " + strings.Join(params, ", ")
-	}
-	return challenge
+	return b.String()
 }
 
 // write answers the refusal: the challenge, the status, and a short plain-text body that never
@@ -442,10 +463,9 @@ func (f *Refusal) write(w http.ResponseWriter) {
 	io.WriteString(w, text+"\n")
 }
 
-// quotedString makes s the content of an RFC 7230 §3.2.6 quoted-string: `"` and `\` escaped, control
-// characters (CR, LF) dropped.
-func quotedString(s string) string {
-	var b strings.Builder
+// writeQuoted writes s as the content of an RFC 7230 §3.2.6 quoted-string: `"` and `\` escaped,
+// control characters (CR, LF) dropped.
+func writeQuoted(b *strings.Builder, s string) {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c < 0x20 || c == 0x7f:
@@ -456,15 +476,14 @@ func quotedString(s string) string {
 			b.WriteByte(c)
 		}
 	}
-	return b.String()
 }
 
-// scopeChars keeps only what RFC 6750 §3 allows in the scope attribute: %x20-21 / %x23-5B / %x5D-7E.
-func scopeChars(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return -1
+// writeScopeChars writes only what RFC 6750 §3 allows of s in the scope attribute: %x20-21 /
+// %x23-5B / %x5D-7E. Every byte of a multi-byte UTF-8 character is above %x7E.
+func writeScopeChars(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+			b.WriteByte(c)
 		}
-		return r
-	}, s)
+	}
 }

@@ -504,6 +504,19 @@ func BenchmarkGateCachedHit(b *testing.B) {
 	}
 }
 
+// BenchmarkRefuseMalformed is the gate's part of the 401 for a token that is no JWT, which a flood
+// of bad tokens asks for on every request.
+func BenchmarkRefuseMalformed(b *testing.B) {
+	f := newFixture(b)
+	r := bearer("not.a.token")
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := statusOf(f.check(r)); got != http.StatusUnauthorized {
+			b.Fatalf("Check(not.a.token) = %d, want 401", got)
+		}
+	}
+}
+
 // Run with -race: requests, revocations and syncs at once.
 func TestCheckConcurrently(t *testing.T) {
 	f := newFixture(t)

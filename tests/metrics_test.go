@@ -276,3 +276,50 @@ next:
 	}
 	t.Errorf("no %s line with %v and %v in the audit trail", event, want, present)
 }
+
+// TestGateRefusalFloodIsSummarised: a flood of bad tokens from one address is one gate_refused line
+// and, once the minute ends (here: at a reload), one gate_refused_repeated line with the count of
+// the rest, while the metric counts every refusal and each is the same 401 with its challenge.
+// (The reload changes the configuration: Caddy ignores one that does not.)
+func TestGateRefusalFloodIsSummarised(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, metricsConfig("svc", "web"))
+	const flood = 400
+	// Behind the proxy the server trusts, each request names the attacker's address.
+	attacker := http.Header{"X-Forwarded-For": {"203.0.113.9"}}
+	before := scrape(t, c)
+	var first reply
+	for i := range flood {
+		r := send(t, c, request{method: http.MethodGet, path: "/api/flood", header: bearer("not.a.token", attacker)})
+		if i == 0 {
+			first = r
+		}
+		if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != first.header.Get("WWW-Authenticate") {
+			t.Fatalf("refusal %d: HTTP %d WWW-Authenticate %q, want 401 %q as the first", i, r.status, r.header.Get("WWW-Authenticate"),
+				first.header.Get("WWW-Authenticate"))
+		}
+	}
+	if want := `Bearer realm="` + c.Base + `", error="invalid_token"`; first.header.Get("WWW-Authenticate") != want {
+		t.Errorf("WWW-Authenticate = %q, want %q", first.header.Get("WWW-Authenticate"), want)
+	}
+	wantDeltas(t, "a flood", before, scrape(t, c), map[string]float64{`tokengate_gate_requests_total{result="invalid_token"}`: flood})
+
+	path := filepath.Join(c.dir, "data", "audit.log")
+	fromAttacker := func(event string) []map[string]any {
+		var lines []map[string]any
+		for _, ev := range auditEvents(t, path) {
+			if ev["event"] == event && ev["remote_ip"] == "203.0.113.9" {
+				lines = append(lines, ev)
+			}
+		}
+		return lines
+	}
+	if lines := fromAttacker("gate_refused"); len(lines) != 1 {
+		t.Fatalf("%d refusals wrote %d gate_refused lines, want 1: %v", flood, len(lines), lines)
+	}
+	c.Reload(t, metricsConfig("svc"))
+	repeated := fromAttacker("gate_refused_repeated")
+	if len(repeated) != 1 || repeated[0]["count"] != float64(flood-1) || repeated[0]["error"] != "invalid_token" {
+		t.Errorf("after the reload: gate_refused_repeated lines %v, want one counting %d invalid_token", repeated, flood-1)
+	}
+}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -370,10 +371,14 @@ func TestBearerAuth(t *testing.T) {
 			if up.Requests() != before {
 				t.Errorf("the upstream received a request bearer_auth refused")
 			}
-			// A refusal is a Caddy HTTP error; with no handle_errors, Caddy answers it with an
-			// empty body, as it does basic_auth's.
+			// With no handle_errors, a refusal is answered as Caddy answers basic_auth's: the
+			// status and the challenge, no body, and no other header.
 			if len(r.body) != 0 {
 				t.Errorf("GET %s: body %q, want none", tc.path, r.body)
+			}
+			if names := slices.Sorted(maps.Keys(r.header)); !slices.Equal(names, []string{"Content-Length", "Date", "Server", "Www-Authenticate"}) ||
+				r.header.Get("Content-Length") != "0" {
+				t.Errorf("GET %s: header %v, want Content-Length 0, Date, Server and WWW-Authenticate only", tc.path, r.header)
 			}
 		})
 	}

@@ -80,6 +80,9 @@ func (v *Verifier) VerifyAccessToken(raw string) (*Claims, error) {
 	if err := CheckCompact(raw, MaxTokenLen); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	if !headerIsObject(raw) {
+		return nil, errHeaderNotObject
+	}
 	keys := v.keys()
 	mc := jwt.MapClaims{}
 	var key *keyEntry
@@ -141,6 +144,40 @@ func CheckCompact(raw string, maxLen int) error {
 		return errors.New("not three non-empty segments")
 	}
 	return nil
+}
+
+// errHeaderNotObject is made once: garbage that looks like a JWS is what a flood of bad tokens
+// sends, and its refusal should cost no formatting.
+var errHeaderNotObject = fmt.Errorf("%w: the header is not a JSON object", ErrInvalidToken)
+
+// strictB64 decodes base64url as the parser does (RFC 7515 §2: no padding, no stray bits).
+var strictB64 = b64.Strict()
+
+// headerIsObject reports whether the first segment of raw, which CheckCompact passed, could be a
+// JOSE header: a JSON object (RFC 7515 §4), so its first byte after JSON whitespace is '{'. It
+// decodes no more than it must, three bytes at a time, and allocates nothing. What it refuses the
+// parser would refuse too, at the cost of building its errors; what it passes the parser checks
+// in full.
+func headerIsObject(raw string) bool {
+	seg, _, _ := strings.Cut(raw, ".")
+	var quad [4]byte
+	var out [3]byte
+	for len(seg) > 0 {
+		n := copy(quad[:], seg)
+		seg = seg[n:]
+		m, err := strictB64.Decode(out[:], quad[:n])
+		if err != nil {
+			return false
+		}
+		for _, c := range out[:m] {
+			switch c {
+			case ' ', '\t', '\n', '\r': // RFC 8259 §2: insignificant whitespace
+				continue
+			}
+			return c == '{'
+		}
+	}
+	return false
 }
 
 // VerifyIDTokenHint checks raw as an ID token signed by a key of this set for issuer, and returns

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"strings"
@@ -263,11 +264,59 @@ func TestVerifyRefusesMalformedBeforeDecoding(t *testing.T) {
 		strings.Repeat(".", 1<<20),
 		strings.Repeat("a", MaxTokenLen-3) + ".b.c",
 		"a.b.c=", "a.b.c d", "a.b.c\n", "a.b+/.c", "a.b.c\x00", "é.b.c", " " + valid, valid + " ",
+		// Three base64url segments whose header is no JSON object (RFC 7515 §4).
+		"not.a.token", replaceSegment(valid, 0, "null"), replaceSegment(valid, 0, " \n[{}]"), replaceSegment(valid, 0, `"{}"`),
+		replaceSegment(valid, 0, "      \t"), "e.b.c",
 	}
 	for _, raw := range cases {
 		if c, err := v.VerifyAccessToken(raw); err == nil || !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("VerifyAccessToken(%.40q) = %v, %v; want ErrInvalidToken", raw, c, err)
 		}
+	}
+}
+
+// The cheap look at the header refuses only what cannot be a JSON object: JSON may begin with
+// whitespace (RFC 8259 §2), and a token so signed still passes.
+func TestVerifyAcceptsWhitespaceBeforeTheHeader(t *testing.T) {
+	f := newFixture(t)
+	k := f.keys[ES256]
+	header, err := json.Marshal(validHeader(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := json.Marshal(validClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signingInput := b64.EncodeToString(append([]byte(" \r\n\t  "), header...)) + "." + b64.EncodeToString(claims)
+	sig, err := f.set().byID[k.ID].method.Sign(signingInput, k.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.v.VerifyAccessToken(signingInput + "." + b64.EncodeToString(sig)); err != nil {
+		t.Errorf("VerifyAccessToken(header after whitespace) = %v, want it valid", err)
+	}
+}
+
+func TestHeaderIsObject(t *testing.T) {
+	for header, want := range map[string]bool{
+		`{"alg":"ES256"}`: true,
+		"{":               true,
+		"\t\r\n {":        true,
+		"       {":        true, // whitespace across three decoded blocks
+		"    ":            false,
+		"[{}]":            false,
+		"null":            false,
+		"x{":              false,
+	} {
+		raw := b64.EncodeToString([]byte(header)) + ".b.c"
+		if got := headerIsObject(raw); got != want {
+			t.Errorf("headerIsObject(%q) = %t, want %t", header, got, want)
+		}
+	}
+	// Stray bits after the last byte: the parser's strict decoding refuses them, so it may too.
+	if headerIsObject("e1.b.c") {
+		t.Errorf(`headerIsObject("e1.b.c") = true, want false: "e1" has stray bits`)
 	}
 }
 

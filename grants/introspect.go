@@ -2,7 +2,6 @@ package grants
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -104,7 +103,7 @@ func (s *Server) activeAccessToken(token string) (*tokens.Claims, bool) {
 // introspectRefresh answers for a live refresh token of the caller's.
 func (s *Server) introspectRefresh(ctx context.Context, token string, visible func(string) bool) (*introspection, error) {
 	record, g, err := s.lookupRefresh(ctx, token)
-	if err != nil || record == nil || !visible(record.ClientID) || s.clientRevoked(record.ClientID, g.IssuedAt) {
+	if err != nil || record == nil || !visible(record.ClientID) || s.clientRevoked(record.ClientID, g.issuedAt(token)) {
 		return nil, err
 	}
 	// A refresh token the token endpoint would refuse is inactive (RFC 7662 §2.2).
@@ -117,7 +116,7 @@ func (s *Server) introspectRefresh(ctx context.Context, token string, visible fu
 	}
 	return &introspection{
 		Active: true, Scope: strings.Join(g.Scope, " "), ClientID: record.ClientID, Subject: g.Subject,
-		ExpiresAt: record.ExpiresAt.Unix(), IssuedAt: g.IssuedAt.Unix(), Issuer: s.cfg.Issuer,
+		ExpiresAt: record.ExpiresAt.Unix(), IssuedAt: g.issuedAt(token).Unix(), Issuer: s.cfg.Issuer,
 		Audience: s.audience(client), TokenType: "refresh_token",
 	}, nil
 }
@@ -135,8 +134,8 @@ func (s *Server) lookupRefresh(ctx context.Context, token string) (*store.Refres
 	case err != nil:
 		return nil, nil, err
 	}
-	var g grant
-	if err := json.Unmarshal(record.Grant, &g); err != nil {
+	g, err := s.grants.decode(record.Grant)
+	if err != nil {
 		return nil, nil, err
 	}
 	return &record, &g, nil

@@ -166,3 +166,29 @@ func TestRemovedClientTokensStayRevoked(t *testing.T) {
 	f.Advance(time.Second)
 	f.expectOK("a token issued after the client came back", f.refresh(f.login("offline_access api.read").str("refresh_token")))
 }
+
+// TestIntrospectedRefreshIssuedAt: a refresh token's iat is its own issue time, read from the
+// token, though a family's tokens all store their first token's grant unchanged; a token from
+// before tokens carried it answers with the time its grant holds.
+func TestIntrospectedRefreshIssuedAt(t *testing.T) {
+	f := newFixture(t)
+	first := f.login("openid offline_access api.read").str("refresh_token")
+	f.Advance(90 * time.Second)
+	second := f.refresh(first).str("refresh_token")
+	resp := f.introspect(second, app, "token_type_hint", "refresh_token")
+	if got, _ := resp.json["iat"].(float64); int64(got) != f.Now().Unix() {
+		t.Errorf("a rotated-to token: iat %v, want %d (%s)", resp.json["iat"], f.Now().Unix(), resp.raw)
+	}
+
+	_, record := oldFamilyToken(t, f)
+	issued := f.Now()
+	f.Advance(time.Minute)
+	legacy := randomToken()
+	if err := f.store.CreateRefreshToken(t.Context(), hashToken(legacy), record); err != nil {
+		t.Fatal(err)
+	}
+	resp = f.introspect(legacy, app, "token_type_hint", "refresh_token")
+	if got, _ := resp.json["iat"].(float64); int64(got) != issued.Unix() {
+		t.Errorf("a token without its issue time: iat %v, want its grant's %d (%s)", resp.json["iat"], issued.Unix(), resp.raw)
+	}
+}

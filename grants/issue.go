@@ -34,7 +34,9 @@ type grant struct {
 	// it whether the person still exists. Families from before it was recorded have none.
 	IdP      string    `json:"idp,omitempty"`
 	AuthTime time.Time `json:"auth_time,omitzero"`
-	// IssuedAt is when the refresh token holding this record was issued (introspection's iat).
+	// IssuedAt is when the refresh token holding this record was issued, in records written
+	// before a refresh token carried its issue time itself (see issuedAt). Nothing writes it now:
+	// a family's tokens share their grant byte for byte, and a refresh stores it unchanged.
 	IssuedAt time.Time `json:"iat,omitzero"`
 
 	// familyID names the grant (its refresh family, when it has one): its access tokens carry it as
@@ -103,31 +105,35 @@ func (s *Server) startFamily(ctx context.Context, req *tokenRequest, g *grant) (
 		g.familyID = randomToken()
 	}
 	g.familyExpires = req.now.Add(s.cfg.RefreshTokenTTL)
-	raw, record, err := newRefreshToken(req.client.ID, g, req.now)
+	payload, err := json.Marshal(g)
 	if err != nil {
 		return "", serverFault(err)
 	}
+	raw, record := newRefreshToken(req.client.ID, g, payload, req.now)
 	if err := s.cfg.Store.CreateRefreshToken(ctx, refreshKey(raw), record); err != nil {
 		return "", unavailable(err)
 	}
 	return raw, nil
 }
 
-// newRefreshToken makes a refresh token for g's family (see refresh_key.go). The whole family
-// expires together, so a family revocation that lasts until the family's end covers every token
-// of it.
-func newRefreshToken(clientID string, g *grant, now time.Time) (string, store.RefreshToken, error) {
-	g.IssuedAt = now
-	payload, err := json.Marshal(g)
-	if err != nil {
-		return "", store.RefreshToken{}, err
-	}
+// newRefreshToken makes a refresh token for g's family (see refresh_key.go), which stores g as
+// payload, its JSON. The whole family expires together, so a family revocation that lasts until
+// the family's end covers every token of it.
+func newRefreshToken(clientID string, g *grant, payload []byte, now time.Time) (string, store.RefreshToken) {
 	return newRefreshTokenValue(g.familyID, now), store.RefreshToken{
 		FamilyID:  g.familyID,
 		ClientID:  clientID,
 		ExpiresAt: g.familyExpires,
 		Grant:     payload,
-	}, nil
+	}
+}
+
+// issuedAt is when the refresh token raw, whose grant g is, was issued.
+func (g *grant) issuedAt(raw string) time.Time {
+	if t, ok := refreshIssuedAt(raw); ok {
+		return t
+	}
+	return g.IssuedAt
 }
 
 // mint signs the access token (and ID token) for g, narrowed to scope.

@@ -44,3 +44,15 @@ func refreshKey(raw string) string {
 	}
 	return hex.EncodeToString(b[:refreshPrefixLen]) + hashToken(raw)
 }
+
+// refreshIssuedAt is when the refresh token raw was issued, to the millisecond, read from its
+// prefix; false for a token without one (issued before it existed), whose grant records the time.
+func refreshIssuedAt(raw string) (time.Time, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) != refreshPrefixLen+refreshRandomLen {
+		return time.Time{}, false
+	}
+	var ms [8]byte
+	copy(ms[8-issuedAtLen:], b[familyDigestLen:refreshPrefixLen])
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(ms[:]))), true
+}

@@ -2,7 +2,6 @@ package grants
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -26,13 +25,13 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if record.ClientID != req.client.ID {
 		return nil, invalidRefreshToken()
 	}
-	var g grant
-	if err := json.Unmarshal(record.Grant, &g); err != nil {
+	g, err := s.grants.decode(record.Grant)
+	if err != nil {
 		return nil, serverFault(err)
 	}
 	// Removing a client revokes its tokens, and declaring it again does not revive them; removing
 	// the person from their identity provider ends their grants.
-	if s.clientRevoked(record.ClientID, g.IssuedAt) || s.personGone(req.client, &g) {
+	if s.clientRevoked(record.ClientID, g.issuedAt(presented)) || s.personGone(req.client, &g) {
 		return nil, invalidRefreshToken()
 	}
 	g.familyID, g.familyExpires = record.FamilyID, record.ExpiresAt
@@ -44,10 +43,8 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if g.audience, targetErr = s.refreshedResources(req, g.Resources); targetErr != nil {
 		return nil, targetErr
 	}
-	raw, next, err := newRefreshToken(req.client.ID, &g, req.now)
-	if err != nil {
-		return nil, serverFault(err)
-	}
+	// The grant goes on unchanged: the new token stores the very bytes the old one did.
+	raw, next := newRefreshToken(req.client.ID, &g, record.Grant, req.now)
 	if err := s.rotate(ctx, oldHash, refreshKey(raw), next); err != nil {
 		return nil, s.refreshLookupFailed(ctx, req.client, record.FamilyID, err)
 	}

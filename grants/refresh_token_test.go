@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -314,10 +315,13 @@ func TestRefreshOfATokenWithoutPrefix(t *testing.T) {
 // provider, and its record, without storing it.
 func oldFamilyToken(t *testing.T, f *fixture) (string, store.RefreshToken) {
 	t.Helper()
-	raw, record, err := newRefreshToken("app", &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true,
-		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}, f.Now())
+	// Grants were stored with the token's issue time then.
+	g := &grant{Subject: "alice", Scope: []string{"offline_access", "api.read"}, User: true, IssuedAt: f.Now(),
+		familyID: "old-family", familyExpires: f.Now().Add(time.Hour)}
+	payload, err := json.Marshal(g)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, record := newRefreshToken("app", g, payload, f.Now())
 	return raw, record
 }

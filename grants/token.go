@@ -153,7 +153,9 @@ type Store interface {
 
 // Server serves the endpoints a client authenticates to: token, introspection, revocation.
 type Server struct {
-	cfg     Config
+	cfg Config
+	// grants decodes the grants of refresh tokens.
+	grants  grantMemo
 	clients map[string]*Client
 	idps    map[string]identity.Provider
 	// external names the External identity providers.

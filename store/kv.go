@@ -46,7 +46,9 @@ type kvTx interface {
 
 // kvEngine runs transactions of an embedded engine.
 type kvEngine interface {
-	// view runs fn in a transaction that only reads.
+	// view runs fn in a transaction that only reads. Its reads need not all see one instant
+	// (pebble's do not): what a view decides, a write transaction decides again before it
+	// changes anything, and a scan sees one state throughout.
 	view(fn func(kvTx) error) error
 	// update runs fn in a write transaction and, when fn succeeds, commits it: what it wrote is
 	// visible to the transactions after it at once, and durable (fsynced) once durable returns nil.

@@ -14,7 +14,11 @@ const (
 	refusalInterval = time.Minute
 	// maxRefusalKinds bounds the kinds counted in one interval: an attacker rotating addresses
 	// (an IPv6 prefix holds billions) must grow neither memory nor the log without bound. A
-	// refusal of a kind the full table cannot take is counted in total, not written.
+	// refusal of a kind the full table cannot take is counted in total, not written. The bound
+	// holds apart for refusals of tokens that verified (they name a subject) and for the rest, so
+	// that garbage from rotating addresses, which anyone can send, cannot crowd out the refusals
+	// of real tokens (revoked, for another audience, without the scope), which only a holder of
+	// one of our tokens can cause, and then under that token's subject.
 	maxRefusalKinds = 256
 )
 
@@ -39,6 +43,8 @@ type refusalCounts struct {
 	// repeats holds the kinds written in this interval, each with how many refusals of that kind
 	// came after.
 	repeats map[refusalKind]int
+	// kinds counts the kinds in repeats without a subject ([0]) and with one ([1]), each bounded by max.
+	kinds [2]int
 	// untracked counts the refusals of kinds the full table could not take.
 	untracked int
 	// cancel stops the pending end of the interval; nil when none has begun.
@@ -66,10 +72,15 @@ func (c *refusalCounts) note(k refusalKind) bool {
 		c.repeats[k] = n + 1
 		return false
 	}
-	if len(c.repeats) >= c.max {
+	class := 0
+	if k.sub != "" {
+		class = 1
+	}
+	if c.kinds[class] >= c.max {
 		c.untracked++
 		return false
 	}
+	c.kinds[class]++
 	c.repeats[k] = 0
 	return true
 }
@@ -93,6 +104,7 @@ func (c *refusalCounts) take() (repeats map[refusalKind]int, untracked int) {
 	}
 	// A fresh table: clearing would keep the old one's buckets, sized by the busiest interval.
 	c.repeats = map[refusalKind]int{}
+	c.kinds = [2]int{}
 	untracked, c.untracked = c.untracked, 0
 	return repeats, untracked
 }

@@ -154,6 +154,28 @@ func TestGateRefusalTableIsBounded(t *testing.T) {
 	}
 }
 
+// Garbage from rotating addresses fills only its own part of the table: a refused token that
+// verified (here a revoked one) is still written, and vice versa.
+func TestGateRefusalGarbageCannotHideRealTokens(t *testing.T) {
+	const max = 16
+	tr, _, logs := countedTrail(max)
+	for i := range 10 * max {
+		tr.GateRefused(GateRefusal{Code: "invalid_token", RemoteIP: fmt.Sprintf("2001:db8::%x", i)})
+	}
+	revoked := GateRefusal{Code: "invalid_token", RemoteIP: "198.51.100.9", Subject: "alice"}
+	tr.GateRefused(revoked)
+	got := events(logs, "gate_refused")
+	if len(got) != max+1 || got[max]["sub"] != "alice" || got[max]["remote_ip"] != "198.51.100.9" {
+		t.Fatalf("after a flood of garbage, a revoked token's refusal was not written: %d lines, last %v", len(got), got[len(got)-1])
+	}
+	for i := range 10 * max {
+		tr.GateRefused(GateRefusal{Code: "invalid_token", RemoteIP: fmt.Sprintf("2001:db8::1:%x", i), Subject: fmt.Sprintf("user%d", i)})
+	}
+	if n := len(tr.refusals.repeats); n != 2*max {
+		t.Errorf("the table holds %d kinds, want at most %d", n, 2*max)
+	}
+}
+
 // Outside tests the interval ends by itself.
 func TestGateRefusalIntervalEnds(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/tokengate/tokengate/internal/cputime"
 	"github.com/tokengate/tokengate/internal/testclock"
 	"path/filepath"
 	"reflect"
@@ -12,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -698,7 +698,7 @@ var benchGrant = []byte(`{"sub":"alice","client_id":"bench","scope":["api","offl
 func benchmarkRotate(b *testing.B, s Store) {
 	var chains atomic.Int64
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-	cpuBefore := processCPU(b)
+	cpuBefore := cputime.Process(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		chain := chains.Add(1)
@@ -731,16 +731,5 @@ func benchmarkRotate(b *testing.B, s Store) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rotations/s")
-	// The CPU the process spent, the engine's background work included, is what a refresh costs
-	// a server whose cores are busy; it varies less than the rate on a shared machine.
-	b.ReportMetric(float64((processCPU(b)-cpuBefore).Nanoseconds())/float64(b.N), "cpu-ns/op")
-}
-
-// processCPU is the CPU time the process has used so far, user and system.
-func processCPU(b *testing.B) time.Duration {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+	cputime.Report(b, cpuBefore)
 }

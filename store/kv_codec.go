@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -29,6 +30,9 @@ func (r refreshRecord) AppendBinary(b []byte) ([]byte, error) {
 	if r.Rotated {
 		flags |= flagRotated
 	}
+	// One allocation for the record: version and flags 2 bytes, RotatedBy at most 10, the time 15,
+	// and each of the four lengths 5.
+	b = slices.Grow(b, 2+10+10+5+4*5+len(r.FamilyID)+len(r.ClientID)+len(r.Successor)+len(r.Grant))
 	b = append(b, recordV1, flags)
 	b = binary.AppendUvarint(b, r.RotatedBy)
 	b = appendTime(b, r.ExpiresAt)
@@ -60,6 +64,7 @@ func (f family) AppendBinary(b []byte) ([]byte, error) {
 	if f.Dead {
 		flags |= flagDead
 	}
+	b = slices.Grow(b, 2+2*(10+5))
 	b = append(b, recordV1, flags)
 	b = appendTime(b, f.Expires)
 	return appendTime(b, f.DeadUntil), nil

@@ -71,6 +71,21 @@ func needCommand(t *testing.T, name string) string {
 	return path
 }
 
+// needNodePackage returns the path of node once the npm package at path (below tests/) named what
+// is installed, as needCommand does for a program: make -f xcaddy.mk test installs them from
+// tests/node/package-lock.json.
+func needNodePackage(t *testing.T, path, what string) string {
+	t.Helper()
+	node := needCommand(t, "node")
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (make -f xcaddy.mk test runs `npm ci --prefix tests/node`): %v", what, err)
+		}
+		t.Skipf("%s is not installed; run `npm ci --prefix tests/node`: %v", what, err)
+	}
+	return node
+}
+
 // chromiumPath is Debian's Chromium, which .ci/run installs.
 const chromiumPath = "/usr/bin/chromium"
 

@@ -40,13 +40,7 @@ var conformanceCaddyfile = strings.Replace(cimdCaddyfile, "\t\tusers staff {", `
 // plays the person). Every check must pass.
 func TestMCPConformanceAuthorizationServer(t *testing.T) {
 	t.Parallel()
-	node := needCommand(t, "node")
-	if _, err := os.Stat(conformanceSuite); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the MCP conformance suite is not installed (make -f xcaddy.mk test runs `npm ci --prefix tests/node`): %v", err)
-		}
-		t.Skipf("the MCP conformance suite is not installed; run `npm ci --prefix tests/node`: %v", err)
-	}
+	node := needNodePackage(t, conformanceSuite, "the MCP conformance suite")
 	// The suite takes the callback on http://127.0.0.1:<port>/callback.
 	port := freePort(t)
 	callback := "http://127.0.0.1:" + port

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -34,13 +33,7 @@ type sdkRun struct {
 // signed in.
 func TestMCPSDKClient(t *testing.T) {
 	t.Parallel()
-	node := needCommand(t, "node")
-	if _, err := os.Stat(mcpSDK); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the MCP SDK is not installed (make -f xcaddy.mk test runs `npm ci --prefix tests/node`): %v", err)
-		}
-		t.Skipf("the MCP SDK is not installed; run `npm ci --prefix tests/node`: %v", err)
-	}
+	node := needNodePackage(t, mcpSDK, "the MCP SDK")
 	mcpServer := startMCPServer(t, node)
 	docs := startDocServer(t)
 	const redirectURI = "http://127.0.0.1:53682/callback"

@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"testing"
 )
@@ -14,13 +13,7 @@ import (
 // redirect.
 func TestOpenIDClientCodeFlow(t *testing.T) {
 	t.Parallel()
-	node := needCommand(t, "node")
-	if _, err := os.Stat("node/node_modules/openid-client"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("openid-client is not installed (make -f xcaddy.mk test runs `npm ci --prefix tests/node`): %v", err)
-		}
-		t.Skipf("openid-client is not installed; run `npm ci --prefix tests/node`: %v", err)
-	}
+	node := needNodePackage(t, "node/node_modules/openid-client", "openid-client")
 	const rp = "https://rp.example"
 	c := startSignInCaddy(t, rp)
 	cmd := exec.CommandContext(testContext(t), node, "node/codeflow.mjs", c.Base, "rp", "rp-secret", rp+"/callback", "alice", alicePassword)

@@ -102,9 +102,14 @@ func (s *Server) activeAccessToken(token string) (*tokens.Claims, bool) {
 
 // introspectRefresh answers for a live refresh token of the caller's.
 func (s *Server) introspectRefresh(ctx context.Context, token string, visible func(string) bool) (*introspection, error) {
-	record, g, err := s.lookupRefresh(ctx, token)
-	if err != nil || record == nil || !visible(record.ClientID) || s.clientRevoked(record.ClientID, g.issuedAt(token)) {
+	key, tokenIssuedAt := parseRefreshToken(token)
+	record, g, err := s.lookupRefresh(ctx, key)
+	if err != nil || record == nil || !visible(record.ClientID) {
 		return nil, err
+	}
+	issuedAt := g.issuedAt(tokenIssuedAt)
+	if s.clientRevoked(record.ClientID, issuedAt) {
+		return nil, nil
 	}
 	// A refresh token the token endpoint would refuse is inactive (RFC 7662 §2.2).
 	client, err := s.resolveClient(ctx, record.ClientID)
@@ -116,15 +121,15 @@ func (s *Server) introspectRefresh(ctx context.Context, token string, visible fu
 	}
 	return &introspection{
 		Active: true, Scope: strings.Join(g.Scope, " "), ClientID: record.ClientID, Subject: g.Subject,
-		ExpiresAt: record.ExpiresAt.Unix(), IssuedAt: g.issuedAt(token).Unix(), Issuer: s.cfg.Issuer,
+		ExpiresAt: record.ExpiresAt.Unix(), IssuedAt: issuedAt.Unix(), Issuer: s.cfg.Issuer,
 		Audience: s.audience(client), TokenType: "refresh_token",
 	}, nil
 }
 
-// lookupRefresh returns the live refresh token and its grant, nil when there is none (unknown,
-// expired, revoked, reused), or a store fault.
-func (s *Server) lookupRefresh(ctx context.Context, token string) (*store.RefreshToken, *grant, error) {
-	record, err := s.cfg.Store.RefreshToken(ctx, refreshKey(token))
+// lookupRefresh returns the live refresh token stored under key and its grant, nil when there is
+// none (unknown, expired, revoked, reused), or a store fault.
+func (s *Server) lookupRefresh(ctx context.Context, key string) (*store.RefreshToken, *grant, error) {
+	record, err := s.cfg.Store.RefreshToken(ctx, key)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		s.revokedNow(ctx)

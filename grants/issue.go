@@ -128,10 +128,11 @@ func newRefreshToken(clientID string, g *grant, payload []byte, now time.Time) (
 	}
 }
 
-// issuedAt is when the refresh token raw, whose grant g is, was issued.
-func (g *grant) issuedAt(raw string) time.Time {
-	if t, ok := refreshIssuedAt(raw); ok {
-		return t
+// issuedAt is when a refresh token whose grant g is was issued: tokenIssuedAt, what the token
+// says (parseRefreshToken), or else what g recorded.
+func (g *grant) issuedAt(tokenIssuedAt time.Time) time.Time {
+	if !tokenIssuedAt.IsZero() {
+		return tokenIssuedAt
 	}
 	return g.IssuedAt
 }

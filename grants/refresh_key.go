@@ -34,25 +34,23 @@ func newRefreshTokenValue(familyID string, now time.Time) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// refreshKey is the key the refresh token raw is stored under: its prefix in hex (which sorts as
-// the bytes do) and its hash, so the store never sees the token itself. A token without the
-// prefix (issued before it existed, or made up) is keyed by its hash alone.
+// refreshKey is the key the refresh token raw is stored under (see parseRefreshToken).
 func refreshKey(raw string) string {
-	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil || len(b) != refreshPrefixLen+refreshRandomLen {
-		return hashToken(raw)
-	}
-	return hex.EncodeToString(b[:refreshPrefixLen]) + hashToken(raw)
+	key, _ := parseRefreshToken(raw)
+	return key
 }
 
-// refreshIssuedAt is when the refresh token raw was issued, to the millisecond, read from its
-// prefix; false for a token without one (issued before it existed), whose grant records the time.
-func refreshIssuedAt(raw string) (time.Time, bool) {
+// parseRefreshToken reads the refresh token raw once for what it says of itself: key, the key it
+// is stored under, its prefix in hex (which sorts as the bytes do) and its hash, so the store
+// never sees the token itself; and issuedAt, when it was issued, to the millisecond. A token
+// without the prefix (issued before it existed, or made up) is keyed by its hash alone, and its
+// issuedAt is zero: its grant records the time.
+func parseRefreshToken(raw string) (key string, issuedAt time.Time) {
 	b, err := base64.RawURLEncoding.DecodeString(raw)
 	if err != nil || len(b) != refreshPrefixLen+refreshRandomLen {
-		return time.Time{}, false
+		return hashToken(raw), time.Time{}
 	}
 	var ms [8]byte
 	copy(ms[8-issuedAtLen:], b[familyDigestLen:refreshPrefixLen])
-	return time.UnixMilli(int64(binary.BigEndian.Uint64(ms[:]))), true
+	return hex.EncodeToString(b[:refreshPrefixLen]) + hashToken(raw), time.UnixMilli(int64(binary.BigEndian.Uint64(ms[:])))
 }

@@ -50,3 +50,14 @@ func TestRefreshKeyOfATokenWithoutPrefix(t *testing.T) {
 		t.Fatalf("refreshKey(%q) = %q, want its hash %q", old, got, want)
 	}
 }
+
+// A refresh token says when it was issued, to the millisecond; one without the prefix says nothing.
+func TestRefreshTokenIssuedAt(t *testing.T) {
+	issued := time.Date(2026, 12, 3, 12, 0, 0, 123456789, time.UTC)
+	if _, got := parseRefreshToken(newRefreshTokenValue("family", issued)); !got.Equal(issued.Truncate(time.Millisecond)) {
+		t.Errorf("issued at %v, read back %v", issued, got)
+	}
+	if _, got := parseRefreshToken(randomToken()); !got.IsZero() {
+		t.Errorf("a token without the prefix says it was issued at %v", got)
+	}
+}

@@ -16,7 +16,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	if !ok {
 		return nil, errorf(CodeInvalidRequest, "refresh_token is missing")
 	}
-	oldHash := refreshKey(presented)
+	oldHash, issuedAt := parseRefreshToken(presented)
 	record, err := s.cfg.Store.RefreshToken(ctx, oldHash)
 	if err != nil {
 		return nil, s.refreshLookupFailed(ctx, req.client, record.FamilyID, err)
@@ -31,7 +31,7 @@ func (s *Server) refreshToken(ctx context.Context, req *tokenRequest) (*tokenRes
 	}
 	// Removing a client revokes its tokens, and declaring it again does not revive them; removing
 	// the person from their identity provider ends their grants.
-	if s.clientRevoked(record.ClientID, g.issuedAt(presented)) || s.personGone(req.client, &g) {
+	if s.clientRevoked(record.ClientID, g.issuedAt(issuedAt)) || s.personGone(req.client, &g) {
 		return nil, invalidRefreshToken()
 	}
 	g.familyID, g.familyExpires = record.FamilyID, record.ExpiresAt

@@ -68,7 +68,7 @@ func (s *Server) revocationFor(ctx context.Context, token string, client *Client
 		}
 		return &store.Revocation{Kind: store.RevokedToken, ID: c.JTI, Until: c.ExpiresAt}, nil
 	}
-	record, _, err := s.lookupRefresh(ctx, token)
+	record, _, err := s.lookupRefresh(ctx, refreshKey(token))
 	if err != nil || record == nil || record.ClientID != client.ID {
 		return nil, err
 	}

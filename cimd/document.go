@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"net/url"
-	"slices"
 
 	"github.com/tokengate/tokengate/grants"
 )
@@ -47,16 +46,12 @@ func (r *Resolver) client(u *url.URL, id string, body []byte) (*grants.Client, *
 			return nil, refused("the client metadata document's redirect_uris: "+err.Error(), nil)
 		}
 	}
-	grantNames := []string{"authorization_code"}
-	if len(doc.GrantTypes) > 0 {
-		grantNames = slices.Compact(slices.Sorted(slices.Values(doc.GrantTypes)))
-	}
 	return &grants.Client{
 		ID:           id,
 		Dynamic:      true,
 		Public:       true,
 		DisplayName:  cmp.Or(doc.ClientName, u.Hostname()),
-		Grants:       grantNames,
+		Grants:       grants.DynamicClientGrants(doc.GrantTypes),
 		Scopes:       r.scopes(),
 		RedirectURIs: doc.RedirectURIs,
 	}, nil

@@ -74,6 +74,16 @@ func CheckDynamicFlows(grantTypes, responseTypes []string) error {
 	return nil
 }
 
+// DynamicClientGrants is the grants of a dynamic client whose grant_types, which
+// CheckDynamicFlows accepted, are grantTypes: the authorization code grant when it names none
+// (RFC 7591 §2).
+func DynamicClientGrants(grantTypes []string) []string {
+	if len(grantTypes) == 0 {
+		return []string{"authorization_code"}
+	}
+	return slices.Compact(slices.Sorted(slices.Values(grantTypes)))
+}
+
 // CheckDynamicRedirectURI accepts a redirect URI a dynamic client may name: https; http only on a
 // loopback host (RFC 8252 §7.3); or a private-use scheme holding a "." (RFC 8252 §7.1, a reversed
 // domain name); never with a fragment (RFC 6749 §3.1.2), and never a javascript: or data: URI.

@@ -1,6 +1,9 @@
 package grants
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestRedirectsTo(t *testing.T) {
 	dynamic := &Client{Dynamic: true, RedirectURIs: []string{"http://127.0.0.1/callback", "http://[::1]:3000/cb?x=1",
@@ -83,6 +86,19 @@ func TestCheckDynamicFlows(t *testing.T) {
 	} {
 		if err := CheckDynamicFlows(tc.grants, tc.responses); (err == nil) != tc.ok {
 			t.Errorf("CheckDynamicFlows(%q, %q) = %v, want ok %v", tc.grants, tc.responses, err, tc.ok)
+		}
+	}
+}
+
+// A dynamic client that names no grant_types gets the authorization code grant (RFC 7591 §2);
+// the ones it names, once each.
+func TestDynamicClientGrants(t *testing.T) {
+	for _, tc := range []struct{ named, want []string }{
+		{nil, []string{"authorization_code"}},
+		{[]string{"refresh_token", "authorization_code", "refresh_token"}, []string{"authorization_code", "refresh_token"}},
+	} {
+		if got := DynamicClientGrants(tc.named); !slices.Equal(got, tc.want) {
+			t.Errorf("DynamicClientGrants(%q) = %q, want %q", tc.named, got, tc.want)
 		}
 	}
 }

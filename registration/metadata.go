@@ -94,7 +94,7 @@ func (m *metadata) response(secret string) any {
 // names.
 func (m *metadata) client(allowed []string) (*grants.Client, error) {
 	c := &grants.Client{ID: m.ClientID, Dynamic: true, Public: m.AuthMethod == grants.AuthNone, DisplayName: m.ClientName,
-		Grants: slices.Compact(slices.Sorted(slices.Values(m.GrantTypes))), Scopes: allowed, RedirectURIs: m.RedirectURIs}
+		Grants: grants.DynamicClientGrants(m.GrantTypes), Scopes: allowed, RedirectURIs: m.RedirectURIs}
 	if m.Scope != "" {
 		c.Scopes = strings.Fields(m.Scope)
 	}

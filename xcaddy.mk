@@ -24,7 +24,8 @@ UNIT_TIMEOUT ?= 8m
 E2E_TIMEOUT ?= 6m
 FUZZTIME ?= 60s
 BENCHTIME ?= 5s
-# The embedded store the bench keeps its state in: bolt or pebble.
+# Where the bench keeps its state: pebble, bolt, or memory (nothing durable: what a store that cost
+# nothing would reach).
 BENCHSTORE ?= pebble
 
 # The race detector needs cgo (a C compiler); without one the unit tests still run, unraced.

@@ -37,14 +37,22 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each run of a scenario lasts")
 	workers := flag.Int("workers", 32, "concurrent connections")
 	only := flag.String("only", "", "run just this scenario (respond proxy gate cc refresh malformed) and print its rate, e.g. to profile Caddy through its admin endpoint meanwhile")
-	storeBackend := flag.String("store", "pebble", "the embedded store Caddy keeps its state in: pebble (the default store) or bolt")
+	storeBackend := flag.String("store", "pebble", "where Caddy keeps its state: pebble (the default store), bolt, or memory, which writes nothing durably and so bounds what a durable store could reach")
 	flag.Parse()
-	if *storeBackend != "bolt" && *storeBackend != "pebble" {
-		log.Fatalf("-store %q: want bolt or pebble", *storeBackend)
+	if *storeBackend != "bolt" && *storeBackend != "pebble" && *storeBackend != "memory" {
+		log.Fatalf("-store %q: want pebble, bolt or memory", *storeBackend)
 	}
 	if err := run(*caddyBin, *duration, *workers, *only, *storeBackend); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// storeDirective is the arguments of the store directive for backend, its files under dir.
+func storeDirective(backend, dir string) string {
+	if backend == "memory" {
+		return backend
+	}
+	return backend + " " + dir + "/" + backend
 }
 
 // scenario is one kind of request, repeated by every worker.
@@ -86,7 +94,7 @@ func run(caddyBin string, duration time.Duration, workers int, only, storeBacken
 	storage file_system %[5]s/caddy
 	tokengate {
 		issuer %[4]s
-		store %[8]s %[5]s/%[8]s
+		store %[8]s
 		code_ttl 10m
 		client bench {
 			secret %[6]s
@@ -116,7 +124,7 @@ http://127.0.0.1:%[1]d {
 http://127.0.0.1:%[2]d {
 	respond "upstream"
 }
-`, front, upstream, admin, base, dir, secretHash, passwordHash, storeBackend)
+`, front, upstream, admin, base, dir, secretHash, passwordHash, storeDirective(storeBackend, dir))
 	caddy, err := caddyproc.Start(caddyBin, dir, caddyfile, base+"/respond")
 	if err != nil {
 		return err
@@ -337,13 +345,14 @@ func (p *codePool) codeFrom(resp *http.Response, err error) (string, error) {
 	return location.Query().Get("code"), nil
 }
 
-// measure runs s on every worker for d and returns successful requests per second. Any failed
-// request ends the run with an error: a rate of wrong answers measures nothing.
 // measured is one run of a scenario: its rate, and the CPU Caddy spent per request meanwhile.
 type measured struct {
 	rate          float64
 	cpuPerRequest time.Duration
 }
+
+// measure runs s on every worker for d and returns successful requests per second. Any failed
+// request ends the run with an error: a rate of wrong answers measures nothing.
 
 func measure(caddy *caddyproc.Caddy, client *http.Client, s scenario, workers int, d time.Duration) (measured, error) {
 	states := make([]any, workers)

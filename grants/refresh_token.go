@@ -94,21 +94,32 @@ const rotationRetryFor = 4 * time.Second
 // succeeds in either case, so it is repeated while the store recovers, and the client's token is
 // not used up by an answer it never got.
 func (s *Server) rotate(ctx context.Context, oldHash, newHash string, next store.RefreshToken) error {
-	ctx, cancel := context.WithTimeout(ctx, rotationRetryFor)
+	giveUp := time.Now().Add(rotationRetryFor)
+	// The first attempt runs under the request's context, bounded by the store's own timeouts: a
+	// context with a deadline of its own would cost every refresh a timer.
+	err := s.cfg.Store.RotateRefreshToken(ctx, oldHash, newHash, next)
+	if rotationSettled(err) {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(ctx, giveUp)
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for {
-		err := s.cfg.Store.RotateRefreshToken(ctx, oldHash, newHash, next)
-		if err == nil || errors.Is(err, store.ErrReused) || errors.Is(err, store.ErrNotFound) {
-			return err
-		}
 		select {
 		case <-ctx.Done():
 			return err
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
+		if err = s.cfg.Store.RotateRefreshToken(ctx, oldHash, newHash, next); rotationSettled(err) {
+			return err
+		}
 	}
+}
+
+// rotationSettled reports whether a rotation's outcome, err, is known: done, or refused.
+func rotationSettled(err error) bool {
+	return err == nil || errors.Is(err, store.ErrReused) || errors.Is(err, store.ErrNotFound)
 }
 
 // refreshLookupFailed answers a refresh token of client's family gid the store would not hand over.

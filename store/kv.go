@@ -34,6 +34,8 @@ var (
 type kvTx interface {
 	// get returns the value under key, nil when there is none. It is valid until the transaction ends.
 	get(bucket, key []byte) ([]byte, error)
+	// put stores value under key. The transaction keeps value as it is, without a copy: the
+	// caller hands it over and never changes it afterwards.
 	put(bucket, key, value []byte) error
 	delete(bucket, key []byte) error
 	// scan calls fn with each record of bucket, in key order, from the first key at or after from,

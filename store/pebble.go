@@ -224,7 +224,6 @@ func (t *pebbleWrite) put(bucket, key, value []byte) error {
 }
 
 func (t *pebbleWrite) set(key, value []byte) error {
-	value = bytes.Clone(value)
 	t.wrote[string(key)] = value
 	return t.b.Set(key, value, nil)
 }

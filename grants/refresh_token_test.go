@@ -325,3 +325,46 @@ func oldFamilyToken(t *testing.T, f *fixture) (string, store.RefreshToken) {
 	raw, record := newRefreshToken("app", g, payload, f.Now())
 	return raw, record
 }
+
+// downStore is a store whose rotations fail, as a Redis that is away does, while down is set.
+type downStore struct {
+	*store.Memory
+	down     atomic.Bool
+	attempts atomic.Int32
+}
+
+func (s *downStore) RotateRefreshToken(ctx context.Context, oldHash, newHash string, next store.RefreshToken) error {
+	if s.down.Load() {
+		s.attempts.Add(1)
+		return errors.New("redis: dial tcp: connection refused")
+	}
+	return s.Memory.RotateRefreshToken(ctx, oldHash, newHash, next)
+}
+
+// A rotation the store keeps failing is retried, then answered 503 temporarily_unavailable once
+// rotationRetryFor has passed, counted from the first attempt; the token is not used up.
+func TestRefreshGivesUpOnAStoreThatStaysDown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	token := f.login("offline_access api.read").str("refresh_token")
+	cfg := f.srv.cfg
+	failing := &downStore{Memory: f.store}
+	failing.down.Store(true)
+	cfg.Store = failing
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	start := time.Now()
+	f.expectError("a refresh while the store is down", f.refresh(token), http.StatusServiceUnavailable, "temporarily_unavailable")
+	took := time.Since(start)
+	if took < rotationRetryFor || took > rotationRetryFor+2*time.Second {
+		t.Errorf("answered after %v, want just after %v", took, rotationRetryFor)
+	}
+	if n := failing.attempts.Load(); n < 2 {
+		t.Errorf("%d attempts, want the rotation retried", n)
+	}
+	failing.down.Store(false)
+	f.expectOK("the same token once the store is back", f.refresh(token))
+}

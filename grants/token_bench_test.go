@@ -24,7 +24,6 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		{"refresh_token", "refresh_token", "pebble"},
 		{"refresh_token_on_memory", "refresh_token", "memory"},
 	} {
-		grantType := run.grantType
 		b.Run(run.name, func(b *testing.B) {
 			f := newFixture(b, func(f *fixture, cfg *Config) {
 				if run.store == "memory" {
@@ -51,7 +50,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 				token := <-tokens
 				for pb.Next() {
 					body := "grant_type=client_credentials"
-					if grantType == "refresh_token" {
+					if run.grantType == "refresh_token" {
 						body = "grant_type=refresh_token&refresh_token=" + token
 					}
 					r := httptest.NewRequest(http.MethodPost, "/connect/token", strings.NewReader(body))
@@ -63,7 +62,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 						b.Errorf("HTTP %d %s", w.Code, w.Body)
 						return
 					}
-					if grantType == "refresh_token" {
+					if run.grantType == "refresh_token" {
 						var resp struct {
 							RefreshToken string `json:"refresh_token"`
 						}

@@ -353,7 +353,6 @@ type measured struct {
 
 // measure runs s on every worker for d and returns successful requests per second. Any failed
 // request ends the run with an error: a rate of wrong answers measures nothing.
-
 func measure(caddy *caddyproc.Caddy, client *http.Client, s scenario, workers int, d time.Duration) (measured, error) {
 	states := make([]any, workers)
 	if s.setup != nil {

@@ -117,9 +117,11 @@ func (s *Server) rotate(ctx context.Context, oldHash, newHash string, next store
 	}
 }
 
-// rotationSettled reports whether a rotation's outcome, err, is known: done, or refused.
+// rotationSettled reports whether a rotation's outcome, err, is known: done, refused, or not
+// written at all by a store that will not write for now (ErrWriteRefused), which a retry within
+// rotationRetryFor would only wait out.
 func rotationSettled(err error) bool {
-	return err == nil || errors.Is(err, store.ErrReused) || errors.Is(err, store.ErrNotFound)
+	return err == nil || errors.Is(err, store.ErrReused) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrWriteRefused)
 }
 
 // refreshLookupFailed answers a refresh token of client's family gid the store would not hand over.

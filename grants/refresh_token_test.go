@@ -1,9 +1,11 @@
 package grants
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -326,17 +328,19 @@ func oldFamilyToken(t *testing.T, f *fixture) (string, store.RefreshToken) {
 	return raw, record
 }
 
-// downStore is a store whose rotations fail, as a Redis that is away does, while down is set.
+// downStore is a store whose rotations fail while down is set: with fault, or as a Redis that is
+// away does.
 type downStore struct {
 	*store.Memory
 	down     atomic.Bool
+	fault    error
 	attempts atomic.Int32
 }
 
 func (s *downStore) RotateRefreshToken(ctx context.Context, oldHash, newHash string, next store.RefreshToken) error {
 	if s.down.Load() {
 		s.attempts.Add(1)
-		return errors.New("redis: dial tcp: connection refused")
+		return cmp.Or(s.fault, errors.New("redis: dial tcp: connection refused"))
 	}
 	return s.Memory.RotateRefreshToken(ctx, oldHash, newHash, next)
 }
@@ -367,4 +371,27 @@ func TestRefreshGivesUpOnAStoreThatStaysDown(t *testing.T) {
 	}
 	failing.down.Store(false)
 	f.expectOK("the same token once the store is back", f.refresh(token))
+}
+
+// A rotation the store refused without writing it (a disk nearly full) is answered 503 at once:
+// its outcome is known, and retrying would only keep the client waiting.
+func TestRefreshAnswersARefusedWriteAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	token := f.login("offline_access api.read").str("refresh_token")
+	cfg := f.srv.cfg
+	refusing := &downStore{Memory: f.store, fault: fmt.Errorf("%w: the disk is nearly full", store.ErrWriteRefused)}
+	refusing.down.Store(true)
+	cfg.Store = refusing
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	f.expectError("a refresh the store refuses to write", f.refresh(token), http.StatusServiceUnavailable, "temporarily_unavailable")
+	if n := refusing.attempts.Load(); n != 1 {
+		t.Errorf("%d attempts, want the refused rotation not retried", n)
+	}
+	refusing.down.Store(false)
+	f.expectOK("the same token once the store writes again", f.refresh(token))
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -54,7 +55,7 @@ func copyBolt(boltFile, dir string) error {
 		return err
 	}
 	defer src.Close()
-	dst, err := openPebbleDB(dir)
+	dst, err := openPebbleDB(dir, vfs.Default)
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // pebbleCache is the size of pebble's block cache: the live records of a busy server (a refresh
@@ -28,6 +30,13 @@ const pebbleMemTable = 32 << 20
 // fsync falls by a fifth (BenchmarkPebbleRotate, cpu-ns/op). Every commit still waits for its
 // fsync before it is answered.
 const walSyncSpacing = 500 * time.Microsecond
+
+// pebbleReserve is the free space the store leaves on its disk for pebble itself. A memtable
+// flush writes up to a memtable's worth of table; a WAL write that finds the disk full stops the
+// store's writes until a restart (see stop), and a new WAL file that cannot be made ends the
+// process (pebble panics with its lock released). Below it, the store refuses every write that
+// would store something new, and still deletes.
+const pebbleReserve = 4 * pebbleMemTable
 
 // Pebble is a Store in a pebble directory (see kvStore): an LSM engine that appends each commit to
 // its write-ahead log and fsyncs that, where bolt rewrites a path of B+tree pages and fsyncs twice.
@@ -50,19 +59,24 @@ type Pebble struct {
 // OpenPebble opens (creating it if needed) the pebble directory dir and starts its background
 // purge. Close stops it. A second opener of the same directory fails at once: pebble locks it.
 func OpenPebble(dir string, now func() time.Time) (*Pebble, error) {
-	db, err := openPebbleDB(dir)
+	return openPebble(dir, now, vfs.Default)
+}
+
+// openPebble is OpenPebble on the file system fs.
+func openPebble(dir string, now func() time.Time, fs vfs.FS) (*Pebble, error) {
+	db, err := openPebbleDB(dir, fs)
 	if err != nil {
 		return nil, err
 	}
-	s, err := openKV(&pebbleEngine{db: db}, now)
+	s, err := openKV(&pebbleEngine{db: db, fs: fs, dir: dir}, now)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", dir, err)
 	}
 	return &Pebble{kvStore: s, db: db}, nil
 }
 
-// openPebbleDB opens (creating it if needed) the pebble directory dir.
-func openPebbleDB(dir string) (*pebble.DB, error) {
+// openPebbleDB opens (creating it if needed) the pebble directory dir on fs.
+func openPebbleDB(dir string, fs vfs.FS) (*pebble.DB, error) {
 	// The directory holds signing keys: only its owner may look inside, whatever mode pebble
 	// gives the files.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -71,7 +85,7 @@ func openPebbleDB(dir string) (*pebble.DB, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	opts := &pebble.Options{Logger: pebbleLogger{}, CacheSize: pebbleCache, MemTableSize: pebbleMemTable,
+	opts := &pebble.Options{FS: fs, Logger: pebbleLogger{}, CacheSize: pebbleCache, MemTableSize: pebbleMemTable,
 		WALMinSyncInterval: func() time.Duration { return walSyncSpacing }}
 	// Most lookups are of keys that are not there (a new token's hash, a code never issued): bloom
 	// filters answer them without reading a block of every table.
@@ -102,10 +116,15 @@ func (pebbleLogger) Fatalf(format string, args ...any) { pebble.DefaultLogger.Fa
 // anything changes, and a scan is an iterator, which is itself one consistent state.
 type pebbleEngine struct {
 	db *pebble.DB
+	// fs and dir are where db lives, whose free space update watches.
+	fs  vfs.FS
+	dir string
 	// writing is held by the one write transaction under way, from its first read until its
 	// batch is applied and recent updated.
 	writing sync.Mutex
 	recent  recentValues
+	// stopped, once set, is the error every later write is refused with: a write failed (see stop).
+	stopped atomic.Pointer[error]
 }
 
 func (e *pebbleEngine) view(fn func(kvTx) error) error {
@@ -117,18 +136,56 @@ func (e *pebbleEngine) view(fn func(kvTx) error) error {
 // the fsync, which pebble shares among the batches that wait for it, has returned. Nothing is
 // answered before then, and an answer that rests on the batch's writes comes from a later batch,
 // which the WAL makes durable after this one.
+//
+// While the disk has less than pebbleReserve free, a transaction that stores anything is refused
+// with ErrWriteRefused (one that only deletes goes on: it is how the store shrinks).
 func (e *pebbleEngine) update(fn func(kvTx) error) (func() error, error) {
+	room := e.room() // a system call: outside the lock
 	e.writing.Lock()
 	defer e.writing.Unlock()
+	if stopped := e.stopped.Load(); stopped != nil {
+		return nil, *stopped
+	}
 	tx := &pebbleWrite{e: e, b: e.db.NewIndexedBatch(), wrote: map[string][]byte{}, read: map[string][]byte{}}
 	if err := fn(tx); err != nil {
 		return nil, errors.Join(err, tx.b.Close())
+	}
+	if room != nil && tx.stores() {
+		return nil, errors.Join(room, tx.b.Close())
 	}
 	if err := e.db.ApplyNoSyncWait(tx.b, pebble.Sync); err != nil {
 		return nil, errors.Join(err, tx.b.Close())
 	}
 	e.recent.learn(tx.read, tx.wrote)
-	return func() error { return errors.Join(tx.b.SyncWait(), tx.b.Close()) }, nil
+	return func() error {
+		err := tx.b.SyncWait()
+		if err != nil {
+			e.stop(err)
+		}
+		return errors.Join(err, tx.b.Close())
+	}, nil
+}
+
+// room is nil while the disk holds pebbleReserve free, or else says how little it holds.
+func (e *pebbleEngine) room() error {
+	u, err := e.fs.GetDiskUsage(e.dir)
+	if err != nil || u.AvailBytes >= pebbleReserve {
+		// A disk whose free space cannot be read is written to: should the write fail, the
+		// engine stops (see stop), which refuses the next writes as surely.
+		return nil
+	}
+	return fmt.Errorf("%w: the disk of %s has %d MiB free, less than the %d MiB the store keeps "+
+		"for its own flushes; it stores nothing new until space is freed", ErrWriteRefused, e.dir, u.AvailBytes>>20, pebbleReserve>>20)
+}
+
+// stop refuses every write from now on, after one failed for cause. A failed WAL write or fsync
+// leaves the WAL's state unknown (what reached the disk, what the kernel dropped), and the batches
+// after it are already visible to reads, though not durable: writing on would build on them.
+// Reads go on, and a restart reopens the store from what its WAL holds, the only state ever
+// answered as written.
+func (e *pebbleEngine) stop(cause error) {
+	stopped := fmt.Errorf("%w: the store stopped writing after a write failed (%v); restart the server to reopen it", ErrWriteRefused, cause)
+	e.stopped.CompareAndSwap(nil, &stopped)
 }
 
 func (e *pebbleEngine) close() error { return e.db.Close() }
@@ -226,6 +283,16 @@ func (t *pebbleWrite) put(bucket, key, value []byte) error {
 func (t *pebbleWrite) set(key, value []byte) error {
 	t.wrote[string(key)] = value
 	return t.b.Set(key, value, nil)
+}
+
+// stores reports whether the transaction writes a value, rather than only deleting.
+func (t *pebbleWrite) stores() bool {
+	for _, v := range t.wrote {
+		if v != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *pebbleWrite) delete(bucket, key []byte) error {

@@ -9,6 +9,8 @@
 //
 // Error contract: ErrNotFound and ErrReused describe the data; any other error is a
 // technical fault (disk, network) that the caller reports as 503/500 and never as a client mistake.
+// Among the faults, ErrWriteRefused says that nothing was written, so that a caller need not
+// retry to learn a write's outcome.
 package store
 
 import (
@@ -23,6 +25,10 @@ var (
 	// ErrReused: a refresh token that was already rotated was presented again (RFC 9700 §4.14.2).
 	// The store has killed its family in the same atomic step.
 	ErrReused = errors.New("store: refresh token reused")
+	// ErrWriteRefused: the store refused a write before writing any of it, and will refuse the
+	// next one too until an operator acts (its disk is nearly full, or its engine stopped after a
+	// failed write). Nothing changed.
+	ErrWriteRefused = errors.New("store: write refused")
 )
 
 // RefreshToken is a stored refresh token. The token itself is never stored: records are keyed by

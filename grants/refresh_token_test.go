@@ -345,21 +345,28 @@ func (s *downStore) RotateRefreshToken(ctx context.Context, oldHash, newHash str
 	return s.Memory.RotateRefreshToken(ctx, oldHash, newHash, next)
 }
 
-// A rotation the store keeps failing is retried, then answered 503 temporarily_unavailable once
-// rotationRetryFor has passed, counted from the first attempt; the token is not used up.
-func TestRefreshGivesUpOnAStoreThatStaysDown(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	token := f.login("offline_access api.read").str("refresh_token")
+// refreshingOnADownStore signs in for a refresh token, then puts the fixture's server on a store
+// that is down, failing its rotations with fault.
+func refreshingOnADownStore(t *testing.T, fault error) (f *fixture, refreshToken string, down *downStore) {
+	f = newFixture(t)
+	refreshToken = f.login("offline_access api.read").str("refresh_token")
+	down = &downStore{Memory: f.store, fault: fault}
+	down.down.Store(true)
 	cfg := f.srv.cfg
-	failing := &downStore{Memory: f.store}
-	failing.down.Store(true)
-	cfg.Store = failing
+	cfg.Store = down
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.srv = srv
+	return f, refreshToken, down
+}
+
+// A rotation the store keeps failing is retried, then answered 503 temporarily_unavailable once
+// rotationRetryFor has passed, counted from the first attempt; the token is not used up.
+func TestRefreshGivesUpOnAStoreThatStaysDown(t *testing.T) {
+	t.Parallel()
+	f, token, failing := refreshingOnADownStore(t, nil)
 	start := time.Now()
 	f.expectError("a refresh while the store is down", f.refresh(token), http.StatusServiceUnavailable, "temporarily_unavailable")
 	took := time.Since(start)
@@ -377,17 +384,7 @@ func TestRefreshGivesUpOnAStoreThatStaysDown(t *testing.T) {
 // its outcome is known, and retrying would only keep the client waiting.
 func TestRefreshAnswersARefusedWriteAtOnce(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	token := f.login("offline_access api.read").str("refresh_token")
-	cfg := f.srv.cfg
-	refusing := &downStore{Memory: f.store, fault: fmt.Errorf("%w: the disk is nearly full", store.ErrWriteRefused)}
-	refusing.down.Store(true)
-	cfg.Store = refusing
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv = srv
+	f, token, refusing := refreshingOnADownStore(t, fmt.Errorf("%w: the disk is nearly full", store.ErrWriteRefused))
 	f.expectError("a refresh the store refuses to write", f.refresh(token), http.StatusServiceUnavailable, "temporarily_unavailable")
 	if n := refusing.attempts.Load(); n != 1 {
 		t.Errorf("%d attempts, want the refused rotation not retried", n)

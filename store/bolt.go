@@ -59,6 +59,21 @@ func openBolt(path string, now func() time.Time, timeout time.Duration) (*Bolt, 
 	return &Bolt{kvStore: s, db: db}, nil
 }
 
+// Backup implements Backups: one read transaction written out, which bolt allows beside writers.
+func (b *Bolt) Backup(to string) error {
+	return placeBackup(to, func(path string) error {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		err = b.db.View(func(tx *bolt.Tx) error {
+			_, err := tx.WriteTo(f)
+			return err
+		})
+		return errors.Join(err, f.Sync(), f.Close())
+	})
+}
+
 // boltEngine runs the store's transactions as bolt's; a write transaction fsyncs as it commits.
 type boltEngine struct{ db *bolt.DB }
 

@@ -75,6 +75,17 @@ func openPebble(dir string, now func() time.Time, fs vfs.FS) (*Pebble, error) {
 	return &Pebble{kvStore: s, db: db}, nil
 }
 
+// Backup implements Backups with a pebble checkpoint: the tables hard-linked (or copied, on
+// another file system), the WAL flushed first and copied, so that it holds every batch applied.
+func (p *Pebble) Backup(to string) error {
+	return placeBackup(to, func(path string) error {
+		if err := p.db.Checkpoint(path, pebble.WithFlushedWAL()); err != nil {
+			return err
+		}
+		return os.Chmod(path, 0o700)
+	})
+}
+
 // openPebbleDB opens (creating it if needed) the pebble directory dir on fs.
 func openPebbleDB(dir string, fs vfs.FS) (*pebble.DB, error) {
 	// The directory holds signing keys: only its owner may look inside, whatever mode pebble

@@ -51,10 +51,12 @@ var pool = caddy.NewUsagePool()
 
 // sharedState is what configurations on one store share.
 type sharedState struct {
-	store  store.Store
-	deny   *gate.DenyList
-	cache  *gate.Cache
-	limits *grants.Limits
+	store store.Store
+	// backups copies the store while it serves; nil for the stores that are not embedded.
+	backups store.Backups
+	deny    *gate.DenyList
+	cache   *gate.Cache
+	limits  *grants.Limits
 	// deviceGuesses counts wrong user codes per address, across reloads.
 	deviceGuesses *throttle.Limiter
 	// registrations count client registrations per address across reloads, one limiter per rate
@@ -172,7 +174,12 @@ func (a *App) acquireShared() error {
 		if err != nil {
 			return nil, err
 		}
-		return a.openShared(store.Observed(st, metrics.ForStore(a.Store.Backend).Observe), name)
+		shared, err := a.openShared(store.Observed(st, metrics.ForStore(a.Store.Backend).Observe), name)
+		if err != nil {
+			return nil, err
+		}
+		shared.backups, _ = st.(store.Backups)
+		return shared, nil
 	})
 	if err != nil {
 		return err

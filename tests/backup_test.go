@@ -90,3 +90,13 @@ func TestBackupOfAMemoryStoreIsRefused(t *testing.T) {
 		t.Errorf("a refused backup left %s behind", to)
 	}
 }
+
+// TestBackupWithoutTokengate: a Caddy that runs no tokengate app answers the backup route 404.
+func TestBackupWithoutTokengate(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, "{{BASE}} {\n\trespond \"ok\"\n}\n")
+	to := filepath.Join(t.TempDir(), "copy")
+	if status, answer := adminBackup(t, c, http.MethodPost, `{"to": "`+to+`"}`); status != http.StatusNotFound {
+		t.Errorf("backup without a tokengate app: HTTP %d %s, want 404", status, answer)
+	}
+}

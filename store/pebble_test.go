@@ -80,6 +80,7 @@ func TestPebbleKeepsItsReserve(t *testing.T) {
 	}
 
 	disk.avail.Store(pebbleReserve - 1)
+	clock.Advance(roomEvery)
 	refused := func(what string, err error) {
 		t.Helper()
 		if !errors.Is(err, ErrWriteRefused) {
@@ -101,11 +102,13 @@ func TestPebbleKeepsItsReserve(t *testing.T) {
 	}
 
 	disk.avail.Store(pebbleReserve)
+	clock.Advance(roomEvery)
 	if err := s.RotateRefreshToken(ctx, "live", "next", token("f1", time.Hour)); err != nil {
 		t.Errorf("rotation once space is freed: %v", err)
 	}
 	// Closing ends the run, a deletion: it needs no room, which closedAtEnd checks.
 	disk.avail.Store(0)
+	clock.Advance(roomEvery)
 }
 
 // TestPebbleStopsWritingAfterAFailedWrite: when the disk fills up behind the reserve's back, or

@@ -72,6 +72,11 @@ func (t *Trail) KeyRotated(kid, alg string) {
 	t.log.Info("signing key rotated", event("key_rotated"), zap.String("kid", kid), zap.String("alg", alg))
 }
 
+// StoreBackedUp writes that a copy of the store, signing keys included, was written to path.
+func (t *Trail) StoreBackedUp(store, path string) {
+	t.log.Info("store backed up", event("store_backed_up"), zap.String("store", store), zap.String("to", path))
+}
+
 // GateRefusal is a bearer gate's refusal of a request that carried a token.
 type GateRefusal struct {
 	// Code is the RFC 6750 §3.1 error code.

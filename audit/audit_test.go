@@ -50,6 +50,8 @@ func TestLines(t *testing.T) {
 		}, map[string]any{"event": "revoked", "kind": "client_removed", "client": "gone"}},
 		{"key rotated", func(tr *Trail) { tr.KeyRotated("k2", "ES256") },
 			map[string]any{"event": "key_rotated", "kid": "k2", "alg": "ES256"}},
+		{"store backed up", func(tr *Trail) { tr.StoreBackedUp("pebble /var/lib/tg", "/backups/1") },
+			map[string]any{"event": "store_backed_up", "store": "pebble /var/lib/tg", "to": "/backups/1"}},
 		{"gate refused", func(tr *Trail) {
 			tr.GateRefused(GateRefusal{Code: "insufficient_scope", Method: "GET", Path: "/api", RemoteIP: "192.0.2.1", Subject: "alice"})
 		}, map[string]any{"event": "gate_refused", "error": "insufficient_scope", "method": "GET", "path": "/api", "remote_ip": "192.0.2.1", "sub": "alice"}},

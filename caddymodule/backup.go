@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 )
 
 func init() {
@@ -77,7 +76,7 @@ func (a *AdminBackup) backup(w http.ResponseWriter, r *http.Request) error {
 		}
 		return caddy.APIError{HTTPStatus: status, Err: err}
 	}
-	app.logger.Info("store backed up", zap.String("store", app.storeName), zap.String("to", req.To))
+	app.audit.StoreBackedUp(app.storeName, req.To)
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(map[string]string{"store": app.storeName, "to": req.To})
 }

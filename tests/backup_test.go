@@ -66,6 +66,9 @@ func TestBackupRestore(t *testing.T) {
 	if status, _ := adminBackup(t, c, http.MethodGet, ""); status != http.StatusMethodNotAllowed {
 		t.Errorf("GET /tokengate/backup: HTTP %d, want 405", status)
 	}
+	if log := c.log.String(); !strings.Contains(log, `"event":"store_backed_up"`) || !strings.Contains(log, to) {
+		t.Error(`no audit line "store_backed_up" naming the backup: a copy of the signing keys left the store`)
+	}
 	late := signIn(t, c, "web")
 
 	restored := startCaddy(t, caddyfile(to))

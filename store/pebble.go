@@ -35,7 +35,7 @@ const walSyncSpacing = 500 * time.Microsecond
 // flush writes up to a memtable's worth of table; a WAL write that finds the disk full stops the
 // store's writes until a restart (see stop), and a new WAL file that cannot be made ends the
 // process (pebble panics with its lock released). Below it, the store refuses every write that
-// would store something new, and still deletes.
+// would store anything, and still deletes.
 const pebbleReserve = 4 * pebbleMemTable
 
 // roomEvery is how often the store reads its disk's free space. A statfs per commit cost a refresh

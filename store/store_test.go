@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/tokengate/tokengate/internal/cputime"
-	"github.com/tokengate/tokengate/internal/testclock"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -15,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/cputime"
+	"github.com/tokengate/tokengate/internal/testclock"
 )
 
 // The conformance suite: every backend must pass testStore.

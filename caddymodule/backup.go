@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"path/filepath"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -56,9 +55,6 @@ func (a *AdminBackup) backup(w http.ResponseWriter, r *http.Request) error {
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: %w; want {\"to\": \"<absolute path>\"}", err)}
 	}
-	if !filepath.IsAbs(req.To) {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("to %q: want an absolute path that does not exist yet", req.To)}
-	}
 	running, err := a.ctx.AppIfConfigured("tokengate")
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no tokengate app is running: %w", err)}
@@ -71,8 +67,8 @@ func (a *AdminBackup) backup(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := backups.Backup(req.To); err != nil {
 		status := http.StatusInternalServerError
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, fs.ErrNotExist) {
-			status = http.StatusBadRequest // the path exists, or its directory does not
+		if errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrExist) || errors.Is(err, fs.ErrNotExist) {
+			status = http.StatusBadRequest // the path is relative, exists, or its directory does not
 		}
 		return caddy.APIError{HTTPStatus: status, Err: err}
 	}

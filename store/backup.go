@@ -15,7 +15,9 @@ import (
 type Backups interface {
 	// Backup writes a copy of the store as of one instant, holding every write answered before the
 	// call, at to, an absolute path that must not exist yet. The copy opens as the store does;
-	// only the server's user may read it, since it holds the signing keys.
+	// only the server's user may read it, since it holds the signing keys. A path that is not
+	// absolute is refused with fs.ErrInvalid, one that exists with fs.ErrExist, one whose directory
+	// does not with fs.ErrNotExist.
 	Backup(to string) error
 }
 
@@ -24,7 +26,7 @@ type Backups interface {
 // that to holds a complete backup or nothing.
 func placeBackup(to string, write func(path string) error) error {
 	if !filepath.IsAbs(to) {
-		return fmt.Errorf("store: backup to %q: the path must be absolute", to)
+		return fmt.Errorf("store: backup to %q: the path must be absolute: %w", to, fs.ErrInvalid)
 	}
 	if _, err := os.Lstat(to); !errors.Is(err, fs.ErrNotExist) {
 		if err == nil {

@@ -117,3 +117,27 @@ func TestBackup(t *testing.T) {
 		})
 	}
 }
+
+// A backup that fails midway leaves nothing: neither a part of it at its path nor the directory
+// it was built in.
+func TestBackupThatFailsLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	to := filepath.Join(dir, "copy")
+	broken := errors.New("the disk failed")
+	err := placeBackup(to, func(path string) error {
+		if err := os.WriteFile(path, []byte("half a backup"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return broken
+	})
+	if !errors.Is(err, broken) {
+		t.Errorf("placeBackup = %v, want the writer's error", err)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("a failed backup left %v in %s", left, dir)
+	}
+}

@@ -47,13 +47,18 @@ func TestPebblePermissions(t *testing.T) {
 	}
 }
 
-// shrunkDisk is the real file system, with as much free space as avail says.
+// shrunkDisk is the real file system, with as much free space as avail says, or none it can tell
+// while unreadable is set.
 type shrunkDisk struct {
 	vfs.FS
-	avail atomic.Uint64
+	avail      atomic.Uint64
+	unreadable atomic.Bool
 }
 
 func (d *shrunkDisk) GetDiskUsage(path string) (vfs.DiskUsage, error) {
+	if d.unreadable.Load() {
+		return vfs.DiskUsage{}, errors.New("statfs: input/output error")
+	}
 	u, err := d.FS.GetDiskUsage(path)
 	u.AvailBytes = d.avail.Load()
 	return u, err
@@ -106,6 +111,15 @@ func TestPebbleKeepsItsReserve(t *testing.T) {
 	if err := s.RotateRefreshToken(ctx, "live", "next", token("f1", time.Hour)); err != nil {
 		t.Errorf("rotation once space is freed: %v", err)
 	}
+	// A disk whose free space cannot be read is written to: a write that then fails stops the
+	// engine (TestPebbleStopsWritingAfterAFailedWrite).
+	disk.avail.Store(0)
+	disk.unreadable.Store(true)
+	clock.Advance(roomEvery)
+	if err := s.CreateRefreshToken(ctx, "unmeasured", token("f4", time.Hour)); err != nil {
+		t.Errorf("a new token while the free space cannot be read: %v, want it written", err)
+	}
+	disk.unreadable.Store(false)
 	// Closing ends the run, a deletion: it needs no room, which closedAtEnd checks.
 	disk.avail.Store(0)
 	clock.Advance(roomEvery)
